@@ -1,0 +1,28 @@
+# Two entry points, each doing all of its own set-up on a fresh machine:
+#   make lab    opens the notebooks in JupyterLab
+#   make test   runs every test (notebooks, library, widgets, browser)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: lab test browser-deps
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test,lab]"
+	touch $@
+
+lab: $(VENV)/.installed
+	$(BIN)/jupyter lab notebooks/
+
+# Headless Chromium for the browser tests, from Debian (Playwright's own browser
+# download cannot work offline). Without root the browser tests are skipped locally.
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: chromium not found and not root: browser tests will be skipped"; fi; }
+
+test: $(VENV)/.installed browser-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
