@@ -4,8 +4,11 @@ Open a checkpoint, plan which key goes into which variable, check the plan,
 restore it, and explore exponential moving averages, from scripts or in
 Jupyter widgets.
 
-Importing the package imports TensorFlow with its start-up log silenced.
+Importing the package imports TensorFlow with its start-up log silenced; the
+widgets (and so ipywidgets) load on first use.
 """
+from importlib import import_module as _import_module
+
 from ._quiet import import_tensorflow as _import_tensorflow
 
 _import_tensorflow()
@@ -21,6 +24,20 @@ from .errors import (  # noqa: E402
 )
 from .reader import Checkpoint, Entry, open_checkpoint  # noqa: E402
 
+# Public name -> module that defines it, loaded on first access.
+_LAZY = {
+    "RestorePlan": "plan",
+    "Problem": "plan",
+    "plan_restore": "plan",
+    "restore": "restore",
+    "RestoreReport": "restore",
+    "ema_trace": "ema",
+    "EMATrace": "ema",
+    "CheckpointBrowser": "widgets",
+    "VariableMapper": "widgets",
+    "EMAExplorer": "widgets",
+}
+
 __all__ = [
     "__version__",
     "Checkpoint",
@@ -32,4 +49,17 @@ __all__ = [
     "PlanError",
     "RestoreError",
     "CkptWidgetsWarning",
+    *_LAZY,
 ]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(_import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ckptwidgets' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
