@@ -1,0 +1,359 @@
+"""Pure text helpers behind the widgets: sizes, shapes, entry filters, statistics, rules.
+
+Nothing here imports ipywidgets, so every rule the widgets apply (which entries a filter
+keeps, how a rules box is read, what the statistics of a tensor are) can be tested and
+reused from a script.
+
+Example
+-------
+>>> human_size(1536)
+'1.5 KiB'
+>>> format_shape((3, 4))
+'[3, 4]'
+>>> parse_rules("old/ -> new/\\n# a comment\\nv1 -> other-v1")
+{'old/': 'new/', 'v1': 'other-v1'}
+"""
+from __future__ import annotations
+
+import ast
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import PlanError
+
+__all__ = [
+    "human_size",
+    "format_shape",
+    "filter_entries",
+    "filter_names",
+    "TensorStats",
+    "tensor_stats",
+    "parse_rules",
+    "format_rules",
+    "text_table",
+    "shorten",
+    "first_lines",
+]
+
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def human_size(nbytes: int) -> str:
+    """Size in bytes as short binary-prefixed text.
+
+    Examples
+    --------
+    >>> human_size(0), human_size(1023), human_size(1536), human_size(3 * 2**30)
+    ('0 B', '1023 B', '1.5 KiB', '3.0 GiB')
+    """
+    nbytes = int(nbytes)
+    if nbytes < 0:
+        raise ValueError(f"A size cannot be negative, got {nbytes!r}.")
+    if nbytes < 1024:
+        return f"{nbytes} B"
+    exponent = min(int(math.log(nbytes, 1024)), len(_UNITS) - 1)
+    return f"{nbytes / 1024 ** exponent:.1f} {_UNITS[exponent]}"
+
+
+def format_shape(shape) -> str:
+    """A shape as TensorFlow prints it, ``[]`` for a scalar.
+
+    Examples
+    --------
+    >>> format_shape(()), format_shape((1,)), format_shape([3, None])
+    ('[]', '[1]', '[3, None]')
+    """
+    return "[" + ", ".join("None" if d is None else str(d) for d in shape) + "]"
+
+
+def _terms(text: str) -> list[str]:
+    return [t for t in (text or "").lower().split() if t]
+
+
+def _matches(haystack: str, terms: list[str]) -> bool:
+    # A leading "!" negates a term, so "kernel !adam" hides optimizer slots by name.
+    for term in terms:
+        if term.startswith("!") and len(term) > 1:
+            if term[1:] in haystack:
+                return False
+        elif term not in haystack:
+            return False
+    return True
+
+
+def filter_entries(entries, text: str = "", kinds=None) -> list:
+    """The entries whose key contains every word of ``text`` and whose kind is in ``kinds``.
+
+    Parameters
+    ----------
+    entries : iterable of Entry
+    text : str
+        Whitespace-separated words, matched case-insensitively as substrings of the key;
+        a word starting with ``!`` excludes keys containing the rest of it.
+    kinds : collection of str, optional
+        Kinds to keep (``"variable"``, ``"ema"``, ``"slot"``, ``"meta"``); all when None.
+
+    Examples
+    --------
+    >>> from ckptwidgets.reader import Entry
+    >>> es = [Entry("v", "v", (), "float32", 4, "variable", None),
+    ...       Entry("v/ExponentialMovingAverage", "v/ExponentialMovingAverage", (),
+    ...             "float32", 4, "ema", "v")]
+    >>> [e.key for e in filter_entries(es, "moving")]
+    ['v/ExponentialMovingAverage']
+    >>> [e.key for e in filter_entries(es, kinds={"variable"})]
+    ['v']
+    """
+    terms = _terms(text)
+    kinds = None if kinds is None else frozenset(kinds)
+    out = []
+    for entry in entries:
+        if kinds is not None and entry.kind not in kinds:
+            continue
+        if terms and not _matches(entry.key.lower(), terms):
+            continue
+        out.append(entry)
+    return out
+
+
+def filter_names(names, text: str = "") -> list[str]:
+    """The names containing every word of ``text`` (same syntax as :func:`filter_entries`).
+
+    Examples
+    --------
+    >>> filter_names(["net/l1/kernel", "net/l1/bias", "net/l2/kernel"], "l1 !bias")
+    ['net/l1/kernel']
+    """
+    terms = _terms(text)
+    if not terms:
+        return list(names)
+    return [n for n in names if _matches(n.lower(), terms)]
+
+
+@dataclass(frozen=True)
+class TensorStats:
+    """Summary statistics of one tensor; the numbers are None for non-numeric tensors.
+
+    ``nonfinite`` counts NaN and infinite values, which the other numbers skip.
+    """
+
+    size: int
+    dtype: str
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    std: float | None = None
+    nonfinite: int = 0
+
+    def __str__(self) -> str:
+        if self.mean is None:
+            return f"{self.size} values of {self.dtype} (no statistics for this dtype)"
+        text = (
+            f"min {self.min:.6g}   max {self.max:.6g}   mean {self.mean:.6g}   "
+            f"std {self.std:.6g}   ({self.size} values, {self.dtype})"
+        )
+        if self.nonfinite:
+            text += f"   {self.nonfinite} NaN/inf skipped"
+        return text
+
+
+def tensor_stats(values) -> TensorStats:
+    """Min, max, mean and standard deviation of an array (bools count as 0/1).
+
+    Examples
+    --------
+    >>> s = tensor_stats(np.array([1.0, 2.0, 3.0], dtype=np.float32))
+    >>> (s.min, s.max, s.mean, round(s.std, 4))
+    (1.0, 3.0, 2.0, 0.8165)
+    >>> tensor_stats(np.array([b"a"])).mean is None
+    True
+    """
+    array = np.asarray(values)
+    dtype = str(array.dtype)
+    if array.dtype == bool:
+        array = array.astype(np.float64)
+    if array.dtype.kind not in "iuf":
+        return TensorStats(size=int(array.size), dtype=dtype)
+    flat = array.ravel()
+    if flat.dtype.kind == "f":
+        finite = np.isfinite(flat)
+        nonfinite = int(flat.size - np.count_nonzero(finite))
+        if nonfinite:
+            flat = flat[finite]
+    else:
+        nonfinite = 0
+    if flat.size == 0:
+        return TensorStats(size=int(array.size), dtype=dtype, nonfinite=nonfinite)
+    # float64 accumulation: float16/float32 sums of large tensors lose digits.
+    work = flat.astype(np.float64, copy=False)
+    return TensorStats(
+        size=int(array.size),
+        dtype=dtype,
+        min=float(work.min()),
+        max=float(work.max()),
+        mean=float(work.mean()),
+        std=float(work.std()),
+        nonfinite=nonfinite,
+    )
+
+
+def _rule_side(text: str, lineno: int, line: str) -> str:
+    text = text.strip()
+    if text[:1] in ("'", '"'):
+        # Quoted sides allow names with leading/trailing spaces or a literal "->".
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = None
+        if not isinstance(value, str):
+            raise PlanError(f"Rule line {lineno}: {line!r}: {text} is not a valid quoted string.")
+        return value
+    return text
+
+
+def _split_rule(line: str) -> tuple[str, str] | None:
+    """Split at the first ``->`` outside quotes; None when there is none."""
+    quote = None
+    for i, char in enumerate(line):
+        if quote:
+            if char == "\\":
+                continue
+            if char == quote:
+                quote = None
+        elif char in ("'", '"'):
+            quote = char
+        elif line.startswith("->", i):
+            return line[:i], line[i + 2 :]
+    return None
+
+
+def parse_rules(text: str) -> dict[str, str]:
+    """Read a rules box: one ``ckpt_scope/ -> var_scope/`` per line.
+
+    The result is an ``init_from_checkpoint``-style assignment map ``{ckpt side: variable
+    side}``. A side ending in ``/`` is a scope, ``/`` alone (or an empty side) is the
+    root; a side without a trailing slash names one tensor. Blank lines and lines
+    starting with ``#`` are skipped. Sides may be quoted (``'a b/' -> 'c/'``).
+
+    Raises
+    ------
+    PlanError
+        A line is not a rule, mixes a scope with a single name, or repeats a checkpoint
+        side; the message quotes the line and gives its number.
+
+    Examples
+    --------
+    >>> parse_rules("/ -> new/")
+    {'/': 'new/'}
+    >>> parse_rules("old/ new/")
+    Traceback (most recent call last):
+    ...
+    ckptwidgets.errors.PlanError: Rule line 1: 'old/ new/' has no '->'; write one rule per line as 'ckpt_scope/ -> var_scope/'.
+    """
+    if text is None:
+        return {}
+    if not isinstance(text, str):
+        raise PlanError(f"Rules must be text, not {type(text).__name__}: {text!r}")
+    rules: dict[str, str] = {}
+    seen_at: dict[str, tuple[int, str]] = {}
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = _split_rule(line)
+        if parts is None:
+            raise PlanError(
+                f"Rule line {lineno}: {line!r} has no '->'; "
+                "write one rule per line as 'ckpt_scope/ -> var_scope/'."
+            )
+        if _split_rule(parts[1]) is not None:
+            raise PlanError(
+                f"Rule line {lineno}: {line!r} has more than one '->'; "
+                "quote a side that contains '->'."
+            )
+        ckpt_side = _rule_side(parts[0], lineno, line) or "/"
+        var_side = _rule_side(parts[1], lineno, line) or "/"
+        if ckpt_side.endswith("/") != var_side.endswith("/"):
+            raise PlanError(
+                f"Rule line {lineno}: {line!r} maps a scope to a single name; both sides must "
+                "end in '/' (scope -> scope) or neither (name -> name)."
+            )
+        if ckpt_side in rules:
+            first_line, first = seen_at[ckpt_side]
+            raise PlanError(
+                f"Rule line {lineno}: {line!r} repeats checkpoint side {ckpt_side!r} "
+                f"already mapped on line {first_line} ({first!r})."
+            )
+        rules[ckpt_side] = var_side
+        seen_at[ckpt_side] = (lineno, line)
+    return rules
+
+
+def _rule_text(side: str) -> str:
+    needs_quotes = side != side.strip() or "->" in side or side[:1] in ("'", '"', "#") or not side
+    return repr(side) if needs_quotes else side
+
+
+def format_rules(rules) -> str:
+    """The inverse of :func:`parse_rules`: one ``a -> b`` line per rule.
+
+    Examples
+    --------
+    >>> format_rules({"old/": "new/", "v1": "other-v1"})
+    'old/ -> new/\\nv1 -> other-v1'
+    """
+    return "\n".join(f"{_rule_text(k)} -> {_rule_text(v)}" for k, v in dict(rules or {}).items())
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters with a trailing ellipsis when it is longer.
+
+    Examples
+    --------
+    >>> shorten("abcdef", 4)
+    'abc…'
+    """
+    text = str(text)
+    if width <= 0:
+        return ""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def text_table(headers, rows, max_widths=None) -> str:
+    """Rows as a left-aligned plain-text table (the widgets' ``text/plain`` repr).
+
+    Examples
+    --------
+    >>> print(text_table(["key", "shape"], [["v1", "[1]"], ["v2", "[1]"]]))
+    key  shape
+    v1   [1]
+    v2   [1]
+    """
+    headers = [str(h) for h in headers]
+    rows = [[str(c) for c in row] for row in rows]
+    if max_widths:
+        rows = [[shorten(c, w) if w else c for c, w in zip(row, max_widths)] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row)]
+    lines = [headers] + rows
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def first_lines(text: str, limit: int, what: str = "lines") -> str:
+    """At most ``limit`` lines of ``text``, then a note saying how many were left out.
+
+    Widgets show long generated text (code, reports) this way so the state sent to the
+    browser stays small.
+
+    Examples
+    --------
+    >>> first_lines("a\\nb\\nc", 2)
+    'a\\nb\\n... 1 more lines'
+    """
+    lines = text.splitlines()
+    if len(lines) <= limit:
+        return text
+    return "\n".join(lines[:limit] + [f"... {len(lines) - limit} more {what}"])
