@@ -121,10 +121,11 @@ def _check_values(values, steps) -> np.ndarray:
         raise PlanError(f"values must be 1-D (one value per step), got shape {array.shape}")
     if array.size == 0:
         raise PlanError("values is empty: an EMA trace needs at least one step")
-    as32 = array.astype(np.float32)
+    with np.errstate(over="ignore"):  # overflow to inf is reported just below
+        as32 = array.astype(np.float32)
     bad = np.flatnonzero(~np.isfinite(as32))
     if bad.size:
-        raise PlanError(f"values[{bad[0]}] = {array[bad[0]]!r} is not a finite float32 number")
+        raise PlanError(f"values[{bad[0]}] = {float(array[bad[0]])!r} is not a finite float32 number")
     return as32
 
 
@@ -291,8 +292,9 @@ def closed_form(values, decay, num_updates=False, zero_debias=False, initial=0.0
     k = np.arange(1, xs.shape[0] + 1, dtype=np.float64)
     d = np.minimum(decay, (1.0 + k) / (10.0 + k)) if num_updates else np.full(xs.shape, decay)
     if not num_updates and np.all(xs == xs[0]):
-        # Constant input, fixed decay: the true closed form, no accumulated rounding.
-        out = xs[0] + (initial - xs[0]) * decay**k
+        # Constant input, fixed decay: the true closed form, no accumulated rounding;
+        # expm1 keeps 1 - decay**k accurate where the subtraction would cancel digits.
+        out = initial * decay**k - xs[0] * np.expm1(k * np.log(decay))
     else:
         out = np.empty_like(xs)
         s = initial
