@@ -1,0 +1,540 @@
+"""Plan a restore: which checkpoint key goes into which variable, checked before anything runs.
+
+Example
+-------
+>>> import tensorflow as tf
+>>> import ckptwidgets
+>>> v1 = tf.Variable([0.0], name="other-v1")
+>>> plan = ckptwidgets.plan_restore("my_test_model.ckpt", {"other-v1": v1},
+...                                 rules={"v1": "other-v1"})            # doctest: +SKIP
+>>> plan.var_list                                                        # doctest: +SKIP
+{'v1': <tf.Variable 'other-v1:0' shape=(1,) dtype=float32, numpy=array([0.], dtype=float32)>}
+>>> plan.ok, plan.unused                                                 # doctest: +SKIP
+(True, [Entry(key='v2', ...)])
+>>> ckptwidgets.restore(plan)                                            # doctest: +SKIP
+<RestoreReport: 1 restored, 0 initialized, 0 left alone ...>
+
+Matching, per variable (dict lookups only, never a scan of the entries per variable):
+
+1. ``rules``, with ``tf.compat.v1.train.init_from_checkpoint`` semantics:
+   ``{"ckpt_scope/": "var_scope/"}``, ``"/"`` or ``""`` for the root on either side, and
+   ``{"ckpt_key": "var_name"}`` (or ``{"ckpt_key": variable}``) for one variable. The most
+   specific variable-side rule that yields a key present in the checkpoint wins (an exact
+   name rule, then longer scopes, then the root). Two rules of one specificity giving two
+   different present keys: problem ``duplicate_variable``.
+2. Else the exact name (``ckpt.find(name)``: a key, or an object-based entry's name).
+   A one-name rule whose key is absent (and no exact match) is kept: ``missing_key``.
+   For a trackable root (module / Keras model), a variable that found nothing by its name is
+   tried again, rules then exact, under its object path (``_functional/_operations/1/_kernel``).
+3. ``prefer_ema=True``: when ``<matched name>/ExponentialMovingAverage`` exists, that shadow key
+   replaces the match.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ._variables import VarInfo, collect, variable_name
+from .errors import PlanError
+from .reader import EMA_SEGMENT, OBJECT_GRAPH_KEY, VALUE_SUFFIX, Checkpoint, Entry, open_checkpoint
+
+__all__ = ["plan_restore", "RestorePlan", "Problem", "variable_name", "REASONS"]
+
+REASONS = ("missing_key", "shape_mismatch", "dtype_mismatch", "duplicate_variable")
+_EMA_SUFFIX = "/" + EMA_SEGMENT
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Why a plan cannot be restored as it is.
+
+    Attributes
+    ----------
+    variable : str
+        The variable's name in the plan.
+    key : str or None
+        The checkpoint key involved (None when the problem is not about one key).
+    reason : str
+        ``"missing_key"``, ``"shape_mismatch"``, ``"dtype_mismatch"`` or ``"duplicate_variable"``.
+    message : str
+        A sentence naming the checkpoint, the key, the variable and both shapes / dtypes.
+    """
+
+    variable: str
+    key: str | None
+    reason: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def format_shape(shape) -> str:
+    """``(1,)``, ``()``, ``(None, 3)``; ``<unknown>`` for an unknown rank."""
+    return "<unknown>" if shape is None else repr(tuple(shape))
+
+
+def _compatible(var_shape, entry_shape) -> bool:
+    if var_shape is None:
+        return True
+    return len(var_shape) == len(entry_shape) and all(a is None or a == b for a, b in zip(var_shape, entry_shape))
+
+
+def _patterns(value, what: str) -> list:
+    if value is None:
+        return []
+    items = [value] if isinstance(value, (str, re.Pattern)) else list(value)
+    try:
+        return [re.compile(p) for p in items]
+    except (re.error, TypeError) as error:
+        raise PlanError(f"{what} must be regular expressions; {error}.") from None
+
+
+def _is_root(side) -> bool:
+    return side in ("/", "")
+
+
+class _Rules:
+    """init_from_checkpoint-style rules, indexed by the variable side for O(depth) lookups."""
+
+    def __init__(self, rules, infos: list[VarInfo]):
+        self.exact: dict[str, list[str]] = {}  # variable name -> checkpoint keys
+        self.scopes: dict[str, list[str]] = {}  # variable prefix ("" = root) -> checkpoint prefixes
+        by_id = None
+        for ckpt_side, var_side in (rules or {}).items():
+            if not isinstance(ckpt_side, str):
+                raise PlanError(f"Rule keys are checkpoint names or scopes (str); got {ckpt_side!r}.")
+            if not isinstance(var_side, str):  # {key: variable}, as init_from_checkpoint allows
+                by_id = by_id or {id(i.variable): i.name for i in infos}
+                if id(var_side) not in by_id:
+                    raise PlanError(f"Rule {ckpt_side!r}: {var_side!r} names no variable of the plan.")
+                var_side = by_id[id(var_side)]
+                self.exact.setdefault(var_side, []).append(ckpt_side)
+                continue
+            ckpt_scope = _is_root(ckpt_side) or ckpt_side.endswith("/")
+            var_scope = _is_root(var_side) or var_side.endswith("/")
+            if ckpt_scope != var_scope:
+                raise PlanError(
+                    f"Rule {ckpt_side!r}: {var_side!r} maps a scope to a single name; write "
+                    "'scope/': 'other_scope/' (or '/' for the root) or 'key': 'name'."
+                )
+            if ckpt_scope:
+                self.scopes.setdefault("" if _is_root(var_side) else var_side, []).append(
+                    "" if _is_root(ckpt_side) else ckpt_side
+                )
+            else:
+                self.exact.setdefault(var_side, []).append(ckpt_side)
+
+    def __bool__(self) -> bool:
+        return bool(self.exact or self.scopes)
+
+    def levels(self, name: str):
+        """Candidate keys per specificity level, most specific first."""
+        if name in self.exact:
+            yield self.exact[name]
+        if not self.scopes:
+            return
+        end = len(name)
+        while True:
+            cut = name.rfind("/", 0, end)
+            if cut < 0:
+                break
+            prefix = name[: cut + 1]
+            if prefix in self.scopes:
+                yield [c + name[cut + 1 :] for c in self.scopes[prefix]]
+            end = cut
+        if "" in self.scopes:
+            yield [c + name for c in self.scopes[""]]
+
+
+def _match(name: str, ckpt: Checkpoint, rules: _Rules):
+    """Return ``(key, conflict_keys)``: the matched key (or None) and, on a rule conflict, the keys."""
+    for level in rules.levels(name):
+        found = {}
+        for candidate in level:
+            entry = ckpt.find(candidate)
+            if entry is not None:
+                found.setdefault(entry.key, candidate)
+        if len(found) == 1:
+            return next(iter(found)), None
+        if found:
+            return None, list(found)
+    entry = ckpt.find(name)
+    return (entry.key if entry is not None else None), None
+
+
+class RestorePlan:
+    """Which checkpoint key goes into which variable; build it with :func:`plan_restore`.
+
+    Attributes
+    ----------
+    checkpoint : Checkpoint
+    variables : dict
+        ``{name: variable}`` for every variable of the plan, in input order.
+    rules : dict
+    prefer_ema : bool
+    """
+
+    def __init__(self, checkpoint, infos, mapping, duplicates, conflicts, rules, prefer_ema):
+        self.checkpoint: Checkpoint = checkpoint
+        self._infos: dict[str, VarInfo] = {i.name: i for i in infos}
+        self.variables: dict = {i.name: i.variable for i in infos}
+        self._mapping: dict[str, str] = mapping
+        self._duplicates = duplicates  # groups of same-named variables (cannot be edited away)
+        self._conflicts: dict[str, list[str]] = conflicts  # name -> keys two rules gave it
+        self.rules = dict(rules or {})
+        self.prefer_ema = prefer_ema
+        self._callbacks: list = []
+        self._cache = None
+        self._index = None
+        self._version = 0  # bumped on every edit; restore.py keys its built ops on it
+        self._restore_ops: dict = {}
+
+    # --- the mapping ---------------------------------------------------------
+    @property
+    def mapping(self) -> dict[str, str]:
+        """``{variable name: checkpoint key}`` for mapped variables (a copy)."""
+        return dict(self._mapping)
+
+    @property
+    def var_list(self) -> dict:
+        """``{checkpoint key: tf.Variable}``, what ``tf.compat.v1.train.Saver(var_list=...)`` takes.
+
+        Keras 3 variables appear as the ``tf.Variable`` they hold. Raises :class:`PlanError`
+        when one key feeds several variables (see :attr:`var_lists`).
+        """
+        lists = self.var_lists
+        if len(lists) > 1:
+            key = next(k for k in lists[1])
+            names = [n for n, k in self._mapping.items() if k == key]
+            raise PlanError(
+                f"Key {key!r} feeds {len(names)} variables ({', '.join(map(repr, names))}); "
+                "a dict var_list cannot say that: use plan.var_lists (one Saver per dict)."
+            )
+        return lists[0] if lists else {}
+
+    @property
+    def var_lists(self) -> list[dict]:
+        """The mapping split into dicts with distinct keys: one ``Saver`` per dict."""
+        lists: list[dict] = []
+        seen: dict[str, int] = {}
+        for name, key in self._mapping.items():
+            n = seen.get(key, 0)
+            seen[key] = n + 1
+            if n == len(lists):
+                lists.append({})
+            lists[n][key] = self._infos[name].tf_variable
+        return lists
+
+    # --- analysis, cached until the next edit --------------------------------
+    def _analysis(self):
+        if self._cache is None:
+            self._cache = self._analyze()
+        return self._cache
+
+    def _analyze(self):
+        ckpt, prefix = self.checkpoint, self.checkpoint.prefix
+        problems: list[Problem] = []
+        for group in self._duplicates:
+            shapes = ", ".join(format_shape(i.shape) for i in group)
+            problems.append(
+                Problem(
+                    group[0].name,
+                    None,
+                    "duplicate_variable",
+                    f"{len(group)} different variables are named {group[0].name!r} (shapes {shapes}); "
+                    "a plan needs distinct names: pass a dict {name: variable}.",
+                )
+            )
+        for name, keys in self._conflicts.items():
+            problems.append(
+                Problem(
+                    name,
+                    None,
+                    "duplicate_variable",
+                    f"Rules map several keys of checkpoint {prefix!r} into variable {name!r}: "
+                    f"{', '.join(map(repr, keys))}; make one rule more specific or assign the key by hand.",
+                )
+            )
+        owner: dict[int, str] = {}
+        for name, key in self._mapping.items():
+            info = self._infos[name]
+            first = owner.setdefault(id(info.variable), name)
+            if first != name:
+                problems.append(
+                    Problem(
+                        name,
+                        key,
+                        "duplicate_variable",
+                        f"The same variable is in the plan as {first!r} and {name!r}, mapped to keys "
+                        f"{self._mapping[first]!r} and {key!r} of checkpoint {prefix!r}; unassign one.",
+                    )
+                )
+            entry = ckpt.find(key)
+            if entry is None:
+                problems.append(Problem(name, key, "missing_key", self._missing_message(info, key)))
+            elif not _compatible(info.shape, entry.shape):
+                silent = ""
+                if info.graph is not None and not info.ref:
+                    silent = (
+                        " TensorFlow would not complain here (graph mode, resource variable): "
+                        f"the variable would silently take shape {format_shape(entry.shape)}."
+                    )
+                problems.append(
+                    Problem(
+                        name,
+                        key,
+                        "shape_mismatch",
+                        f"Variable {name!r} has shape {format_shape(info.shape)} but key {key!r} in "
+                        f"checkpoint {prefix!r} has shape {format_shape(entry.shape)}.{silent}",
+                    )
+                )
+            elif info.dtype != entry.dtype:
+                problems.append(
+                    Problem(
+                        name,
+                        key,
+                        "dtype_mismatch",
+                        f"Variable {name!r} has dtype {info.dtype} but key {key!r} in checkpoint "
+                        f"{prefix!r} has dtype {entry.dtype}.",
+                    )
+                )
+        status = {name: "unmapped" for name in self._infos}
+        status.update((name, "mapped") for name in self._mapping)
+        for problem in reversed(problems):  # the first problem of a variable wins
+            status[problem.variable] = problem.reason
+        used = set(self._mapping.values())
+        unused = [e for e in ckpt.entries if e.kind in ("variable", "ema") and e.key not in used]
+        unmapped = [name for name in self._infos if name not in self._mapping]
+        return problems, status, unused, unmapped
+
+    def _missing_message(self, info: VarInfo, key: str) -> str:
+        text = f"Variable {info.name!r} is mapped to key {key!r}, which is not in checkpoint {self.checkpoint.prefix!r}."
+        close = [e.key for e in self._compatible_entries(info)[:3]]
+        if close:
+            text += (
+                f" Entries with its shape {format_shape(info.shape)} and dtype {info.dtype}: "
+                f"{', '.join(map(repr, close))}."
+            )
+        return text
+
+    @property
+    def problems(self) -> list[Problem]:
+        """Every :class:`Problem`, in a stable order (input problems first, then by variable)."""
+        return list(self._analysis()[0])
+
+    @property
+    def ok(self) -> bool:
+        """True when the plan has no problems (it may still leave variables unmapped)."""
+        return not self._analysis()[0]
+
+    @property
+    def unmapped(self) -> list[str]:
+        """Names of the variables no key is read into (in graph mode they stay uninitialised)."""
+        return list(self._analysis()[3])
+
+    @property
+    def unused(self) -> list[Entry]:
+        """Checkpoint entries of kind ``variable`` or ``ema`` that no variable reads."""
+        return list(self._analysis()[2])
+
+    def status(self, variable_or_name) -> str:
+        """``"mapped"``, ``"unmapped"`` or the reason of the variable's first problem."""
+        return self._analysis()[1][self._name_of(variable_or_name)]
+
+    # --- edits -----------------------------------------------------------------
+    def _name_of(self, variable_or_name) -> str:
+        if isinstance(variable_or_name, str):
+            if variable_or_name not in self._infos:
+                raise PlanError(f"No variable named {variable_or_name!r} in the plan.")
+            return variable_or_name
+        names = [n for n, i in self._infos.items() if i.variable is variable_or_name]
+        if len(names) == 1:
+            return names[0]
+        if names:
+            raise PlanError(f"That variable is in the plan under several names ({names}); pass the name.")
+        raise PlanError(f"{variable_or_name!r} is not a variable of the plan.")
+
+    def _edited(self) -> None:
+        self._cache = None
+        self._version += 1
+        for callback in list(self._callbacks):
+            callback()
+
+    def assign(self, variable_or_name, key) -> None:
+        """Read ``key`` (a key, an object-based entry's name, or an :class:`Entry`) into a variable.
+
+        A key absent from the checkpoint is recorded and reported as ``missing_key``.
+        """
+        name = self._name_of(variable_or_name)
+        if isinstance(key, Entry):
+            key = key.key
+        if not isinstance(key, str):
+            raise PlanError(f"A checkpoint key must be a str; got {type(key).__name__} {key!r}.")
+        entry = self.checkpoint.find(key)
+        self._mapping[name] = entry.key if entry is not None else key
+        self._conflicts.pop(name, None)
+        self._edited()
+
+    def unassign(self, variable_or_name) -> None:
+        """Leave a variable out of the restore (it becomes unmapped)."""
+        name = self._name_of(variable_or_name)
+        self._mapping.pop(name, None)
+        self._conflicts.pop(name, None)
+        self._edited()
+
+    def on_change(self, callback, remove: bool = False) -> None:
+        """Call ``callback()`` after every edit (``remove=True`` stops it), as ipywidgets' ``on_click``."""
+        if remove:
+            self._callbacks.remove(callback)
+        else:
+            self._callbacks.append(callback)
+
+    # --- candidates --------------------------------------------------------------
+    def _build_index(self):
+        exact, by_rank, by_dtype = {}, {}, {}
+        for e in self.checkpoint.entries:
+            if e.key == OBJECT_GRAPH_KEY or ("/.ATTRIBUTES/" in e.key and not e.key.endswith(VALUE_SUFFIX)):
+                continue
+            exact.setdefault((e.shape, e.dtype), []).append(e)
+            by_rank.setdefault((len(e.shape), e.dtype), []).append(e)
+            by_dtype.setdefault(e.dtype, []).append(e)
+        all_entries = [e for bucket in by_dtype.values() for e in bucket]
+        all_entries.sort(key=lambda e: e.key)
+        return exact, by_rank, by_dtype, all_entries
+
+    def _compatible_entries(self, info: VarInfo) -> list[Entry]:
+        if self._index is None:
+            self._index = self._build_index()
+        exact, by_rank, by_dtype, _ = self._index
+        if info.shape is None:
+            return by_dtype.get(info.dtype, [])
+        if None not in info.shape:
+            return exact.get((info.shape, info.dtype), [])
+        return [e for e in by_rank.get((len(info.shape), info.dtype), []) if _compatible(info.shape, e.shape)]
+
+    def candidates(self, variable_or_name, limit: int | None = None) -> list[Entry]:
+        """Entries a variable could take, best first, for a dropdown.
+
+        Shape- and dtype-compatible entries come first: the current key, the exact name, its EMA
+        shadow, entries ending with the variable's last name segment, then the others by key;
+        after them the incompatible entries by key. EMA shadows and slots are included; the
+        object graph is not.
+        """
+        info = self._infos[self._name_of(variable_or_name)]
+        compatible = self._compatible_entries(info)
+        ckpt, out, seen = self.checkpoint, [], set()
+
+        def add(entry):
+            if entry is not None and entry.key not in seen:
+                seen.add(entry.key)
+                out.append(entry)
+
+        ok_keys = {e.key for e in compatible}
+        first = [ckpt.find(self._mapping.get(info.name, "")), ckpt.find(info.name), ckpt.find(info.name + _EMA_SUFFIX)]
+        for entry in first:
+            if entry is not None and entry.key in ok_keys:
+                add(entry)
+        leaf = info.name.rpartition("/")[2]
+        for entry in compatible:
+            if entry.name == leaf or entry.name.endswith("/" + leaf):
+                add(entry)
+        for entry in compatible:
+            add(entry)
+        if limit is None or len(out) < limit:
+            for entry in self._index[3]:
+                if limit is not None and len(out) >= limit:
+                    break
+                add(entry)
+        return out if limit is None else out[:limit]
+
+    # --- output ------------------------------------------------------------------
+    def to_code(self, style: str = "saver") -> str:
+        """Python code performing this plan; ``style`` in ``"saver"``, ``"init_from_checkpoint"``, ``"checkpoint"``."""
+        from .codegen import to_code
+
+        return to_code(self, style)
+
+    def __repr__(self) -> str:
+        problems, _, unused, unmapped = self._analysis()
+        text = (
+            f"<RestorePlan {self.checkpoint.prefix!r}: {len(self._infos)} variables, "
+            f"{len(self._mapping)} mapped, {len(unmapped)} unmapped, {len(problems)} problems, "
+            f"{len(unused)} unused entries>"
+        )
+        for problem in problems[:3]:
+            text += f"\n  {problem.reason}: {problem.message}"
+        if len(problems) > 3:
+            text += f"\n  ... and {len(problems) - 3} more problems"
+        return text
+
+
+def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, exclude=None) -> RestorePlan:
+    """Match checkpoint keys to variables and check the result.
+
+    Parameters
+    ----------
+    ckpt : Checkpoint or str or os.PathLike
+        A checkpoint, or anything :func:`ckptwidgets.open_checkpoint` takes.
+    variables : list, tuple, dict or tf.Module / Keras model
+        ``tf.Variable`` s (graph or eager, resource or reference) or Keras 3 variables, named by
+        :func:`variable_name`; a dict ``{name: variable}``; or a trackable root, whose variables
+        are named by object path (``"l1/kernel"``), Keras models' by ``.path``.
+    rules : dict, optional
+        ``{checkpoint scope or key: variable scope or name}`` as ``init_from_checkpoint``'s
+        assignment map; ``"/"`` is the root. See the module docstring for the precedence.
+    prefer_ema : bool
+        Read each variable's ``ExponentialMovingAverage`` shadow when the checkpoint has one.
+    include, exclude : str or list of str, optional
+        Regular expressions (``re.search`` on variable names): variables not included, or
+        excluded, are left out of the plan entirely (partial restore).
+
+    Returns
+    -------
+    RestorePlan
+
+    Raises
+    ------
+    PlanError
+        A non-variable among ``variables`` (named with its type), no variables, bad rules.
+
+    Examples
+    --------
+    >>> plan = plan_restore("model.ckpt", [v1], rules={"old/": "new/"})   # doctest: +SKIP
+    >>> plan.problems                                                     # doctest: +SKIP
+    []
+    """
+    ckpt = open_checkpoint(ckpt)
+    infos, duplicates = collect(variables)
+    keep, drop = _patterns(include, "include"), _patterns(exclude, "exclude")
+    if keep or drop:
+        infos = [
+            i
+            for i in infos
+            if (not keep or any(p.search(i.name) for p in keep)) and not any(p.search(i.name) for p in drop)
+        ]
+        names = {i.name for i in infos}
+        duplicates = [g for g in duplicates if g[0].name in names]
+    table = _Rules(rules, infos)
+    mapping: dict[str, str] = {}
+    conflicts: dict[str, list[str]] = {}
+    for info in infos:
+        key, conflict = _match(info.name, ckpt, table)
+        if key is None and conflict is None and info.alias is not None:
+            key, conflict = _match(info.alias, ckpt, table)
+        if conflict:
+            conflicts[info.name] = conflict
+            continue
+        if key is None:
+            explicit = table.exact.get(info.name)
+            if explicit:  # a one-name rule to an absent key: keep it, reported as missing_key
+                mapping[info.name] = explicit[0]
+            continue
+        if prefer_ema:
+            entry = ckpt[key]
+            if entry.kind != "ema":
+                shadow = ckpt.find(entry.name + _EMA_SUFFIX)
+                if shadow is not None and shadow.kind == "ema":
+                    key = shadow.key
+        mapping[info.name] = key
+    return RestorePlan(ckpt, infos, mapping, duplicates, conflicts, rules, prefer_ema)
