@@ -1,0 +1,122 @@
+"""Execute notebooks in a real kernel and look at what they show.
+
+Shared by the notebook tests (and meant for later browser tests too):
+
+- ``run_notebook(path)`` executes every cell with nbclient in a fresh ``python3``
+  kernel and returns the executed notebook. A failing cell becomes an
+  ``AssertionError`` whose message holds that cell's source and traceback, so
+  pytest shows them.
+- ``outputs_text(nb)``, ``stream_text(nb, name)``, ``cell_text(nb, cell_id)`` and
+  ``has_png(nb)`` read the outputs.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+__all__ = ["run_notebook", "outputs_text", "stream_text", "cell_text", "has_png", "iter_outputs"]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def run_notebook(path, timeout=120, kernel_name="python3", cwd=None, env=None):
+    """Execute the notebook at ``path`` top to bottom and return the executed node.
+
+    The kernel runs in a fresh temporary directory (or ``cwd``), and its
+    ``TMPDIR`` points there as well, so notebooks that write into
+    ``tempfile.gettempdir()`` neither collide with parallel runs nor leave
+    files behind. ``env`` adds or overrides kernel environment variables.
+    ``timeout`` is per cell, in seconds. The notebook file is not modified.
+    """
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    with tempfile.TemporaryDirectory(prefix="nbrun-") as tmp:
+        workdir = Path(cwd) if cwd is not None else Path(tmp)
+        kernel_env = dict(os.environ)
+        kernel_env.update(TMPDIR=tmp, TEMP=tmp, TMP=tmp)
+        # ipykernel's debugger otherwise prints a "frozen modules" notice at start-up.
+        kernel_env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+        kernel_env.update(env or {})
+        client = NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name=kernel_name,
+            resources={"metadata": {"path": str(workdir)}},
+        )
+        try:
+            client.execute(cwd=str(workdir), env=kernel_env)
+        except CellExecutionError as exc:
+            # str(exc) holds the failing cell's source and the kernel's traceback.
+            raise AssertionError(
+                f"{path.name}: a cell failed\n{_strip_ansi(str(exc))}"
+            ) from None
+        except CellTimeoutError as exc:
+            raise AssertionError(
+                f"{path.name}: a cell ran longer than {timeout} s\n{_strip_ansi(str(exc))}"
+            ) from None
+        except DeadKernelError as exc:
+            raise AssertionError(f"{path.name}: the kernel died\n{exc}") from None
+    return nb
+
+
+def iter_outputs(nb, cell_type="code"):
+    """Yield ``(cell, output)`` for every output of every code cell."""
+    for cell in nb.cells:
+        if cell.cell_type != cell_type:
+            continue
+        for output in cell.get("outputs", []):
+            yield cell, output
+
+
+def stream_text(nb, name="stdout"):
+    """All text a notebook wrote to one stream (``"stdout"`` or ``"stderr"``)."""
+    return "".join(
+        output.get("text", "")
+        for _, output in iter_outputs(nb)
+        if output.output_type == "stream" and output.get("name") == name
+    )
+
+
+def _output_text(output):
+    if output.output_type == "stream":
+        return output.get("text", "")
+    if output.output_type in ("execute_result", "display_data"):
+        return output.get("data", {}).get("text/plain", "")
+    if output.output_type == "error":
+        return _strip_ansi("\n".join(output.get("traceback", [])))
+    return ""
+
+
+def outputs_text(nb):
+    """Every stream text and ``text/plain`` result of the notebook, joined by newlines."""
+    return "\n".join(_output_text(output) for _, output in iter_outputs(nb))
+
+
+def cell_text(nb, cell_id):
+    """The text one cell shows (streams and ``text/plain`` results, in order).
+
+    Raises ``KeyError`` naming the known ids when no cell has ``cell_id``.
+    """
+    for cell in nb.cells:
+        if cell.get("id") == cell_id:
+            return "".join(_output_text(output) for output in cell.get("outputs", []))
+    raise KeyError(f"no cell with id {cell_id!r}; ids: {[c.get('id') for c in nb.cells]}")
+
+
+def has_png(nb):
+    """True when some output displays a PNG image (e.g. a matplotlib figure)."""
+    return any(
+        "image/png" in output.get("data", {})
+        for _, output in iter_outputs(nb)
+        if output.output_type in ("execute_result", "display_data")
+    )
