@@ -1,0 +1,151 @@
+"""The Binder environment can run everything the package and the notebooks import.
+
+``binder/requirements.txt`` must pin (``==``) the distribution behind every
+third-party top-level import in ``ckptwidgets/**/*.py`` and ``notebooks/*.ipynb``;
+``binder/postBuild`` must stop on the first error and install the package
+itself without dependencies (so the pins stay the pins); ``binder/runtime.txt``
+must name a Python 3 version.
+"""
+from __future__ import annotations
+
+import ast
+import functools
+import importlib.metadata
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+BINDER = ROOT / "binder"
+
+# Import name -> distribution to pin, where they differ or Binder needs another one.
+DISTRIBUTIONS = {
+    "tensorflow": "tensorflow-cpu",  # no CUDA libraries on mybinder.org
+    "absl": "absl-py",
+    "sklearn": "scikit-learn",
+    "skimage": "scikit-image",
+    "PIL": "pillow",
+    "yaml": "PyYAML",
+    "IPython": "ipython",
+    "google": "protobuf",
+}
+FIRST_PARTY = {"ckptwidgets"}
+
+
+def normalize(name):
+    """PEP 503 form of a distribution name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@functools.lru_cache(maxsize=None)
+def installed_distributions():
+    return importlib.metadata.packages_distributions()
+
+
+def distribution_for(module):
+    if module in DISTRIBUTIONS:
+        return normalize(DISTRIBUTIONS[module])
+    installed = installed_distributions().get(module)
+    return normalize(installed[0] if installed else module)
+
+
+def top_level_imports(source):
+    """Top-level module names of absolute imports anywhere in ``source``."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def notebook_code(path):
+    """A notebook's code cells as Python (IPython magics turned into calls)."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    transformer = TransformerManager()
+    nb = nbformat.read(path, as_version=4)
+    return [transformer.transform_cell(cell.source) for cell in nb.cells if cell.cell_type == "code"]
+
+
+def imported_distributions():
+    """``{distribution: [files importing it]}`` for third-party imports."""
+    sources = [(path, path.read_text(encoding="utf-8")) for path in sorted((ROOT / "ckptwidgets").rglob("*.py"))]
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        sources.extend((path, code) for code in notebook_code(path))
+    found = {}
+    for path, source in sources:
+        for module in top_level_imports(source):
+            if module in sys.stdlib_module_names or module in FIRST_PARTY:
+                continue
+            found.setdefault(distribution_for(module), set()).add(str(path.relative_to(ROOT)))
+    return {dist: sorted(files) for dist, files in found.items()}
+
+
+def requirement_lines():
+    lines = BINDER.joinpath("requirements.txt").read_text(encoding="utf-8").splitlines()
+    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+
+
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([A-Za-z0-9.+!*-]+)$")
+
+
+def pins():
+    return {normalize(match.group(1)): match.group(3) for match in map(PIN.match, requirement_lines()) if match}
+
+
+def test_every_requirement_is_pinned_exactly():
+    loose = [line for line in requirement_lines() if not PIN.match(line)]
+    assert not loose, f"binder/requirements.txt lines not pinned with ==: {loose}"
+
+
+def test_imports_are_found():
+    """The scan itself works: it sees what the package and notebooks certainly import."""
+    found = imported_distributions()
+    for dist in ("tensorflow-cpu", "numpy", "matplotlib"):
+        assert dist in found, f"import scan missed {dist}: {found}"
+
+
+def test_every_third_party_import_is_pinned_in_binder_requirements():
+    pinned = pins()
+    missing = {dist: files for dist, files in imported_distributions().items() if dist not in pinned}
+    assert not missing, (
+        "binder/requirements.txt has no == pin for these imports (distribution: files): "
+        f"{missing}"
+    )
+
+
+def test_distribution_mapping():
+    assert distribution_for("tensorflow") == "tensorflow-cpu"
+    assert distribution_for("absl") == "absl-py"
+    assert distribution_for("sklearn") == "scikit-learn"
+    assert distribution_for("ipywidgets") == "ipywidgets"
+    assert top_level_imports("import a.b\nfrom c.d import e\nfrom . import f\n") == {"a", "c"}
+
+
+def test_postbuild_stops_on_errors_and_installs_without_dependencies():
+    lines = BINDER.joinpath("postBuild").read_text(encoding="utf-8").splitlines()
+    assert lines and lines[0].startswith("#!"), "binder/postBuild must start with a shebang"
+    commands = [line.strip() for line in lines[1:] if line.strip() and not line.strip().startswith("#")]
+    assert commands and re.match(r"^set\s+-[a-zA-Z]*e", commands[0]), (
+        f"the first command of binder/postBuild must be `set -e`, not {commands[:1]}"
+    )
+    installs = []
+    for command in commands:
+        words = shlex.split(command, comments=True)
+        if "pip" in " ".join(words) and "install" in words and ({".", "./"} & set(words)):
+            installs.append(words)
+    assert installs, "binder/postBuild does not `pip install .`"
+    for words in installs:
+        assert "--no-deps" in words, f"`{' '.join(words)}` must use --no-deps (the pins are the pins)"
+
+
+def test_runtime_names_python_3():
+    runtime = BINDER.joinpath("runtime.txt").read_text(encoding="utf-8").strip()
+    match = re.fullmatch(r"python-3\.(\d+)(\.\d+)?", runtime)
+    assert match, f"binder/runtime.txt should read like python-3.11, reads {runtime!r}"
+    assert int(match.group(1)) >= 10, "the package requires Python >= 3.10 (pyproject.toml)"
