@@ -63,11 +63,13 @@ def format_value(x) -> str:
     value = np.float32(x)
     if not np.isfinite(value):
         return str(value)
-    return np.format_float_positional(value, trim="-") if 1e-4 <= abs(value) < 1e6 else repr(float(value))
+    if value == 0 or 1e-4 <= abs(value) < 1e6:
+        return np.format_float_positional(value, trim="-")
+    return np.format_float_scientific(value, trim="-")
 
 
-def _new_figure(figsize, dpi) -> Figure:
-    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
+def _new_figure(figsize, dpi, layout="constrained") -> Figure:
+    fig = Figure(figsize=figsize, dpi=dpi, layout=layout)
     # An Agg canvas of our own: rendering needs no backend choice and no pyplot.
     FigureCanvasAgg(fig)
     return fig
@@ -126,7 +128,10 @@ def ema_figure(
     >>> [line.get_gid() for line in fig.axes[0].lines][:3]
     ['values', 'shadow', 'closed']
     """
-    fig = _new_figure(figsize, dpi)
+    # Fixed margins instead of a layout engine: constrained layout would double the cost
+    # of every slider redraw, and this figure's furniture never changes size much.
+    fig = _new_figure(figsize, dpi, layout=None)
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.15, top=0.9)
     ax = fig.add_subplot()
     ax.plot([], [], color=_RAW_COLOR, lw=0.8, gid="values", label="variable value")
     ax.plot([], [], color=_SHADOW_COLOR, lw=2.0, gid="shadow", label="shadow (ema_trace)")
@@ -204,7 +209,7 @@ def update_ema_figure(
     pad = (high - low) * 0.06 or 1.0
     ax.set_xlim(0, max(n, 1) * 1.02)
     ax.set_ylim(low - pad, high + pad)
-    ax.set_title(title or "", fontsize=9)
+    ax.set_title(title or "", fontsize=9, parse_math=False)
     _update_legend(ax)
     return fig
 
@@ -249,7 +254,7 @@ def histogram_figure(
     shadow : array_like, optional
         The shadow (moving average) of the same variable.
     title : str
-        Drawn as text by matplotlib, so any characters are safe.
+        Drawn as plain text (no mathtext), so any key is safe as a title.
     bins : int
 
     Examples
@@ -260,7 +265,8 @@ def histogram_figure(
     """
     fig = _new_figure(figsize, dpi)
     ax = fig.add_subplot()
-    ax.set_title(title, fontsize=9)
+    # parse_math=False: a key such as "a$b$" is a name, not mathtext.
+    ax.set_title(title, fontsize=9, parse_math=False)
     raw = _numeric(values)
     shade = None if shadow is None else _numeric(shadow)
     if raw is None or raw.size == 0:

@@ -1,0 +1,11 @@
+"""The Jupyter widgets of ckptwidgets, each a thin view over a traitlets model.
+
+- :class:`CheckpointBrowser` (model :class:`BrowserModel`): the entries of a checkpoint.
+- :class:`VariableMapper` (model :class:`MapperModel`): which key goes into which variable.
+- :class:`EMAExplorer` (model :class:`EMAModel`): how a shadow variable converges.
+
+This is the only part of the package that imports ipywidgets.
+"""
+from .browser import BrowserModel, CheckpointBrowser
+
+__all__ = ["CheckpointBrowser", "BrowserModel"]

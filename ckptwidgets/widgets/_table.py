@@ -1,0 +1,190 @@
+"""A paginated table with a fixed number of row widgets.
+
+A checkpoint may hold 10,000 entries; a table with one widget per entry would send all of
+them to the browser. :class:`PagedTable` builds ``page_size`` rows once and only changes
+their values when the page or the data changes, so its size never depends on the data.
+Cells are text (``Label``), a row button (``Button``) or a ``Dropdown``, laid out in one
+``GridBox`` so the columns line up without a box per row.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import ipywidgets as widgets
+from traitlets import Int, observe, validate
+
+from ._text import label_style, text_label
+
+__all__ = ["Column", "PagedTable", "PAGE_SIZE"]
+
+PAGE_SIZE = 25
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a :class:`PagedTable`.
+
+    Attributes
+    ----------
+    header : str
+    width : str
+        A CSS grid track, e.g. ``"6em"`` or ``"minmax(10em, 3fr)"``.
+    kind : str
+        ``"text"`` (a Label), ``"button"`` (a Button per row) or ``"dropdown"``.
+    """
+
+    header: str
+    width: str
+    kind: str = "text"
+
+    def __post_init__(self):
+        if self.kind not in ("text", "button", "dropdown"):
+            raise ValueError(f"Column kind must be 'text', 'button' or 'dropdown', got {self.kind!r}")
+
+
+class PagedTable(widgets.VBox):
+    """``page_size`` rows of cells plus a pager; the owner fills the cells of each page.
+
+    Parameters
+    ----------
+    columns : sequence of Column
+    page_size : int
+    button_icon : str
+        FontAwesome icon of ``"button"`` cells.
+
+    Examples
+    --------
+    >>> table = PagedTable([Column("key", "1fr"), Column("kind", "6em")], page_size=3)
+    >>> table.set_page_count(7)
+    >>> table.set_row(0, ["v1", "variable"])
+    >>> table.cells[0][0].value, table.pager_label.value
+    ('v1', 'page 1 of 3 · 7 rows')
+    """
+
+    page = Int(0, help="Index of the page shown, from 0.")
+    n_pages = Int(1, help="Number of pages (at least 1, also for no rows).")
+    n_rows = Int(0, help="Number of data rows over all pages.")
+
+    def __init__(self, columns, page_size: int = PAGE_SIZE, button_icon: str = "search", **kwargs):
+        if not isinstance(page_size, int) or page_size < 1:
+            raise ValueError(f"page_size must be a positive int, got {page_size!r}")
+        self.columns = tuple(columns)
+        self.page_size = page_size
+        self._button_callbacks = []
+        # One shared layout/style per text column: one browser model instead of one per cell.
+        cell_layout = widgets.Layout(overflow="hidden", min_width="0", width="100%")
+        mono = label_style(font_family="monospace")
+        header_style = label_style(font_weight="bold")
+        header = [text_label(c.header, layout=cell_layout, style=header_style) for c in self.columns]
+        self.cells: list[list[widgets.Widget]] = []
+        for row in range(page_size):
+            cells = []
+            for column in self.columns:
+                if column.kind == "text":
+                    cells.append(text_label("", layout=cell_layout, style=mono))
+                elif column.kind == "button":
+                    button = widgets.Button(
+                        icon=button_icon, layout=widgets.Layout(width="2.4em", padding="0"), disabled=True
+                    )
+                    button.on_click(lambda _b, row=row: self._clicked(row))
+                    cells.append(button)
+                else:
+                    cells.append(widgets.Dropdown(options=[], layout=widgets.Layout(width="100%")))
+            self.cells.append(cells)
+        self.grid = widgets.GridBox(
+            header + [cell for cells in self.cells for cell in cells],
+            layout=widgets.Layout(
+                grid_template_columns=" ".join(c.width for c in self.columns),
+                grid_gap="0 0.6em",
+                align_items="center",
+            ),
+        )
+        self.prev_button = widgets.Button(icon="chevron-left", tooltip="Previous page", layout=widgets.Layout(width="3em"))
+        self.next_button = widgets.Button(icon="chevron-right", tooltip="Next page", layout=widgets.Layout(width="3em"))
+        self.prev_button.on_click(lambda _b: self.turn(-1))
+        self.next_button.on_click(lambda _b: self.turn(+1))
+        self.pager_label = text_label("")
+        pager = widgets.HBox([self.prev_button, self.pager_label, self.next_button], layout=widgets.Layout(align_items="center"))
+        super().__init__([self.grid, pager], **kwargs)
+        self._update_pager()
+
+    # --- paging --------------------------------------------------------------------------
+    def set_page_count(self, n_rows: int) -> None:
+        """Set the number of data rows; clamps ``page`` into range."""
+        self.n_rows = int(n_rows)
+        self.n_pages = max(1, math.ceil(self.n_rows / self.page_size))
+        self.page = min(self.page, self.n_pages - 1)
+        self._update_pager()
+
+    @validate("page")
+    def _valid_page(self, proposal):
+        return max(0, min(int(proposal.value), self.n_pages - 1))
+
+    @observe("page")
+    def _page_changed(self, change):
+        self._update_pager()
+
+    def turn(self, delta: int) -> None:
+        """Go ``delta`` pages forward (negative: back), staying in range."""
+        self.page = self.page + delta
+
+    def page_slice(self) -> slice:
+        """The slice of the data rows on the current page."""
+        start = self.page * self.page_size
+        return slice(start, min(start + self.page_size, self.n_rows))
+
+    def _update_pager(self):
+        self.prev_button.disabled = self.page <= 0
+        self.next_button.disabled = self.page >= self.n_pages - 1
+        self.pager_label.value = f"page {self.page + 1} of {self.n_pages} · {self.n_rows:,} rows"
+
+    # --- rows ----------------------------------------------------------------------------
+    def set_row(self, row: int, texts, tooltips=None, button_tooltip: str | None = None) -> None:
+        """Fill the text cells of ``row`` (in column order) and enable its button.
+
+        ``tooltips`` (same order) carry text too long for the column.
+        """
+        texts = list(texts)
+        tooltips = list(tooltips) if tooltips is not None else [None] * len(texts)
+        labels = [c for c, col in zip(self.cells[row], self.columns) if col.kind == "text"]
+        if len(texts) != len(labels):
+            raise ValueError(f"Row needs {len(labels)} texts, got {len(texts)}: {texts!r}")
+        for label, text, tip in zip(labels, texts, tooltips):
+            label.value = text
+            label.tooltip = tip
+        for cell, col in zip(self.cells[row], self.columns):
+            if col.kind == "button":
+                cell.disabled = False
+                cell.tooltip = button_tooltip
+                cell.layout.visibility = None
+            elif col.kind == "dropdown":
+                cell.layout.visibility = None
+
+    def clear_row(self, row: int) -> None:
+        """Blank ``row`` (past the last data row): empty labels, hidden controls."""
+        for cell, col in zip(self.cells[row], self.columns):
+            if col.kind == "text":
+                cell.value = ""
+                cell.tooltip = None
+            elif col.kind == "button":
+                cell.disabled = True
+                cell.tooltip = None
+                cell.layout.visibility = "hidden"
+            else:
+                cell.layout.visibility = "hidden"
+
+    def column(self, header: str) -> list:
+        """The cells of the column called ``header``, one per row."""
+        for index, column in enumerate(self.columns):
+            if column.header == header:
+                return [cells[index] for cells in self.cells]
+        raise KeyError(f"No column {header!r}; columns are {[c.header for c in self.columns]}")
+
+    def on_button(self, callback) -> None:
+        """Call ``callback(row)`` when the button of a row (0 .. page_size-1) is clicked."""
+        self._button_callbacks.append(callback)
+
+    def _clicked(self, row: int) -> None:
+        for callback in self._button_callbacks:
+            callback(row)

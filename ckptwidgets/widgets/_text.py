@@ -1,0 +1,86 @@
+"""Widgets that show untrusted text (checkpoint keys, variable names, messages) as text.
+
+Keys and names come from files: ``<img src=x onerror=alert(1)>`` is a valid key. The
+helpers here only use widgets that render text (``Label``, ``Dropdown`` options,
+``Text``); the one ``HTML`` use, :func:`pre_html`, escapes everything first.
+
+Labels are also run through the notebook's LaTeX typesetter (MathJax), which would turn
+a key like ``loss$a$`` into math; the ``mathjax_ignore`` / ``tex2jax_ignore`` classes
+(MathJax 3 / 2) make it skip them, so the text shows exactly as stored.
+"""
+from __future__ import annotations
+
+import html
+
+import ipywidgets as widgets
+# Not re-exported at the top of ipywidgets 8, but public in its module.
+from ipywidgets.widgets.widget_string import LabelStyle
+
+__all__ = ["LabelStyle", "label_style", "text_label", "message_label", "set_message", "pre_html", "NO_MATH", "MESSAGE_COLORS"]
+
+#: DOM classes that make MathJax (3 and 2) leave an element's text alone.
+NO_MATH = ("mathjax_ignore", "tex2jax_ignore")
+
+MESSAGE_COLORS = {"error": "#b00020", "warning": "#8a5300", "info": "#1b5e20", "": None}
+
+
+def label_style(**traits) -> LabelStyle:
+    """A ``LabelStyle`` to share between labels, e.g. ``label_style(font_weight="bold")``."""
+    return LabelStyle(**traits)
+
+
+def text_label(value: str = "", *, layout=None, style=None, tooltip=None) -> widgets.Label:
+    """A ``Label`` showing ``value`` verbatim: no HTML, no math typesetting.
+
+    ``layout`` and ``style`` may be shared between many labels (one model each in the
+    browser instead of one per label), which keeps big tables' state small.
+
+    Examples
+    --------
+    >>> text_label("<img src=x onerror=alert(1)>").value
+    '<img src=x onerror=alert(1)>'
+    """
+    kwargs = {}
+    if layout is not None:
+        kwargs["layout"] = layout
+    if style is not None:
+        kwargs["style"] = style
+    label = widgets.Label(value=value, tooltip=tooltip, _dom_classes=NO_MATH, **kwargs)
+    return label
+
+
+def message_label() -> widgets.Label:
+    """A Label for user-facing messages (errors in red), empty and collapsed until used."""
+    label = text_label("", layout=widgets.Layout(display="none", width="auto"))
+    label.style.font_weight = "bold"
+    return label
+
+
+def set_message(label: widgets.Label, text: str, kind: str = "error") -> None:
+    """Show ``text`` in a :func:`message_label` (``kind``: error, warning, info); '' hides it.
+
+    The full text also goes to the tooltip: a Label shows one line and may cut it.
+    """
+    if kind not in MESSAGE_COLORS:
+        raise ValueError(f"kind must be one of {sorted(MESSAGE_COLORS)}, got {kind!r}")
+    text = text or ""
+    label.value = text
+    label.tooltip = text or None
+    label.style.text_color = MESSAGE_COLORS[kind] if text else None
+    label.layout.display = None if text else "none"
+
+
+def pre_html(text: str, max_height: str | None = None) -> str:
+    """``text`` as an escaped ``<pre>`` block for an ``HTML`` widget.
+
+    MathJax skips ``<pre>`` too, so nothing in ``text`` is interpreted.
+
+    Examples
+    --------
+    >>> pre_html("<img src=x onerror=alert(1)>")  # doctest: +ELLIPSIS
+    '<pre ...>&lt;img src=x onerror=alert(1)&gt;</pre>'
+    """
+    style = "margin:0;font-size:12px;line-height:1.35;white-space:pre;overflow:auto"
+    if max_height:
+        style += f";max-height:{html.escape(max_height)}"
+    return f'<pre class="{" ".join(NO_MATH)}" style="{style}">{html.escape(text)}</pre>'

@@ -1,0 +1,105 @@
+"""plots.py: pure figures, no pyplot state, PNG bytes, in-place EMA redraws."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from ckptwidgets import plots
+from ckptwidgets.ema import closed_form, ema_trace, steps_to_reach
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def trace():
+    return ema_trace(10.0, steps=400, decay=0.99)
+
+
+def artist(fig, gid):
+    return plots._artist(fig, gid)
+
+
+def test_ema_figure_draws_trace_closed_form_and_markers(trace):
+    closed = closed_form(10.0, steps=400, decay=0.99)
+    fig = plots.ema_figure(trace, closed, target=10.0, reach_step=steps_to_reach(trace, 0.95), title="decay 0.99")
+    assert isinstance(fig, Figure)
+    x, y = artist(fig, "shadow").get_data()
+    assert list(x[:2]) == [1, 2] and np.float32(y[0]) == np.float32(0.099999905)
+    assert np.allclose(artist(fig, "closed").get_ydata(), closed)
+    assert artist(fig, "first_label").get_text() == "step 1: 0.099999905"
+    assert artist(fig, "reach_label").get_text() == "95% at step 299"
+    assert list(artist(fig, "reach").get_xdata()) == [299, 299]
+    assert list(artist(fig, "target").get_ydata()) == [10.0, 10.0]
+    # A constant input is the target line already: the raw trajectory is hidden.
+    assert not artist(fig, "values").get_visible()
+    assert plots.figure_to_png(fig).startswith(PNG)
+
+
+def test_update_reuses_the_figure_and_changes_the_image(trace):
+    fig = plots.ema_figure(trace, target=10.0)
+    lines = list(fig.axes[0].lines)
+    before = plots.figure_to_png(fig)
+    slower = ema_trace(10.0, steps=400, decay=0.9)
+    assert plots.update_ema_figure(fig, slower, target=10.0, reach_step=29) is fig
+    assert list(fig.axes[0].lines) == lines  # same artists, new data
+    assert np.float32(artist(fig, "shadow").get_ydata()[0]) == slower.shadow[0]
+    assert plots.figure_to_png(fig) != before
+
+
+def test_noisy_values_are_drawn(trace):
+    rng = np.random.default_rng(0)
+    values = 10 + rng.standard_normal(200)
+    noisy = ema_trace(values, decay=0.9)
+    fig = plots.ema_figure(noisy, target=10.0)
+    assert artist(fig, "values").get_visible()
+    assert np.allclose(artist(fig, "values").get_ydata(), noisy.values)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "variable value" in labels and "closed form" not in labels
+
+
+def test_reach_marker_hidden_when_never_reached(trace):
+    fig = plots.ema_figure(trace, target=10.0, reach_step=None)
+    assert not artist(fig, "reach").get_visible()
+    fig = plots.ema_figure(trace, target=10.0, reach_step=10_000)  # past the end
+    assert not artist(fig, "reach").get_visible()
+
+
+def test_histogram_small_and_large_and_non_numeric():
+    scalar = plots.histogram_figure(np.float32(10.0), shadow=np.float32(0.1), title="v")
+    assert len(scalar.axes[0].patches) == 2  # one bar each: raw, shadow
+    large = plots.histogram_figure(np.arange(1000.0), shadow=np.arange(1000.0) * 0.5, bins=20)
+    assert len(large.axes[0].patches) == 20 + 1  # bars of raw + one step outline
+    text = plots.histogram_figure(np.array([b"abc"]))
+    assert "no numeric values" in text.axes[0].texts[0].get_text()
+    for fig in (scalar, large, text):
+        assert plots.figure_to_png(fig).startswith(PNG)
+
+
+def test_titles_are_plain_text():
+    # Matplotlib would parse "$...$" as math (and fail on unbalanced dollars).
+    fig = plots.histogram_figure([1.0, 2.0], title="a$b$ $ <img src=x onerror=alert(1)>")
+    assert fig.axes[0].get_title() == "a$b$ $ <img src=x onerror=alert(1)>"
+    assert plots.figure_to_png(fig).startswith(PNG)
+
+
+def test_format_value_matches_tensorflow_printing():
+    assert plots.format_value(np.float32(0.099999905)) == "0.099999905"
+    assert plots.format_value(10.0) == "10"
+    assert plots.format_value(np.float32(1e-7)) == "1e-07"
+    assert plots.format_value(0.0) == "0"
+
+
+def test_no_pyplot_state():
+    # Building and rendering figures must not import pyplot (global figures, inline output).
+    had_pyplot = "matplotlib.pyplot" in sys.modules
+    plots.figure_to_png(plots.histogram_figure([1.0, 2.0, 3.0]))
+    if not had_pyplot:
+        assert "matplotlib.pyplot" not in sys.modules
+
+
+def test_png_size_is_modest(trace):
+    png = plots.figure_to_png(plots.ema_figure(trace, target=10.0))
+    assert len(png) < 80_000
