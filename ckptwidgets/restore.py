@@ -1,0 +1,343 @@
+"""Perform a :class:`~ckptwidgets.plan.RestorePlan`: all or nothing.
+
+Every mapped tensor is read first (``RestoreV2``, the op ``Saver`` uses), its shape checked
+against the index, and only then assigned; a failed read changes no variable.
+
+Example
+-------
+>>> import tensorflow as tf
+>>> import ckptwidgets
+>>> v1 = tf.Variable([0.0], name="v1")
+>>> plan = ckptwidgets.plan_restore("my_test_model.ckpt", [v1])   # doctest: +SKIP
+>>> report = ckptwidgets.restore(plan)                             # doctest: +SKIP
+>>> report.restored, v1.numpy()                                    # doctest: +SKIP
+([('v1', 'v1')], array([1.], dtype=float32))
+
+In graph mode pass the session: ``ckptwidgets.restore(plan, session=sess)``.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+
+from ._quiet import import_tensorflow
+from .errors import CorruptCheckpointError, PlanError, RestoreError
+from .plan import RestorePlan
+
+__all__ = ["restore", "RestoreReport", "CHUNK_BYTES"]
+
+tf = import_tensorflow()
+
+#: With a ``progress`` callback, tensors are read in chunks of about this many bytes.
+CHUNK_BYTES = 64 << 20
+
+
+@dataclass
+class RestoreReport:
+    """What :func:`restore` did.
+
+    Attributes
+    ----------
+    checkpoint : str
+        The checkpoint prefix read.
+    restored : list of (str, str)
+        ``(variable name, checkpoint key)`` for every variable restored.
+    initialized : list of str
+        Unmapped variables whose initializer was run (graph mode, ``initialize_unmapped=True``).
+    left_alone : list of str
+        Unmapped variables not touched (eager ones keep their current values).
+    seconds : float
+    nbytes : int
+        Bytes of tensor data read.
+    """
+
+    checkpoint: str
+    restored: list = field(default_factory=list)
+    initialized: list = field(default_factory=list)
+    left_alone: list = field(default_factory=list)
+    seconds: float = 0.0
+    nbytes: int = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<RestoreReport {self.checkpoint!r}: {len(self.restored)} restored, "
+            f"{len(self.initialized)} initialized, {len(self.left_alone)} left alone, "
+            f"{self.nbytes} bytes in {self.seconds:.3f} s>"
+        )
+
+    def __str__(self) -> str:
+        def names(items, limit=10):
+            shown = ", ".join(map(repr, items[:limit]))
+            return shown + (f" and {len(items) - limit} more" if len(items) > limit else "") or "none"
+
+        lines = [f"Restored {len(self.restored)} variables from {self.checkpoint!r} ({self.nbytes} bytes, {self.seconds:.3f} s)"]
+        for name, key in self.restored[:10]:
+            lines.append(f"  {name!r} <- {key!r}")
+        if len(self.restored) > 10:
+            lines.append(f"  ... and {len(self.restored) - 10} more")
+        lines.append(f"Initialized: {names(self.initialized)}")
+        lines.append(f"Left alone: {names(self.left_alone)}")
+        return "\n".join(lines)
+
+
+def _chunks(items, progress):
+    """One chunk (the fast path, as Saver) without progress; else chunks of ~CHUNK_BYTES."""
+    if progress is None or not items:
+        return [items] if items else []
+    chunks, current, size = [], [], 0
+    for item in items:
+        current.append(item)
+        size += item[2].nbytes
+        if size >= CHUNK_BYTES:
+            chunks.append(current)
+            current, size = [], 0
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _read_op(prefix, entries):
+    with tf.device("/cpu:0"):  # as Saver: read on the host, assign copies to the variable's device
+        return tf.raw_ops.RestoreV2(
+            prefix=prefix,
+            tensor_names=[e.key for e in entries],
+            shape_and_slices=[""] * len(entries),
+            dtypes=[tf.as_dtype(e.dtype) for e in entries],
+        )
+
+
+_TF_NOISE = re.compile(r"\{\{[^}]*\}\}|\[Op:\w+\]|\[\[.*?\]\]")
+
+
+def _tf_reason(error) -> str:
+    """The useful line of a TensorFlow error (graph-mode errors wrap it in node tracebacks)."""
+    text = getattr(error, "message", None) or str(error)
+    for line in text.splitlines():
+        line = _TF_NOISE.sub("", line).strip()
+        if not line or line.startswith(("Graph execution error", "Detected at node", "Node:", "File ")):
+            continue
+        if "root error(s) found" in line:
+            continue
+        return re.sub(r"^\(\d+\)\s*", "", line)
+    return type(error).__name__
+
+
+def _corrupt(plan, chunk_items, error) -> CorruptCheckpointError:
+    """Name the data file(s) and, by reading the keys one by one, the damaged key."""
+    ckpt = plan.checkpoint
+    data = ckpt.files[1:]
+    where = f"data file {data[0]!r}" if len(data) == 1 else f"data files {data!r}" if data else "no data file found"
+    culprit = ""
+    for name, key, _entry, _info in chunk_items:
+        try:
+            ckpt.read(key)
+        except Exception:  # the one that cannot be read
+            culprit = f" Key {key!r} (for variable {name!r}) cannot be read."
+            break
+    return CorruptCheckpointError(
+        f"Cannot read checkpoint {ckpt.prefix!r} ({where}): {_tf_reason(error)}.{culprit} "
+        "Nothing was restored: every variable keeps its value."
+    )
+
+
+class _Ticker:
+    """Progress from inside a graph-mode run (called on a TensorFlow thread)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.progress, self.done, self.total, self.error = None, 0, 0, None
+
+    def __call__(self, count):
+        with self.lock:
+            self.done += int(count)
+            try:
+                self.progress(self.done, self.total)
+            except Exception as error:  # kept, re-raised by restore() on the main thread
+                self.error = error
+                raise
+        return count
+
+
+def _assign_graph(info, value):
+    var = info.tf_variable
+    if info.ref:
+        return tf.compat.v1.assign(var, value, validate_shape=var.shape.is_fully_defined()).op
+    if type(var).__name__ == "ResourceVariable":  # the raw op: no extra reads, as Saver
+        return tf.raw_ops.AssignVariableOp(resource=var.handle, value=value)
+    return var.assign(value, read_value=False)
+
+
+def _graph_ops(plan, graph, chunks, ticking):
+    """Build (once per plan edit, graph and chunking) the read-then-assign op."""
+    key = (plan._version, tuple(len(c) for c in chunks), ticking)
+    cache = plan._restore_ops
+    if cache.get("version") != plan._version:
+        cache.clear()
+        cache["version"] = plan._version
+    if key in cache:
+        return cache[key]
+    ticker = _Ticker() if ticking else None
+    try:
+        with graph.as_default(), tf.name_scope("ckptwidgets_restore"):
+            reads, ticks = [], []
+            for chunk in chunks:
+                entries = [item[2] for item in chunk]
+                read = _read_op(plan.checkpoint.prefix, entries)
+                with tf.device("/cpu:0"):
+                    checked = [tf.ensure_shape(t, e.shape) for t, e in zip(read, entries)]
+                reads.extend(checked)
+                if ticker is not None:
+                    with tf.control_dependencies(checked):
+                        ticks.append(tf.numpy_function(ticker, [tf.constant(len(chunk), tf.int64)], tf.int64))
+            all_read = tf.group(*reads, *ticks, name="all_read")
+            with tf.control_dependencies([all_read]):  # no assign starts before every read succeeded
+                assigns = [_assign_graph(item[3], t) for item, t in zip((i for c in chunks for i in c), reads)]
+            op = tf.group(*assigns, name="assign")
+    except RuntimeError as error:  # e.g. "Graph is finalized"
+        raise RestoreError(
+            f"Cannot add the restore ops to the graph: {error}. Restore before the graph is finalized, "
+            "or build a tf.compat.v1.train.Saver(plan.var_list) earlier."
+        ) from None
+    cache[key] = (op, ticker)
+    return cache[key]
+
+
+def _init_op(plan, graph, unmapped_infos):
+    key = ("init", plan._version)
+    if key not in plan._restore_ops:
+        with graph.as_default():
+            plan._restore_ops[key] = tf.compat.v1.variables_initializer([i.tf_variable for i in unmapped_infos])
+    return plan._restore_ops[key]
+
+
+def _restore_graph(plan, graph, session, items, chunks, progress, unmapped, initialize_unmapped):
+    if session is None:
+        raise RestoreError(
+            "These are graph-mode variables: pass the session that holds them, "
+            "ckptwidgets.restore(plan, session=sess)."
+        )
+    if session.graph is not graph:
+        raise RestoreError("The session given runs another graph than the plan's variables.")
+    if chunks:
+        op, ticker = _graph_ops(plan, graph, chunks, progress is not None and len(chunks) > 1)
+        if ticker is not None:
+            ticker.progress, ticker.done, ticker.total, ticker.error = progress, 0, len(items), None
+        try:
+            session.run(op)
+        except tf.errors.OpError as error:
+            if ticker is not None and ticker.error is not None:
+                raise ticker.error
+            op_type = getattr(getattr(error, "op", None), "type", None)
+            if op_type in ("RestoreV2", "EnsureShape") or op_type is None:
+                raise _corrupt(plan, items, error) from None
+            raise RestoreError(
+                f"Restoring from {plan.checkpoint.prefix!r} failed in {op_type}: {_tf_reason(error)}"
+            ) from None
+        if progress is not None and ticker is None:
+            progress(len(items), len(items))
+    initialized = []
+    if initialize_unmapped and unmapped:
+        infos = [plan._infos[n] for n in unmapped]
+        session.run(_init_op(plan, graph, infos))
+        initialized = list(unmapped)
+    return initialized
+
+
+def _restore_eager(plan, items, chunks, progress):
+    values, done = [], 0
+    for chunk in chunks:
+        entries = [item[2] for item in chunk]
+        try:
+            read = _read_op(plan.checkpoint.prefix, entries)
+        except tf.errors.OpError as error:
+            raise _corrupt(plan, chunk, error) from None
+        for t, (name, key, entry, _info) in zip(read, chunk):
+            if tuple(t.shape) != entry.shape:
+                raise CorruptCheckpointError(
+                    f"Key {key!r} of checkpoint {plan.checkpoint.prefix!r} (for variable {name!r}) read "
+                    f"with shape {tuple(t.shape)} but its index says {entry.shape}. Nothing was restored."
+                )
+        values.extend(read)
+        done += len(chunk)
+        if progress is not None:
+            progress(done, len(items))
+    for (name, key, _entry, info), value in zip(items, values):  # every read succeeded: now assign
+        info.tf_variable.assign(value, read_value=False)
+
+
+def restore(plan, session=None, initialize_unmapped=False, progress=None) -> RestoreReport:
+    """Restore every mapped variable of ``plan``, all or nothing.
+
+    Parameters
+    ----------
+    plan : RestorePlan
+    session : tf.compat.v1.Session, optional
+        Required for graph-mode variables; unused in eager mode.
+    initialize_unmapped : bool
+        Graph mode: also run the initializers of the unmapped variables (an already
+        initialised one is reset), so that nothing is left uninitialised (scenario 1).
+        Eager variables always have a value: they are listed as left alone.
+    progress : callable, optional
+        ``progress(done, total)`` in tensors, called with ``(0, total)`` first and after each
+        chunk of about :data:`CHUNK_BYTES` is read. In graph mode it is called from a
+        TensorFlow thread while the session runs.
+
+    Returns
+    -------
+    RestoreReport
+
+    Raises
+    ------
+    RestoreError
+        The plan has problems (``.problems`` lists them all), or a graph-mode plan got no
+        session. Raised before any variable changes.
+    CorruptCheckpointError
+        A tensor cannot be read (truncated or damaged data file); no variable changed.
+
+    Examples
+    --------
+    >>> report = restore(plan, session=sess, initialize_unmapped=True)   # doctest: +SKIP
+    >>> print(report)                                                    # doctest: +SKIP
+    Restored 1 variables from 'my_test_model.ckpt' (4 bytes, 0.003 s)
+      'v1' <- 'v1'
+    Initialized: 'v2'
+    Left alone: none
+    """
+    start = time.perf_counter()
+    if not isinstance(plan, RestorePlan):
+        raise PlanError(f"restore() takes a RestorePlan (from plan_restore), not {type(plan).__name__}.")
+    problems = plan.problems
+    if problems:
+        lines = "\n".join(f"  - {p.reason}: {p.message}" for p in problems)
+        raise RestoreError(
+            f"Nothing was restored: the plan for {plan.checkpoint.prefix!r} has {len(problems)} "
+            f"problem(s):\n{lines}",
+            problems,
+        )
+    infos = plan._infos
+    graphs = {id(i.graph): i.graph for i in infos.values()}
+    if len(graphs) > 1:
+        raise RestoreError("The plan mixes variables of several graphs (or graph and eager ones); make one plan per graph.")
+    graph = next(iter(graphs.values()))
+    ckpt = plan.checkpoint
+    items = [(name, key, ckpt[key], infos[name]) for name, key in plan._mapping.items()]
+    unmapped = plan.unmapped
+    chunks = _chunks(items, progress)
+    if progress is not None:
+        progress(0, len(items))
+    if graph is None:
+        _restore_eager(plan, items, chunks, progress)
+        initialized = []
+    else:
+        initialized = _restore_graph(plan, graph, session, items, chunks, progress, unmapped, initialize_unmapped)
+    done = set(initialized)
+    return RestoreReport(
+        checkpoint=ckpt.prefix,
+        restored=[(name, key) for name, key, _e, _i in items],
+        initialized=initialized,
+        left_alone=[n for n in unmapped if n not in done],
+        seconds=time.perf_counter() - start,
+        nbytes=sum(item[2].nbytes for item in items),
+    )
