@@ -97,6 +97,7 @@ def test_02_partial_restore():
     shows_exactly(
         nb, "02-tf2-name-based", "NameBasedSaverStatus\nv1 = [1.]  v2 = [2.]  v1 + v2 = [3.]\n"
     )
+    shows_exactly(nb, "02-tf2-unnamed", "Variable:0 [0.]\n")
     shows_exactly(nb, "02-tf2-reader", "v1 + v2 = [3.]\n")
     shows(nb, "02-tf2-object", "v1/.ATTRIBUTES/VARIABLE_VALUE [1]")
     shows(nb, "02-tf2-object", "v1 + v2 = [3.]")
