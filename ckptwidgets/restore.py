@@ -18,8 +18,10 @@ In graph mode pass the session: ``ckptwidgets.restore(plan, session=sess)``.
 from __future__ import annotations
 
 import re
+import sys
 import threading
 import time
+import types
 from dataclasses import dataclass, field
 
 from ._quiet import import_tensorflow
@@ -154,7 +156,7 @@ class _Ticker:
             self.done += int(count)
             try:
                 self.progress(self.done, self.total)
-            except Exception as error:  # kept, re-raised by restore() on the main thread
+            except BaseException as error:  # kept, re-raised by restore() on the main thread
                 self.error = error
                 raise
         return count
@@ -341,3 +343,19 @@ def restore(plan, session=None, initialize_unmapped=False, progress=None) -> Res
         seconds=time.perf_counter() - start,
         nbytes=sum(item[2].nbytes for item in items),
     )
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as :func:`restore`.
+
+    ``ckptwidgets.restore`` is exported lazily as the function, but importing the submodule
+    (``from ckptwidgets.restore import ...``, as widgets do) makes Python set the package
+    attribute ``ckptwidgets.restore`` to the module. Calling the module calls the function,
+    so ``ckptwidgets.restore(plan)`` works in both cases.
+    """
+
+    def __call__(self, *args, **kwargs):
+        return restore(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
