@@ -7,5 +7,6 @@
 This is the only part of the package that imports ipywidgets.
 """
 from .browser import BrowserModel, CheckpointBrowser
+from .ema_explorer import EMAExplorer, EMAModel
 
-__all__ = ["CheckpointBrowser", "BrowserModel"]
+__all__ = ["CheckpointBrowser", "BrowserModel", "EMAExplorer", "EMAModel"]
