@@ -7,17 +7,23 @@ so quotes, backslashes, newlines, markup and non-ASCII names cannot break the co
 
 Example
 -------
->>> print(plan.to_code("checkpoint"))                     # doctest: +SKIP
-import tensorflow as tf
-<BLANKLINE>
-checkpoint_path = 'my_test_model.ckpt'
-reader = tf.train.load_checkpoint(checkpoint_path)
-# Read every tensor first, then assign: a failed read changes nothing.
+>>> import os, tempfile
+>>> import tensorflow as tf
+>>> import ckptwidgets
+>>> path = os.path.join(tempfile.mkdtemp(), "model.ckpt")
+>>> path = tf.compat.v1.train.Saver({"v1": tf.Variable([1.0])}).save(None, path)
+>>> plan = ckptwidgets.plan_restore(path, {"it's": tf.Variable([0.0])}, rules={"v1": "it's"})
+>>> code = plan.to_code("checkpoint")
+>>> print(code[code.index("values"):])
 values = {
-    'v1': reader.get_tensor('v1'),
+    "it's": reader.get_tensor('v1'),
 }
 for name, value in values.items():
     variables[name].assign(value)
+<BLANKLINE>
+>>> exec(code, {"variables": plan.variables})
+>>> plan.variables["it's"].numpy()
+array([1.], dtype=float32)
 """
 from __future__ import annotations
 

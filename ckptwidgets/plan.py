@@ -2,17 +2,20 @@
 
 Example
 -------
+>>> import os, tempfile
 >>> import tensorflow as tf
 >>> import ckptwidgets
->>> v1 = tf.Variable([0.0], name="other-v1")
->>> plan = ckptwidgets.plan_restore("my_test_model.ckpt", {"other-v1": v1},
-...                                 rules={"v1": "other-v1"})            # doctest: +SKIP
->>> plan.var_list                                                        # doctest: +SKIP
-{'v1': <tf.Variable 'other-v1:0' shape=(1,) dtype=float32, numpy=array([0.], dtype=float32)>}
->>> plan.ok, plan.unused                                                 # doctest: +SKIP
-(True, [Entry(key='v2', ...)])
->>> ckptwidgets.restore(plan)                                            # doctest: +SKIP
-<RestoreReport: 1 restored, 0 initialized, 0 left alone ...>
+>>> source = {"v1": tf.Variable([1.0]), "v2": tf.Variable([2.0])}
+>>> path = os.path.join(tempfile.mkdtemp(), "my_test_model.ckpt")
+>>> path = tf.compat.v1.train.Saver(source).save(None, path)
+>>> other = tf.Variable([0.0], name="other-v1")
+>>> plan = ckptwidgets.plan_restore(path, [other], rules={"v1": "other-v1"})
+>>> plan.mapping, plan.ok, [e.key for e in plan.unused]
+({'other-v1': 'v1'}, True, ['v2'])
+>>> ckptwidgets.restore(plan).restored
+[('other-v1', 'v1')]
+>>> other.numpy()
+array([1.], dtype=float32)
 
 Matching, per variable (dict lookups only, never a scan of the entries per variable):
 

@@ -5,13 +5,15 @@ against the index, and only then assigned; a failed read changes no variable.
 
 Example
 -------
+>>> import os, tempfile
 >>> import tensorflow as tf
 >>> import ckptwidgets
->>> v1 = tf.Variable([0.0], name="v1")
->>> plan = ckptwidgets.plan_restore("my_test_model.ckpt", [v1])   # doctest: +SKIP
->>> report = ckptwidgets.restore(plan)                             # doctest: +SKIP
->>> report.restored, v1.numpy()                                    # doctest: +SKIP
-([('v1', 'v1')], array([1.], dtype=float32))
+>>> path = os.path.join(tempfile.mkdtemp(), "my_test_model.ckpt")
+>>> path = tf.compat.v1.train.Saver({"v1": tf.Variable([1.0])}).save(None, path)
+>>> v1, extra = tf.Variable([0.0], name="v1"), tf.Variable([5.0], name="extra")
+>>> report = ckptwidgets.restore(ckptwidgets.plan_restore(path, [v1, extra]))
+>>> report.restored, report.left_alone, v1.numpy()
+([('v1', 'v1')], ['extra'], array([1.], dtype=float32))
 
 In graph mode pass the session: ``ckptwidgets.restore(plan, session=sess)``.
 """
