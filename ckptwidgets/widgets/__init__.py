@@ -8,5 +8,6 @@ This is the only part of the package that imports ipywidgets.
 """
 from .browser import BrowserModel, CheckpointBrowser
 from .ema_explorer import EMAExplorer, EMAModel
+from .mapper import MapperModel, VariableMapper
 
-__all__ = ["CheckpointBrowser", "BrowserModel", "EMAExplorer", "EMAModel"]
+__all__ = ["CheckpointBrowser", "BrowserModel", "VariableMapper", "MapperModel", "EMAExplorer", "EMAModel"]

@@ -122,7 +122,7 @@ class PagedTable(widgets.VBox):
         return max(0, min(int(proposal.value), self.n_pages - 1))
 
     @observe("page")
-    def _page_changed(self, change):
+    def _on_page(self, change):
         self._update_pager()
 
     def turn(self, delta: int) -> None:

@@ -122,7 +122,7 @@ class BrowserModel(HasTraits):
         return self._shadow_of.get(entry.key)
 
     @observe("selected")
-    def _selection_changed(self, change):
+    def _on_selection(self, change):
         for name in ("stats", "shadow", "shadow_stats"):
             self.set_trait(name, None)
         self.set_trait("comparison", "")
@@ -237,7 +237,7 @@ class CheckpointBrowser(widgets.VBox):
             for kind, (count, _) in sorted(model.totals.items(), key=lambda kv: KINDS.index(kv[0]))
         }
         for box in self.kind_boxes.values():
-            box.observe(self._kind_box_changed, "value")
+            box.observe(self._on_kind_box, "value")
         self.table = PagedTable(
             [Column("", "2.6em", "button"), Column("key", "minmax(12em, 4fr)"), Column("kind", "5.5em"),
              Column("dtype", "6em"), Column("shape", "minmax(5em, 1fr)"), Column("size", "6.5em")],
@@ -254,15 +254,15 @@ class CheckpointBrowser(widgets.VBox):
         controls = widgets.HBox([self.filter_box, *self.kind_boxes.values()], layout=widgets.Layout(flex_flow="row wrap"))
         super().__init__([self.title, self.totals, controls, self.table, self.message, self.details], **kwargs)
 
-        model.observe(self._matches_changed, "matches")
-        model.observe(self._kinds_changed, "kinds")
+        model.observe(self._on_matches, "matches")
+        model.observe(self._on_kinds, "kinds")
         # `png` is set last when a selection changes: one refresh per selection.
         model.observe(self._show_selection, ["png", "selected"])
         model.observe(lambda c: set_message(self.message, c.new), "error")
-        self._matches_changed()
+        self._on_matches()
 
     # --- model -> view -------------------------------------------------------------------
-    def _matches_changed(self, change=None):
+    def _on_matches(self, change=None):
         self.table.page = 0
         self.table.set_page_count(len(self.model.matches))
         self._fill_page()
@@ -278,7 +278,7 @@ class CheckpointBrowser(widgets.VBox):
             else:
                 self.table.clear_row(row)
 
-    def _kinds_changed(self, change):
+    def _on_kinds(self, change):
         for kind, box in self.kind_boxes.items():
             box.value = kind in change.new
 
@@ -302,7 +302,7 @@ class CheckpointBrowser(widgets.VBox):
             self.histogram.layout.display = None
 
     # --- view -> model -------------------------------------------------------------------
-    def _kind_box_changed(self, change):
+    def _on_kind_box(self, change):
         self.model.kinds = tuple(k for k, box in self.kind_boxes.items() if box.value)
 
     def _row_clicked(self, row: int):

@@ -173,7 +173,7 @@ class EMAModel(HasTraits):
         return trace, closed
 
     @observe(*_INPUTS)
-    def _input_changed(self, change):
+    def _on_input(self, change):
         if self._ready:
             self.recompute()
 
@@ -307,7 +307,7 @@ class EMAExplorer(widgets.VBox):
             widgets.link((control, "value"), (model, name))
         # Not a link: code may set a decay that is not on the slider's grid.
         self.decay_slider.observe(self._decay_moved, "value")
-        model.observe(self._decay_changed, "decay")
+        model.observe(self._on_decay, "decay")
         model.observe(self._redrawn, "png")
         model.observe(self._show_error, "error")
         model.observe(lambda c: setattr(self.noise_slider, "disabled", not c.new), "noisy")
@@ -325,7 +325,7 @@ class EMAExplorer(widgets.VBox):
     def _decay_moved(self, change):
         self.model.decay = change.new
 
-    def _decay_changed(self, change):
+    def _on_decay(self, change):
         if change.new not in [value for _, value in self.decay_slider.options]:
             self.decay_slider.options = decay_options(change.new)
         self.decay_slider.value = change.new

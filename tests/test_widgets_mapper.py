@@ -1,0 +1,354 @@
+"""VariableMapper without a browser: dropdowns, rules, toggles and buttons against a real plan."""
+from __future__ import annotations
+
+import html
+import sys
+import time
+
+import ipywidgets as widgets
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ckptwidgets import RestoreError, VariableMapper
+from ckptwidgets._synthetic import HOSTILE_KEY, save_many
+from ckptwidgets.widgets import MapperModel
+from ckptwidgets.widgets._inspect import count_children, iter_models, max_options, state_size
+from ckptwidgets.widgets.mapper import NONE, OTHER
+
+v1_ = tf.compat.v1
+
+
+def graph_vars(*specs):
+    """A fresh graph with ``(name, value)`` variables and a session; returns (sess, variables)."""
+    graph = tf.Graph()
+    with graph.as_default():
+        variables = [v1_.Variable(value, name=name) for name, value in specs]
+    return v1_.Session(graph=graph), variables
+
+
+def row_of(mapper, name):
+    names = list(mapper.model.rows[mapper.table.page_slice()])
+    return names.index(name)
+
+
+def cell(mapper, name, column):
+    index = [c.header for c in mapper.table.columns].index(column)
+    return mapper.table.cells[row_of(mapper, name)][index]
+
+
+@pytest.fixture(scope="module")
+def big_ckpt(tmp_path_factory):
+    return save_many(tmp_path_factory.mktemp("big") / "big.ckpt", 10_000)
+
+
+# --- scenario 1: partial restore, the uninitialised variable prevented ------------------
+
+
+def test_partial_restore_warns_and_initialises(base_ckpt):
+    sess, (v1, v2) = graph_vars(("v1", [5.0]), ("v2", [2.0]))
+    mapper = VariableMapper(base_ckpt, [v1, v2], session=sess)
+    assert mapper.plan.mapping == {"v1": "v1", "v2": "v2"}
+    assert mapper.warning.value == ""
+    assert mapper.initialize_box.layout.visibility == "hidden"
+
+    cell(mapper, "v2", "checkpoint key").value = NONE  # the user picks "(none)"
+    assert mapper.plan.unmapped == ["v2"]
+    assert cell(mapper, "v2", "status").value == "– unmapped"
+    assert mapper.counts.value == "2 variables: mapped 1 · unmapped 1 · problems 0 · unused entries 1"
+    # Graph mode: initialising is on by default, and the warning says what will happen.
+    assert mapper.initialize_box.value is True and not mapper.initialize_box.disabled
+    assert mapper.initialize_box.layout.visibility == "visible"
+    assert mapper.warning.value == "1 variable(s) have no checkpoint key and will be initialised: 'v2'."
+    mapper.initialize_box.value = False
+    assert "will stay uninitialised: 'v2'" in mapper.warning.value
+    mapper.initialize_box.value = True
+
+    mapper.restore_button.click()
+    with sess.graph.as_default():
+        assert sess.run(v1 + v2).tolist() == [3.0]
+    report = mapper.model.report
+    assert report.restored == [("v1", "v1")] and report.initialized == ["v2"]
+    assert "Initialized: &#x27;v2&#x27;" in mapper.report.value
+    assert mapper.message.value.startswith("Restored 1 variable(s), initialised 1")
+    assert mapper.model.progress == (1, 1)
+    assert mapper.progress.value == mapper.progress.max == 1
+
+
+def test_without_initialising_the_scenario_1_error_happens(base_ckpt):
+    sess, (v1, v2) = graph_vars(("v1", [5.0]), ("v2", [2.0]))
+    mapper = VariableMapper(base_ckpt, [v1, v2], session=sess)
+    mapper.plan.unassign("v2")
+    report = mapper.restore(initialize_unmapped=False)
+    assert report.left_alone == ["v2"]
+    with sess.graph.as_default(), pytest.raises(tf.errors.FailedPreconditionError):
+        sess.run(v1 + v2)
+
+
+def test_eager_variables_keep_their_values(base_ckpt):
+    v1, v2 = tf.Variable([5.0], name="v1"), tf.Variable([7.0], name="v2")
+    mapper = VariableMapper(base_ckpt, [v1, v2])
+    assert not mapper.model.graph_mode and mapper.initialize_box.disabled
+    mapper.plan.unassign(v2)
+    assert mapper.warning.value.endswith("will keep their current values: 'v2'.")
+    report = mapper.restore()
+    assert v1.numpy().tolist() == [1.0] and v2.numpy().tolist() == [7.0]
+    assert report.left_alone == ["v2"]
+
+
+# --- scenario 2: other names, by rules ---------------------------------------------------
+
+
+def test_rules_box_maps_other_names(base_ckpt):
+    sess, (a1, a2) = graph_vars(("other-v1", [1.0]), ("other-v2", [2.0]))
+    mapper = VariableMapper(base_ckpt, [a1, a2], session=sess)
+    assert mapper.plan.unmapped == ["other-v1", "other-v2"]
+    assert mapper.model.counts["unused"] == 2
+    mapper.rules_box.value = "v1 -> other-v1\n# comment\nv2 -> other-v2"
+    assert mapper.plan.mapping == {"other-v1": "v1", "other-v2": "v2"}
+    assert mapper.plan.var_list == {"v1": a1, "v2": a2}
+    assert mapper.model.rules == {"v1": "other-v1", "v2": "other-v2"}
+    assert cell(mapper, "other-v1", "checkpoint key").value == "v1"
+    mapper.restore_button.click()
+    with sess.graph.as_default():
+        assert sess.run(a1 + a2).tolist() == [3.0]
+
+
+def test_scope_rules(base_ckpt):
+    new1, new2 = tf.Variable([0.0], name="new/v1"), tf.Variable([0.0], name="new/v2")
+    mapper = VariableMapper(base_ckpt, [new1, new2], rules="/ -> new/")
+    assert mapper.plan.mapping == {"new/v1": "v1", "new/v2": "v2"}
+    assert mapper.rules_box.value == "/ -> new/"
+
+
+def test_bad_rule_is_a_message_quoting_the_line(base_ckpt):
+    mapper = VariableMapper(base_ckpt, [tf.Variable([0.0], name="v1")])
+    before = mapper.plan
+    mapper.rules_box.value = "v1 -> v1\nold/ new/"
+    assert mapper.rules_message.value.startswith("Rule line 2: 'old/ new/' has no '->'")
+    assert mapper.rules_message.layout.display is None
+    assert mapper.plan is before  # the plan is kept
+    mapper.rules_box.value = "old/ -> new"
+    assert "maps a scope to a single name" in mapper.rules_message.value
+    mapper.rules_box.value = ""
+    assert mapper.rules_message.value == "" and mapper.rules_message.layout.display == "none"
+
+
+def test_dict_rules_from_code(base_ckpt):
+    a1 = tf.Variable([0.0], name="other-v1")
+    mapper = VariableMapper(base_ckpt, [a1], rules={"v1": a1})  # key -> variable, as init_from_checkpoint
+    assert mapper.plan.mapping == {"other-v1": "v1"}
+    assert mapper.rules_box.value == "v1 -> other-v1"
+
+
+# --- scenarios 3-4: EMA shadows ----------------------------------------------------------
+
+
+def test_prefer_ema_restores_the_shadow(ema_ckpt):
+    sess, (v,) = graph_vars(("v", 0.0))
+    mapper = VariableMapper(ema_ckpt, [v], session=sess)
+    dropdown = cell(mapper, "v", "checkpoint key")
+    labels = dict((value, label) for label, value in dropdown.options)
+    assert labels["v/ExponentialMovingAverage"].startswith("★ v/ExponentialMovingAverage")
+    assert not labels["v"].startswith("★")
+    assert mapper.plan.mapping == {"v": "v"}
+    mapper.prefer_ema_box.value = True
+    assert mapper.plan.mapping == {"v": "v/ExponentialMovingAverage"}
+    assert dropdown.value == "v/ExponentialMovingAverage"
+    mapper.restore()
+    assert sess.run(v) == np.float32(0.099999905)
+
+
+def test_manual_edits_survive_rule_changes_and_automap_drops_them(ema_ckpt):
+    v, v2 = tf.Variable(0.0, name="v"), tf.Variable(0.0, name="v2")
+    mapper = VariableMapper(ema_ckpt, [v, v2])
+    cell(mapper, "v2", "checkpoint key").value = "v"  # a manual edit
+    mapper.prefer_ema_box.value = True
+    assert mapper.plan.mapping == {"v": "v/ExponentialMovingAverage", "v2": "v"}
+    assert mapper.model.manual_edits() == {"v2": "v"}
+    mapper.automap_button.click()
+    assert mapper.plan.mapping == {"v": "v/ExponentialMovingAverage", "v2": "v2/ExponentialMovingAverage"}
+
+
+# --- problems ------------------------------------------------------------------------------
+
+
+def test_shape_mismatch_is_shown_and_restore_refused(base_ckpt):
+    sess, (w,) = graph_vars(("w", [0.0, 0.0, 0.0, 0.0]))
+    mapper = VariableMapper(base_ckpt, [w], session=sess)
+    dropdown = cell(mapper, "w", "checkpoint key")
+    labels = dict((value, label) for label, value in dropdown.options)
+    assert labels["v1"] == "✗ v1  [1] float32"  # incompatible keys are marked
+    dropdown.value = "v1"
+    status = cell(mapper, "w", "status")
+    assert status.value == "✗ shape mismatch"
+    assert "(4,)" in status.tooltip and "(1,)" in status.tooltip
+    assert mapper.model.counts["problems"] == 1
+    mapper.restore_button.click()  # refused: a message, not a traceback
+    assert mapper.message.value.startswith("Nothing was restored")
+    assert mapper.message.style.text_color == "#b00020"
+    with pytest.raises(RestoreError):
+        mapper.restore()
+    sess.run(w.initializer)
+    assert sess.run(w).tolist() == [0.0] * 4
+
+
+def test_show_problems_only(base_ckpt):
+    w = tf.Variable([0.0, 0.0], name="v1")
+    ok = tf.Variable([0.0], name="v2")
+    mapper = VariableMapper(base_ckpt, [w, ok])
+    assert mapper.model.counts["problems"] == 1
+    mapper.show_box.value = "problems"
+    assert mapper.model.rows == ("v1",)
+    assert [c.value for c in mapper.table.column("variable") if c.value] == ["v1"]
+    mapper.show_box.value = "mapped"
+    assert mapper.model.rows == ("v2",)
+
+
+# --- both directions -------------------------------------------------------------------------
+
+
+def test_plan_edits_from_code_update_the_row(base_ckpt):
+    v1, v2 = tf.Variable([0.0], name="v1"), tf.Variable([0.0], name="v2")
+    mapper = VariableMapper(base_ckpt, [v1, v2])
+    mapper.plan.assign("v2", "v1")
+    assert cell(mapper, "v2", "checkpoint key").value == "v1"
+    assert cell(mapper, "v2", "status").value == "✓ mapped"
+    assert "'v1': variables['v2']" in mapper.model.code or "variables['v2']" in mapper.model.code
+    mapper.plan.unassign("v1")
+    assert cell(mapper, "v1", "checkpoint key").value == NONE
+    assert mapper.counts.value.endswith("unmapped 1 · problems 0 · unused entries 1")
+    mapper.plan.assign("v1", "nope")  # recorded, reported as missing
+    assert cell(mapper, "v1", "status").value == "✗ missing key"
+    labels = [label for label, value in cell(mapper, "v1", "checkpoint key").options if value == "nope"]
+    assert labels == ["✗ nope  (not in checkpoint)"]
+
+
+def test_other_key_and_typed_assignment(base_ckpt):
+    v1, v2 = tf.Variable([0.0], name="v1"), tf.Variable([0.0], name="v2")
+    mapper = VariableMapper(base_ckpt, [v1, v2])
+    dropdown = cell(mapper, "v1", "checkpoint key")
+    dropdown.value = OTHER
+    assert mapper.assign_variable.value == "v1" and mapper.assign_key.value == "v1"
+    assert dropdown.value == "v1"  # the row still shows the real key
+    mapper.assign_key.value = "v2"
+    assert "v2" in mapper.assign_key.options
+    mapper.assign_button.click()
+    assert mapper.plan.mapping["v1"] == "v2"
+    mapper.assign_variable.value = "v3"
+    mapper.assign_button.click()
+    assert "No variable named 'v3'" in mapper.message.value
+
+
+def test_code_preview_follows_style_and_plan(base_ckpt):
+    v1 = tf.Variable([0.0], name="v1")
+    mapper = VariableMapper(base_ckpt, [v1])
+    assert "Saver" in mapper.model.code
+    mapper.style_buttons.value = "init_from_checkpoint"
+    assert mapper.model.style == "init_from_checkpoint"
+    assert "init_from_checkpoint" in mapper.model.code
+    assert html.escape(mapper.model.code) in mapper.code.value
+    mapper.model.style = "checkpoint"
+    assert mapper.style_buttons.value == "checkpoint"
+    assert mapper.model.code == mapper.plan.to_code("checkpoint")
+
+
+def test_filter_box(base_ckpt):
+    mapper = VariableMapper(base_ckpt, {"net/v1": tf.Variable([0.0]), "net/v2": tf.Variable([0.0])},
+                            rules="/ -> net/")
+    mapper.filter_box.value = "V2"
+    assert mapper.model.rows == ("net/v2",)
+    assert [c.value for c in mapper.table.column("variable") if c.value] == ["net/v2"]
+
+
+def test_bad_path_is_a_message(tmp_path):
+    mapper = VariableMapper(str(tmp_path / "missing.ckpt"), [tf.Variable(1.0, name="v")])
+    assert mapper.plan is None and mapper.children == (mapper.message,)
+    assert "No checkpoint at" in mapper.message.value
+    assert "No checkpoint at" in repr(mapper)
+
+
+def test_model_without_widgets(base_ckpt):
+    model = MapperModel(base_ckpt, [tf.Variable([0.0], name="v1"), tf.Variable([0.0], name="v3")])
+    assert model.counts == {"variables": 2, "mapped": 1, "unmapped": 1, "problems": 0, "unused": 1}
+    revision = model.revision
+    model.choose("v3", "v2")
+    assert model.revision > revision and model.counts["unmapped"] == 0
+    assert model.key_suggestions("v") == ["v1", "v2"]
+
+
+def test_plain_text_repr(base_ckpt):
+    mapper = VariableMapper(base_ckpt, [tf.Variable([0.0], name="v1"), tf.Variable([0.0], name="v3")])
+    text = mapper._repr_mimebundle_()["text/plain"]
+    assert text == repr(mapper) and len(text) > 110
+    assert "v1        [1] float32  v1              ✓ mapped" in text
+    assert "keep their current values: 'v3'" in text
+
+
+def test_progress_bar_on_a_chunked_restore(tmp_path, monkeypatch):
+    prefix = save_many(tmp_path / "m.ckpt", 300, hostile=False)
+    restore_module = sys.modules["ckptwidgets.restore"]
+    monkeypatch.setattr(restore_module, "CHUNK_BYTES", 100)  # several chunks of a few tensors
+    from ckptwidgets import open_checkpoint
+
+    ckpt = open_checkpoint(prefix)
+    variables = {e.key: tf.Variable(tf.zeros(e.shape)) for e in ckpt}
+    mapper = VariableMapper(ckpt, variables)
+    seen = []
+    mapper.model.observe(lambda c: seen.append(c.new), "progress")
+    mapper.restore_button.click()
+    assert seen[-1] == (300, 300)
+    assert 3 <= len(seen) <= 102  # throttled to about one update per percent
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    assert mapper.progress.value == mapper.progress.max == 300 and mapper.progress.layout.display is None
+
+
+# --- scale and safety ------------------------------------------------------------------------------
+
+
+def test_ten_thousand_entries_stay_small(big_ckpt, base_ckpt):
+    from ckptwidgets import open_checkpoint
+
+    ckpt = open_checkpoint(big_ckpt)
+    entries = [e for e in ckpt if e.kind == "variable"][:1000]
+    variables = {e.key: tf.Variable(tf.zeros(e.shape)) for e in entries}
+    start = time.perf_counter()
+    mapper = VariableMapper(ckpt, variables)
+    seconds = time.perf_counter() - start
+    assert seconds < 3.0, f"construction took {seconds:.2f}s"
+    small = VariableMapper(base_ckpt, [tf.Variable([0.0], name="v1")])
+    assert count_children(mapper) == count_children(small) < 200
+    assert max_options(mapper) <= 100
+    assert state_size(mapper) < 400_000
+    assert mapper.model.counts["unused"] == 10_000 - 1000
+    assert len(mapper.model.code.splitlines()) <= 201
+    mapper.table.next_button.click()
+    assert count_children(mapper) == count_children(small) and max_options(mapper) <= 100
+
+
+def test_hostile_key_and_name_are_text(big_ckpt):
+    from ckptwidgets import open_checkpoint
+
+    ckpt = open_checkpoint(big_ckpt)
+    variables = {HOSTILE_KEY: tf.Variable(tf.zeros((3,))), "unrelated": tf.Variable(tf.zeros((3,)))}
+    mapper = VariableMapper(ckpt, variables)
+    assert mapper.plan.mapping[HOSTILE_KEY] == HOSTILE_KEY
+    assert cell(mapper, HOSTILE_KEY, "variable").value == HOSTILE_KEY
+    dropdown = cell(mapper, HOSTILE_KEY, "checkpoint key")
+    assert dropdown.value == HOSTILE_KEY
+    assert any(label.startswith(HOSTILE_KEY) for label, _ in dropdown.options)
+    other = cell(mapper, "unrelated", "checkpoint key")
+    assert other.options[1][0].startswith(HOSTILE_KEY)  # same shape, first by key: a candidate
+    mapper.restore_button.click()
+    assert HOSTILE_KEY in repr(mapper)
+    for widget in iter_models(mapper):
+        if isinstance(widget, widgets.HTML):
+            assert "<img" not in widget.value
+    assert html.escape(HOSTILE_KEY) in mapper.report.value
+    assert html.escape(HOSTILE_KEY) in mapper.code.value
+
+
+def test_public_name_is_the_widget():
+    import ckptwidgets
+
+    assert ckptwidgets.VariableMapper is VariableMapper
