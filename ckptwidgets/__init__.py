@@ -23,14 +23,14 @@ from .errors import (  # noqa: E402
     RestoreError,
 )
 from .reader import Checkpoint, Entry, open_checkpoint  # noqa: E402
+from .plan import Problem, RestorePlan, plan_restore  # noqa: E402
+
+# Imported eagerly on purpose: the function shares its module's name, and the package
+# attribute must end up as the function even after someone imports the submodule.
+from .restore import RestoreReport, restore  # noqa: E402
 
 # Public name -> module that defines it, loaded on first access.
 _LAZY = {
-    "RestorePlan": "plan",
-    "Problem": "plan",
-    "plan_restore": "plan",
-    "restore": "restore",
-    "RestoreReport": "restore",
     "ema_trace": "ema",
     "EMATrace": "ema",
     "CheckpointBrowser": "widgets",
@@ -49,6 +49,11 @@ __all__ = [
     "PlanError",
     "RestoreError",
     "CkptWidgetsWarning",
+    "Problem",
+    "RestorePlan",
+    "plan_restore",
+    "RestoreReport",
+    "restore",
     *_LAZY,
 ]
 

@@ -20,10 +20,8 @@ In graph mode pass the session: ``ckptwidgets.restore(plan, session=sess)``.
 from __future__ import annotations
 
 import re
-import sys
 import threading
 import time
-import types
 from dataclasses import dataclass, field
 
 from ._quiet import import_tensorflow
@@ -345,19 +343,3 @@ def restore(plan, session=None, initialize_unmapped=False, progress=None) -> Res
         seconds=time.perf_counter() - start,
         nbytes=sum(item[2].nbytes for item in items),
     )
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as :func:`restore`.
-
-    ``ckptwidgets.restore`` is exported lazily as the function, but importing the submodule
-    (``from ckptwidgets.restore import ...``, as widgets do) makes Python set the package
-    attribute ``ckptwidgets.restore`` to the module. Calling the module calls the function,
-    so ``ckptwidgets.restore(plan)`` works in both cases.
-    """
-
-    def __call__(self, *args, **kwargs):
-        return restore(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
