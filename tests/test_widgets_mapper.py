@@ -134,6 +134,30 @@ def test_bad_rule_is_a_message_quoting_the_line(base_ckpt):
     assert mapper.rules_message.value == "" and mapper.rules_message.layout.display == "none"
 
 
+def test_bad_rules_from_code_are_shown_and_left_out(base_ckpt):
+    mapper = VariableMapper(base_ckpt, [tf.Variable([0.0], name="v1")], rules="v1 -> v1\nnonsense")
+    assert mapper.rules_message.value.startswith("Rule line 2: 'nonsense'")
+    assert mapper.rules_box.value == "v1 -> v1\nnonsense"  # kept, to be fixed in the box
+    assert mapper.plan.mapping == {"v1": "v1"} and mapper.plan.rules == {}
+    mapper.rules_box.value = "v2 -> v1"
+    assert mapper.rules_message.value == "" and mapper.plan.mapping == {"v1": "v2"}
+
+
+def test_filter_goes_to_first_page_but_edits_keep_the_page(tmp_path):
+    from conftest import save_graph_checkpoint
+
+    prefix = save_graph_checkpoint(tmp_path / "m.ckpt", {f"w{i:02d}": float(i) for i in range(60)})
+    variables = {f"w{i:02d}": tf.Variable(0.0) for i in range(60)}
+    mapper = VariableMapper(prefix, variables)
+    mapper.show_box.value = "mapped"
+    mapper.table.next_button.click()
+    assert mapper.table.page == 1
+    cell(mapper, "w30", "checkpoint key").value = NONE  # leaves the "mapped" rows
+    assert mapper.table.page == 1 and "w30" not in mapper.model.rows
+    mapper.filter_box.value = "w5"
+    assert mapper.table.page == 0 and mapper.model.rows == tuple(f"w5{i}" for i in range(10))
+
+
 def test_dict_rules_from_code(base_ckpt):
     a1 = tf.Variable([0.0], name="other-v1")
     mapper = VariableMapper(base_ckpt, [a1], rules={"v1": a1})  # key -> variable, as init_from_checkpoint

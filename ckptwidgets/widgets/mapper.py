@@ -168,13 +168,7 @@ class MapperModel(HasTraits):
             raise PlanError(f"rules must be text or a dict, not {type(rules).__name__}: {rules!r}")
         self.rules_text = rules or ""
         self.prefer_ema = bool(prefer_ema)
-        if not self._replan(keep_edits=False):
-            # Rules from code that cannot be used: say why and plan without them.
-            error = self.rules_error
-            self._code_rules, self._code_text = None, None
-            self.set_trait("rules_text", "")
-            self._replan(keep_edits=False)
-            self.set_trait("rules_error", error)
+        self._replan(keep_edits=False)
         self.set_trait("graph_mode", any(_is_graph_variable(v) for v in self.plan.variables.values()))
         self.initialize_unmapped = self.graph_mode
         self._ready = True
@@ -195,12 +189,17 @@ class MapperModel(HasTraits):
         """Build a new plan from rules and prefer_ema; re-apply manual edits if asked."""
         try:
             rules = self._parsed_rules()
-            plan = plan_restore(self.checkpoint, self._variables,
-                                rules=rules or None, prefer_ema=self.prefer_ema)
+            plan = plan_restore(self.checkpoint, self._variables, rules=rules or None, prefer_ema=self.prefer_ema)
         except PlanError as error:
             self.set_trait("rules_error", str(error))
-            return False
-        self.set_trait("rules_error", "")
+            if self.plan is not None:
+                return False  # keep the current plan until the rules are fixed
+            # The first plan: without the rules (a second PlanError is about the variables
+            # themselves, a programming error, and propagates).
+            rules = {}
+            plan = plan_restore(self.checkpoint, self._variables, prefer_ema=self.prefer_ema)
+        else:
+            self.set_trait("rules_error", "")
         self.set_trait("rules", dict(rules))
         edits = self.manual_edits() if keep_edits and self.plan is not None else {}
         auto = plan.mapping
@@ -484,6 +483,7 @@ class VariableMapper(widgets.VBox):
         )
         widgets.link((self.rules_box, "value"), (model, "rules_text"))
         self.rules_message = message_label()
+        set_message(self.rules_message, model.rules_error)
         model.observe(lambda c: set_message(self.rules_message, c.new), "rules_error")
 
         # --- the table: fixed rows, values change
@@ -527,6 +527,8 @@ class VariableMapper(widgets.VBox):
 
         model.observe(lambda _c: self._refresh(), "revision")
         model.observe(lambda _c: self._on_rows(), "rows")
+        # A new filter starts at its first page; rows leaving by status keep the page.
+        model.observe(lambda _c: setattr(self.table, "page", 0), ["filter_text", "show"])
 
         matching = widgets.VBox([
             widgets.HBox([self.filter_box, self.show_box, self.prefer_ema_box, self.automap_button],
@@ -570,7 +572,6 @@ class VariableMapper(widgets.VBox):
 
     # --- model -> view ------------------------------------------------------------------
     def _on_rows(self):
-        self.table.page = 0
         self.table.set_page_count(len(self.model.rows))
         self._fill_page()
 
