@@ -17,6 +17,7 @@ import os
 import re
 from dataclasses import dataclass
 
+from . import _validate
 from ._quiet import import_tensorflow
 from .errors import CheckpointNotFoundError, CorruptCheckpointError
 
@@ -315,7 +316,7 @@ def open_checkpoint(path) -> Checkpoint:
         raise CheckpointNotFoundError(
             f"A checkpoint path must be a str or os.PathLike, not {type(path).__name__}: {path!r}"
         ) from None
-    prefix = _resolve_prefix(path)
+    prefix = _validate.resolve_prefix(path, _resolve_prefix)  # FIFOs, devices, a binary 'checkpoint' file
     try:
         reader = tf.train.load_checkpoint(prefix)
         shapes = reader.get_variable_to_shape_map()
