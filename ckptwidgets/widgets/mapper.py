@@ -488,7 +488,7 @@ class VariableMapper(widgets.VBox):
 
         # --- the table: fixed rows, values change
         self.table = PagedTable(
-            [Column("variable", "minmax(10em, 3fr)"), Column("shape", "minmax(6em, 1fr)"),
+            [Column("variable", "minmax(10em, 3fr)"), Column("shape", "minmax(8.5em, 1fr)"),
              Column("checkpoint key", "minmax(14em, 4fr)", "dropdown"), Column("status", "9.5em")],
             page_size=page_size,
         )
