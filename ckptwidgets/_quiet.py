@@ -47,7 +47,16 @@ def import_tensorflow():
         return sys.modules["tensorflow"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with _stderr_fd_silenced():
-        import tensorflow as tf
+        try:
+            import tensorflow as tf
+        except ModuleNotFoundError as error:
+            if error.name != "tensorflow":
+                raise
+            raise ModuleNotFoundError(
+                "ckptwidgets needs TensorFlow: pip install 'ckptwidgets[tf]' "
+                "(or tensorflow-cpu, or any TensorFlow distribution >= 2.16).",
+                name="tensorflow",
+            ) from None
 
         # The runtime probes devices lazily, on the first op: do it here too.
         tf.config.list_logical_devices()
