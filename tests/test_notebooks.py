@@ -2,6 +2,9 @@
 
 Each notebook is executed once, in a fresh kernel, by the test that checks it
 (marked ``notebook``). The committed files are also checked to hold no outputs.
+Cells ``NN-cw-*`` are the "With ckptwidgets" sections (issues #3, #4); a widget
+cell's text is the widget's plain-text repr, which nbclient stores next to the
+widget view.
 """
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ ISSUE_2_NOTEBOOKS = [
     "04_exponential_moving_averages.ipynb",
     "05_restore_the_moving_average.ipynb",
 ]
+ALL_NOTEBOOKS = ISSUE_2_NOTEBOOKS + ["06_explore_a_real_checkpoint.ipynb"]
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 # Text that means TensorFlow (or another library) leaked log noise into a cell.
 NOISE = [
@@ -57,6 +62,30 @@ def shows(nb, cell_id, expected):
 def shows_exactly(nb, cell_id, expected):
     text = cell_text(nb, cell_id)
     assert text == expected, f"cell {cell_id} should show exactly:\n{expected}\nshows:\n{text}"
+
+
+def shows_match(nb, cell_id, pattern):
+    """Assert that cell ``cell_id`` shows text matching the regex ``pattern`` (re.search)."""
+    text = cell_text(nb, cell_id)
+    assert re.search(pattern, text), f"cell {cell_id} should match {pattern!r}, shows:\n{text}"
+
+
+def widget_state(nb):
+    """``{model_id: state}`` of every widget model, as nbclient recorded them at the end."""
+    bundle = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+    return {model_id: model["state"] for model_id, model in bundle.get("state", {}).items()}
+
+
+def shows_widget(nb, cell_id, text_start):
+    """Assert that the cell's result is a live widget whose plain-text repr starts with ``text_start``."""
+    cell = next(c for c in nb.cells if c.get("id") == cell_id)
+    results = [out for out in cell.outputs if out.output_type == "execute_result"]
+    assert results, f"cell {cell_id} should end with the widget as its last expression"
+    data = results[-1].data
+    assert WIDGET_VIEW in data, f"cell {cell_id} shows no widget view: {sorted(data)}"
+    model_id = data[WIDGET_VIEW]["model_id"]
+    assert model_id in widget_state(nb), f"cell {cell_id}: widget model {model_id} was never sent to the front end"
+    assert data["text/plain"].startswith(text_start), data["text/plain"]
 
 
 @pytest.mark.notebook
@@ -101,6 +130,33 @@ def test_02_partial_restore():
     shows_exactly(nb, "02-tf2-reader", "v1 + v2 = [3.]\n")
     shows(nb, "02-tf2-object", "v1/.ATTRIBUTES/VARIABLE_VALUE [1]")
     shows(nb, "02-tf2-object", "v1 + v2 = [3.]")
+    # With ckptwidgets
+    assert cell_text(nb, "02-cw-open").endswith(
+        "v1 (1,) float32 variable\nv2 (1,) float32 variable\n"
+    ), cell_text(nb, "02-cw-open")
+    shows_exactly(
+        nb,
+        "02-cw-plan",
+        "unmapped: ['v2']\nproblems: []\nvar_list: {'v1': <tf.Variable 'v1:0' shape=(1,) dtype=float32>}\n",
+    )
+    shows_exactly(
+        nb, "02-cw-restore", "restored: [('v1', 'v1')]\ninitialised: ['v2']\nv1 + v2 = [3.]\n"
+    )
+    shows(nb, "02-cw-code", "saver = tf.compat.v1.train.Saver(var_list=var_list)")
+    shows(nb, "02-cw-code", "        'v1': variables['v1'],\n    }")
+    shows(nb, "02-cw-code", "# Not restored (in graph mode initialise them")
+    shows_widget(nb, "02-cw-mapper", "VariableMapper ")
+    shows(nb, "02-cw-mapper", "2 variables: mapped 1 · unmapped 1 · problems 0")
+    shows_match(nb, "02-cw-mapper", r"\nv2 +\[1\] float32 +\(none\) +– unmapped\n")
+    shows(
+        nb,
+        "02-cw-mapper",
+        "1 variable(s) have no checkpoint key and will stay uninitialised: 'v2'.",
+    )
+    warning, message, total = cell_text(nb, "02-cw-mapper-restore").splitlines()
+    assert warning == "1 variable(s) have no checkpoint key and will be initialised: 'v2'.", warning
+    assert re.fullmatch(r"Restored 1 variable\(s\), initialised 1, left 0 alone, in \d+\.\d\d s\.", message), message
+    assert total == "v1 + v2 = [3.]", total
 
 
 @pytest.mark.notebook
@@ -117,6 +173,43 @@ def test_03_restore_under_other_names():
     shows_exactly(nb, "03-scope-pitfall", "new_scope/w [0. 0.]\n")
     shows_exactly(nb, "03-tf2-reader", "[3.]\n")
     assert cell_text(nb, "03-tf2-object").endswith("[3.]\n")
+    # With ckptwidgets
+    shows_exactly(nb, "03-cw-plan", "unmapped: ['other-v1', 'other-v2']\nunused entries: ['v1', 'v2']\n")
+    shows_exactly(
+        nb,
+        "03-cw-assign",
+        "mapping: {'other-v1': 'v1', 'other-v2': 'v2'}\nproblems: []\n"
+        "var_list: {'v1': <tf.Variable 'other-v1:0' shape=(1,) dtype=float32>, "
+        "'v2': <tf.Variable 'other-v2:0' shape=(1,) dtype=float32>}\n[3.]\n",
+    )
+    shows_exactly(
+        nb,
+        "03-cw-rules",
+        "mapping: {'new_scope/w': 'old_scope/w', 'new_scope/b': 'old_scope/b'}\n"
+        "new_scope/w [1. 2.]\nnew_scope/b [0.5]\n",
+    )
+    typo = cell_text(nb, "03-cw-typo")
+    assert typo.startswith("missing_key\nVariable 'other-v2' is mapped to key 'v3', which is not in checkpoint"), typo
+    assert typo.endswith("Entries with its shape (1,) and dtype float32: 'v1', 'v2'.\n"), typo
+    shows(nb, "03-cw-code", "        'v1': variables['other-v1'],\n        'v2': variables['other-v2'],\n")
+    shows_widget(nb, "03-cw-mapper", "VariableMapper ")
+    shows(nb, "03-cw-mapper", "2 variables: mapped 0 · unmapped 2 · problems 0 · unused entries 2")
+    shows_widget(nb, "03-cw-mapper-assign", "VariableMapper ")
+    assert cell_text(nb, "03-cw-mapper-assign").startswith("other-v1's dropdown now shows: v1\n")
+    shows(nb, "03-cw-mapper-assign", "2 variables: mapped 1 · unmapped 1 · problems 0 · unused entries 1")
+    shows_match(nb, "03-cw-mapper-assign", r"\nother-v1 +\[1\] float32 +v1 +✓ mapped\n")
+    shows_match(nb, "03-cw-mapper-assign", r"\nother-v2 +\[1\] float32 +\(none\) +– unmapped\n")
+    shows_exactly(
+        nb, "03-cw-mapper-restore", "2 variables: mapped 2 · unmapped 0 · problems 0 · unused entries 0\n[3.]\n"
+    )
+    # The front end got the edits made from code: the key dropdowns now select v1 and v2.
+    chosen = sorted(
+        state["_options_labels"][state["index"]]
+        for state in widget_state(nb).values()
+        if state.get("_model_name") == "DropdownModel" and state.get("index") is not None
+        and "(other key…)" in state.get("_options_labels", ())
+    )
+    assert chosen == ["v1  [1] float32", "v2  [1] float32"], chosen
 
 
 @pytest.mark.notebook
@@ -149,6 +242,24 @@ def test_04_exponential_moving_averages():
     for line in cell_text(nb, "04-agree").splitlines():
         difference = float(line.rsplit(" ", 1)[1])
         assert difference < 1e-4, line
+    # With ckptwidgets
+    shows_exactly(
+        nb,
+        "04-cw-open",
+        "v variable None\nv/ExponentialMovingAverage ema v\nv2 variable None\nv2/ExponentialMovingAverage ema v2\n",
+    )
+    shows_exactly(
+        nb,
+        "04-cw-trace",
+        "first step: 0.099999905\n"
+        "num_updates=False  same as the loop above: True\n"
+        "num_updates=True   same as the loop above: True\n",
+    )
+    shows_widget(nb, "04-cw-explorer", "EMAExplorer(decay=0.99, steps=500, target=10.0")
+    shows(nb, "04-cw-explorer", "step 1: shadow 0.099999905 (decay used 0.99) · 95% of the way to 10 at step 299")
+    drive = cell_text(nb, "04-cw-explorer-drive").splitlines()
+    assert drive[0].startswith("step 1: shadow 8.181818 (decay used 0.18181819)"), drive
+    assert drive[1].startswith("step 1: shadow 1.0000002 (decay used 0.9) · 95% of the way to 10 at step 29 "), drive
 
 
 @pytest.mark.notebook
@@ -172,11 +283,110 @@ def test_05_restore_the_moving_average():
     shows(nb, "05-tf2-saver", "RuntimeError: When eager execution is enabled, `var_list` must")
     assert cell_text(nb, "05-tf2-saver").endswith("\n0.099999905\n")
     shows_exactly(nb, "05-tf2-reader", "0.099999905\n")
+    # With ckptwidgets
+    shows_exactly(
+        nb,
+        "05-cw-plan",
+        "unmapped: []\nproblems: []\n"
+        "var_list: {'v/ExponentialMovingAverage': <tf.Variable 'v:0' shape=() dtype=float32>}\n"
+        "0.099999905\n",
+    )
+    shows(nb, "05-cw-code", "        'v/ExponentialMovingAverage': variables['v'],\n")
+    shows_exactly(
+        nb, "05-cw-partial", "mapping: {'v': 'v/ExponentialMovingAverage', 'x': 'x'}\n[0.099999905, 5.0]\n"
+    )
+    shows_exactly(nb, "05-cw-shape-save", "w [1]\nw/ExponentialMovingAverage [1]\n")
+    # TensorFlow itself accepts the [1] tensor into the [4] variable...
+    shows_exactly(nb, "05-cw-shape-tf", "declared shape: (4,)  holds: [0.0999999] of shape (1,)\n")
+    # ...the plan reports it, and restore refuses it.
+    reason, message, refused = cell_text(nb, "05-cw-shape-plan").splitlines()
+    assert reason == "shape_mismatch", reason
+    assert message.startswith("Variable 'w' has shape (4,) but key 'w/ExponentialMovingAverage' in checkpoint "), message
+    assert "vector_ema.ckpt' has shape (1,). TensorFlow would not complain here" in message, message
+    assert refused == "RestoreError with 1 problem(s): nothing was restored", refused
+    shows_widget(nb, "05-cw-mapper", "VariableMapper ")
+    shows(nb, "05-cw-mapper", "2 variables: mapped 2 · unmapped 0 · problems 0 · unused entries 1")
+    shows_match(nb, "05-cw-mapper", r"\nv +\[\] float32 +v/ExponentialMovingAverage +✓ mapped\n")
+    shows_match(nb, "05-cw-mapper", r"\nx +\[\] float32 +x +✓ mapped")
+    shows_exactly(nb, "05-cw-mapper-restore", "[0.099999905, 5.0]\n")
 
 
-def test_issue_2_notebooks_exist():
-    missing = [name for name in ISSUE_2_NOTEBOOKS if not (NOTEBOOKS / name).is_file()]
+@pytest.mark.notebook
+def test_06_explore_a_real_checkpoint():
+    nb = execute("06_explore_a_real_checkpoint.ipynb")
+    shows(nb, "06-model", ": 262 variables, 158 trainable, 104 non-trainable\n")
+    shows(nb, "06-model", "\nteacher/Conv1/kernel (3, 3, 3, 32) trainable\n")
+    shows(nb, "06-model", "\nteacher/bn_Conv1/moving_mean (32,) non-trainable\n")
+    train = cell_text(nb, "06-train").splitlines()
+    assert [line.split(":")[0] for line in train[:3]] == ["step 1", "step 2", "step 3"], train
+    for line in train[:3]:
+        assert 0 < float(line.rsplit(" ", 1)[1]) < 100, line
+    assert train[3] == "teacher/Conv1/kernel -> teacher/Conv1/kernel/ExponentialMovingAverage:0", train
+    assert cell_text(nb, "06-keras-pitfall").startswith("AttributeError: "), cell_text(nb, "06-keras-pitfall")
+    shows_exactly(nb, "06-save-pitfall", "[('teacher/Conv1/kernelVARIABLE_VALUE', [3, 3, 3, 32])]\n")
+    assert cell_text(nb, "06-save").startswith("420 tensors saved to mobilenet.ckpt\n")
+    shows(nb, "06-open", "mobilenet.ckpt': 420 entries (158 ema, 262 variable)>\n")
+    shows_match(nb, "06-open", r"\nvariable +262 entries +\d+\.\d MiB\nema +158 entries +\d+\.\d MiB\n$")
+    # The browser: totals per kind, and the selected kernel compared with its shadow.
+    shows_widget(nb, "06-browser", "CheckpointBrowser ")
+    shows_match(nb, "06-browser", r"\nvariable 262 \([\d.]+ MiB\) · ema 158 \([\d.]+ MiB\) · total 420 entries")
+    shows(nb, "06-browser", "\nselected 'teacher/Conv1/kernel': min ")
+    shows(
+        nb,
+        "06-browser",
+        "\nraw 'teacher/Conv1/kernel' vs EMA shadow 'teacher/Conv1/kernel/ExponentialMovingAverage': max |raw - shadow| ",
+    )
+    shows_exactly(nb, "06-student", "student/Conv1/kernel\nNone\n")
+    # The mapper: the scope rule and prefer_ema map everything.
+    shows_widget(nb, "06-mapper", "VariableMapper ")
+    shows(nb, "06-mapper", "262 variables: mapped 262 · unmapped 0 · problems 0 · unused entries 158\n")
+    shows_match(
+        nb,
+        "06-mapper",
+        r"\nstudent/Conv1/kernel +\[3, 3, 3, 32\] float32 +teacher/Conv1/kernel/ExponentialMovingAverage +✓ mapped\n",
+    )
+    shows_match(nb, "06-mapper", r"\nstudent/bn_Conv1/moving_mean +\[32\] float32 +teacher/bn_Conv1/moving_mean +✓ mapped\n")
+    shows_exactly(
+        nb,
+        "06-unused",
+        "problems: 0  unmapped: 0\n"
+        "variables read from a shadow: 158\n"
+        "variables read from a raw entry: 104\n"
+        "unused entries: 158 of kind ['variable']\n"
+        "for example: teacher/Conv1/kernel\n",
+    )
+    shows(nb, "06-code", "\nassignment_map = {\n")
+    shows(
+        nb, "06-code", "    'teacher/Conv1/kernel/ExponentialMovingAverage': variables['student/Conv1/kernel'].value,\n"
+    )
+    shows_match(nb, "06-restore", r"^Restored 262 variable\(s\), initialised 0, left 0 alone, in \d+\.\d\d s\.\n$")
+    shadows, raw, gap = cell_text(nb, "06-check").splitlines()
+    assert shadows == "all 158 variables equal their EMA shadows: True", shadows
+    assert raw == "all 104 non-trainable variables equal their raw values: True", raw
+    # Shadows and weights differ, so the equality above could have failed.
+    assert gap.startswith("largest |shadow - raw weight|: ") and float(gap.rsplit(" ", 1)[1]) > 0.01, gap
+
+
+def test_notebooks_exist():
+    missing = [name for name in ALL_NOTEBOOKS if not (NOTEBOOKS / name).is_file()]
     assert not missing, f"missing notebooks: {missing}"
+
+
+@pytest.mark.parametrize("name", ALL_NOTEBOOKS[1:])
+def test_notebooks_02_to_06_use_ckptwidgets(name):
+    """Issue #3/#4: 02-05 end with a "With ckptwidgets" section, and 02-06 show widgets."""
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    number = name[:2]
+    headings = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    if number != "06":
+        assert any(h.startswith("## With ckptwidgets") for h in headings), name
+        ids = [c.id for c in nb.cells]
+        assert ids.index(f"{number}-cw-md") < ids.index(f"{number}-summary"), name
+    widget_cells = [
+        c for c in nb.cells
+        if c.cell_type == "code" and re.search(r"ckptwidgets\.(VariableMapper|EMAExplorer|CheckpointBrowser)\(", c.source)
+    ]
+    assert widget_cells, f"{name} shows no widget"
 
 
 @pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
@@ -192,7 +402,7 @@ def test_committed_notebook_has_no_outputs(path):
         assert cell.execution_count is None, f"{path.name}: cell {cell.id} has an execution count"
 
 
-@pytest.mark.parametrize("name", ISSUE_2_NOTEBOOKS)
+@pytest.mark.parametrize("name", ALL_NOTEBOOKS)
 def test_setup_imports_ckptwidgets_before_tensorflow(name):
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     setup = next(cell.source for cell in nb.cells if cell.cell_type == "code")
