@@ -235,6 +235,7 @@ def test_show_problems_only(base_ckpt):
 def test_plan_edits_from_code_update_the_row(base_ckpt):
     v1, v2 = tf.Variable([0.0], name="v1"), tf.Variable([0.0], name="v2")
     mapper = VariableMapper(base_ckpt, [v1, v2])
+    mapper.code_accordion.selected_index = 0
     mapper.plan.assign("v2", "v1")
     assert cell(mapper, "v2", "checkpoint key").value == "v1"
     assert cell(mapper, "v2", "status").value == "✓ mapped"
@@ -267,7 +268,10 @@ def test_other_key_and_typed_assignment(base_ckpt):
 def test_code_preview_follows_style_and_plan(base_ckpt):
     v1 = tf.Variable([0.0], name="v1")
     mapper = VariableMapper(base_ckpt, [v1])
-    assert "Saver" in mapper.model.code
+    assert mapper.model.code == ""  # the panel is closed: no code generated yet
+    mapper.code_accordion.selected_index = 0
+    assert mapper.model.preview and "Saver" in mapper.model.code
+    assert "Saver" in html.unescape(mapper.code.value)
     mapper.style_buttons.value = "init_from_checkpoint"
     assert mapper.model.style == "init_from_checkpoint"
     assert "init_from_checkpoint" in mapper.model.code
@@ -345,6 +349,7 @@ def test_ten_thousand_entries_stay_small(big_ckpt, base_ckpt):
     assert max_options(mapper) <= 100
     assert state_size(mapper) < 400_000
     assert mapper.model.counts["unused"] == 10_000 - 1000
+    mapper.code_accordion.selected_index = 0
     assert len(mapper.model.code.splitlines()) <= 201
     mapper.table.next_button.click()
     assert count_children(mapper) == count_children(small) and max_options(mapper) <= 100
@@ -356,6 +361,7 @@ def test_hostile_key_and_name_are_text(big_ckpt):
     ckpt = open_checkpoint(big_ckpt)
     variables = {HOSTILE_KEY: tf.Variable(tf.zeros((3,))), "unrelated": tf.Variable(tf.zeros((3,)))}
     mapper = VariableMapper(ckpt, variables)
+    mapper.code_accordion.selected_index = 0
     assert mapper.plan.mapping[HOSTILE_KEY] == HOSTILE_KEY
     assert cell(mapper, HOSTILE_KEY, "variable").value == HOSTILE_KEY
     dropdown = cell(mapper, HOSTILE_KEY, "checkpoint key")
@@ -376,3 +382,32 @@ def test_public_name_is_the_widget():
     import ckptwidgets
 
     assert ckptwidgets.VariableMapper is VariableMapper
+
+
+def test_candidate_index_matches_plan_candidates(big_ckpt, ema_ckpt, tmp_path):
+    from ckptwidgets import open_checkpoint, plan_restore
+    from ckptwidgets._candidates import CandidateIndex
+
+    # An object-based checkpoint too: its object graph is never a candidate.
+    module = tf.Module()
+    module.l1 = tf.Module()
+    module.l1.kernel = tf.Variable(tf.zeros((2, 3)))
+    module.l1.bias = tf.Variable(tf.zeros((3,)))
+    object_based = tf.train.Checkpoint(net=module).write(str(tmp_path / "obj"))
+    cases = [
+        (big_ckpt, {"layer_0001/dense_2/kernel": (2, 3), "layer_0000/dense_0/kernel": (2, 3), "other/bias": (3,),
+                    "bias": (3,), "odd": (7,), "scalar": ()}),
+        (ema_ckpt, {"v": (), "v2": (), "w": (1,)}),
+        (object_based, {"net/l1/kernel": (2, 3), "net/l1/bias": (3,), "x/bias": (3,)}),
+    ]
+    for prefix, shapes in cases:
+        ckpt = open_checkpoint(prefix)
+        variables = {name: tf.Variable(tf.zeros(shape)) for name, shape in shapes.items()}
+        plan = plan_restore(ckpt, variables)
+        first = next(iter(shapes))
+        plan.assign(first, ckpt.entries[-1].key)  # a current key that is not the name
+        index = CandidateIndex(ckpt)
+        for name, shape in shapes.items():
+            for limit in (1, 5, 50):
+                fast = index.candidates(plan, name, shape, "float32", limit, current=plan.mapping.get(name))
+                assert [e.key for e in fast] == [e.key for e in plan.candidates(name, limit=limit)], (prefix, name, limit)

@@ -30,6 +30,7 @@ from traitlets import (
     observe,
 )
 
+from .._candidates import CandidateIndex
 from .._format import filter_names, first_lines, format_rules, format_shape, parse_rules, text_table
 from .._quiet import import_tensorflow
 from ..errors import CheckpointError, PlanError
@@ -133,6 +134,7 @@ class MapperModel(HasTraits):
     show = Enum(SHOW, default_value="all", help="Which rows to show, by status.")
     rows = Tuple(read_only=True, help="Names of the variables passing the filter, in plan order.")
     style = Enum(STYLES, default_value="saver", help="Style of the generated code (plan.to_code(style)).")
+    preview = Bool(True, help="Keep `code` up to date; a view turns it off while the code is hidden.")
     code = Unicode("", read_only=True, help=f"The first {PREVIEW_LINES} lines of plan.to_code(style).")
     counts = Dict(read_only=True, help="variables, mapped, unmapped, problems, unused entries.")
     warning = Unicode("", read_only=True, help="What a restore now would leave uninitialised or untouched.")
@@ -145,13 +147,15 @@ class MapperModel(HasTraits):
     revision = Int(0, read_only=True, help="Incremented after every change of the plan (views refresh on it).")
 
     def __init__(self, ckpt_or_path, variables, session=None, rules=None, prefer_ema=False, **kwargs):
+        self._ready = False  # derived state is computed once, at the end of __init__
         super().__init__(session=session, **kwargs)
         self._options_cache: dict = {}
+        self._mapping: dict = {}  # plan.mapping copies on every access: one copy per edit
+        self._candidates = None  # CandidateIndex, built on first use
         self._auto: dict = {}
         self._problems: dict = {}
         self._variables = variables
         self._code_rules, self._code_text = None, None
-        self._ready = False  # derived state is computed once, at the end of __init__
         try:
             self.set_trait("checkpoint", open_checkpoint(ckpt_or_path))
         except CheckpointError as error:
@@ -169,7 +173,9 @@ class MapperModel(HasTraits):
         self.rules_text = rules or ""
         self.prefer_ema = bool(prefer_ema)
         self._replan(keep_edits=False)
-        self.set_trait("graph_mode", any(_is_graph_variable(v) for v in self.plan.variables.values()))
+        # One variable tells: restore() refuses plans mixing graphs, or graph and eager.
+        first = next(iter(self.plan.variables.values()), None)
+        self.set_trait("graph_mode", first is not None and _is_graph_variable(first))
         self.initialize_unmapped = self.graph_mode
         self._ready = True
         self._on_plan_edit()
@@ -237,11 +243,12 @@ class MapperModel(HasTraits):
         if not self._ready:
             return
         plan = self.plan
+        self._mapping = plan.mapping
         problems = plan.problems
         unmapped = plan.unmapped
         self.set_trait("counts", {
             "variables": len(plan.variables),
-            "mapped": len(plan.mapping),
+            "mapped": len(self._mapping),
             "unmapped": len(unmapped),
             "problems": len(problems),
             "unused": len(plan.unused),
@@ -278,9 +285,10 @@ class MapperModel(HasTraits):
                 names = [n for n in names if status(n) == self.show]
         self.set_trait("rows", tuple(names))
 
-    @observe("style")
+    @observe("style", "preview")
     def _regenerate(self, change=None):
-        if not self._ready:
+        # Generating code is O(variables): skipped while nobody looks at it.
+        if not self._ready or not self.preview:
             return
         try:
             code = self.plan.to_code(self.style)
@@ -289,6 +297,10 @@ class MapperModel(HasTraits):
         self.set_trait("code", first_lines(code, PREVIEW_LINES, "lines: plan.to_code(style) gives all"))
 
     # --- per-row information -------------------------------------------------------------
+    def current_key(self, name: str) -> str | None:
+        """The key ``name`` reads in the plan, or None."""
+        return self._mapping.get(name)
+
     def describe(self, name: str) -> tuple:
         """``(shape text, dtype)`` of a variable of the plan."""
         var = self.plan.variables[name]
@@ -310,18 +322,25 @@ class MapperModel(HasTraits):
         """
         var = self.plan.variables[name]
         shape, dtype = _var_shape(var), _var_dtype(var)
-        # Candidates hardly change with edits (only the current key moves to the front),
-        # so they are cached per variable until the plan is rebuilt.
+        # Candidates do not depend on edits except for the current key, which goes first:
+        # cached per variable (computed without it) until the plan is rebuilt.
         if name not in self._options_cache:
+            if self._candidates is None:
+                self._candidates = CandidateIndex(self.checkpoint)
             self._options_cache[name] = [
-                (self._option_label(e, shape, dtype), e.key) for e in self.plan.candidates(name, limit=CANDIDATES)
+                (self._option_label(e, shape, dtype), e.key)
+                for e in self._candidates.candidates(self.plan, name, shape, dtype, CANDIDATES)
             ]
-        options = list(self._options_cache[name])
-        current = self.plan.mapping.get(name)
-        if current is not None and all(value != current for _, value in options):
-            entry = self.checkpoint.find(current)
-            label = self._option_label(entry, shape, dtype) if entry is not None else f"✗ {current}  (not in checkpoint)"
-            options.insert(0, (label, current))
+        options = self._options_cache[name]
+        current = self._mapping.get(name)
+        if current is not None:
+            others = [option for option in options if option[1] != current]
+            if len(others) < len(options):
+                options = [next(o for o in options if o[1] == current)] + others
+            else:
+                entry = self.checkpoint.find(current)
+                label = self._option_label(entry, shape, dtype) if entry is not None else f"✗ {current}  (not in checkpoint)"
+                options = [(label, current)] + options
         return [("(none)", NONE)] + options + [("(other key…)", OTHER)]
 
     @staticmethod
@@ -411,7 +430,7 @@ class MapperModel(HasTraits):
         table = []
         for name in self.rows[:rows]:
             shape, dtype = self.describe(name)
-            table.append([name, f"{shape} {dtype}", self.plan.mapping.get(name, "(none)"), self.status_text(name)[0]])
+            table.append([name, f"{shape} {dtype}", self._mapping.get(name, "(none)"), self.status_text(name)[0]])
         lines.append(text_table(["variable", "shape", "checkpoint key", "status"], table, max_widths=[40, 24, 50, 0]))
         if len(self.rows) > rows:
             lines.append(f"... {len(self.rows) - rows:,} more")
@@ -452,7 +471,9 @@ class VariableMapper(widgets.VBox):
 
     def __init__(self, ckpt_or_path, variables, session=None, rules=None, prefer_ema=False,
                  page_size: int = PAGE_SIZE, **kwargs):
-        self.model = model = MapperModel(ckpt_or_path, variables, session=session, rules=rules, prefer_ema=prefer_ema)
+        # preview=False: the code panel starts closed; opening it generates the code.
+        self.model = model = MapperModel(ckpt_or_path, variables, session=session, rules=rules,
+                                         prefer_ema=prefer_ema, preview=False)
         self.message = message_label()
         model.observe(lambda _c: set_message(self.message, model.message, model.message_kind), "message")
         if model.plan is None:
@@ -543,10 +564,12 @@ class VariableMapper(widgets.VBox):
             self.report,
         ])
         self.code_panel = widgets.VBox([self.style_buttons, self.code])
-        super().__init__([self.title, self.counts, matching, self.table, by_hand,
-                          widgets.Accordion([self.code_panel], titles=("code",)), restoring, self.message], **kwargs)
+        self.code_accordion = widgets.Accordion([self.code_panel], titles=("code",), selected_index=None)
+        widgets.dlink((self.code_accordion, "selected_index"), (model, "preview"), transform=lambda i: i is not None)
+        super().__init__([self.title, self.counts, matching, self.table, by_hand, self.code_accordion,
+                          restoring, self.message], **kwargs)
+        self._refresh(fill=False)
         self._on_rows()
-        self._refresh()
 
     # --- public -------------------------------------------------------------------------
     @property
@@ -575,12 +598,13 @@ class VariableMapper(widgets.VBox):
         self.table.set_page_count(len(self.model.rows))
         self._fill_page()
 
-    def _refresh(self):
+    def _refresh(self, fill=True):
         self.counts.value = self.model.counts_text()
         self.warning.value = self.model.warning
         self.warning.tooltip = self.model.warning or None
         self.initialize_box.layout.visibility = "visible" if self.model.warning and self.model.graph_mode else "hidden"
-        self._fill_page()
+        if fill:
+            self._fill_page()
 
     def _fill_page(self):
         model = self.model
@@ -601,8 +625,9 @@ class VariableMapper(widgets.VBox):
                 options = tuple(model.options(name))
                 if tuple(dropdown.options) != options:
                     dropdown.options = options
-                dropdown.value = model.plan.mapping.get(name, NONE)
-                dropdown.tooltip = model.plan.mapping.get(name)
+                current = model.current_key(name)
+                dropdown.value = NONE if current is None else current
+                dropdown.tooltip = current
         finally:
             self._syncing = False
 
@@ -628,7 +653,7 @@ class VariableMapper(widgets.VBox):
         if value == OTHER:
             # Any key, also one outside the ~50 offered: typed into the key box below.
             self.assign_variable.value = name
-            self.assign_key.value = self.model.plan.mapping.get(name, "")
+            self.assign_key.value = self.model.current_key(name) or ""
             self._fill_page()
             return
         try:
