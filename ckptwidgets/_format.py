@@ -171,7 +171,8 @@ def tensor_stats(values) -> TensorStats:
     True
     """
     array = np.asarray(values)
-    dtype = str(array.dtype)
+    # TensorFlow strings read back as numpy bytes ("|S123") or objects: name them as TF does.
+    dtype = "string" if array.dtype.kind in "SOU" else str(array.dtype)
     if array.dtype == bool:
         array = array.astype(np.float64)
     if array.dtype.kind not in "iuf":
