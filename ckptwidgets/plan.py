@@ -34,6 +34,7 @@ Matching, per variable (dict lookups only, never a scan of the entries per varia
 """
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 
@@ -104,6 +105,7 @@ class _Rules:
         self.exact: dict[str, list[str]] = {}  # variable name -> checkpoint keys
         self.scopes: dict[str, list[str]] = {}  # variable prefix ("" = root) -> checkpoint prefixes
         by_id = None
+        known = {i.name for i in infos} | {i.alias for i in infos if i.alias}
         for ckpt_side, var_side in (rules or {}).items():
             if not isinstance(ckpt_side, str):
                 raise PlanError(f"Rule keys are checkpoint names or scopes (str); got {ckpt_side!r}.")
@@ -126,6 +128,12 @@ class _Rules:
                     "" if _is_root(ckpt_side) else ckpt_side
                 )
             else:
+                if var_side not in known:
+                    close = difflib.get_close_matches(var_side, list(known), n=3, cutoff=0.5)
+                    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+                    raise PlanError(
+                        f"Rule {ckpt_side!r}: {var_side!r} names no variable of the plan.{hint}"
+                    )
                 self.exact.setdefault(var_side, []).append(ckpt_side)
 
     def __bool__(self) -> bool:
@@ -490,7 +498,9 @@ def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, ex
         Read each variable's ``ExponentialMovingAverage`` shadow when the checkpoint has one.
     include, exclude : str or list of str, optional
         Regular expressions (``re.search`` on variable names): variables not included, or
-        excluded, are left out of the plan entirely (partial restore).
+        excluded, get no key (partial restore, as tf-slim's ``get_variables_to_restore``).
+        They stay in the plan as unmapped, so ``restore(..., initialize_unmapped=True)``
+        initialises them in graph mode.
 
     Returns
     -------
@@ -510,18 +520,19 @@ def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, ex
     ckpt = open_checkpoint(ckpt)
     infos, duplicates = collect(variables)
     keep, drop = _patterns(include, "include"), _patterns(exclude, "exclude")
-    if keep or drop:
-        infos = [
-            i
-            for i in infos
-            if (not keep or any(p.search(i.name) for p in keep)) and not any(p.search(i.name) for p in drop)
-        ]
-        names = {i.name for i in infos}
-        duplicates = [g for g in duplicates if g[0].name in names]
+    # Filtered-out variables stay in the plan, unmapped: in graph mode they still need an
+    # initializer, and the plan must be able to say so (the scenario 1 error).
+    skipped = {
+        i.name
+        for i in infos
+        if (keep and not any(p.search(i.name) for p in keep)) or any(p.search(i.name) for p in drop)
+    }
     table = _Rules(rules, infos)
     mapping: dict[str, str] = {}
     conflicts: dict[str, list[str]] = {}
     for info in infos:
+        if info.name in skipped:
+            continue
         key, conflict = _match(info.name, ckpt, table)
         if key is None and conflict is None and info.alias is not None:
             key, conflict = _match(info.alias, ckpt, table)

@@ -49,12 +49,21 @@ def test_eager_variables_and_path_input(base_ckpt, tmp_path):
 
 def test_include_exclude(base_ckpt):
     _, (v1, v2, w) = graph_vars({"v1": [0.0], "v2": [0.0], "w": [0.0]})
-    assert list(plan_restore(base_ckpt, [v1, v2, w], include="^v").variables) == ["v1", "v2"]
-    assert list(plan_restore(base_ckpt, [v1, v2, w], exclude=["2$", "w"]).variables) == ["v1"]
+    plan = plan_restore(base_ckpt, [v1, v2, w], include="^v")
+    assert plan.mapping == {"v1": "v1", "v2": "v2"} and plan.unmapped == ["w"]
+    assert plan_restore(base_ckpt, [v1, v2, w], exclude=["2$", "w"]).mapping == {"v1": "v1"}
     plan = plan_restore(base_ckpt, [v1, v2, w], include=["v"], exclude="v1")
-    assert list(plan.variables) == ["v2"] and [e.key for e in plan.unused] == ["v1"]
+    assert plan.mapping == {"v2": "v2"} and [e.key for e in plan.unused] == ["v1"]
+    # Filtered-out variables stay in the plan, unmapped, so restore can initialise them.
+    assert list(plan.variables) == ["v1", "v2", "w"] and plan.unmapped == ["v1", "w"]
     with pytest.raises(PlanError, match="regular expressions"):
         plan_restore(base_ckpt, [v1], include="(")
+
+
+def test_one_name_rule_naming_no_variable_is_an_error(base_ckpt):
+    _, (a1,) = graph_vars({"other-v1": [0.0]})
+    with pytest.raises(PlanError, match=r"'other-v' names no variable of the plan. Did you mean 'other-v1'"):
+        plan_restore(base_ckpt, [a1], rules={"v1": "other-v"})
 
 
 # --- rules -------------------------------------------------------------------------------

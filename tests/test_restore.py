@@ -427,3 +427,18 @@ def test_restore_callable_whether_function_or_module(base_ckpt):
     from ckptwidgets.restore import restore
 
     assert restore(plan_restore(base_ckpt, [v1])).restored == [("v1", "v1")]
+
+
+def test_excluded_variables_are_initialised_in_graph_mode(base_ckpt):
+    # exclude= is a partial restore: the excluded v2 must still get its initializer,
+    # or the sum fails exactly as in scenario 1.
+    graph = tf.Graph()
+    with graph.as_default():
+        v1 = tf.compat.v1.Variable([0.0], name="v1")
+        v2 = tf.compat.v1.Variable([5.0], name="v2")
+        total = v1 + v2
+        with tf.compat.v1.Session(graph=graph) as sess:
+            plan = plan_restore(base_ckpt, [v1, v2], exclude="v2")
+            report = ckptwidgets.restore(plan, session=sess, initialize_unmapped=True)
+            assert report.restored == [("v1", "v1")] and report.initialized == ["v2"]
+            assert sess.run(total).tolist() == [6.0]
