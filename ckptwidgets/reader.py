@@ -617,14 +617,16 @@ def _resolve_prefix(path: str) -> str:
     """Turn a prefix, an ``.index`` file or a folder into a checkpoint prefix."""
     gfile = tf.io.gfile
     if gfile.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
-        if latest is not None and gfile.exists(latest + ".index"):
-            return latest
-        state = os.path.join(path, "checkpoint")
-        if gfile.exists(state):
-            pointed = latest or "(nothing readable)"
+        # The folder's 'checkpoint' file names the latest prefix. Read it directly:
+        # tf.train.latest_checkpoint logs an ERROR line and returns None when the named
+        # files are gone, and the message should say which prefix was named.
+        state = tf.train.get_checkpoint_state(path)
+        if state is not None:
+            latest = state.model_checkpoint_path
+            if latest and gfile.exists(latest + ".index"):
+                return latest
             raise CheckpointNotFoundError(
-                f"The 'checkpoint' file in folder {path!r} points to {pointed!r}, "
+                f"The 'checkpoint' file in folder {path!r} points to {latest!r}, "
                 "which has no .index file: the checkpoint it names was moved or deleted."
             )
         indexes = sorted(gfile.glob(os.path.join(path, "*.index")))
