@@ -1,24 +1,30 @@
-"""The mapper's key candidates in O(limit) per variable.
+"""Which checkpoint entries a variable could take, in O(limit) per variable.
 
-:meth:`RestorePlan.candidates <ckptwidgets.plan.RestorePlan.candidates>` defines the order
-(compatible entries first: the current key, the exact name, its EMA shadow, entries with
-the variable's last name segment, the other compatible ones by key; then the rest by key).
-It scans every compatible entry per call, which for 10,000 same-shaped entries costs
-milliseconds per row, and the mapper asks for a page of rows at once. :class:`CandidateIndex`
-gives the same list from indexes built once per checkpoint, stopping at ``limit``.
-Variables with an unknown dimension fall back to ``plan.candidates``.
+The mapper asks for a page of dropdowns at once over checkpoints of 10,000 entries, many of
+one shape: scanning the compatible entries per variable would cost milliseconds per row.
+:class:`CandidateIndex` is built once per checkpoint (and kept on it) and answers from
+dictionaries, stopping at ``limit``.
 
-Example
--------
->>> index = CandidateIndex(plan.checkpoint)                          # doctest: +SKIP
->>> index.candidates(plan, "v", (), "float32", limit=50) == plan.candidates("v", limit=50)  # doctest: +SKIP
-True
+Order: compatible shape and dtype first (the current key, the exact name, its EMA shadow,
+entries with the variable's last name segment, the other compatible ones by key), then every
+other entry by key. The object graph and other object metadata are never candidates.
 """
 from __future__ import annotations
 
 from .reader import EMA_SEGMENT, OBJECT_GRAPH_KEY, VALUE_SUFFIX
 
-__all__ = ["CandidateIndex"]
+__all__ = ["CandidateIndex", "candidate_index", "shapes_compatible"]
+
+
+def _listed(entry) -> bool:
+    return not (entry.key == OBJECT_GRAPH_KEY or ("/.ATTRIBUTES/" in entry.key and not entry.key.endswith(VALUE_SUFFIX)))
+
+
+def shapes_compatible(var_shape, entry_shape) -> bool:
+    """True when a variable of static ``var_shape`` (None: unknown rank or dims) can hold the entry."""
+    if var_shape is None:
+        return True
+    return len(var_shape) == len(entry_shape) and all(a is None or a == b for a, b in zip(var_shape, entry_shape))
 
 
 class CandidateIndex:
@@ -26,43 +32,70 @@ class CandidateIndex:
 
     def __init__(self, checkpoint):
         self.checkpoint = checkpoint
-        self._listed = []
+        self.listed = []
         self._by_signature: dict = {}
         self._by_leaf: dict = {}
+        self._by_rank: dict = {}
+        self._by_dtype: dict = {}
         for entry in checkpoint.entries:  # sorted by key, so every list below is too
-            # As plan.candidates: never the object graph or other object metadata.
-            if entry.key == OBJECT_GRAPH_KEY or ("/.ATTRIBUTES/" in entry.key and not entry.key.endswith(VALUE_SUFFIX)):
+            if not _listed(entry):
                 continue
-            self._listed.append(entry)
+            self.listed.append(entry)
             signature = (entry.shape, entry.dtype)
             self._by_signature.setdefault(signature, []).append(entry)
             self._by_leaf.setdefault(signature + (entry.name.rpartition("/")[2],), []).append(entry)
+            self._by_rank.setdefault((len(entry.shape), entry.dtype), []).append(entry)
+            self._by_dtype.setdefault(entry.dtype, []).append(entry)
 
-    def candidates(self, plan, name: str, shape, dtype: str, limit: int, current: str | None = None) -> list:
-        """``plan.candidates(name, limit)`` for a variable of static ``shape`` and ``dtype``.
+    def compatible(self, shape, dtype: str) -> list:
+        """Entries a variable of static ``shape`` and ``dtype`` can hold, by key."""
+        if shape is None:
+            return self._by_dtype.get(dtype, [])
+        if None not in shape:
+            return self._by_signature.get((tuple(shape), dtype), [])
+        return [e for e in self._by_rank.get((len(shape), dtype), []) if shapes_compatible(shape, e.shape)]
 
-        ``current`` is the variable's key in the plan (passed in: ``plan.mapping`` copies
-        the whole mapping on every access).
-        """
-        if shape is None or None in shape:
-            return plan.candidates(name, limit=limit)
-        signature = (tuple(shape), dtype)
+    def candidates(self, name: str, shape, dtype: str, limit: int | None = None, current: str | None = None) -> list:
+        """Candidate entries for variable ``name``, best first; at most ``limit`` of them."""
         find = self.checkpoint.find
+        known = shape is not None and None not in shape
+        compatible = self.compatible(shape, dtype)
+        leaf = name.rpartition("/")[2]
+        if known:
+            same_leaf = self._by_leaf.get((tuple(shape), dtype, leaf), ())
+        else:  # unknown dimensions: no index for them, filter the (rarer) compatible list
+            same_leaf = [e for e in compatible if e.name.rpartition("/")[2] == leaf]
         out, seen = [], set()
 
         def add(entry) -> bool:
             if entry.key not in seen:
                 seen.add(entry.key)
                 out.append(entry)
-            return len(out) >= limit
+            return limit is not None and len(out) >= limit
 
+        if limit is not None and limit <= 0:
+            return out
         for key in (current, name, f"{name}/{EMA_SEGMENT}"):
             entry = find(key) if key else None
-            if entry is not None and (entry.shape, entry.dtype) == signature and add(entry):
+            if (
+                entry is not None
+                and _listed(entry)
+                and entry.dtype == dtype
+                and shapes_compatible(shape, entry.shape)
+                and add(entry)
+            ):
                 return out
-        for group in (self._by_leaf.get(signature + (name.rpartition("/")[2],), ()),
-                      self._by_signature.get(signature, ()), self._listed):
+        for group in (same_leaf, compatible, self.listed):
             for entry in group:
                 if add(entry):
                     return out
         return out
+
+
+def candidate_index(checkpoint) -> CandidateIndex:
+    """The checkpoint's index, built on first use and kept for every plan over it."""
+    index = getattr(checkpoint, "_candidate_index", None)
+    if index is None:
+        index = CandidateIndex(checkpoint)
+        checkpoint._candidate_index = index
+    return index

@@ -38,9 +38,10 @@ import difflib
 import re
 from dataclasses import dataclass
 
+from ._candidates import candidate_index, shapes_compatible
 from ._variables import VarInfo, collect, variable_name
 from .errors import PlanError
-from .reader import EMA_SEGMENT, OBJECT_GRAPH_KEY, VALUE_SUFFIX, Checkpoint, Entry, open_checkpoint
+from .reader import EMA_SEGMENT, Checkpoint, Entry, open_checkpoint
 
 __all__ = ["plan_restore", "RestorePlan", "Problem", "variable_name", "REASONS"]
 
@@ -76,12 +77,6 @@ class Problem:
 def format_shape(shape) -> str:
     """``(1,)``, ``()``, ``(None, 3)``; ``<unknown>`` for an unknown rank."""
     return "<unknown>" if shape is None else repr(tuple(shape))
-
-
-def _compatible(var_shape, entry_shape) -> bool:
-    if var_shape is None:
-        return True
-    return len(var_shape) == len(entry_shape) and all(a is None or a == b for a, b in zip(var_shape, entry_shape))
 
 
 def _patterns(value, what: str) -> list:
@@ -197,7 +192,6 @@ class RestorePlan:
         self.prefer_ema = prefer_ema
         self._callbacks: list = []
         self._cache = None
-        self._index = None
         self._version = 0  # bumped on every edit; restore.py keys its built ops on it
         self._restore_ops: dict = {}
 
@@ -284,7 +278,7 @@ class RestorePlan:
             entry = ckpt.find(key)
             if entry is None:
                 problems.append(Problem(name, key, "missing_key", self._missing_message(info, key)))
-            elif not _compatible(info.shape, entry.shape):
+            elif not shapes_compatible(info.shape, entry.shape):
                 silent = ""
                 if info.graph is not None and not info.ref:
                     silent = (
@@ -321,7 +315,7 @@ class RestorePlan:
 
     def _missing_message(self, info: VarInfo, key: str) -> str:
         text = f"Variable {info.name!r} is mapped to key {key!r}, which is not in checkpoint {self.checkpoint.prefix!r}."
-        close = [e.key for e in self._compatible_entries(info)[:3]]
+        close = [e.key for e in candidate_index(self.checkpoint).compatible(info.shape, info.dtype)[:3]]
         if close:
             text += (
                 f" Entries with its shape {format_shape(info.shape)} and dtype {info.dtype}: "
@@ -402,62 +396,27 @@ class RestorePlan:
             self._callbacks.append(callback)
 
     # --- candidates --------------------------------------------------------------
-    def _build_index(self):
-        exact, by_rank, by_dtype = {}, {}, {}
-        for e in self.checkpoint.entries:
-            if e.key == OBJECT_GRAPH_KEY or ("/.ATTRIBUTES/" in e.key and not e.key.endswith(VALUE_SUFFIX)):
-                continue
-            exact.setdefault((e.shape, e.dtype), []).append(e)
-            by_rank.setdefault((len(e.shape), e.dtype), []).append(e)
-            by_dtype.setdefault(e.dtype, []).append(e)
-        all_entries = [e for bucket in by_dtype.values() for e in bucket]
-        all_entries.sort(key=lambda e: e.key)
-        return exact, by_rank, by_dtype, all_entries
-
-    def _compatible_entries(self, info: VarInfo) -> list[Entry]:
-        if self._index is None:
-            self._index = self._build_index()
-        exact, by_rank, by_dtype, _ = self._index
-        if info.shape is None:
-            return by_dtype.get(info.dtype, [])
-        if None not in info.shape:
-            return exact.get((info.shape, info.dtype), [])
-        return [e for e in by_rank.get((len(info.shape), info.dtype), []) if _compatible(info.shape, e.shape)]
-
     def candidates(self, variable_or_name, limit: int | None = None) -> list[Entry]:
         """Entries a variable could take, best first, for a dropdown.
 
         Shape- and dtype-compatible entries come first: the current key, the exact name, its EMA
         shadow, entries ending with the variable's last name segment, then the others by key;
         after them the incompatible entries by key. EMA shadows and slots are included; the
-        object graph is not.
+        object graph is not. O(limit) per call (the index is built once per checkpoint).
         """
         info = self._infos[self._name_of(variable_or_name)]
-        compatible = self._compatible_entries(info)
-        ckpt, out, seen = self.checkpoint, [], set()
+        return candidate_index(self.checkpoint).candidates(
+            info.name, info.shape, info.dtype, limit=limit, current=self._mapping.get(info.name)
+        )
 
-        def add(entry):
-            if entry is not None and entry.key not in seen:
-                seen.add(entry.key)
-                out.append(entry)
+    def key_of(self, variable_or_name) -> str | None:
+        """The key a variable reads, or None (cheaper than copying :attr:`mapping`)."""
+        return self._mapping.get(self._name_of(variable_or_name))
 
-        ok_keys = {e.key for e in compatible}
-        first = [ckpt.find(self._mapping.get(info.name, "")), ckpt.find(info.name), ckpt.find(info.name + _EMA_SUFFIX)]
-        for entry in first:
-            if entry is not None and entry.key in ok_keys:
-                add(entry)
-        leaf = info.name.rpartition("/")[2]
-        for entry in compatible:
-            if entry.name == leaf or entry.name.endswith("/" + leaf):
-                add(entry)
-        for entry in compatible:
-            add(entry)
-        if limit is None or len(out) < limit:
-            for entry in self._index[3]:
-                if limit is not None and len(out) >= limit:
-                    break
-                add(entry)
-        return out if limit is None else out[:limit]
+    def describe(self, variable_or_name) -> tuple:
+        """``(shape, dtype)`` of a variable: its static shape (None for unknown) and dtype name."""
+        info = self._infos[self._name_of(variable_or_name)]
+        return info.shape, info.dtype
 
     # --- output ------------------------------------------------------------------
     def to_code(self, style: str = "saver") -> str:

@@ -336,9 +336,11 @@ def test_candidates(tmp_path):
     assert set(keys[6:]) == {"s", "s/ExponentialMovingAverage"}
     plan.assign(w, "b/x")
     assert [e.key for e in plan.candidates(w, limit=1)] == ["b/x"]  # the current key leads
-    index = plan._index
-    plan.candidates(w)
-    assert plan._index is index  # built once per plan
+    from ckptwidgets._candidates import candidate_index
+
+    index = candidate_index(plan.checkpoint)
+    plan_restore(plan.checkpoint, [w]).candidates(w)
+    assert candidate_index(plan.checkpoint) is index  # built once per checkpoint, shared by plans
 
 
 def test_repr_summarises(base_ckpt):

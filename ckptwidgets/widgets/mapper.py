@@ -30,7 +30,6 @@ from traitlets import (
     observe,
 )
 
-from .._candidates import CandidateIndex
 from .._format import filter_names, first_lines, format_rules, format_shape, parse_rules, text_table
 from .._quiet import import_tensorflow
 from ..errors import CheckpointError, PlanError
@@ -61,21 +60,6 @@ PREVIEW_LINES = 200
 # Option values that cannot be checkpoint keys (a NUL byte never appears in a TF key).
 NONE = "\x00none"
 OTHER = "\x00other"
-
-
-def _var_shape(var):
-    try:
-        shape = tuple(var.shape)
-    except (TypeError, ValueError):  # unknown rank
-        return None
-    return tuple(None if d is None else int(d) for d in shape)
-
-
-def _var_dtype(var) -> str:
-    try:
-        return tf.as_dtype(var.dtype).base_dtype.name
-    except (TypeError, ValueError):
-        return str(var.dtype)
 
 
 def _is_graph_variable(var) -> bool:
@@ -151,7 +135,6 @@ class MapperModel(HasTraits):
         super().__init__(session=session, **kwargs)
         self._options_cache: dict = {}
         self._mapping: dict = {}  # plan.mapping copies on every access: one copy per edit
-        self._candidates = None  # CandidateIndex, built on first use
         self._auto: dict = {}
         self._problems: dict = {}
         self._variables = variables
@@ -303,9 +286,8 @@ class MapperModel(HasTraits):
 
     def describe(self, name: str) -> tuple:
         """``(shape text, dtype)`` of a variable of the plan."""
-        var = self.plan.variables[name]
-        shape = _var_shape(var)
-        return ("<unknown>" if shape is None else format_shape(shape)), _var_dtype(var)
+        shape, dtype = self.plan.describe(name)
+        return ("<unknown>" if shape is None else format_shape(shape)), dtype
 
     def status_text(self, name: str) -> tuple[str, str | None]:
         """``(status shown in the row, tooltip)``: the problem's message for a problem."""
@@ -320,16 +302,13 @@ class MapperModel(HasTraits):
         (compatible shape and dtype first, EMA shadows marked ★, incompatible ones ✗), and
         "(other key…)" to type any key.
         """
-        var = self.plan.variables[name]
-        shape, dtype = _var_shape(var), _var_dtype(var)
+        shape, dtype = self.plan.describe(name)
         # Candidates do not depend on edits except for the current key, which goes first:
         # cached per variable (computed without it) until the plan is rebuilt.
         if name not in self._options_cache:
-            if self._candidates is None:
-                self._candidates = CandidateIndex(self.checkpoint)
             self._options_cache[name] = [
                 (self._option_label(e, shape, dtype), e.key)
-                for e in self._candidates.candidates(self.plan, name, shape, dtype, CANDIDATES)
+                for e in self.plan.candidates(name, limit=CANDIDATES)
             ]
         options = self._options_cache[name]
         current = self._mapping.get(name)
