@@ -424,6 +424,22 @@ def test_optimizer_state_lists_need_their_counter(tmp_path):
     }
 
 
+def test_shadow_and_slot_segments_in_object_keys(tmp_path):
+    k = "/.ATTRIBUTES/VARIABLE_VALUE"
+    names = sorted(["net/w" + k, "net/w/ExponentialMovingAverage" + k, "net/w/Adam" + k, "net/u/Adam" + k, "g/global_step" + k])
+    prefix = str(tmp_path / "raw.ckpt")
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names), tensors=[tf.constant(1.0)] * len(names))
+    ckpt = open_checkpoint(prefix)
+    assert kinds(ckpt) == {
+        "g/global_step" + k: ("meta", None),
+        "net/u/Adam" + k: ("variable", None),
+        "net/w" + k: ("variable", None),
+        "net/w/Adam" + k: ("slot", "net/w" + k),
+        "net/w/ExponentialMovingAverage" + k: ("ema", "net/w" + k),
+    }
+    check_against_tensorflow(ckpt)
+
+
 # --- sharded and partitioned -------------------------------------------------------------
 
 
