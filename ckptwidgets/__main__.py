@@ -1,0 +1,144 @@
+"""``python -m ckptwidgets PATH``: list a checkpoint's entries, with totals per kind.
+
+Like TensorFlow's ``inspect_checkpoint``, but one line per entry (key, kind, dtype,
+shape, size) and no tensor values, so it stays fast on big checkpoints. Only the index
+file is read.
+
+Example
+-------
+>>> main(["my_test_model.ckpt"])                       # doctest: +SKIP
+checkpoint my_test_model.ckpt (name-based, 2 entries, 1 data file)
+<BLANKLINE>
+key  kind      dtype    shape  size
+v1   variable  float32  [1]    4 B
+v2   variable  float32  [1]    4 B
+<BLANKLINE>
+kind      entries  size
+variable  2        8 B
+total     2        8 B
+0
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+__all__ = ["main", "format_key"]
+
+_UNSIZED = ("string", "resource", "variant")  # the index does not say how big these are
+
+
+def format_key(key: str) -> str:
+    """A key as one line of text: as is, or ``repr``-escaped if it holds control characters.
+
+    Examples
+    --------
+    >>> format_key("dense/kernel")
+    'dense/kernel'
+    >>> format_key("two\\nlines")
+    "'two\\\\nlines'"
+    """
+    return key if key.isprintable() else repr(key)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .reader import KINDS
+
+    parser = argparse.ArgumentParser(
+        prog="ckptwidgets",
+        description="List the entries of a TensorFlow checkpoint (key, kind, dtype, shape, size) "
+        "with totals per kind. Reads only the index file.",
+        epilog="Kinds: variable, ema (moving-average shadow), slot (optimizer state), "
+        "meta (object graph, counters). Exit status: 0 listed, 2 error.",
+    )
+    parser.add_argument("path", metavar="PATH", help="checkpoint prefix, its .index file, or a folder (latest checkpoint)")
+    parser.add_argument(
+        "--kind",
+        action="append",
+        choices=KINDS,
+        metavar="KIND",
+        help=f"show only entries of this kind ({', '.join(KINDS)}); repeat for several",
+    )
+    parser.add_argument("--filter", metavar="REGEX", help="show only keys matching this regular expression (re.search)")
+    return parser
+
+
+def _size(entry) -> str:
+    from ._format import human_size
+
+    return "-" if entry.dtype in _UNSIZED else human_size(entry.nbytes)
+
+
+def _report(ckpt, entries, total: int) -> str:
+    from ._format import format_shape, human_size, text_table
+
+    shards = len(ckpt.files) - 1
+    style = "object-based" if ckpt.object_based else "name-based"
+    shown = f"{len(entries)} of {total} entries" if len(entries) != total else f"{total} entries"
+    lines = [f"checkpoint {ckpt.prefix} ({style}, {shown}, {shards} data file{'s' if shards != 1 else ''})", ""]
+    if not entries:
+        lines.append("no entries match")
+        return "\n".join(lines)
+    rows = [[format_key(e.key), e.kind, e.dtype, format_shape(e.shape), _size(e)] for e in entries]
+    lines += [text_table(["key", "kind", "dtype", "shape", "size"], rows), ""]
+    totals: dict[str, list[int]] = {}
+    for e in entries:
+        count_size = totals.setdefault(e.kind, [0, 0])
+        count_size[0] += 1
+        count_size[1] += e.nbytes
+    order = ["variable", "ema", "slot", "meta"]
+    rows = [[k, str(c), human_size(b)] for k, (c, b) in sorted(totals.items(), key=lambda kv: order.index(kv[0]))]
+    rows.append(["total", str(len(entries)), human_size(sum(b for _, b in totals.values()))])
+    lines.append(text_table(["kind", "entries", "size"], rows))
+    if any(e.dtype in _UNSIZED for e in entries):
+        lines.append("(sizes leave out string, resource and variant entries: the index does not record them)")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    """Run the command line; return the exit status (0 listed, 2 error).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after the program name (``sys.argv[1:]`` when None).
+    """
+    args = _parser().parse_args(argv)
+    pattern = None
+    if args.filter is not None:
+        try:
+            pattern = re.compile(args.filter)
+        except re.error as error:
+            print(f"error: --filter {args.filter!r} is not a valid regular expression: {error}", file=sys.stderr)
+            return 2
+
+    from .errors import CheckpointError
+    from .reader import open_checkpoint
+
+    try:
+        ckpt = open_checkpoint(args.path)
+    except CheckpointError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    entries = [
+        e
+        for e in ckpt.entries
+        if (args.kind is None or e.kind in args.kind) and (pattern is None or pattern.search(e.key))
+    ]
+    text = _report(ckpt, entries, len(ckpt.entries))
+    try:
+        if hasattr(sys.stdout, "reconfigure"):
+            # Keys are arbitrary Unicode; a terminal that cannot show some must not crash us.
+            sys.stdout.reconfigure(errors="backslashreplace")
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `... | head`: the reader left, nothing more to say
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""``python -m ckptwidgets PATH``: the entries table, filters, errors, odd keys."""
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from ckptwidgets.__main__ import format_key, main
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def run_cli(*args, **kwargs):
+    return subprocess.run(
+        [sys.executable, "-m", "ckptwidgets", *map(str, args)], capture_output=True, text=True, env=ENV, timeout=120, **kwargs
+    )
+
+
+def raw_checkpoint(prefix, names, dtype=tf.float32) -> str:
+    names = sorted(names)
+    tf.raw_ops.SaveV2(
+        prefix=str(prefix), tensor_names=names, shape_and_slices=[""] * len(names),
+        tensors=[tf.zeros([2], dtype)] * len(names),
+    )
+    return str(prefix)
+
+
+def test_base_checkpoint_table(base_ckpt, capsys):
+    assert main([base_ckpt]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert out == (
+        f"checkpoint {base_ckpt} (name-based, 2 entries, 1 data file)\n"
+        "\n"
+        "key  kind      dtype    shape  size\n"
+        "v1   variable  float32  [1]    4 B\n"
+        "v2   variable  float32  [1]    4 B\n"
+        "\n"
+        "kind      entries  size\n"
+        "variable  2        8 B\n"
+        "total     2        8 B\n"
+    )
+
+
+def test_totals_per_kind(ema_ckpt, capsys):
+    assert main([os.path.dirname(ema_ckpt)]) == 0
+    out = capsys.readouterr().out
+    assert "v/ExponentialMovingAverage   ema       float32  []     4 B" in out
+    assert out.endswith("kind      entries  size\nvariable  2        8 B\nema       2        8 B\ntotal     4        16 B\n")
+
+
+def test_kind_and_filter(ema_ckpt, capsys):
+    assert main([ema_ckpt, "--kind", "ema"]) == 0
+    out = capsys.readouterr().out
+    assert "2 of 4 entries" in out
+    keys = [line.split()[0] for line in out.splitlines()[3:5]]
+    assert keys == ["v/ExponentialMovingAverage", "v2/ExponentialMovingAverage"]
+    assert "\nema    2        8 B\ntotal  2        8 B\n" in out
+
+    assert main([ema_ckpt, "--filter", r"^v2"]) == 0
+    out = capsys.readouterr().out
+    assert "2 of 4 entries" in out and "\nv2 " in out and "\nv " not in out
+
+    assert main([ema_ckpt, "--filter", "v2", "--kind", "variable", "--kind", "meta"]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 4 entries" in out and out.count("variable") == 2  # the row and the total
+
+    assert main([ema_ckpt, "--filter", "nothing-like-this"]) == 0
+    assert "0 of 4 entries" in capsys.readouterr().out
+
+
+def test_strings_are_unsized(tmp_path, capsys):
+    module = tf.Module()
+    module.w = tf.Variable([1.0, 2.0])
+    prefix = tf.train.Checkpoint(m=module).write(str(tmp_path / "obj"))
+    assert main([prefix]) == 0
+    out = capsys.readouterr().out
+    assert "object-based" in out
+    row = next(line for line in out.splitlines() if line.startswith("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    assert row.split() == ["_CHECKPOINTABLE_OBJECT_GRAPH", "meta", "string", "[]", "-"]
+    assert "sizes leave out string" in out
+
+
+def test_keys_with_control_characters_stay_on_one_line(tmp_path, capsys):
+    prefix = raw_checkpoint(tmp_path / "odd.ckpt", ["line\nbreak", "tab\there", "ünïcode/ok", "bell\x07"])
+    assert main([prefix]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert len(lines) == 2 + 1 + 4 + 1 + 3  # title, blank, header, rows, blank, totals
+    assert "'line\\nbreak'" in out and "'tab\\there'" in out and "'bell\\x07'" in out
+    assert "\nünïcode/ok " in out
+    assert format_key("a\u2028b") == "'a\\u2028b'"
+
+
+@pytest.mark.parametrize("make", ["missing", "corrupt", "meta"])
+def test_checkpoint_errors_exit_2_without_traceback(tmp_path, base_ckpt, capsys, make):
+    if make == "missing":
+        path = str(tmp_path / "nothing")
+    elif make == "corrupt":
+        pathlib.Path(base_ckpt + ".index").write_bytes(b"\0" * 10)
+        path = base_ckpt
+    else:
+        path = base_ckpt + ".meta"
+    assert main([path]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("error: ") and path in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_bad_regex_and_bad_kind(base_ckpt, capsys):
+    assert main([base_ckpt, "--filter", "("]) == 2
+    assert capsys.readouterr().err.startswith("error: --filter '(' is not a valid regular expression")
+    with pytest.raises(SystemExit) as info:
+        main([base_ckpt, "--kind", "weights"])
+    assert info.value.code == 2
+    assert "invalid choice: 'weights'" in capsys.readouterr().err
+
+
+def test_subprocess_module_run(ema_ckpt, tmp_path):
+    ok = run_cli(ema_ckpt, "--kind", "variable")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.splitlines()[0] == f"checkpoint {ema_ckpt} (name-based, 2 of 4 entries, 1 data file)"
+    assert ok.stderr == ""
+    bad = run_cli(tmp_path / "nope")
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.startswith("error: No checkpoint at") and "Traceback" not in bad.stderr
+    help_ = run_cli("--help")
+    assert help_.returncode == 0 and "--kind KIND" in help_.stdout and "--filter REGEX" in help_.stdout
+
+
+def test_console_script(base_ckpt):
+    script = shutil.which("ckptwidgets", path=os.path.dirname(sys.executable))
+    if script is None:
+        pytest.skip("the package is not installed with its console script here")
+    result = subprocess.run([script, base_ckpt], capture_output=True, text=True, env=ENV, timeout=120)
+    assert result.returncode == 0 and "v2   variable  float32  [1]    4 B" in result.stdout
+
+
+def test_closed_pipe_is_quiet(tmp_path):
+    prefix = raw_checkpoint(tmp_path / "many.ckpt", [f"layer_{i:05d}/kernel" for i in range(3000)])
+    result = subprocess.run(
+        f"{sys.executable} -m ckptwidgets {prefix} | head -n 2", shell=True, capture_output=True, text=True, env=ENV, timeout=120
+    )
+    assert result.stdout.splitlines()[0].endswith("(name-based, 3000 entries, 1 data file)")
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
