@@ -1,11 +1,13 @@
 """Open a checkpoint and describe its entries, reading only the index.
 
 The ``.index`` file of a checkpoint is a LevelDB-style table: key -> ``BundleEntryProto``
-(dtype, shape, where the bytes are). We parse it in Python first, because TensorFlow's C++
+(dtype, shape, where the bytes are). We parse it in Python ourselves: TensorFlow's C++
 reader aborts the whole process (a dead Jupyter kernel, not an exception) on some damaged
 entries: a negative or overflowing shape, more than 254 dimensions, an unparseable entry,
-duplicate slices. Only an index that passed is handed to ``tf.train.load_checkpoint``,
-which then checks the block checksums and reads tensors.
+duplicate slices, negative slice extents. Listing never involves TensorFlow: its reader
+(``tf.train.load_checkpoint``, which also checks the index's block checksums) is made on
+the first :meth:`Checkpoint.read`, of an index that passed, and a read first checks that
+the entry's bytes fit in its data file (TF allocates the whole tensor first, whatever its shape).
 
 Example
 -------
