@@ -2,7 +2,9 @@
 
 Every measurement runs ckptwidgets and its baseline alternately in the same process, so
 that the noise of a shared machine hits both; the table shows medians with half the
-interquartile range as the spread, and the ratio is the median of the per-pair ratios.
+interquartile range as the spread, and the ratio is the median of the per-pair ratios of
+wall-clock times (targets are judged on it). The median per-pair ratio of process CPU
+times is shown next to it: on a loaded machine it moves much less.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ class Sample:
     """Repeated measurements of one thing (seconds, bytes or a ratio)."""
 
     values: list = field(default_factory=list)
+    cpu: list = field(default_factory=list)  # process CPU seconds of the same runs, when timed
 
     @property
     def median(self) -> float:
@@ -33,14 +36,21 @@ class Sample:
         return (q3 - q1) / 2
 
 
-def timed(fn) -> float:
-    """Seconds one call of ``fn()`` takes, garbage collected before and paused during."""
+def timed(fn, cpu: list | None = None) -> float:
+    """Wall seconds one call of ``fn()`` takes, garbage collected before and paused during.
+
+    With ``cpu``, the process CPU seconds of the call are appended to it: a second view
+    that other processes' load disturbs much less than the wall clock.
+    """
     gc.collect()
     gc.disable()
     try:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        return time.perf_counter() - start
+        wall = time.perf_counter() - start
+        if cpu is not None:
+            cpu.append(time.process_time() - start_cpu)
+        return wall
     finally:
         gc.enable()
 
@@ -53,17 +63,18 @@ def compare(ours, base, repeats: int, warmup: int = 1) -> tuple[Sample, Sample]:
     a, b = Sample(), Sample()
     for i in range(repeats):
         if i % 2:
-            b.values.append(timed(base))
-            a.values.append(timed(ours))
+            b.values.append(timed(base, b.cpu))
+            a.values.append(timed(ours, a.cpu))
         else:
-            a.values.append(timed(ours))
-            b.values.append(timed(base))
+            a.values.append(timed(ours, a.cpu))
+            b.values.append(timed(base, b.cpu))
     return a, b
 
 
-def ratio_sample(a: Sample, b: Sample) -> Sample:
-    """Per-pair ratios ``a[i] / b[i]``."""
-    return Sample([x / y if y else float("inf") for x, y in zip(a.values, b.values)])
+def ratio_sample(a: Sample, b: Sample, cpu: bool = False) -> Sample:
+    """Per-pair ratios ``a[i] / b[i]`` (of the CPU times with ``cpu``)."""
+    xs, ys = (a.cpu, b.cpu) if cpu else (a.values, b.values)
+    return Sample([x / y if y else float("inf") for x, y in zip(xs, ys)])
 
 
 def format_seconds(sample_or_seconds) -> str:
@@ -119,12 +130,15 @@ class Row:
 def ratio_row(name, measurement, ours: Sample, base: Sample, base_label: str, limit=None) -> Row:
     """A row comparing two timings: the ratio is the median of the per-pair ratios."""
     r = ratio_sample(ours, base)
+    text = f"{r.median:.2f}x ± {r.spread:.2f}"
+    if ours.cpu and base.cpu:
+        text += f" (CPU time {ratio_sample(ours, base, cpu=True).median:.2f}x)"
     return Row(
         name=name,
         measurement=measurement,
         ours=format_seconds(ours),
         baseline=f"{base_label}: {format_seconds(base)}",
-        ratio=f"{r.median:.2f}x ± {r.spread:.2f}",
+        ratio=text,
         target="—" if limit is None else f"≤ {limit:g}x",
         value=r.median,
         limit=limit,

@@ -56,7 +56,7 @@ def run(ctx):
             restore(plan, session=sess)
             _check(plan, ckpt, sess.run)
             g_ours, g_base = compare(lambda: restore(plan, session=sess), lambda: saver.restore(sess, prefix),
-                                     ctx.repeats, ctx.warmup)
+                                     ctx.fast_repeats, ctx.warmup)
     finally:
         sess.close()
     del graph, variables, plan, saver, sess
@@ -72,7 +72,7 @@ def run(ctx):
     saver = tf.compat.v1.train.Saver(plan.var_list)
     restore(plan)
     _check(plan, ckpt, lambda v: v.numpy())
-    e_ours, e_base = compare(lambda: restore(plan), lambda: saver.restore(None, prefix), ctx.repeats, ctx.warmup)
+    e_ours, e_base = compare(lambda: restore(plan), lambda: saver.restore(None, prefix), ctx.fast_repeats, ctx.warmup)
     rows.append(ratio_row(NAME, "`restore(plan)`, the same, eager mode", e_ours, e_base,
                           "`Saver(plan.var_list).restore(None, p)`", TARGET))
 
@@ -86,7 +86,7 @@ def run(ctx):
         for target, source in zip(targets, sources):
             np.copyto(target, source)
 
-    floor_ours, floor = compare(lambda: restore(plan), copy, ctx.repeats, ctx.warmup)
+    floor_ours, floor = compare(lambda: restore(plan), copy, ctx.fast_repeats, ctx.warmup)
     rows.append(ratio_row(NAME, f"`restore(plan)`, eager, against the floor ({nbytes / 1e6:.0f} MB)",
                           floor_ours, floor, "numpy copy of the same bytes", None))
     del variables, plan, saver, sources, targets

@@ -90,6 +90,7 @@ def main(argv=None) -> int:
     from ckptwidgets._quiet import import_tensorflow
 
     import_tensorflow()
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
     names = args.only or list(MEASUREMENTS)
     rows, start = [], time.perf_counter()
     for name in names:
@@ -97,7 +98,8 @@ def main(argv=None) -> int:
         rows.extend(module.run(ctx))
     sizes = "quick (tiny sizes, not the targets' sizes)" if ctx.quick else "full"
     print(f"Machine: {machine()}")
-    print(f"Run: {sizes}, {ctx.repeats} repeat(s), {time.perf_counter() - start:.0f} s\n")
+    repeats = f"{ctx.repeats} repeat(s)" if ctx.quick else f"{ctx.repeats} repeats ({ctx.fast_repeats} for the faster calls)"
+    print(f"Run: {sizes}, {repeats}, load average before {load}, {time.perf_counter() - start:.0f} s\n")
     print(markdown_table(rows))
     missed = [row for row in rows if row.ok is False]
     print(f"\n{len(rows)} rows, {sum(r.ok is True for r in rows)} targets met, {len(missed)} missed"
