@@ -1,0 +1,369 @@
+"""JupyterLab in headless Chromium: a server, a browser, and notebook pages.
+
+Fixtures (all stop what they start, also when a test fails):
+
+- ``lab`` (session): ``jupyter lab`` on a free loopback port with a random token, a
+  temporary root folder (``lab.root``) and its own settings, workspaces, runtime and
+  ``TMPDIR``; the news and update checks are off so no pop-up covers a screenshot. It
+  runs in its own process group, which the finalizer kills (kernels included).
+- ``chromium`` (session): Debian's Chromium (``/usr/bin/chromium``) through Playwright.
+  Missing Chromium skips the browser tests locally and fails them when ``CI`` is set.
+- ``open_notebook(path)``: copies the notebook into the root folder, opens it in a
+  fresh workspace, runs all cells and returns a :class:`LabPage`, which records console
+  errors, page errors and dialogs and can run code in the notebook's kernel.
+- ``screenshot_dir``: ``docs/`` when ``CKPTWIDGETS_SCREENSHOTS=1`` (``make
+  screenshots``), else a temporary folder: the screenshot code runs either way.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("CKPTWIDGETS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # root in a container
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+VIEWPORT = {"width": 1200, "height": 900}
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+SERVER_START_SECONDS = 60
+RUN_ALL_SECONDS = 300
+
+# JupyterLab user settings for the test server: no news or update pop-ups, every cell in
+# the DOM (no virtual scrolling), and no "kernel restarted" or "save?" dialogs.
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+    "@jupyterlab/docmanager-extension/plugin": {"autosave": False},
+}
+
+
+def _no_browser_reason():
+    if not Path(CHROMIUM).exists():
+        return (f"Chromium not found at {CHROMIUM}: install it with `apt-get install chromium` "
+                "(`make test` does when run as root)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError as error:
+        return f"playwright is not installed ({error}): pip install -e '.[test]'"
+    return None
+
+
+def _require_browser():
+    reason = _no_browser_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the browser tests: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _kill_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM the process group (Jupyter then shuts its kernels down), SIGKILL what is left."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+class LabServer:
+    """A running ``jupyter lab``: ``url(path)``, ``api(method, path)``, ``root``, ``log``."""
+
+    def __init__(self, base: Path):
+        self.base = base
+        self.root = base / "root"
+        self.root.mkdir()
+        self.token = secrets.token_hex(16)
+        self.port = _free_port()
+        self.log = base / "lab.log"
+        self.kernel_pids: set[int] = set()
+        settings = base / "settings"
+        for name, values in LAB_SETTINGS.items():
+            path = settings / f"{name}.jupyterlab-settings"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(values))
+        tmp = base / "tmp"
+        tmp.mkdir()
+        env = dict(os.environ)
+        env.update(
+            JUPYTER_CONFIG_DIR=str(base / "config"),
+            JUPYTER_RUNTIME_DIR=str(base / "runtime"),
+            JUPYTERLAB_SETTINGS_DIR=str(settings),
+            JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"),
+            # The kernels inherit it: notebooks write under tempfile.gettempdir().
+            TMPDIR=str(tmp), TEMP=str(tmp), TMP=str(tmp),
+            PYDEVD_DISABLE_FILE_VALIDATION="1",
+        )
+        command = [
+            sys.executable, "-m", "jupyterlab", "--no-browser",
+            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
+            "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--ServerApp.terminals_enabled=False", "--allow-root",
+        ]
+        self._log_file = open(self.log, "w")
+        self.proc = subprocess.Popen(command, stdout=self._log_file, stderr=subprocess.STDOUT, env=env,
+                                     cwd=self.root, start_new_session=True)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def url(self, path: str) -> str:
+        sep = "&" if "?" in path else "?"
+        return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}{sep}token={self.token}"
+
+    def api(self, method: str, path: str):
+        request = urllib.request.Request(self.url(f"api/{path}"), method=method)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + SERVER_START_SECONDS
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited with {self.proc.returncode}:\n{self.log.read_text()}")
+            try:
+                self.api("GET", "status")
+                return
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.3)
+        raise RuntimeError(f"jupyter lab did not answer in {SERVER_START_SECONDS} s:\n{self.log.read_text()}")
+
+    def remember_kernels(self):
+        """Note the pids of running kernels, to kill any the server leaves behind."""
+        import psutil
+
+        try:
+            for child in psutil.Process(self.proc.pid).children(recursive=True):
+                self.kernel_pids.add(child.pid)
+        except psutil.Error:
+            pass
+
+    def stop(self):
+        import psutil
+
+        self.remember_kernels()
+        if self.proc.poll() is None:
+            try:
+                for session in self.api("GET", "sessions"):
+                    self.api("DELETE", f"sessions/{session['id']}")
+            except Exception:  # noqa: BLE001 -- stopping anyway
+                pass
+        _kill_group(self.proc)
+        # Kernels run in their own sessions: make sure none outlives the server.
+        for pid in self.kernel_pids:
+            try:
+                psutil.Process(pid).kill()
+            except psutil.Error:
+                pass
+        self._log_file.close()
+
+
+# JavaScript run in the page. `panel()` is the notebook this page opened.
+_JS_PANEL = "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;" \
+            " return !!(w && w.sessionContext && w.content && w.content.model); }"
+
+_JS_RUN_ALL = """async (seconds) => {
+  const app = window.jupyterapp;
+  const panel = app.shell.currentWidget;
+  await panel.context.ready;
+  await panel.sessionContext.ready;
+  app.shell.collapseLeft();
+  app.shell.collapseRight();
+  const timeout = new Promise((_, reject) => setTimeout(
+      () => reject(new Error(`run-all did not finish in ${seconds} s`)), seconds * 1000));
+  const ok = await Promise.race([app.commands.execute('notebook:run-all-cells'), timeout]);
+  const problems = [];
+  let cells = 0, executed = 0, widgetViews = 0;
+  const models = panel.content.model.cells;
+  for (let i = 0; i < models.length; i++) {
+    const cell = models.get(i);
+    if (cell.type !== 'code') continue;
+    cells++;
+    if (cell.executionCount !== null) executed++;
+    for (let j = 0; j < cell.outputs.length; j++) {
+      const out = cell.outputs.get(j).toJSON();
+      if (out.output_type === 'error') {
+        problems.push(`cell ${i}: ${out.ename}: ${out.evalue}\\n${cell.sharedModel.getSource()}`);
+      } else if (out.output_type === 'stream' && out.name === 'stderr') {
+        problems.push(`cell ${i} wrote to stderr: ${out.text}`);
+      } else if (out.data && out.data['""" + WIDGET_VIEW + """']) {
+        widgetViews++;
+      }
+    }
+  }
+  return {ok, problems, cells, executed, widgetViews};
+}"""
+
+_JS_EXECUTE = """async (code) => {
+  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  const future = kernel.requestExecute({code, store_history: false});
+  let text = '';
+  future.onIOPub = (msg) => {
+    const c = msg.content;
+    if (msg.header.msg_type === 'stream') text += c.text;
+    else if (msg.header.msg_type === 'error') text += `${c.ename}: ${c.evalue}`;
+    else if (c.data && c.data['text/plain']) text += c.data['text/plain'] + '\\n';
+  };
+  await future.done;
+  return text;
+}"""
+
+
+class LabPage:
+    """One notebook open in Chromium, with what the page reported.
+
+    ``console_errors``: ``console.error`` texts and uncaught exceptions (``pageerror``);
+    ``dialogs``: messages of JavaScript dialogs (alert, confirm...), each dismissed.
+    """
+
+    def __init__(self, page, name: str, run: dict):
+        self.page = page
+        self.name = name
+        self.run = run
+
+    def notebook(self):
+        """The notebook's panel (locator)."""
+        return self.page.locator(".jp-NotebookPanel:visible")
+
+    def widget_outputs(self):
+        """The output areas holding widget views, in notebook order."""
+        return self.notebook().locator(".jp-OutputArea-output:has(> .jupyter-widgets)")
+
+    def execute(self, code: str) -> str:
+        """Run ``code`` in the notebook's kernel; return what it printed (and errors)."""
+        return self.page.evaluate(_JS_EXECUTE, code)
+
+    def relevant_errors(self, ignore=()):
+        """Console and page errors not matching any pattern of ``ignore``."""
+        return [text for text in self.page.console_errors if not any(p.search(text) for p in ignore)]
+
+
+def _record(page):
+    page.console_errors = []
+    page.console_all = []
+    page.dialogs = []
+
+    def on_console(message):
+        page.console_all.append(f"{message.type}: {message.text}")
+        if message.type == "error":
+            location = message.location or {}
+            page.console_errors.append(f"console.error: {message.text} ({location.get('url', '')})")
+
+    def on_dialog(dialog):
+        page.dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: page.console_errors.append(f"pageerror: {error}"))
+    page.on("dialog", on_dialog)
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    _require_browser()
+    server = LabServer(tmp_path_factory.mktemp("lab"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="session")
+def open_notebook(lab, chromium):
+    """``open_notebook(path, name=None)``: open a copy in a fresh page, run all; a LabPage.
+
+    The page and the notebook's kernel are closed at the end of the session, or earlier
+    with ``close(lab_page)``.
+    """
+    opened = []
+
+    def open_(path, name=None):
+        path = Path(path)
+        name = name or path.name
+        shutil.copy(path, lab.root / name)
+        context = chromium.new_context(viewport=VIEWPORT, device_scale_factor=1)
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        _record(page)
+        lab_page = LabPage(page, name, run={})
+        opened.append(lab_page)
+        workspace = f"w{len(opened)}-{secrets.token_hex(3)}"
+        page.goto(lab.url(f"lab/workspaces/{workspace}/tree/{name}"))
+        page.wait_for_function(_JS_PANEL, timeout=120_000)
+        lab_page.run = page.evaluate(_JS_RUN_ALL, RUN_ALL_SECONDS)
+        lab.remember_kernels()
+        return lab_page
+
+    def close(lab_page):
+        if lab_page not in opened:
+            return
+        opened.remove(lab_page)
+        try:
+            for session in lab.api("GET", "sessions"):
+                if session.get("path") == lab_page.name:
+                    lab.api("DELETE", f"sessions/{session['id']}")
+        except Exception:  # noqa: BLE001 -- the server finalizer kills kernels anyway
+            pass
+        lab_page.page.context.close()
+
+    open_.close = close
+    yield open_
+    for lab_page in list(opened):
+        close(lab_page)
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory):
+    if os.environ.get("CKPTWIDGETS_SCREENSHOTS") == "1":
+        return ROOT / "docs"
+    return tmp_path_factory.mktemp("screenshots")

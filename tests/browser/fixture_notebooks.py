@@ -1,0 +1,99 @@
+"""Small notebooks, one per widget, written by the browser tests.
+
+Each starts with a setup cell and shows its widget as the last expression of one cell,
+so the widget is the only widget output on the page. They are small and fixed on
+purpose: the interaction tests depend on their exact contents, not on the teaching
+notebooks (which the tests only run and check for errors).
+"""
+from __future__ import annotations
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_notebook
+
+HOSTILE_KEY = "<img src=x onerror=alert(1)>"
+
+SETUP = '''\
+from pathlib import Path
+
+import ckptwidgets  # imports TensorFlow quietly
+import numpy as np
+import tensorflow as tf
+
+v1_ = tf.compat.v1
+# Checkpoints go next to the notebook (the test server's temporary root folder).
+workdir = Path("checkpoints")
+workdir.mkdir(exist_ok=True)
+'''
+
+MAPPER_CHECKPOINT = '''\
+# The tiny base checkpoint: v1 = [1.0], v2 = [2.0].
+with tf.Graph().as_default():
+    saved = [v1_.Variable([1.0], name="v1"), v1_.Variable([2.0], name="v2")]
+    with v1_.Session() as s:
+        s.run(v1_.global_variables_initializer())
+        prefix = v1_.train.Saver().save(s, str(workdir / "my_test_model.ckpt"))
+
+# A model whose variables have other names: nothing matches automatically.
+graph = tf.Graph()
+with graph.as_default():
+    a1 = v1_.Variable([0.0], name="other-v1")
+    a2 = v1_.Variable([5.0], name="other-v2")
+sess = v1_.Session(graph=graph)
+'''
+
+MAPPER_SHOW = '''\
+# page_size=5: blank rows of the default 25-row page still take their height.
+mapper = ckptwidgets.VariableMapper(prefix, [a1, a2], session=sess, page_size=5)
+mapper
+'''
+
+EMA_SHOW = '''\
+explorer = ckptwidgets.EMAExplorer(decay=0.99, steps=500, target=10.0)
+explorer
+'''
+
+BROWSER_CHECKPOINT = f'''\
+# A checkpoint like a small trained model: variables, EMA shadows, Adam slots, a step
+# counter, and one key that is also HTML ({HOSTILE_KEY!r}): it must show as text.
+rng = np.random.default_rng(0)
+tensors = {{}}
+for layer, shape in (("dense", (64, 32)), ("dense_1", (32, 10))):
+    kernel = rng.normal(0.0, 0.2, shape).astype(np.float32)
+    bias = rng.normal(0.0, 0.05, shape[-1:]).astype(np.float32)
+    for name, value in ((f"{{layer}}/kernel", kernel), (f"{{layer}}/bias", bias)):
+        tensors[name] = value
+        tensors[name + "/ExponentialMovingAverage"] = (0.97 * value + rng.normal(0, 0.01, value.shape)).astype(np.float32)
+        tensors[name + "/Adam"] = (0.1 * value).astype(np.float32)
+        tensors[name + "/Adam_1"] = (value * value).astype(np.float32)
+tensors["global_step"] = np.array(1000, dtype=np.int64)
+tensors[{HOSTILE_KEY!r}] = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+hostile_prefix = str(workdir / "model.ckpt")
+tf.raw_ops.SaveV2(prefix=hostile_prefix, tensor_names=list(tensors), shape_and_slices=[""] * len(tensors),
+                  tensors=[tf.constant(v) for v in tensors.values()])
+'''
+
+BROWSER_SHOW = '''\
+browser = ckptwidgets.CheckpointBrowser(hostile_prefix, page_size=10)
+browser
+'''
+
+
+def _notebook(*sources):
+    nb = new_notebook(cells=[new_code_cell(source) for source in sources])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+NOTEBOOKS = {
+    "mapper.ipynb": (SETUP, MAPPER_CHECKPOINT, MAPPER_SHOW),
+    "ema_explorer.ipynb": (SETUP, EMA_SHOW),
+    "browser.ipynb": (SETUP, BROWSER_CHECKPOINT, BROWSER_SHOW),
+}
+
+
+def write(name, folder):
+    """Write fixture notebook ``name`` into ``folder``; return its path."""
+    path = folder / name
+    nbformat.write(_notebook(*NOTEBOOKS[name]), path)
+    return path
