@@ -52,3 +52,17 @@ def ema_ckpt(tmp_path):
             sess.run([v1_.assign(v, 10.0), v1_.assign(v2, 10.0)])
             sess.run(update)
             return saver.save(sess, str(tmp_path / "moving_average.ckpt"))
+
+
+# --- fuzzing (tests/test_fuzz.py) ----------------------------------------------------------
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fuzz-count",
+        type=int,
+        default=None,
+        help="Mutated checkpoints tests/test_fuzz.py opens, plans and restores "
+        "(default: $CKPTWIDGETS_FUZZ_COUNT or 100; the full run is 1000).",
+    )
+    parser.addoption("--fuzz-seed", type=int, default=None, help="Seed of the fuzz mutations (default 0).")
