@@ -65,6 +65,14 @@ def run(ctx):
     rows.append(ratio_row(NAME, f"`plan_restore(...)` alone (checks deferred), {n:,} variables, exact names", a, b,
                           "the TF index read of row 1", None))
 
+    # The floor of any plan: reading each variable's name, static shape and dtype once.
+    def describe():
+        return [(v.name, tuple(v.shape.as_list()), v.dtype.name) for v in plain]
+
+    a, b = compare(describe, lambda: tf_read(prefix), ctx.fast_repeats, ctx.warmup)
+    rows.append(ratio_row(NAME, f"floor: a bare loop reading `.name`, `.shape`, `.dtype` of {n:,} variables", a, b,
+                          "the TF index read of row 1", None))
+
     # No quadratic matching: the cost per variable must not grow with the number of variables.
     few = n // 10
     kwargs = {"rules": RULES, "prefer_ema": True}

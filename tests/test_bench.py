@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # One row per measurement of issue #7 and the extra rows each prints.
 ROWS = {
     "reading": ["`open_checkpoint(p).entries`", "against `list_variables`"],
-    "planning": ["exact names", "scope rules", "prefer EMA", "alone (checks deferred)", "per-variable cost"],
+    "planning": ["exact names", "scope rules", "prefer EMA", "alone (checks deferred)", "floor: a bare loop", "per-variable cost"],
     "restoring": ["graph mode", "eager mode", "against the floor"],
     "memory": ["peak RSS growth"],
     "mapper": ["`VariableMapper` own cost", "`VariableMapper` widget state"],
