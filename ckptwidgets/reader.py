@@ -4,10 +4,10 @@ The ``.index`` file of a checkpoint is a LevelDB-style table: key -> ``BundleEnt
 (dtype, shape, where the bytes are). We parse it in Python ourselves: TensorFlow's C++
 reader aborts the whole process (a dead Jupyter kernel, not an exception) on some damaged
 entries: a negative or overflowing shape, more than 254 dimensions, an unparseable entry,
-duplicate slices, negative slice extents. Listing never involves TensorFlow: its reader
-(``tf.train.load_checkpoint``, which also checks the index's block checksums) is made on
-the first :meth:`Checkpoint.read`, of an index that passed, and a read first checks that
-the entry's bytes fit in its data file (TF allocates the whole tensor first, whatever its shape).
+duplicate slices, negative slice extents. Only an index that passed goes to
+``tf.train.load_checkpoint``, which checks the crc32c of its blocks (the entries listed
+are ours: TF's maps would cost as much again). A read first checks that the entry's bytes
+fit in its data file (TF allocates the whole tensor first, whatever its shape).
 
 Example
 -------
@@ -771,8 +771,7 @@ class Checkpoint:
             )
 
     def _tf_reader(self):
-        # Made on the first read, not at open: TensorFlow's reader parses the whole index
-        # again (and checks its block checksums), which would double the cost of opening.
+        # open_checkpoint makes it; a Checkpoint built from maps makes it on the first read.
         if self._reader is None:
             try:
                 self._reader = tf.train.load_checkpoint(self.prefix)
@@ -847,7 +846,10 @@ def open_checkpoint(path) -> Checkpoint:
     if isinstance(path, bytes):
         path = os.fsdecode(path)
     prefix = _validate.resolve_prefix(path, _resolve_prefix)  # FIFOs, devices, a binary 'checkpoint' file
-    # Our own parse, not TensorFlow's: it rejects what would abort TF's reader, which is
-    # made on the first read.
+    # Our own parse first: it rejects what would abort TensorFlow's reader. Then TF's
+    # reader, for what our parse does not check: the crc32c of every index block (a
+    # flipped bit in a key or a shape would otherwise open without a word).
     entries, by_key, values, num_shards = _read_index(prefix)
-    return Checkpoint._from_index(prefix, None, entries, by_key, values, num_shards)
+    ckpt = Checkpoint._from_index(prefix, None, entries, by_key, values, num_shards)
+    ckpt._tf_reader()
+    return ckpt
