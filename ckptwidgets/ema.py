@@ -69,7 +69,7 @@ class EMATrace:
     def __repr__(self) -> str:
         return (
             f"EMATrace({len(self)} steps, decay={self.decay_param:g}, num_updates={self.num_updates}, "
-            f"zero_debias={self.zero_debias}, initial={self.initial:g}, final shadow={self.shadow[-1]!r})"
+            f"zero_debias={self.zero_debias}, initial={self.initial:g}, final shadow={str(self.shadow[-1])})"
         )
 
 

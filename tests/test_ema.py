@@ -228,3 +228,8 @@ def test_concurrent_calls_do_not_mix(noisy):
         t.join()
     for got, want in zip(results, expected):
         np.testing.assert_array_equal(got, want)
+
+
+def test_repr_prints_the_float32_shadow_plainly():
+    # Learners read this in notebooks: no np.float32(...) wrapper, no float64 digits.
+    assert repr(ema_trace([10.0])).endswith("final shadow=0.099999905)")
