@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: lab test browser-deps
+.PHONY: lab test browser-deps screenshots
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,3 +26,8 @@ browser-deps:
 
 test: $(VENV)/.installed browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Regenerate docs/mapper.png, docs/browser.png and docs/ema_explorer.png (the browser
+# tests take them; CKPTWIDGETS_SCREENSHOTS=1 writes them into docs/).
+screenshots: $(VENV)/.installed browser-deps
+	CKPTWIDGETS_SCREENSHOTS=1 $(BIN)/python -m pytest tests/browser -k "not notebook_runs_in_lab" $(PYTEST_ARGS)
