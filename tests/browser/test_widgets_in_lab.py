@@ -17,8 +17,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-import fixture_notebooks as fixtures
-from fixture_notebooks import HOSTILE_KEY
+from . import fixture_notebooks as fixtures
+from .fixture_notebooks import HOSTILE_KEY
 
 pytestmark = pytest.mark.browser
 
