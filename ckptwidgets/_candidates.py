@@ -22,7 +22,7 @@ def _listed(entry) -> bool:
 
 def shapes_compatible(var_shape, entry_shape) -> bool:
     """True when a variable of static ``var_shape`` (None: unknown rank or dims) can hold the entry."""
-    if var_shape is None:
+    if var_shape is None or var_shape == entry_shape:  # the common case, without a generator
         return True
     return len(var_shape) == len(entry_shape) and all(a is None or a == b for a, b in zip(var_shape, entry_shape))
 

@@ -155,16 +155,17 @@ class _Rules:
 
 def _match(name: str, ckpt: Checkpoint, rules: _Rules):
     """Return ``(key, conflict_keys)``: the matched key (or None) and, on a rule conflict, the keys."""
-    for level in rules.levels(name):
-        found = {}
-        for candidate in level:
-            entry = ckpt.find(candidate)
-            if entry is not None:
-                found.setdefault(entry.key, candidate)
-        if len(found) == 1:
-            return next(iter(found)), None
-        if found:
-            return None, list(found)
+    if rules:  # without rules: one lookup per variable, no generator
+        for level in rules.levels(name):
+            found = {}
+            for candidate in level:
+                entry = ckpt.find(candidate)
+                if entry is not None:
+                    found.setdefault(entry.key, candidate)
+            if len(found) == 1:
+                return next(iter(found)), None
+            if found:
+                return None, list(found)
     entry = ckpt.find(name)
     return (entry.key if entry is not None else None), None
 
@@ -485,7 +486,7 @@ def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, ex
         i.name
         for i in infos
         if (keep and not any(p.search(i.name) for p in keep)) or any(p.search(i.name) for p in drop)
-    }
+    } if keep or drop else set()
     table = _Rules(rules, infos)
     mapping: dict[str, str] = {}
     conflicts: dict[str, list[str]] = {}
