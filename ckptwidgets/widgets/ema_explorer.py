@@ -301,10 +301,13 @@ class EMAExplorer(widgets.VBox):
 
         # Before the links: the slider must grow before it is given a larger value.
         model.observe(lambda c: setattr(self.steps_slider, "max", max(self.steps_slider.max, c.new)), "steps")
-        for control, name in ((self.steps_slider, "steps"), (self.target_box, "target"),
+        for control, name in ((self.steps_slider, "steps"),
                               (self.num_updates_box, "num_updates"), (self.zero_debias_box, "zero_debias"),
                               (self.noisy_box, "noisy"), (self.noise_slider, "noise")):
             widgets.link((control, "value"), (model, name))
+        # Not a link: a typed number the model refuses (inf, nan) is a message, not a traceback.
+        self.target_box.observe(self._target_typed, "value")
+        model.observe(lambda c: setattr(self.target_box, "value", c.new), "target")
         # Not a link: code may set a decay that is not on the slider's grid.
         self.decay_slider.observe(self._decay_moved, "value")
         model.observe(self._on_decay, "decay")
@@ -321,6 +324,14 @@ class EMAExplorer(widgets.VBox):
             self.message,
         ]
         super().__init__(rows)
+
+    def _target_typed(self, change):
+        try:
+            self.model.target = change.new
+        except TraitError as error:
+            set_message(self.message, str(error))
+        else:
+            set_message(self.message, self.model.error)
 
     def _decay_moved(self, change):
         self.model.decay = change.new
