@@ -243,7 +243,8 @@ def _(env):
     for path in (env.index(prefix), env.data(prefix)):
         os.remove(path)
     folder = os.path.dirname(prefix)
-    return Bad("open", CheckpointNotFoundError, [folder, "'checkpoint' file", "moved or deleted"], path=folder)
+    return Bad("open", CheckpointNotFoundError, [folder, repr(prefix), "'checkpoint' file", "moved or deleted"],
+               path=folder)
 
 
 @case("folder-with-two-checkpoints-and-no-checkpoint-file")
@@ -358,7 +359,8 @@ def _(env):
     with open(state, "rb") as f:
         at = f.read().index(b"my_test_model") + 3
     env.flip(state, at, 0)  # the name it points to: my_test_model -> my_uest_model
-    return Bad("open", CheckpointNotFoundError, [folder, "'checkpoint' file", "moved or deleted"], path=folder)
+    return Bad("open", CheckpointNotFoundError, [folder, "my_uest_model.ckpt", "'checkpoint' file", "moved or deleted"],
+               path=folder)
 
 
 @case("random-bytes-as-checkpoint-file")
@@ -851,11 +853,16 @@ def test_bad_ema_arguments_in_the_explorer(builder, widget, built):
         assert explorer.model.png == png and explorer.decay_slider.value == explorer.model.decay
 
 
-@pytest.mark.xfail(strict=True, reason="finding for the widgets' owner: EMAExplorer's target box pushes a "
-                   "non-finite number into the model, whose TraitError escapes the box (no message shown)")
-def test_non_finite_target_typed_is_a_message():
+@pytest.mark.parametrize("typed", [float("inf"), float("-inf"), float("nan")])
+def test_non_finite_target_typed_is_a_message(typed):
     from ckptwidgets import EMAExplorer
 
     explorer = EMAExplorer(steps=50)
-    explorer.target_box.value = float("inf")  # must not raise
-    assert "target" in explorer.message.value and explorer.model.target == 10.0
+    png = explorer.model.png
+    explorer.target_box.value = typed  # as typed in the box: must not raise
+    assert "target must be a finite number" in explorer.message.value and explorer.model.target == 10.0
+    assert explorer.message.layout.display is None and explorer.model.png == png
+    explorer.target_box.value = 5.0  # a good number clears the message
+    assert explorer.message.value == "" and explorer.model.target == 5.0
+    explorer.model.target = 7.0  # and the box follows the model
+    assert explorer.target_box.value == 7.0
