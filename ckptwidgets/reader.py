@@ -1,11 +1,10 @@
 """Open a checkpoint and describe its entries, reading only the index.
 
-The ``.index`` file of a checkpoint is a LevelDB-style table: key -> ``BundleEntryProto``
-(dtype, shape, where the bytes are). We parse it in Python ourselves: TensorFlow's C++
-reader aborts the whole process (a dead Jupyter kernel, not an exception) on some damaged
-entries: a negative or overflowing shape, more than 254 dimensions, an unparseable entry,
-duplicate slices, negative slice extents. Only an index that passed goes to
-``tf.train.load_checkpoint``, which checks the crc32c of its blocks (the entries listed
+The ``.index`` file of a checkpoint is a LevelDB-style table (:mod:`._sstable`): key ->
+``BundleEntryProto`` (dtype, shape, where the bytes are; :mod:`._bundle`). We parse and
+validate it in Python ourselves: TensorFlow's C++ reader aborts the whole process (a dead
+Jupyter kernel, not an exception) on some damaged entries. Only an index that passed goes
+to ``tf.train.load_checkpoint``, which checks the crc32c of its blocks (the entries listed
 are ours: TF's maps would cost as much again). A read first checks that the entry's bytes
 fit in its data file (TF allocates the whole tensor first, whatever its shape).
 
@@ -28,15 +27,16 @@ import re
 import struct
 from dataclasses import dataclass
 
-from . import _validate
+from . import _bundle, _validate
 from ._quiet import import_tensorflow
+from ._sstable import Damaged as _Damaged
+from ._sstable import data_blocks as _data_blocks
+from ._sstable import snappy_uncompress as _snappy_uncompress  # noqa: F401  (tests/test_reader.py uses it)
 from .errors import CheckpointNotFoundError, CorruptCheckpointError
 
 __all__ = ["Entry", "Checkpoint", "open_checkpoint", "classify", "KINDS"]
 
 tf = import_tensorflow()
-
-from tensorflow.core.protobuf import tensor_bundle_pb2 as _bundle_pb2  # noqa: E402
 
 KINDS = ("variable", "ema", "slot", "meta")
 
@@ -178,394 +178,71 @@ _segment_codes: dict[str, int] = {}
 _ENTRY_SETTERS = tuple(Entry.__dict__[f].__set__ for f in ("key", "name", "shape", "dtype", "nbytes", "kind", "base"))
 
 
-# --- the index file ----------------------------------------------------------------------
+def _entries(keys: list[str], infos: list[tuple]) -> tuple[list[Entry], dict[str, Entry]]:
+    """The classified ``Entry`` of each key (in key order) and a dict key -> Entry.
 
-_FOOTER = 48  # two varint block handles padded to 40 bytes, then the 8-byte magic
-_MAGIC = 0xDB4775248B80FB57
-_TRAILER = 5  # after every block: 1 byte compression type, 4 bytes masked crc32c
-_MAX_RANK = 254  # TensorShape::MaxDimensions()
-_BUNDLE_VERSION = 1  # kTensorBundleVersion, the format this TensorFlow reads
-_INT64_MAX = 2**63 - 1
-# Fields after the shape in an entry as TF serialises it: shard_id, offset, size, crc32c.
-# An entry whose tail is anything else (slices, unknown fields) takes the full proto parse.
-_PLAIN_TAIL = re.compile(
-    rb"(?:\x18[\x80-\xff]{0,9}[\x00-\x7f])?(?:\x20[\x80-\xff]{0,9}[\x00-\x7f])?"
-    rb"(?:\x28[\x80-\xff]{0,9}[\x00-\x7f])?(?:\x35[\x00-\xff]{4})?"
-)
-
-
-class _Damaged(Exception):
-    """Internal: what is wrong with an index; open_checkpoint adds the file name."""
-
-
-def _dtype_table() -> dict[int, tuple[str, int]]:
-    # Enum -> (name, itemsize) for every real tensor dtype. Reference dtypes (>= 100) and
-    # DT_INVALID are absent: TF aborts on reading them.
-    from tensorflow.core.framework import types_pb2
-
-    table = {}
-    for enum in types_pb2.DataType.values():
-        if 0 < enum < 100:
-            try:
-                dtype = tf.as_dtype(enum)
-            except Exception:  # a dtype newer than this TensorFlow's Python layer
-                continue
-            size = 0 if dtype.name in ("string", "resource", "variant") else dtype.size
-            table[enum] = (dtype.name, size)
-    return table
-
-
-_DTYPES = _dtype_table()
-_DTYPES_BY_NAME = {name: (name, size) for name, size in _DTYPES.values()}
-
-
-def _varint(buf, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    for _ in range(10):
-        byte = buf[pos]  # IndexError past the end: caught by the caller
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-    raise _Damaged("is garbled (a varint runs over 10 bytes)")
-
-
-def _snappy_uncompress(data: bytes) -> bytes:
-    """Snappy's raw format (TF could write compressed index blocks around version 1.1)."""
-    expected, pos = _varint(data, 0)
-    out = bytearray()
-    while pos < len(data):
-        tag = data[pos]
-        pos += 1
-        kind = tag & 3
-        if kind == 0:  # literal
-            length = tag >> 2
-            if length >= 60:
-                extra = length - 59
-                length = int.from_bytes(data[pos : pos + extra], "little")
-                pos += extra
-            length += 1
-            if pos + length > len(data):
-                raise _Damaged("has a truncated snappy-compressed block")
-            out += data[pos : pos + length]
-            pos += length
-            continue
-        if kind == 1:
-            length = ((tag >> 2) & 7) + 4
-            offset = ((tag >> 5) << 8) | data[pos]
-            pos += 1
-        else:
-            width = 2 if kind == 2 else 4
-            length = (tag >> 2) + 1
-            offset = int.from_bytes(data[pos : pos + width], "little")
-            pos += width
-        if not 0 < offset <= len(out):
-            raise _Damaged("has a garbled snappy-compressed block")
-        for _ in range(length):  # copies may overlap their own output
-            out.append(out[-offset])
-    if len(out) != expected:
-        raise _Damaged("has a snappy-compressed block of the wrong length")
-    return bytes(out)
-
-
-def _block(buf: bytes, handle: bytes, body_end: int, what: str) -> bytes:
-    offset, pos = _varint(handle, 0)
-    size, _ = _varint(handle, pos)
-    if offset + size + _TRAILER > body_end:
-        raise _Damaged(f"points to a {what} block at bytes {offset}..{offset + size}, outside the file")
-    kind = buf[offset + size]
-    contents = buf[offset : offset + size]
-    if kind == 1:
-        return _snappy_uncompress(contents)
-    if kind != 0:
-        raise _Damaged(f"has a {what} block with unknown compression type {kind}")
-    return contents
-
-
-def _show(key) -> str:
-    """A key for a message: text, escaped, not too long."""
-    if isinstance(key, bytes):
-        key = key.decode("utf-8", "backslashreplace")
-    return repr(key if len(key) <= 100 else key[:100] + "...")
-
-
-def _check_shape(dims, key) -> tuple[tuple[int, ...], int]:
-    # TensorShape's constructor CHECK-fails (aborts) on each of these.
-    if len(dims) > _MAX_RANK:
-        raise _Damaged(f"has entry {_show(key)} with {len(dims)} dimensions (TensorFlow allows {_MAX_RANK})")
-    count = 1
-    for d in dims:
-        if d < 0:
-            raise _Damaged(f"has entry {_show(key)} with a negative dimension in shape {list(dims)}")
-        count *= d
-    if count > _INT64_MAX:
-        raise _Damaged(f"has entry {_show(key)} with shape {list(dims)}: more elements than int64 counts")
-    return tuple(dims), count
-
-
-def _parse_entry(key, value: bytes):
-    """The full (slow) route: a parsed, validated BundleEntryProto."""
-    from google.protobuf.message import DecodeError
-
-    try:
-        proto = _bundle_pb2.BundleEntryProto.FromString(value)
-    except DecodeError:
-        raise _Damaged(f"has entry {_show(key)} that is not a readable BundleEntryProto") from None
-    if proto.dtype not in _DTYPES:
-        raise _Damaged(f"has entry {_show(key)} with dtype enum {proto.dtype}, not a tensor dtype")
-    if proto.shape.unknown_rank:
-        raise _Damaged(f"has entry {_show(key)} with a shape of unknown rank")
-    _check_shape([d.size for d in proto.shape.dim], key)
-    return proto
-
-
-def _shape_info(head: bytes, key):
-    """(dtype name, shape, nbytes) from the dtype+shape bytes that start an entry."""
-    proto = _parse_entry(key, head)
-    name, itemsize = _DTYPES[proto.dtype]
-    shape, count = _check_shape([d.size for d in proto.shape.dim], key)
-    return name, shape, count * itemsize
-
-
-def _ordered_string(key: bytes, pos: int) -> str | None:
-    # OrderedCode::WriteString: 0x00 -> 00 ff, 0xff -> ff 00, ended by 00 01.
-    out = bytearray()
-    while pos + 1 < len(key):
-        byte = key[pos]
-        if byte == 0x00:
-            nxt = key[pos + 1]
-            if nxt == 0x01:
-                return out.decode("utf-8", "replace")
-            if nxt != 0xFF:
-                return None
-            out.append(0)
-            pos += 2
-        elif byte == 0xFF:
-            if key[pos + 1] != 0x00:
-                return None
-            out.append(0xFF)
-            pos += 2
-        else:
-            out.append(byte)
-            pos += 1
-    return None
-
-
-def _block_bounds(block: bytes) -> int:
-    """Where the entries of a block end (its restart array follows)."""
-    if len(block) < 4:
-        raise _Damaged("has a block shorter than its restart count")
-    (restarts,) = struct.unpack_from("<I", block, len(block) - 4)
-    limit = len(block) - 4 - 4 * restarts
-    if limit < 0:
-        raise _Damaged("has a block whose restart array is longer than the block")
-    return limit
-
-
-def _block_items(block: bytes) -> list[tuple[bytes, bytes]]:
-    """The (key, value) pairs of a block (used for the small index block)."""
-    limit = _block_bounds(block)
-    out = []
-    pos = 0
-    key = b""
-    while pos < limit:
-        shared, pos = _varint(block, pos)
-        unshared, pos = _varint(block, pos)
-        length, pos = _varint(block, pos)
-        end = pos + unshared
-        if shared > len(key) or end + length > limit:
-            raise _Damaged("has an entry that runs past the end of its block")
-        key = key[:shared] + block[pos:end]
-        out.append((key, block[end : end + length]))
-        pos = end + length
-    return out
-
-
-def _data_blocks(buf: bytes) -> list[bytes]:
-    """The data blocks of the SSTable in ``buf``, in key order, after checking the footer."""
-    if len(buf) == 0:
-        raise _Damaged("is empty (0 bytes)")
-    if len(buf) < _FOOTER:
-        raise _Damaged(f"is {len(buf)} bytes, too short for a checkpoint index (the table footer alone is 48)")
-    (magic,) = struct.unpack_from("<Q", buf, len(buf) - 8)
-    if magic != _MAGIC:
-        raise _Damaged("is not a checkpoint index: it does not end in the table magic number")
-    body_end = len(buf) - _FOOTER
-    footer = buf[body_end:]
-    _, pos = _varint(footer, 0)
-    _, pos = _varint(footer, pos)  # the metaindex handle: nothing in it for us
-    start = pos
-    _, pos = _varint(footer, pos)
-    _, pos = _varint(footer, pos)
-    index = _block(buf, footer[start:pos], body_end, "index")
-    return [_block(buf, handle, body_end, "data") for _, handle in _block_items(index)]
-
-
-def _scan(blocks: list[bytes]):
-    """Every entry of the index, validated and classified, in one pass.
-
-    Returns ``(entries, by_key, values, num_shards)``: the ``Entry`` list in key order, a
-    dict key -> Entry, the serialized ``BundleEntryProto`` of each entry (same order) and
-    the header's shard count.
-
-    Speed matters (10,000 entries must open about as fast as TensorFlow lists them), so
-    this is one loop doing what would read more clearly as three:
-
-    * entries: most take the fast road. Their dtype+shape bytes repeat across a model, so
-      those are parsed once per distinct value (``cache``), and a regular expression
-      checks that the rest of the entry is the plain fields TF writes after them.
-    * classification: the same decisions as :func:`classify`, in its order, from a
-      per-segment cache (``"kernel"`` can only be a variable). A slot's variable sorts
-      before it (``w`` < ``w/Adam``), so "is the base present" is asked of the keys seen
-      so far; the rare rules with neighbours after the key are left to ``classify`` at
-      the end (``deferred``).
-    * Entry objects are filled through their slot descriptors, skipping the frozen
-      ``__init__``'s ``object.__setattr__`` calls.
+    What :func:`classify` decides for each key, in its order, but fast enough for 10,000
+    keys: a per-segment cache (``"kernel"`` can only be a variable) answers most. A slot's
+    variable sorts before it (``w`` < ``w/Adam``), so "is the base present" is asked of the
+    keys seen so far; the rare rules with neighbours after the key are left to ``classify``
+    at the end (``deferred``). Entry objects are filled through their slot descriptors,
+    skipping the frozen ``__init__``'s ``object.__setattr__`` calls.
     """
-    from google.protobuf.message import DecodeError
-
-    cache: dict[bytes, tuple] = {}
     entries: list = []
-    values: list = []
     by_key: dict = {}
-    sliced: dict = {}
-    orphans: list = []
     deferred: list = []
-    header = None
-    previous = None
-    plain_tail = _PLAIN_TAIL.fullmatch
     codes = _segment_codes
     new = object.__new__
     set_key, set_name, set_shape, set_dtype, set_nbytes, set_kind, set_base = _ENTRY_SETTERS
     suffix, cut = VALUE_SUFFIX, -len(VALUE_SUFFIX)
-    for block in blocks:
-        limit = _block_bounds(block)
-        pos = 0
-        key = b""
-        while pos < limit:
-            # Three varints, nearly always one byte each: the fast road when they are.
-            shared, unshared, length = block[pos], block[pos + 1], block[pos + 2]
-            if shared | unshared | length < 0x80:
-                pos += 3
-            else:
-                shared, pos = _varint(block, pos)
-                unshared, pos = _varint(block, pos)
-                length, pos = _varint(block, pos)
-            end = pos + unshared
-            if shared > len(key) or end + length > limit:
-                raise _Damaged("has an entry that runs past the end of its block")
-            key = key[:shared] + block[pos:end]
-            value = block[end : end + length]
-            pos = end + length
-            if previous is None:
-                if key != b"":
-                    raise _Damaged("has no header entry (the first key of a checkpoint index is empty)")
-                try:
-                    header = _bundle_pb2.BundleHeaderProto.FromString(value)
-                except DecodeError:
-                    raise _Damaged("has an unreadable header entry") from None
-                previous = key
-                continue
-            if key <= previous:
-                raise _Damaged(f"has keys out of order at {_show(key)}")
-            previous = key
-            # --- the entry: dtype, shape, size ---
-            if (
-                key[0] != 0  # keys of tensor slices start with NUL: the slow road
-                and len(value) > 3
-                and value[0] == 0x08
-                and value[1] < 0x80
-                and value[2] == 0x12
-                and value[3] < 0x80
-                and plain_tail(value, 4 + value[3])
-            ):
-                head = value[: 4 + value[3]]
-                info = cache.get(head)
-                if info is None:
-                    info = cache[head] = _shape_info(head, key)
-                dtype, shape, nbytes = info
-            else:
-                proto = _parse_entry(key, value)
-                if key[0] == 0 and not proto.slices:
-                    orphans.append(key)  # a slice of a partitioned variable, checked below
-                    continue
-                if proto.slices:
-                    _check_slices(proto, key)
-                    sliced[key.decode("utf-8", "replace")] = proto
-                dtype, itemsize = _DTYPES[proto.dtype]
-                shape, count = _check_shape([d.size for d in proto.shape.dim], key)
-                nbytes = count * itemsize
-            try:
-                text = key.decode("utf-8")
-            except UnicodeDecodeError:
-                raise _Damaged(f"has key {_show(key)}, which is not UTF-8 text") from None
-            # --- the kind ---
-            if text.endswith(suffix):
-                name, tail, unusual = text[:cut], suffix, False
-            else:
-                name, tail = text, ""
-                unusual = text == OBJECT_GRAPH_KEY or "/.ATTRIBUTES/" in text
-            cut_at = name.rfind("/")
-            last = name[cut_at + 1 :]
-            code = codes.get(last)
-            if code is None:
-                code = codes[last] = _segment_code(last)
-            base = None
-            if unusual or code == _OTHER or _SLOT_MARK in name:
-                kind = None
-                deferred.append(len(entries))
-            elif code == _PLAIN:
-                kind = "variable"
-            elif code == _META:
-                kind = "meta"
-            elif cut_at > 0 and (code == _EMA or name[:cut_at] + tail in by_key):
-                kind, base = ("ema" if code == _EMA else "slot"), name[:cut_at] + tail
-            else:
-                kind = "variable"
-            entry = new(Entry)
-            set_key(entry, text)
-            set_name(entry, name)
-            set_shape(entry, shape)
-            set_dtype(entry, dtype)
-            set_nbytes(entry, nbytes)
-            set_kind(entry, kind)
-            set_base(entry, base)
-            entries.append(entry)
-            values.append(value)
-            by_key[text] = entry
-    if header is None:
-        raise _Damaged("holds no entries, not even the header")
-    if header.num_shards < 1:
-        raise _Damaged(f"claims {header.num_shards} data shards")
-    version = header.version
-    if version.min_consumer > _BUNDLE_VERSION or _BUNDLE_VERSION in version.bad_consumers:
-        raise _Damaged(
-            f"was written in tensor bundle format {version.producer} (needs a reader of version "
-            f"{version.min_consumer} or newer); this TensorFlow reads version {_BUNDLE_VERSION}"
-        )
-    for key in orphans:
-        # A slice key names its variable (OrderedCode); any other such key is damage.
-        if _ordered_string(key, 1) not in sliced:
-            raise _Damaged(f"has key {_show(key)}, a tensor slice of no partitioned variable")
+    for text, (dtype, shape, nbytes) in zip(keys, infos):
+        if text.endswith(suffix):
+            name, tail, unusual = text[:cut], suffix, False
+        else:
+            name, tail = text, ""
+            unusual = text == OBJECT_GRAPH_KEY or "/.ATTRIBUTES/" in text
+        cut_at = name.rfind("/")
+        last = name[cut_at + 1 :]
+        code = codes.get(last)
+        if code is None:
+            code = codes[last] = _segment_code(last)
+        base = None
+        if unusual or code == _OTHER or _SLOT_MARK in name:
+            kind = None
+            deferred.append(len(entries))
+        elif code == _PLAIN:
+            kind = "variable"
+        elif code == _META:
+            kind = "meta"
+        elif cut_at > 0 and (code == _EMA or name[:cut_at] + tail in by_key):
+            kind, base = ("ema" if code == _EMA else "slot"), name[:cut_at] + tail
+        else:
+            kind = "variable"
+        entry = new(Entry)
+        set_key(entry, text)
+        set_name(entry, name)
+        set_shape(entry, shape)
+        set_dtype(entry, dtype)
+        set_nbytes(entry, nbytes)
+        set_kind(entry, kind)
+        set_base(entry, base)
+        entries.append(entry)
+        by_key[text] = entry
     for i in deferred:
         kind, base = classify(entries[i].key, by_key)
         set_kind(entries[i], kind)
         set_base(entries[i], base)
-    return entries, by_key, values, header.num_shards
+    return entries, by_key
 
 
-def _check_slices(proto, key) -> None:
-    # TF aborts on a repeated slice (at open) and on a negative extent (at read). A full
-    # extent is written without a length, never as -1.
-    seen = set()
-    for piece in proto.slices:
-        extents = tuple((e.start, e.length if e.HasField("length") else None) for e in piece.extent)
-        if any(start < 0 or (length is not None and length < 0) for start, length in extents):
-            raise _Damaged(f"has entry {_show(key)} with a negative slice extent {extents}")
-        if extents in seen:
-            raise _Damaged(f"has entry {_show(key)} listing the slice {extents} twice")
-        seen.add(extents)
+# --- the index file ----------------------------------------------------------------------
+
+
+def _scan(blocks: list[bytes]):
+    """``(entries, by_key, values, num_shards)`` of an index's data blocks (see :func:`_bundle.scan`)."""
+    keys, infos, values, num_shards = _bundle.scan(blocks)
+    entries, by_key = _entries(keys, infos)
+    return entries, by_key, values, num_shards
 
 
 def _read_index(prefix: str):
@@ -575,7 +252,7 @@ def _read_index(prefix: str):
             buf = f.read()
     except Exception as error:
         raise CorruptCheckpointError(f"Cannot read index file {index!r}: {_first_line(error)}") from None
-    # The scan allocates two objects per entry and frees none: the cyclic garbage
+    # The scan allocates a few objects per entry and frees none: the cyclic garbage
     # collector would walk the growing lists dozens of times for nothing.
     collecting = gc.isenabled()
     gc.disable()
@@ -593,16 +270,6 @@ def _read_index(prefix: str):
 
 
 # --- helpers -----------------------------------------------------------------------------
-
-
-def _dtype_info(dtype) -> tuple[str, int]:
-    if isinstance(dtype, str) and dtype in _DTYPES_BY_NAME:
-        return _DTYPES_BY_NAME[dtype]
-    found = _DTYPES.get(dtype) if isinstance(dtype, int) else None
-    if found is not None:
-        return found
-    name = tf.as_dtype(dtype).name
-    return _DTYPES_BY_NAME.get(name, (name, 0))
 
 
 def _first_line(error: BaseException) -> str:
@@ -678,7 +345,7 @@ class Checkpoint:
     def __init__(self, prefix: str, reader, shapes: dict, dtypes: dict):
         entries = []
         for key in sorted(shapes):
-            dtype, itemsize = _dtype_info(dtypes[key])
+            dtype, itemsize = _bundle.dtype_info(dtypes[key])
             shape = tuple(int(d) for d in shapes[key])
             kind, base = classify(key, shapes)
             name = key[: -len(VALUE_SUFFIX)] if key.endswith(VALUE_SUFFIX) else key
@@ -755,18 +422,19 @@ class Checkpoint:
             return
         if not isinstance(self._values, dict):  # a list aligned with entries until needed
             self._values = dict(zip((e.key for e in self.entries), self._values))
-        proto = _bundle_pb2.BundleEntryProto.FromString(self._values[entry.key])
-        if proto.slices:
+        where = _bundle.location(self._values[entry.key])
+        if where is None:
             return  # assembled from slice entries, each checked by TF against its file
-        shard = "%s.data-%05d-of-%05d" % (self.prefix, proto.shard_id, self._num_shards)
+        shard_id, offset, size = where
+        shard = "%s.data-%05d-of-%05d" % (self.prefix, shard_id, self._num_shards)
         try:
             available = tf.io.gfile.stat(shard).length
         except Exception:
             available = None
-        if available is not None and (proto.size != entry.nbytes or proto.offset + proto.size > available):
+        if available is not None and (size != entry.nbytes or offset + size > available):
             raise CorruptCheckpointError(
                 f"Cannot read key {entry.key!r} from checkpoint {self.prefix!r}: its index entry "
-                f"says {proto.size} bytes at offset {proto.offset} of {shard!r} ({available} bytes), "
+                f"says {size} bytes at offset {offset} of {shard!r} ({available} bytes), "
                 f"but shape {list(entry.shape)} of {entry.dtype} needs {entry.nbytes}."
             )
 
