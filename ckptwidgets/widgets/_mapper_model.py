@@ -1,0 +1,415 @@
+"""MapperModel: the state and logic behind :class:`~ckptwidgets.VariableMapper`.
+
+It owns a live :class:`~ckptwidgets.plan.RestorePlan` and everything the view shows (rows,
+counts, code, warnings, the last report), as traitlets a view links to; it imports no
+ipywidgets, so every rule of the mapper runs (and is tested) without a browser. Edits go
+both ways: :meth:`MapperModel.choose` assigns a key in the plan, and ``model.plan.assign``
+from code bumps ``revision``, which views refresh on.
+
+Example
+-------
+>>> model = MapperModel("my_test_model.ckpt", [v1, v2])        # doctest: +SKIP
+>>> model.plan.unassign("v2"); model.warning                   # doctest: +SKIP
+"1 variable(s) have no checkpoint key and will keep their current values: 'v2'."
+"""
+from __future__ import annotations
+
+from traitlets import (
+    Any,
+    Bool,
+    Dict,
+    Enum,
+    HasTraits,
+    Instance,
+    Int,
+    Tuple,
+    Unicode,
+    observe,
+)
+
+from .._format import filter_names, first_lines, format_rules, format_shape, parse_rules, text_table
+from .._quiet import import_tensorflow
+from ..errors import CheckpointError, PlanError
+from ..plan import RestorePlan, plan_restore, variable_name
+from ..reader import Checkpoint, open_checkpoint
+from ..restore import restore as restore_plan
+
+__all__ = ["MapperModel", "STYLES", "SHOW", "STATUS_TEXT", "CANDIDATES", "PREVIEW_LINES", "NONE", "OTHER"]
+
+tf = import_tensorflow()
+
+STYLES = ("saver", "init_from_checkpoint", "checkpoint")
+SHOW = ("all", "problems", "unmapped", "mapped")
+STATUS_TEXT = {
+    "mapped": "✓ mapped",
+    "unmapped": "– unmapped",
+    "missing_key": "✗ missing key",
+    "shape_mismatch": "✗ shape mismatch",
+    "dtype_mismatch": "✗ dtype mismatch",
+    "duplicate_variable": "✗ duplicate",
+}
+#: Candidate keys offered per variable (plus the current key, "(none)" and "(other key…)").
+CANDIDATES = 50
+#: Lines of generated code / report sent to the browser; the rest is one call away.
+PREVIEW_LINES = 200
+# Option values that cannot be checkpoint keys (a NUL byte never appears in a TF key).
+NONE = "\x00none"
+OTHER = "\x00other"
+
+
+def _is_graph_variable(var) -> bool:
+    var = getattr(var, "_value", var)  # Keras 3 variables hold a tf.Variable
+    try:
+        return isinstance(var.graph, tf.Graph)
+    except AttributeError:  # "Tensor.graph is undefined when eager execution is enabled"
+        return False
+
+
+def _compatible(var_shape, var_dtype, entry) -> bool:
+    if entry.dtype != var_dtype:
+        return False
+    if var_shape is None:
+        return True
+    return len(var_shape) == len(entry.shape) and all(a is None or a == b for a, b in zip(var_shape, entry.shape))
+
+
+def _names(names, limit=5) -> str:
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+class MapperModel(HasTraits):
+    """State and logic of :class:`VariableMapper`, usable without widgets.
+
+    Parameters
+    ----------
+    ckpt_or_path : Checkpoint or str or os.PathLike
+    variables : list, tuple, dict or tf.Module / Keras model
+        What :func:`ckptwidgets.plan_restore` takes.
+    session : tf.compat.v1.Session, optional
+        For graph-mode variables.
+    rules : str or dict, optional
+        Rules text (``"ckpt_scope/ -> var_scope/"`` per line) or an assignment map.
+    prefer_ema : bool
+
+    Rules and ``prefer_ema`` drive the automatic matching: changing them re-plans and keeps
+    the manual edits made since; :meth:`automap` re-plans and drops manual edits.
+
+    Examples
+    --------
+    >>> model = MapperModel("my_test_model.ckpt", [v1, v2])        # doctest: +SKIP
+    >>> model.counts                                               # doctest: +SKIP
+    {'variables': 2, 'mapped': 2, 'unmapped': 0, 'problems': 0, 'unused': 0}
+    """
+
+    checkpoint = Instance(Checkpoint, allow_none=True, read_only=True, help="The checkpoint; None if it cannot be opened.")
+    plan = Instance(RestorePlan, allow_none=True, read_only=True, help="The live restore plan (edit it directly or via the view).")
+    session = Any(None, help="tf.compat.v1.Session holding graph-mode variables, or None (eager).")
+    rules_text = Unicode("", help="Rules, one 'ckpt_scope/ -> var_scope/' per line; '#' starts a comment line.")
+    rules = Dict(read_only=True, help="The parsed rules used by the automatic matching.")
+    rules_error = Unicode("", read_only=True, help="Why rules_text was not applied ('' when it was).")
+    prefer_ema = Bool(False, help="Prefer each variable's ExponentialMovingAverage shadow when there is one.")
+    filter_text = Unicode("", help="Words every shown variable name contains; '!word' excludes.")
+    show = Enum(SHOW, default_value="all", help="Which rows to show, by status.")
+    rows = Tuple(read_only=True, help="Names of the variables passing the filter, in plan order.")
+    style = Enum(STYLES, default_value="saver", help="Style of the generated code (plan.to_code(style)).")
+    preview = Bool(True, help="Keep `code` up to date; a view turns it off while the code is hidden.")
+    code = Unicode("", read_only=True, help=f"The first {PREVIEW_LINES} lines of plan.to_code(style).")
+    counts = Dict(read_only=True, help="variables, mapped, unmapped, problems, unused entries.")
+    warning = Unicode("", read_only=True, help="What a restore now would leave uninitialised or untouched.")
+    graph_mode = Bool(False, read_only=True, help="True when the variables live in a tf.Graph (need a session).")
+    initialize_unmapped = Bool(help="Run the initializers of unmapped variables when restoring (graph mode).")
+    report = Any(None, read_only=True, help="The RestoreReport of the last restore, or None.")
+    progress = Tuple((0, 0), read_only=True, help="(done, total) tensors of the running or last restore.")
+    message = Unicode("", read_only=True, help="A message for the user ('' for none).")
+    message_kind = Enum(("error", "warning", "info", ""), default_value="", read_only=True, help="Kind of message.")
+    revision = Int(0, read_only=True, help="Incremented after every change of the plan (views refresh on it).")
+
+    def __init__(self, ckpt_or_path, variables, session=None, rules=None, prefer_ema=False, **kwargs):
+        self._ready = False  # derived state is computed once, at the end of __init__
+        super().__init__(session=session, **kwargs)
+        self._options_cache: dict = {}
+        self._mapping: dict = {}  # plan.mapping copies on every access: one copy per edit
+        self._auto: dict = {}
+        self._problems: dict = {}
+        self._variables = variables
+        self._code_rules, self._code_text = None, None
+        try:
+            self.set_trait("checkpoint", open_checkpoint(ckpt_or_path))
+        except CheckpointError as error:
+            self._say(str(error))
+            return
+        if isinstance(rules, dict):
+            # A dict may map keys to variables ({key: variable}), which text cannot hold: the
+            # box shows their names, and the dict itself is used while the text is unchanged.
+            self._code_rules = dict(rules)
+            rules = self._code_text = format_rules(
+                {k: v if isinstance(v, str) else variable_name(v) for k, v in rules.items()}
+            )
+        elif rules is not None and not isinstance(rules, str):
+            raise PlanError(f"rules must be text or a dict, not {type(rules).__name__}: {rules!r}")
+        self.rules_text = rules or ""
+        self.prefer_ema = bool(prefer_ema)
+        self._replan(keep_edits=False)
+        # One variable tells: restore() refuses plans mixing graphs, or graph and eager.
+        first = next(iter(self.plan.variables.values()), None)
+        self.set_trait("graph_mode", first is not None and _is_graph_variable(first))
+        self.initialize_unmapped = self.graph_mode
+        self._ready = True
+        self._on_plan_edit()
+
+    # --- messages ------------------------------------------------------------------------
+    def _say(self, text: str, kind: str = "error") -> None:
+        self.set_trait("message_kind", kind if text else "")
+        self.set_trait("message", text)
+
+    # --- planning ------------------------------------------------------------------------
+    def _parsed_rules(self):
+        if self._code_rules is not None and self.rules_text == self._code_text:
+            return self._code_rules
+        return parse_rules(self.rules_text)
+
+    def _replan(self, keep_edits: bool) -> bool:
+        """Build a new plan from rules and prefer_ema; re-apply manual edits if asked."""
+        try:
+            rules = self._parsed_rules()
+            plan = plan_restore(self.checkpoint, self._variables, rules=rules or None, prefer_ema=self.prefer_ema)
+        except PlanError as error:
+            self.set_trait("rules_error", str(error))
+            if self.plan is not None:
+                return False  # keep the current plan until the rules are fixed
+            # The first plan: without the rules (a second PlanError is about the variables
+            # themselves, a programming error, and propagates).
+            rules = {}
+            plan = plan_restore(self.checkpoint, self._variables, prefer_ema=self.prefer_ema)
+        else:
+            self.set_trait("rules_error", "")
+        self.set_trait("rules", dict(rules))
+        edits = self.manual_edits() if keep_edits and self.plan is not None else {}
+        auto = plan.mapping
+        for name, key in edits.items():
+            if key is None:
+                plan.unassign(name)
+            else:
+                plan.assign(name, key)
+        if self.plan is not None:
+            self.plan.on_change(self._on_plan_edit, remove=True)
+        self._auto = auto
+        self._options_cache.clear()
+        self.set_trait("plan", plan)
+        plan.on_change(self._on_plan_edit)
+        self._on_plan_edit()
+        return True
+
+    def manual_edits(self) -> dict:
+        """``{name: key or None}`` where the plan differs from its automatic matching."""
+        mapping = self.plan.mapping
+        return {n: mapping.get(n) for n in self.plan.variables if mapping.get(n) != self._auto.get(n)}
+
+    def automap(self) -> None:
+        """Match again from the rules and prefer_ema, dropping manual edits (the Auto-map button)."""
+        if self.checkpoint is not None and self._replan(keep_edits=False):
+            self._say("")
+
+    @observe("rules_text", "prefer_ema")
+    def _on_inputs(self, change):
+        if self._ready:
+            self._replan(keep_edits=True)
+
+    # --- derived state -------------------------------------------------------------------
+    def _on_plan_edit(self):
+        if not self._ready:
+            return
+        plan = self.plan
+        self._mapping = plan.mapping
+        problems = plan.problems
+        unmapped = plan.unmapped
+        self.set_trait("counts", {
+            "variables": len(plan.variables),
+            "mapped": len(self._mapping),
+            "unmapped": len(unmapped),
+            "problems": len(problems),
+            "unused": len(plan.unused),
+        })
+        self._problems = {}
+        for problem in problems:
+            self._problems.setdefault(problem.variable, problem)
+        if not unmapped:
+            warning = ""
+        elif self.graph_mode:
+            verb = "will be initialised" if self.initialize_unmapped else "will stay uninitialised"
+            warning = f"{len(unmapped)} variable(s) have no checkpoint key and {verb}: {_names(unmapped)}."
+        else:
+            warning = f"{len(unmapped)} variable(s) have no checkpoint key and will keep their current values: {_names(unmapped)}."
+        self.set_trait("warning", warning)
+        self._refilter()
+        self._regenerate()
+        self.set_trait("revision", self.revision + 1)
+
+    @observe("initialize_unmapped")
+    def _on_initialize(self, change):
+        self._on_plan_edit()
+
+    @observe("filter_text", "show")
+    def _refilter(self, change=None):
+        if not self._ready:
+            return
+        names = filter_names(self.plan.variables, self.filter_text)
+        if self.show != "all":
+            status = self.plan.status
+            if self.show == "problems":
+                names = [n for n in names if status(n) not in ("mapped", "unmapped")]
+            else:
+                names = [n for n in names if status(n) == self.show]
+        self.set_trait("rows", tuple(names))
+
+    @observe("style", "preview")
+    def _regenerate(self, change=None):
+        # Generating code is O(variables): skipped while nobody looks at it.
+        if not self._ready or not self.preview:
+            return
+        try:
+            code = self.plan.to_code(self.style)
+        except CheckpointError as error:  # e.g. a key feeding two variables in a dict var_list
+            code = f"# Cannot generate {self.style!r} code for this plan: {error}"
+        self.set_trait("code", first_lines(code, PREVIEW_LINES, "lines: plan.to_code(style) gives all"))
+
+    # --- per-row information -------------------------------------------------------------
+    def current_key(self, name: str) -> str | None:
+        """The key ``name`` reads in the plan, or None."""
+        return self._mapping.get(name)
+
+    def describe(self, name: str) -> tuple:
+        """``(shape text, dtype)`` of a variable of the plan."""
+        shape, dtype = self.plan.describe(name)
+        return ("<unknown>" if shape is None else format_shape(shape)), dtype
+
+    def status_text(self, name: str) -> tuple[str, str | None]:
+        """``(status shown in the row, tooltip)``: the problem's message for a problem."""
+        status = self.plan.status(name)
+        problem = self._problems.get(name)
+        return STATUS_TEXT.get(status, status), (problem.message if problem is not None else None)
+
+    def options(self, name: str) -> list[tuple[str, str]]:
+        """``(label, value)`` pairs for the key dropdown of ``name``; at most ~53 of them.
+
+        "(none)" first, then the current key, then up to :data:`CANDIDATES` candidates
+        (compatible shape and dtype first, EMA shadows marked ★, incompatible ones ✗), and
+        "(other key…)" to type any key.
+        """
+        shape, dtype = self.plan.describe(name)
+        # Candidates do not depend on edits except for the current key, which goes first:
+        # cached per variable (computed without it) until the plan is rebuilt.
+        if name not in self._options_cache:
+            self._options_cache[name] = [
+                (self._option_label(e, shape, dtype), e.key)
+                for e in self.plan.candidates(name, limit=CANDIDATES)
+            ]
+        options = self._options_cache[name]
+        current = self._mapping.get(name)
+        if current is not None:
+            others = [option for option in options if option[1] != current]
+            if len(others) < len(options):
+                options = [next(o for o in options if o[1] == current)] + others
+            else:
+                entry = self.checkpoint.find(current)
+                label = self._option_label(entry, shape, dtype) if entry is not None else f"✗ {current}  (not in checkpoint)"
+                options = [(label, current)] + options
+        return [("(none)", NONE)] + options + [("(other key…)", OTHER)]
+
+    @staticmethod
+    def _option_label(entry, shape, dtype) -> str:
+        mark = "★ " if entry.kind == "ema" else ""
+        text = f"{mark}{entry.key}  {format_shape(entry.shape)} {entry.dtype}"
+        if not _compatible(shape, dtype, entry):
+            text = "✗ " + text
+        return text
+
+    def key_suggestions(self, text: str, limit: int = CANDIDATES) -> list[str]:
+        """Up to ``limit`` checkpoint keys containing every word of ``text`` (for a key box)."""
+        out = []
+        terms = (text or "").lower().split()
+        for entry in self.checkpoint.entries:
+            key = entry.key.lower()
+            if all(t in key for t in terms):
+                out.append(entry.key)
+                if len(out) >= limit:
+                    break
+        return out
+
+    # --- edits ---------------------------------------------------------------------------
+    def choose(self, name: str, key) -> None:
+        """Set the key of ``name`` from a dropdown value (None or "(none)" unassigns)."""
+        try:
+            if key is None or key == NONE:
+                self.plan.unassign(name)
+            else:
+                self.plan.assign(name, key)
+        except PlanError as error:
+            self._say(str(error))
+            raise
+
+    # --- restore -------------------------------------------------------------------------
+    def restore(self, initialize_unmapped=None):
+        """Restore the plan (as the Restore button does) and return the report.
+
+        Parameters
+        ----------
+        initialize_unmapped : bool, optional
+            Defaults to the ``initialize_unmapped`` trait (on in graph mode).
+
+        Raises
+        ------
+        RestoreError, CorruptCheckpointError
+            Also shown in ``message``; nothing was restored.
+        """
+        if self.plan is None:
+            raise PlanError(f"Nothing to restore: {self.message}")
+        if initialize_unmapped is None:
+            initialize_unmapped = self.initialize_unmapped
+        self._last_percent = -1
+        try:
+            report = restore_plan(self.plan, session=self.session, initialize_unmapped=bool(initialize_unmapped),
+                                  progress=self._progress)
+        except CheckpointError as error:
+            self._say(str(error))
+            raise
+        self.set_trait("report", report)
+        self.set_trait("progress", (len(report.restored), len(report.restored)))
+        self._say(
+            f"Restored {len(report.restored)} variable(s), initialised {len(report.initialized)}, "
+            f"left {len(report.left_alone)} alone, in {report.seconds:.2f} s.",
+            "info",
+        )
+        return report
+
+    def _progress(self, done, total):
+        # Called per chunk, maybe from a TensorFlow thread; at most ~100 updates reach the browser.
+        percent = 100 * done // total if total else 100
+        if percent != self._last_percent or done == total:
+            self._last_percent = percent
+            self.set_trait("progress", (int(done), int(total)))
+
+    # --- text ----------------------------------------------------------------------------
+    def counts_text(self) -> str:
+        c = self.counts
+        return (f"{c['variables']:,} variables: mapped {c['mapped']:,} · unmapped {c['unmapped']:,} · "
+                f"problems {c['problems']:,} · unused entries {c['unused']:,}")
+
+    def text_summary(self, rows: int = 10) -> str:
+        """A plain-text view: counts, the first ``rows`` rows, problems, warning."""
+        if self.plan is None:
+            return f"VariableMapper: {self.message}"
+        lines = [f"VariableMapper {self.checkpoint.prefix!r}: {self.counts_text()}"]
+        table = []
+        for name in self.rows[:rows]:
+            shape, dtype = self.describe(name)
+            table.append([name, f"{shape} {dtype}", self._mapping.get(name, "(none)"), self.status_text(name)[0]])
+        lines.append(text_table(["variable", "shape", "checkpoint key", "status"], table, max_widths=[40, 24, 50, 0]))
+        if len(self.rows) > rows:
+            lines.append(f"... {len(self.rows) - rows:,} more")
+        for problem in self.plan.problems[:3]:
+            lines.append(f"{problem.reason}: {problem.message}")
+        if self.warning:
+            lines.append(self.warning)
+        return "\n".join(lines)
