@@ -13,8 +13,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[tf,test,lab]"
 	touch $@
 
+# As root (a container, CI) Jupyter refuses to start without --allow-root.
 lab: $(VENV)/.installed
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 # Headless Chromium for the browser tests, from Debian (Playwright's own browser
 # download cannot work offline). Without root the browser tests are skipped locally.
