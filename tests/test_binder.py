@@ -98,6 +98,23 @@ def runtime_python():
     return match.group(1)
 
 
+def binder_python(version):
+    """An interpreter of the Python version Binder uses: this one, or ``pythonX.Y`` on PATH.
+
+    Without one the test is skipped, except in CI (``CI`` set), where it fails.
+    """
+    if sys.version.startswith(version + "."):
+        return sys.executable
+    found = shutil.which(f"python{version}")
+    if found:
+        return found
+    reason = (f"binder/runtime.txt asks for Python {version}: neither this Python "
+              f"({sys.version.split()[0]}) nor python{version} on PATH is it")
+    if os.environ.get("CI"):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
 def base_image_packages(python_version):
     """``name==version`` of the Jupyter packages repo2docker installs before ours.
 
@@ -136,10 +153,8 @@ def test_repo2docker_accepts_the_binder_folder(tmp_path):
 
 def test_binder_environment_runs_every_notebook(tmp_path):
     python = runtime_python()
-    assert sys.version.startswith(python + "."), (
-        f"binder/runtime.txt asks for Python {python}; run this test with it (running {sys.version.split()[0]})")
     venv = tmp_path / "binder-env"
-    run([sys.executable, "-m", "venv", str(venv)])
+    run([binder_python(python), "-m", "venv", str(venv)])
     bin_dir = venv / "bin"
     pip = [str(bin_dir / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     timings = {}
