@@ -30,6 +30,7 @@ __all__ = [
     "filter_names",
     "TensorStats",
     "tensor_stats",
+    "compare_text",
     "parse_rules",
     "format_rules",
     "text_table",
@@ -198,6 +199,24 @@ def tensor_stats(values) -> TensorStats:
         std=float(work.std()),
         nonfinite=nonfinite,
     )
+
+
+def compare_text(raw_key: str, raw, shadow_key: str, shadow) -> str:
+    """One line comparing a variable's values with its EMA shadow's: largest and mean difference.
+
+    Examples
+    --------
+    >>> compare_text("w", np.array([1.0, 2.0]), "w/ExponentialMovingAverage", np.array([0.5, 2.0]))
+    "raw 'w' vs EMA shadow 'w/ExponentialMovingAverage': max |raw - shadow| 0.5, mean |raw - shadow| 0.25"
+    """
+    text = f"raw {raw_key!r} vs EMA shadow {shadow_key!r}: "
+    a, b = np.asarray(raw), np.asarray(shadow)
+    if a.shape != b.shape or a.dtype.kind not in "iufb" or b.dtype.kind not in "iufb":
+        return text + f"not comparable (shapes {format_shape(a.shape)} and {format_shape(b.shape)})"
+    diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
+    if diff.size == 0:
+        return text + "empty tensors"
+    return text + f"max |raw - shadow| {diff.max():.6g}, mean |raw - shadow| {diff.mean():.6g}"
 
 
 def _rule_side(text: str, lineno: int, line: str) -> str:

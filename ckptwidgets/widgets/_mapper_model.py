@@ -27,6 +27,7 @@ from traitlets import (
     observe,
 )
 
+from .._candidates import shapes_compatible
 from .._format import filter_names, first_lines, format_rules, format_shape, parse_rules, text_table
 from .._quiet import import_tensorflow
 from ..errors import CheckpointError, PlanError
@@ -63,14 +64,6 @@ def _is_graph_variable(var) -> bool:
         return isinstance(var.graph, tf.Graph)
     except AttributeError:  # "Tensor.graph is undefined when eager execution is enabled"
         return False
-
-
-def _compatible(var_shape, var_dtype, entry) -> bool:
-    if entry.dtype != var_dtype:
-        return False
-    if var_shape is None:
-        return True
-    return len(var_shape) == len(entry.shape) and all(a is None or a == b for a, b in zip(var_shape, entry.shape))
 
 
 def _names(names, limit=5) -> str:
@@ -274,6 +267,11 @@ class MapperModel(HasTraits):
             code = f"# Cannot generate {self.style!r} code for this plan: {error}"
         self.set_trait("code", first_lines(code, PREVIEW_LINES, "lines: plan.to_code(style) gives all"))
 
+    @property
+    def initialize_applies(self) -> bool:
+        """True when ``initialize_unmapped`` changes what a restore does: unmapped graph variables."""
+        return bool(self.warning) and self.graph_mode
+
     # --- per-row information -------------------------------------------------------------
     def current_key(self, name: str) -> str | None:
         """The key ``name`` reads in the plan, or None."""
@@ -289,6 +287,12 @@ class MapperModel(HasTraits):
         status = self.plan.status(name)
         problem = self._problems.get(name)
         return STATUS_TEXT.get(status, status), (problem.message if problem is not None else None)
+
+    def row_texts(self, name: str) -> tuple[list[str], list[str | None]]:
+        """``(texts, tooltips)`` of the text cells of a row: variable, shape and dtype, status."""
+        shape, dtype = self.describe(name)
+        status, why = self.status_text(name)
+        return [name, f"{shape} {dtype}", status], [name, None, why or status]
 
     def options(self, name: str) -> list[tuple[str, str]]:
         """``(label, value)`` pairs for the key dropdown of ``name``; at most ~53 of them.
@@ -321,7 +325,7 @@ class MapperModel(HasTraits):
     def _option_label(entry, shape, dtype) -> str:
         mark = "★ " if entry.kind == "ema" else ""
         text = f"{mark}{entry.key}  {format_shape(entry.shape)} {entry.dtype}"
-        if not _compatible(shape, dtype, entry):
+        if entry.dtype != dtype or not shapes_compatible(shape, entry.shape):
             text = "✗ " + text
         return text
 
@@ -348,6 +352,22 @@ class MapperModel(HasTraits):
         except PlanError as error:
             self._say(str(error))
             raise
+
+    def choose_typed(self, name: str, key: str) -> bool:
+        """Assign a key typed by hand (any key, also one not offered); False if it was not.
+
+        Why not is in ``message``: nothing typed, or the plan's :class:`PlanError`.
+        """
+        name = (name or "").strip()
+        if not name or not key:
+            self._say("Type a variable name and a checkpoint key to assign.", "warning")
+            return False
+        try:
+            self.choose(name, key)
+        except PlanError:
+            return False
+        self._say("")
+        return True
 
     # --- restore -------------------------------------------------------------------------
     def restore(self, initialize_unmapped=None):
@@ -391,6 +411,14 @@ class MapperModel(HasTraits):
             self.set_trait("progress", (int(done), int(total)))
 
     # --- text ----------------------------------------------------------------------------
+    def title_text(self) -> str:
+        """The heading: checkpoint prefix and number of variables."""
+        return f"{self.checkpoint.prefix} → {len(self.plan.variables):,} variables"
+
+    def report_text(self, lines: int = 40) -> str:
+        """The first ``lines`` lines of the last restore's report ('' before any restore)."""
+        return first_lines(str(self.report), lines, "lines") if self.report is not None else ""
+
     def counts_text(self) -> str:
         c = self.counts
         return (f"{c['variables']:,} variables: mapped {c['mapped']:,} · unmapped {c['unmapped']:,} · "
@@ -403,8 +431,8 @@ class MapperModel(HasTraits):
         lines = [f"VariableMapper {self.checkpoint.prefix!r}: {self.counts_text()}"]
         table = []
         for name in self.rows[:rows]:
-            shape, dtype = self.describe(name)
-            table.append([name, f"{shape} {dtype}", self._mapping.get(name, "(none)"), self.status_text(name)[0]])
+            (name, shape, status), _ = self.row_texts(name)
+            table.append([name, shape, self._mapping.get(name, "(none)"), status])
         lines.append(text_table(["variable", "shape", "checkpoint key", "status"], table, max_widths=[40, 24, 50, 0]))
         if len(self.rows) > rows:
             lines.append(f"... {len(self.rows) - rows:,} more")

@@ -16,7 +16,17 @@ import ipywidgets as widgets
 # Not re-exported at the top of ipywidgets 8, but public in its module.
 from ipywidgets.widgets.widget_string import LabelStyle
 
-__all__ = ["LabelStyle", "label_style", "text_label", "message_label", "set_message", "pre_html", "NO_MATH", "MESSAGE_COLORS"]
+__all__ = [
+    "LabelStyle",
+    "label_style",
+    "text_label",
+    "message_label",
+    "set_message",
+    "pre_html",
+    "PlainTextRepr",
+    "NO_MATH",
+    "MESSAGE_COLORS",
+]
 
 #: DOM classes that make MathJax (3 and 2) leave an element's text alone.
 NO_MATH = ("mathjax_ignore", "tex2jax_ignore")
@@ -84,3 +94,17 @@ def pre_html(text: str, max_height: str | None = None) -> str:
     if max_height:
         style += f";max-height:{html.escape(max_height)}"
     return f'<pre class="{" ".join(NO_MATH)}" style="{style}">{html.escape(text)}</pre>'
+
+
+class PlainTextRepr:
+    """Mixin for a widget whose ``text/plain`` is its whole ``repr`` (put it before the box class).
+
+    ipywidgets cuts ``text/plain`` at 110 characters; where widgets cannot render
+    (nbconvert, a terminal, a closed kernel) the text summary is all a reader sees.
+    """
+
+    def _repr_mimebundle_(self, **kwargs):
+        data = super()._repr_mimebundle_(**kwargs)
+        if data is not None:
+            data["text/plain"] = repr(self)
+        return data

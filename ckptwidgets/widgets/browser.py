@@ -15,15 +15,14 @@ EMA shadow 'v2/ExponentialMovingAverage': ...
 from __future__ import annotations
 
 import ipywidgets as widgets
-import numpy as np
 from traitlets import Bytes, HasTraits, Instance, TraitError, Tuple, Unicode, observe, validate
 
 from .. import plots
-from .._format import TensorStats, filter_entries, format_shape, human_size, tensor_stats, text_table
+from .._format import TensorStats, compare_text, filter_entries, format_shape, human_size, tensor_stats, text_table
 from ..errors import CheckpointError
 from ..reader import KINDS, Checkpoint, Entry, open_checkpoint
 from ._table import Column, PagedTable, PAGE_SIZE
-from ._text import label_style, message_label, set_message, text_label
+from ._text import PlainTextRepr, label_style, message_label, set_message, text_label
 
 __all__ = ["BrowserModel", "CheckpointBrowser"]
 
@@ -99,20 +98,36 @@ class BrowserModel(HasTraits):
         """``{kind: (count, nbytes)}`` of the whole checkpoint."""
         return dict(self._totals) if self.checkpoint is not None else {}
 
+    def _kind_totals(self) -> list[tuple[str, tuple[int, int]]]:
+        return sorted(self._totals.items(), key=lambda kv: KINDS.index(kv[0]))
+
+    def title_text(self) -> str:
+        """The heading: prefix, number of entries, and whether the checkpoint is object-based."""
+        ckpt = self.checkpoint
+        return f"{ckpt.prefix} · {len(ckpt):,} entries" + (" · object-based" if ckpt.object_based else "")
+
     def totals_text(self) -> str:
         """One line: count and size per kind, then the total."""
         if self.checkpoint is None:
             return ""
-        parts = [f"{kind} {count:,} ({human_size(nbytes)})" for kind, (count, nbytes) in
-                 sorted(self._totals.items(), key=lambda kv: KINDS.index(kv[0]))]
+        parts = [f"{kind} {count:,} ({human_size(nbytes)})" for kind, (count, nbytes) in self._kind_totals()]
         count = sum(c for c, _ in self._totals.values())
         nbytes = sum(b for _, b in self._totals.values())
         return " · ".join(parts + [f"total {count:,} entries, {human_size(nbytes)}"])
+
+    def kind_labels(self) -> dict[str, str]:
+        """``{kind: "kind (count)"}`` for the kinds present, in :data:`KINDS` order (the kind boxes)."""
+        return {kind: f"{kind} ({count:,})" for kind, (count, _) in self._kind_totals()}
 
     @staticmethod
     def row_texts(entry: Entry) -> list[str]:
         """The table cells of one entry: key, kind, dtype, shape, size."""
         return [entry.key, entry.kind, entry.dtype, format_shape(entry.shape), human_size(entry.nbytes)]
+
+    @staticmethod
+    def row_tooltips(entry: Entry) -> tuple[list[str | None], str]:
+        """Tooltips of a row's cells (the full key, shape, exact size) and of its select button."""
+        return [entry.key, None, None, format_shape(entry.shape), f"{entry.nbytes:,} bytes"], f"Statistics of {entry.key}"
 
     # --- selection -----------------------------------------------------------------------
     def shadow_of(self, entry: Entry) -> Entry | None:
@@ -143,17 +158,27 @@ class BrowserModel(HasTraits):
             return
         self.error = ""
         self.set_trait("stats", tensor_stats(values))
+        # Raw first, shadow second, whichever of the two was selected.
+        pair = [(entry, values), (other, other_values)]
+        if entry.kind == "ema" and other is not None:
+            pair.reverse()
+        (raw, raw_values), (shadow, shadow_values) = pair
         if other is not None:
             self.set_trait("shadow", other)
             self.set_trait("shadow_stats", tensor_stats(other_values))
-            self.set_trait("comparison", _compare(entry, values, other, other_values))
-        # Raw first, shadow overlaid, whichever of the two was selected.
-        raw, shadow = (other_values, values) if entry.kind == "ema" and other is not None else (values, other_values)
-        self.set_trait("png", plots.figure_to_png(plots.histogram_figure(raw, shadow, title=entry.key)))
+            self.set_trait("comparison", compare_text(raw.key, raw_values, shadow.key, shadow_values))
+        self.set_trait("png", plots.figure_to_png(plots.histogram_figure(raw_values, shadow_values, title=entry.key)))
 
     def select(self, key: str | None) -> None:
         """Show the statistics of ``key`` (None clears the selection)."""
         self.selected = key
+
+    def shadow_text(self, quote: bool = False) -> str:
+        """``"<kind> <key>: <statistics>"`` of ``shadow`` ('' when there is none)."""
+        if self.shadow is None:
+            return ""
+        key = repr(self.shadow.key) if quote else self.shadow.key
+        return f"{self.shadow.kind} {key}: {self.shadow_stats}"
 
     # --- text ----------------------------------------------------------------------------
     def text_summary(self, rows: int = 10) -> str:
@@ -172,24 +197,11 @@ class BrowserModel(HasTraits):
             lines.append(f"selected {self.selected!r}: {self.stats}")
             if self.comparison:
                 lines.append(self.comparison)
-                lines.append(f"{self.shadow.kind} {self.shadow.key!r}: {self.shadow_stats}")
+                lines.append(self.shadow_text(quote=True))
         return "\n".join(lines)
 
 
-def _compare(entry, values, other, other_values) -> str:
-    raw, shadow = (other, entry) if entry.kind == "ema" else (entry, other)
-    raw_v, shadow_v = (other_values, values) if entry.kind == "ema" else (values, other_values)
-    text = f"raw {raw.key!r} vs EMA shadow {shadow.key!r}: "
-    a, b = np.asarray(raw_v), np.asarray(shadow_v)
-    if a.shape != b.shape or a.dtype.kind not in "iufb" or b.dtype.kind not in "iufb":
-        return text + f"not comparable (shapes {format_shape(a.shape)} and {format_shape(b.shape)})"
-    diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
-    if diff.size == 0:
-        return text + "empty tensors"
-    return text + f"max |raw - shadow| {diff.max():.6g}, mean |raw - shadow| {diff.mean():.6g}"
-
-
-class CheckpointBrowser(widgets.VBox):
+class CheckpointBrowser(PlainTextRepr, widgets.VBox):
     """A filterable table of a checkpoint's entries, with statistics of the selected one.
 
     Parameters
@@ -222,9 +234,7 @@ class CheckpointBrowser(widgets.VBox):
             set_message(self.message, self.model.error)
             return
         model = self.model
-        ckpt = model.checkpoint
-        self.title = text_label(f"{ckpt.prefix} · {len(ckpt):,} entries" + (" · object-based" if ckpt.object_based else ""),
-                                style=label_style(font_weight="bold"))
+        self.title = text_label(model.title_text(), style=label_style(font_weight="bold"))
         self.totals = text_label(model.totals_text())
         self.filter_box = widgets.Text(
             value=model.filter_text, placeholder="filter keys: words to match, !word to exclude",
@@ -232,9 +242,9 @@ class CheckpointBrowser(widgets.VBox):
         )
         widgets.link((self.filter_box, "value"), (model, "filter_text"))
         self.kind_boxes = {
-            kind: widgets.Checkbox(value=kind in model.kinds, description=f"{kind} ({count:,})", indent=False,
+            kind: widgets.Checkbox(value=kind in model.kinds, description=label, indent=False,
                                    layout=widgets.Layout(width="auto"))
-            for kind, (count, _) in sorted(model.totals.items(), key=lambda kv: KINDS.index(kv[0]))
+            for kind, label in model.kind_labels().items()
         }
         for box in self.kind_boxes.values():
             box.observe(self._on_kind_box, "value")
@@ -272,9 +282,8 @@ class CheckpointBrowser(widgets.VBox):
         for row in range(self.table.page_size):
             if row < len(entries):
                 entry = entries[row]
-                texts = self.model.row_texts(entry)
-                self.table.set_row(row, texts, tooltips=[entry.key, None, None, texts[3], f"{entry.nbytes:,} bytes"],
-                                   button_tooltip=f"Statistics of {entry.key}")
+                tooltips, button_tooltip = self.model.row_tooltips(entry)
+                self.table.set_row(row, self.model.row_texts(entry), tooltips=tooltips, button_tooltip=button_tooltip)
             else:
                 self.table.clear_row(row)
 
@@ -295,8 +304,7 @@ class CheckpointBrowser(widgets.VBox):
         self.stats_label.value = str(model.stats)
         self.comparison_label.value = model.comparison
         self.comparison_label.tooltip = model.comparison or None
-        shadow = model.shadow
-        self.shadow_label.value = f"{shadow.kind} {shadow.key}: {model.shadow_stats}" if shadow is not None else ""
+        self.shadow_label.value = model.shadow_text()
         if model.png:
             self.histogram.value = model.png
             self.histogram.layout.display = None
@@ -313,11 +321,3 @@ class CheckpointBrowser(widgets.VBox):
     # --- text repr -----------------------------------------------------------------------
     def __repr__(self) -> str:
         return self.model.text_summary()
-
-    def _repr_mimebundle_(self, **kwargs):
-        # ipywidgets cuts text/plain at 110 characters; where widgets cannot render
-        # (nbconvert, a terminal, a closed kernel) the summary is all a reader sees.
-        data = super()._repr_mimebundle_(**kwargs)
-        if data is not None:
-            data["text/plain"] = repr(self)
-        return data

@@ -25,7 +25,7 @@ from traitlets import Any, Bool, Bytes, Float, HasTraits, Int, TraitError, Unico
 from .. import plots
 from ..ema import closed_form, ema_trace, steps_to_reach
 from ..errors import CheckpointError
-from ._text import label_style, message_label, set_message, text_label
+from ._text import PlainTextRepr, label_style, message_label, set_message, text_label
 
 __all__ = ["EMAModel", "EMAExplorer", "decay_options", "training_trajectory", "MAX_STEPS"]
 
@@ -241,7 +241,7 @@ class EMAModel(HasTraits):
         return f"EMAModel({inputs})\n{self.summary()}"
 
 
-class EMAExplorer(widgets.VBox):
+class EMAExplorer(PlainTextRepr, widgets.VBox):
     """Sliders for TensorFlow's ``ExponentialMovingAverage`` and a plot of the shadow.
 
     The shadow comes from the real TF op (:func:`ckptwidgets.ema.ema_trace`), the dotted
@@ -353,10 +353,3 @@ class EMAExplorer(widgets.VBox):
 
     def __repr__(self) -> str:
         return repr(self.model).replace("EMAModel(", "EMAExplorer(", 1)
-
-    def _repr_mimebundle_(self, **kwargs):
-        # ipywidgets cuts text/plain at 110 characters; keep the whole summary.
-        data = super()._repr_mimebundle_(**kwargs)
-        if data is not None:
-            data["text/plain"] = repr(self)
-        return data

@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 
-from .._format import first_lines
 from ..errors import CheckpointError, PlanError
 from ..plan import RestorePlan
 from ._mapper_model import NONE, OTHER, SHOW, STATUS_TEXT, STYLES, MapperModel
 from ._table import Column, PagedTable, PAGE_SIZE
-from ._text import label_style, message_label, pre_html, set_message, text_label
+from ._text import PlainTextRepr, label_style, message_label, pre_html, set_message, text_label
 
 __all__ = ["MapperModel", "VariableMapper", "STYLES", "SHOW", "STATUS_TEXT"]
 
 
-class VariableMapper(widgets.VBox):
+class VariableMapper(PlainTextRepr, widgets.VBox):
     """Map model variables to checkpoint keys, preview the code, and restore.
 
     Parameters
@@ -69,7 +68,7 @@ class VariableMapper(widgets.VBox):
             return
         self._syncing = False
         bold = label_style(font_weight="bold")
-        self.title = text_label(f"{model.checkpoint.prefix} → {len(model.plan.variables):,} variables", style=bold)
+        self.title = text_label(model.title_text(), style=bold)
         self.counts = text_label(model.counts_text())
 
         # --- matching controls
@@ -170,15 +169,7 @@ class VariableMapper(widgets.VBox):
 
     def assign_typed(self) -> None:
         """Assign the key typed in the key box to the variable typed in the variable box."""
-        name, key = self.assign_variable.value.strip(), self.assign_key.value
-        if not name or not key:
-            set_message(self.message, "Type a variable name and a checkpoint key to assign.", "warning")
-            return
-        try:
-            self.model.choose(name, key)
-        except PlanError:
-            return  # the model has put the message on screen
-        set_message(self.message, "")
+        self.model.choose_typed(self.assign_variable.value, self.assign_key.value)  # says why not
 
     # --- model -> view ------------------------------------------------------------------
     def _on_rows(self):
@@ -189,7 +180,7 @@ class VariableMapper(widgets.VBox):
         self.counts.value = self.model.counts_text()
         self.warning.value = self.model.warning
         self.warning.tooltip = self.model.warning or None
-        self.initialize_box.layout.visibility = "visible" if self.model.warning and self.model.graph_mode else "hidden"
+        self.initialize_box.layout.visibility = "visible" if self.model.initialize_applies else "hidden"
         if fill:
             self._fill_page()
 
@@ -205,9 +196,8 @@ class VariableMapper(widgets.VBox):
                     dropdown.options = ()
                     continue
                 name = names[row]
-                shape, dtype = model.describe(name)
-                status, why = model.status_text(name)
-                self.table.set_row(row, [name, f"{shape} {dtype}", status], tooltips=[name, None, why or status])
+                texts, tooltips = model.row_texts(name)
+                self.table.set_row(row, texts, tooltips=tooltips)
                 dropdown = self.key_dropdowns[row]
                 options = tuple(model.options(name))
                 if tuple(dropdown.options) != options:
@@ -226,8 +216,8 @@ class VariableMapper(widgets.VBox):
         self.progress.description = f"{done}/{total}"
 
     def _on_report(self, change):
-        text = str(change.new) if change.new is not None else ""
-        self.report.value = pre_html(first_lines(text, 40, "lines")) if text else ""
+        text = self.model.report_text()
+        self.report.value = pre_html(text) if text else ""
 
     # --- view -> model ------------------------------------------------------------------
     def _on_dropdown(self, row: int, value):
@@ -260,10 +250,3 @@ class VariableMapper(widgets.VBox):
     # --- text repr ----------------------------------------------------------------------
     def __repr__(self) -> str:
         return self.model.text_summary()
-
-    def _repr_mimebundle_(self, **kwargs):
-        # ipywidgets cuts text/plain at 110 characters; keep the whole summary.
-        data = super()._repr_mimebundle_(**kwargs)
-        if data is not None:
-            data["text/plain"] = repr(self)
-        return data
