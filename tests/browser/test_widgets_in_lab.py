@@ -35,8 +35,10 @@ WIDGET_ERROR = re.compile(r"ckptwidgets|ipywidgets|jupyter-widgets|jupyterlab-ma
 
 
 def expect():
+    """Playwright's ``expect``, waiting up to 30 s (two shared cores can be slow)."""
     from playwright.sync_api import expect as expect_
 
+    expect_.set_options(timeout=30_000)
     return expect_
 
 
