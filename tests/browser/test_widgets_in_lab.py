@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WIDGET_CLASSES = ("VariableMapper", "EMAExplorer", "CheckpointBrowser")
 
 # Console errors that are not about the page's widgets, each with why it is harmless.
-# Kept empty unless a real one shows up: the test prints every error it ignores.
+# None has been seen so far; the test prints every error it ignores.
 IGNORED_CONSOLE = [
     re.compile(r"favicon\.ico"),  # a missing favicon, should the server ever not have one
 ]
