@@ -8,7 +8,6 @@ widget-valued trait), serialized as ipywidgets does (JSON plus binary buffers).
 """
 from __future__ import annotations
 
-import gc
 import json
 
 from . import _inputs
@@ -123,6 +122,4 @@ def run(ctx):
         big_bytes,
         STATE_LIMIT,
     ))
-    del big_vars, small_vars
-    gc.collect()
-    return rows
+    return rows  # the variables go with this frame

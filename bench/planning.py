@@ -30,8 +30,6 @@ RULES = {
 
 
 def run(ctx):
-    import gc
-
     from ckptwidgets import open_checkpoint
     from ckptwidgets.plan import plan_restore
 
@@ -94,6 +92,4 @@ def run(ctx):
         r.median,
         SCALING_TARGET,
     ))
-    del plain, scoped
-    gc.collect()
     return rows

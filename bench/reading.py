@@ -36,6 +36,6 @@ def run(ctx):
     rows.append(ratio_row(NAME, f"`open_checkpoint(p).entries`, {n:,} entries", a, b,
                           "`load_checkpoint` + shape and dtype maps, sorted", TARGET))
     a, b = compare(ours, lambda: tf.train.list_variables(prefix), ctx.fast_repeats, ctx.warmup)
-    rows.append(ratio_row(NAME, f"the same, against `list_variables` (names and shapes only)", a, b,
+    rows.append(ratio_row(NAME, "the same, against `list_variables` (names and shapes only)", a, b,
                           "`tf.train.list_variables(p)`", None))
     return rows

@@ -7,7 +7,6 @@ The floor is a plain numpy copy of the same bytes between arrays already in memo
 """
 from __future__ import annotations
 
-import gc
 import math
 
 import numpy as np
@@ -59,8 +58,6 @@ def run(ctx):
                                      ctx.fast_repeats, ctx.warmup)
     finally:
         sess.close()
-    del graph, variables, plan, saver, sess
-    gc.collect()
     rows.append(ratio_row(NAME, f"`restore(plan, session=sess)`, ResNet-50 ({size}) from its EMA shadows, graph mode",
                           g_ours, g_base, "`Saver(plan.var_list).restore(sess, p)`", TARGET))
 
@@ -89,6 +86,4 @@ def run(ctx):
     floor_ours, floor = compare(lambda: restore(plan), copy, ctx.fast_repeats, ctx.warmup)
     rows.append(ratio_row(NAME, f"`restore(plan)`, eager, against the floor ({nbytes / 1e6:.0f} MB)",
                           floor_ours, floor, "numpy copy of the same bytes", None))
-    del variables, plan, saver, sources, targets
-    gc.collect()
     return rows
