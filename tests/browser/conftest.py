@@ -1,12 +1,13 @@
 """JupyterLab in headless Chromium: a server, a browser, and notebook pages.
 
-Fixtures (all stop what they start, also when a test fails):
+Fixtures (package-scoped: server and browser stop when the browser tests are done, not at
+the end of a whole ``make test``; all stop what they start, also when a test fails):
 
-- ``lab`` (session): ``jupyter lab`` on a free loopback port with a random token, a
+- ``lab``: ``jupyter lab`` on a free loopback port with a random token, a
   temporary root folder (``lab.root``) and its own settings, workspaces, runtime and
   ``TMPDIR``; the news and update checks are off so no pop-up covers a screenshot. It
   runs in its own process group, which the finalizer kills (kernels included).
-- ``chromium`` (session): Debian's Chromium (``/usr/bin/chromium``) through Playwright.
+- ``chromium``: Debian's Chromium (``/usr/bin/chromium``) through Playwright.
   Missing Chromium skips the browser tests locally and fails them when ``CI`` is set.
 - ``open_notebook(path)``: copies the notebook into the root folder, opens it in a
   fresh workspace, runs all cells and returns a :class:`LabPage`, which records console
@@ -297,7 +298,7 @@ def _record(page):
     page.on("dialog", on_dialog)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def lab(tmp_path_factory):
     _require_browser()
     server = LabServer(tmp_path_factory.mktemp("lab"))
@@ -305,7 +306,7 @@ def lab(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium():
     _require_browser()
     from playwright.sync_api import sync_playwright
@@ -318,11 +319,11 @@ def chromium():
             browser.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def open_notebook(lab, chromium):
     """``open_notebook(path, name=None)``: open a copy in a fresh page, run all; a LabPage.
 
-    The page and the notebook's kernel are closed at the end of the session, or earlier
+    The page and the notebook's kernel are closed after the browser tests, or earlier
     with ``close(lab_page)``.
     """
     opened = []
@@ -362,7 +363,7 @@ def open_notebook(lab, chromium):
         close(lab_page)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def screenshot_dir(tmp_path_factory):
     if os.environ.get("CKPTWIDGETS_SCREENSHOTS") == "1":
         return ROOT / "docs"
