@@ -21,6 +21,7 @@ True
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -320,8 +321,13 @@ def figure_to_png(fig: Figure, dpi=None) -> bytes:
     buffer = io.BytesIO()
     # Fast zlib level: these PNGs are redrawn on every slider move and sent to the
     # browser at once; size hardly differs for flat plots.
-    fig.savefig(
-        buffer, format="png", dpi=dpi or fig.dpi, metadata={"Software": None},
-        pil_kwargs={"compress_level": 1},
-    )
+    with warnings.catch_warnings():
+        # A key in a script the default font lacks (Chinese, say) draws as boxes in the
+        # title; the table beside the plot shows it as text, so the warning would only
+        # put red noise in the learner's cell.
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
+        fig.savefig(
+            buffer, format="png", dpi=dpi or fig.dpi, metadata={"Software": None},
+            pil_kwargs={"compress_level": 1},
+        )
     return buffer.getvalue()

@@ -17,9 +17,9 @@ The widget behaviour, as decided here:
   variable;
 - ``EMAExplorer``: the decay slider only offers decays in (0, 1) and the steps slider
   clamps to its minimum, so no bad value can be typed; a bad value given in code
-  (``EMAExplorer(decay=1.5)``, ``explorer.model.decay = 1.5``) raises ``TraitError``
-  naming the trait and the value (the function behind it, ``ema_trace``, raises
-  ``PlanError``).
+  (``EMAExplorer(decay=1.5)``, ``explorer.model.decay = 1.5``) raises an error that is
+  both a ``ckptwidgets.PlanError`` (as ``ema_trace`` raises) and a ``TraitError`` (as
+  ipywidgets' validators raise), naming the trait and the value.
 
 Unreadable files: the tests run as root, where ``chmod 000`` stops nothing. The closest
 equivalents are used: a directory where the ``.index`` or data file should be, and a FIFO
@@ -846,7 +846,8 @@ def test_bad_ema_arguments_in_the_explorer(builder, widget, built):
     with pytest.raises(TraitError, match=name) as info:
         EMAExplorer(**{name: value})
     assert repr(value) in str(info.value) or str(value) in str(info.value)
-    with pytest.raises(TraitError, match=name):
+    assert isinstance(info.value, PlanError)
+    with pytest.raises(PlanError, match=name):
         setattr(explorer.model, name, value)
     assert getattr(explorer.model, name) != value and explorer.model.trace is not None
     if name == "decay":

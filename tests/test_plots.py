@@ -103,3 +103,14 @@ def test_no_pyplot_state():
 def test_png_size_is_modest(trace):
     png = plots.figure_to_png(plots.ema_figure(trace, target=10.0))
     assert len(png) < 80_000
+
+
+def test_title_in_a_script_the_font_lacks_draws_without_warnings():
+    import warnings
+
+    from ckptwidgets.plots import figure_to_png, histogram_figure
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        png = figure_to_png(histogram_figure([1.0, 2.0, 3.0], title="变量/权重"))
+    assert png[:4] == b"\x89PNG"

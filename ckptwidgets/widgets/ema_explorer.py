@@ -24,7 +24,7 @@ from traitlets import Any, Bool, Bytes, Float, HasTraits, Int, TraitError, Unico
 
 from .. import plots
 from ..ema import closed_form, ema_trace, steps_to_reach
-from ..errors import CheckpointError
+from ..errors import CheckpointError, PlanError
 from ._text import PlainTextRepr, label_style, message_label, set_message, text_label
 
 __all__ = ["EMAModel", "EMAExplorer", "decay_options", "training_trajectory", "MAX_STEPS"]
@@ -73,6 +73,14 @@ def training_trajectory(steps: int, target: float, initial: float = 0.0, noise: 
     k = np.arange(1, steps + 1, dtype=np.float64)
     z = np.random.default_rng(seed).standard_normal(steps)
     return target + (initial - target) * np.exp(-k / rise) + noise * z
+
+
+class EMASettingError(PlanError, TraitError):
+    """A setting the explorer refuses (decay outside (0, 1), steps < 1, a non-finite number).
+
+    A :class:`ckptwidgets.PlanError`, like the same mistake passed to ``ema_trace``, and a
+    ``TraitError``, as ipywidgets' own validators raise.
+    """
 
 
 class EMAModel(HasTraits):
@@ -124,27 +132,27 @@ class EMAModel(HasTraits):
     def _valid_decay(self, proposal):
         value = proposal.value
         if not 0.0 < value < 1.0 or not 0.0 < float(np.float32(value)) < 1.0:
-            raise TraitError(f"decay must be strictly between 0 and 1 (in float32), got {value!r}")
+            raise EMASettingError(f"decay must be strictly between 0 and 1 (in float32), got {value!r}")
         return value
 
     @validate("steps")
     def _valid_steps(self, proposal):
         if not 1 <= proposal.value <= MAX_STEPS:
-            raise TraitError(f"steps must be between 1 and {MAX_STEPS:,}, got {proposal.value!r}")
+            raise EMASettingError(f"steps must be between 1 and {MAX_STEPS:,}, got {proposal.value!r}")
         return proposal.value
 
     @validate("target", "initial", "noise")
     def _valid_finite(self, proposal):
         if not math.isfinite(proposal.value):
-            raise TraitError(f"{proposal.trait.name} must be a finite number, got {proposal.value!r}")
+            raise EMASettingError(f"{proposal.trait.name} must be a finite number, got {proposal.value!r}")
         if proposal.trait.name == "noise" and proposal.value < 0:
-            raise TraitError(f"noise must be >= 0, got {proposal.value!r}")
+            raise EMASettingError(f"noise must be >= 0, got {proposal.value!r}")
         return proposal.value
 
     @validate("fraction")
     def _valid_fraction(self, proposal):
         if not 0.0 < proposal.value <= 1.0:
-            raise TraitError(f"fraction must be in (0, 1], got {proposal.value!r}")
+            raise EMASettingError(f"fraction must be in (0, 1], got {proposal.value!r}")
         return proposal.value
 
     # --- computation ---------------------------------------------------------------------
