@@ -24,6 +24,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ._quiet import import_tensorflow
 from .errors import CorruptCheckpointError, PlanError, RestoreError
 from .plan import RestorePlan
@@ -34,6 +36,10 @@ tf = import_tensorflow()
 
 #: With a ``progress`` callback, tensors are read in chunks of about this many bytes.
 CHUNK_BYTES = 64 << 20
+#: The report shows the values of this many restored variables, each of at most
+#: PREVIEW_ELEMENTS elements (read back after the restore).
+PREVIEW_VARIABLES = 10
+PREVIEW_ELEMENTS = 8
 
 
 @dataclass
@@ -53,6 +59,11 @@ class RestoreReport:
     seconds : float
     nbytes : int
         Bytes of tensor data read.
+    values : dict
+        ``{variable name: numpy value}`` read back from the variables after the restore, for
+        the first :data:`PREVIEW_VARIABLES` restored variables of at most
+        :data:`PREVIEW_ELEMENTS` elements: what a learner wants to see (``[1.]``), never a
+        copy of a large tensor.
     """
 
     checkpoint: str
@@ -61,6 +72,7 @@ class RestoreReport:
     left_alone: list = field(default_factory=list)
     seconds: float = 0.0
     nbytes: int = 0
+    values: dict = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return (
@@ -74,14 +86,42 @@ class RestoreReport:
             shown = ", ".join(map(repr, items[:limit]))
             return shown + (f" and {len(items) - limit} more" if len(items) > limit else "") or "none"
 
-        lines = [f"Restored {len(self.restored)} variables from {self.checkpoint!r} ({self.nbytes} bytes, {self.seconds:.3f} s)"]
+        count = len(self.restored)
+        lines = [
+            f"Restored {count} variable{'' if count == 1 else 's'} from {self.checkpoint!r} "
+            f"({self.nbytes} bytes, {self.seconds:.3f} s)"
+        ]
         for name, key in self.restored[:10]:
-            lines.append(f"  {name!r} <- {key!r}")
+            value = self.values.get(name)
+            shown = "" if value is None else f" = {_plain(value)}"
+            lines.append(f"  {name!r} <- {key!r}{shown}")
         if len(self.restored) > 10:
             lines.append(f"  ... and {len(self.restored) - 10} more")
         lines.append(f"Initialized: {names(self.initialized)}")
         lines.append(f"Left alone: {names(self.left_alone)}")
         return "\n".join(lines)
+
+
+def _plain(value) -> str:
+    """A small array as numpy prints it, without a dtype wrapper: ``[1.]``, ``0.099999905``."""
+    return str(value.item() if value.ndim == 0 and value.dtype.kind in "iub" else value)
+
+
+def _preview(items, session) -> dict:
+    """Read back the values of the first few small restored variables."""
+    small = [
+        (name, info.tf_variable)
+        for name, _key, entry, info in items
+        if entry.size <= PREVIEW_ELEMENTS and entry.dtype != "string"
+    ][:PREVIEW_VARIABLES]
+    if not small:
+        return {}
+    names, variables = zip(*small)
+    if session is None:
+        values = [v.numpy() for v in variables]
+    else:
+        values = session.run(list(variables))
+    return {name: np.asarray(value) for name, value in zip(names, values)}
 
 
 def _chunks(items, progress):
@@ -302,8 +342,8 @@ def restore(plan, session=None, initialize_unmapped=False, progress=None) -> Res
     --------
     >>> report = restore(plan, session=sess, initialize_unmapped=True)   # doctest: +SKIP
     >>> print(report)                                                    # doctest: +SKIP
-    Restored 1 variables from 'my_test_model.ckpt' (4 bytes, 0.003 s)
-      'v1' <- 'v1'
+    Restored 1 variable from 'my_test_model.ckpt' (4 bytes, 0.003 s)
+      'v1' <- 'v1' = [1.]
     Initialized: 'v2'
     Left alone: none
     """
@@ -335,11 +375,13 @@ def restore(plan, session=None, initialize_unmapped=False, progress=None) -> Res
     else:
         initialized = _restore_graph(plan, graph, session, items, chunks, progress, unmapped, initialize_unmapped)
     done = set(initialized)
+    seconds = time.perf_counter() - start
     return RestoreReport(
         checkpoint=ckpt.prefix,
         restored=[(name, key) for name, key, _e, _i in items],
         initialized=initialized,
         left_alone=[n for n in unmapped if n not in done],
-        seconds=time.perf_counter() - start,
+        seconds=seconds,
         nbytes=sum(item[2].nbytes for item in items),
+        values=_preview(items, None if graph is None else session),
     )

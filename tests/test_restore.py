@@ -414,7 +414,8 @@ def test_report_text(base_ckpt):
     assert isinstance(report, ckptwidgets.RestoreReport)
     assert report.checkpoint == base_ckpt and report.seconds >= 0
     text = str(report)
-    assert "Restored 1 variables" in text and "'v1' <- 'v1'" in text and "Left alone: 'w'" in text
+    assert "Restored 1 variable from" in text and "'v1' <- 'v1' = [1.]" in text and "Left alone: 'w'" in text
+    assert report.values["v1"].tolist() == [1.0]
     assert "1 restored" in repr(report) and "1 left alone" in repr(report)
 
 
@@ -442,3 +443,17 @@ def test_excluded_variables_are_initialised_in_graph_mode(base_ckpt):
             report = ckptwidgets.restore(plan, session=sess, initialize_unmapped=True)
             assert report.restored == [("v1", "v1")] and report.initialized == ["v2"]
             assert sess.run(total).tolist() == [6.0]
+
+
+def test_report_shows_small_values_read_back_in_graph_mode(base_ckpt):
+    graph = tf.Graph()
+    with graph.as_default():
+        a1 = tf.compat.v1.Variable([0.0], name="other-v1")
+        big = tf.compat.v1.Variable(tf.zeros([16]), name="big")
+        with tf.compat.v1.Session(graph=graph) as sess:
+            sess.run(big.initializer)
+            plan = plan_restore(base_ckpt, {"other-v1": a1})
+            plan.assign("other-v1", "v1")
+            report = ckptwidgets.restore(plan, session=sess)
+            assert {k: v.tolist() for k, v in report.values.items()} == {"other-v1": [1.0]}
+            assert "'other-v1' <- 'v1' = [1.]" in str(report)

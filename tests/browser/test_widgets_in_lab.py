@@ -153,12 +153,13 @@ def test_mapper_choose_key_and_restore(fixture_page, screenshot_dir):
     expect()(widget.get_by_text("mapped 1 · unmapped 1", exact=False)).to_be_visible()
     assert lab_page.execute("print(mapper.plan.mapping)").strip() == "{'other-v1': 'v1'}"
 
-    # Restore: the report names what went where; the kernel has the values.
+    # Restore: the report names what went where, with the restored value; the kernel agrees.
     widget.locator("button", has_text=re.compile(r"^\s*Restore\s*$")).click()
     report = widget.locator("pre", has_text="'other-v1' <- 'v1'")
     expect()(report).to_be_visible(timeout=30_000)
     text = report.inner_text()
-    assert "Restored 1 variables" in text and "Initialized: 'other-v2'" in text, text
+    assert "Restored 1 variable from" in text and "Initialized: 'other-v2'" in text, text
+    assert "'other-v1' <- 'v1' = [1.]" in text, text
     expect()(widget.get_by_text(re.compile(r"^Restored 1 variable\(s\), initialised 1"))).to_be_visible()
     values = lab_page.execute("print(sess.run(a1), sess.run(a2))")
     assert values.strip() == "[1.] [5.]", values  # v1 restored into other-v1; other-v2 initialised
