@@ -169,6 +169,17 @@ def test_pages_keep_the_widget_count(tmp_path):
     assert count_children(browser) == before
 
 
+def test_css_classes(ema_ckpt, tmp_path):
+    browser = CheckpointBrowser(ema_ckpt)
+    assert "ckptwidgets-browser" in browser._dom_classes
+    assert "ckptwidgets-table" in browser.table._dom_classes
+    assert "ckptwidgets-message" in browser.message._dom_classes
+    assert set(browser.message._dom_classes) >= {"mathjax_ignore", "tex2jax_ignore"}  # still skips MathJax
+    broken = CheckpointBrowser(str(tmp_path / "nope.ckpt"))
+    assert "ckptwidgets-browser" in broken._dom_classes
+    assert "ckptwidgets-message" in broken.message._dom_classes
+
+
 def test_plain_text_repr(ema_ckpt):
     browser = CheckpointBrowser(ema_ckpt)
     bundle = browser._repr_mimebundle_()

@@ -148,3 +148,8 @@ def test_plain_text_repr(explorer):
     text = explorer._repr_mimebundle_()["text/plain"]
     assert text.startswith("EMAExplorer(decay=0.99, steps=400, target=10.0")
     assert "step 1: shadow 0.099999905" in text and len(text) > 110
+
+
+def test_css_classes(explorer):
+    assert "ckptwidgets-ema" in explorer._dom_classes
+    assert "ckptwidgets-message" in explorer.message._dom_classes

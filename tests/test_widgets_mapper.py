@@ -294,6 +294,17 @@ def test_bad_path_is_a_message(tmp_path):
     assert mapper.plan is None and mapper.children == (mapper.message,)
     assert "No checkpoint at" in mapper.message.value
     assert "No checkpoint at" in repr(mapper)
+    assert "ckptwidgets-mapper" in mapper._dom_classes
+    assert "ckptwidgets-message" in mapper.message._dom_classes
+
+
+def test_css_classes(base_ckpt):
+    mapper = VariableMapper(base_ckpt, [tf.Variable([0.0], name="v1")])
+    assert "ckptwidgets-mapper" in mapper._dom_classes
+    assert "ckptwidgets-table" in mapper.table._dom_classes
+    assert "ckptwidgets-report" in mapper.report._dom_classes
+    assert "ckptwidgets-message" in mapper.message._dom_classes
+    assert "ckptwidgets-message" in mapper.rules_message._dom_classes
 
 
 def test_model_without_widgets(base_ckpt):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 from traitlets import Int, observe, validate
 
-from ._text import label_style, text_label
+from ._text import CSS_CLASSES, label_style, text_label
 
 __all__ = ["Column", "PagedTable", "PAGE_SIZE"]
 
@@ -107,6 +107,7 @@ class PagedTable(widgets.VBox):
         self.pager_label = text_label("")
         pager = widgets.HBox([self.prev_button, self.pager_label, self.next_button], layout=widgets.Layout(align_items="center"))
         super().__init__([self.grid, pager], **kwargs)
+        self.add_class(CSS_CLASSES["table"])
         self._update_pager()
 
     # --- paging --------------------------------------------------------------------------

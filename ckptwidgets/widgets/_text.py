@@ -26,10 +26,21 @@ __all__ = [
     "PlainTextRepr",
     "NO_MATH",
     "MESSAGE_COLORS",
+    "CSS_CLASSES",
 ]
 
 #: DOM classes that make MathJax (3 and 2) leave an element's text alone.
 NO_MATH = ("mathjax_ignore", "tex2jax_ignore")
+
+#: Stable DOM classes for styling and for finding the widgets' parts in a page.
+CSS_CLASSES = {
+    "mapper": "ckptwidgets-mapper",
+    "browser": "ckptwidgets-browser",
+    "ema": "ckptwidgets-ema",
+    "table": "ckptwidgets-table",
+    "report": "ckptwidgets-report",
+    "message": "ckptwidgets-message",
+}
 
 MESSAGE_COLORS = {"error": "#b00020", "warning": "#8a5300", "info": "#1b5e20", "": None}
 
@@ -63,6 +74,7 @@ def message_label() -> widgets.Label:
     """A Label for user-facing messages (errors in red), empty and collapsed until used."""
     label = text_label("", layout=widgets.Layout(display="none", width="auto"))
     label.style.font_weight = "bold"
+    label.add_class(CSS_CLASSES["message"])
     return label
 
 

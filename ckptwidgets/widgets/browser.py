@@ -22,7 +22,7 @@ from .._format import TensorStats, compare_text, filter_entries, format_shape, h
 from ..errors import CheckpointError
 from ..reader import KINDS, Checkpoint, Entry, open_checkpoint
 from ._table import Column, PagedTable, PAGE_SIZE
-from ._text import PlainTextRepr, label_style, message_label, set_message, text_label
+from ._text import CSS_CLASSES, PlainTextRepr, label_style, message_label, set_message, text_label
 
 __all__ = ["BrowserModel", "CheckpointBrowser"]
 
@@ -231,6 +231,7 @@ class CheckpointBrowser(PlainTextRepr, widgets.VBox):
         self.message = message_label()
         if self.model.checkpoint is None:
             super().__init__([self.message], **kwargs)
+            self.add_class(CSS_CLASSES["browser"])
             set_message(self.message, self.model.error)
             return
         model = self.model
@@ -263,6 +264,7 @@ class CheckpointBrowser(PlainTextRepr, widgets.VBox):
         self.details = widgets.VBox([self.selected_label, self.stats_label, self.comparison_label, self.shadow_label, self.histogram])
         controls = widgets.HBox([self.filter_box, *self.kind_boxes.values()], layout=widgets.Layout(flex_flow="row wrap"))
         super().__init__([self.title, self.totals, controls, self.table, self.message, self.details], **kwargs)
+        self.add_class(CSS_CLASSES["browser"])
 
         model.observe(self._on_matches, "matches")
         model.observe(self._on_kinds, "kinds")

@@ -25,7 +25,7 @@ from traitlets import Any, Bool, Bytes, Float, HasTraits, Int, TraitError, Unico
 from .. import plots
 from ..ema import closed_form, ema_trace, steps_to_reach
 from ..errors import CheckpointError, PlanError
-from ._text import PlainTextRepr, label_style, message_label, set_message, text_label
+from ._text import CSS_CLASSES, PlainTextRepr, label_style, message_label, set_message, text_label
 
 __all__ = ["EMAModel", "EMAExplorer", "decay_options", "training_trajectory", "MAX_STEPS"]
 
@@ -332,6 +332,7 @@ class EMAExplorer(PlainTextRepr, widgets.VBox):
             self.message,
         ]
         super().__init__(rows)
+        self.add_class(CSS_CLASSES["ema"])
 
     def _target_typed(self, change):
         try:

@@ -22,7 +22,7 @@ from ..errors import CheckpointError, PlanError
 from ..plan import RestorePlan
 from ._mapper_model import NONE, OTHER, SHOW, STATUS_TEXT, STYLES, MapperModel
 from ._table import Column, PagedTable, PAGE_SIZE
-from ._text import PlainTextRepr, label_style, message_label, pre_html, set_message, text_label
+from ._text import CSS_CLASSES, PlainTextRepr, label_style, message_label, pre_html, set_message, text_label
 
 __all__ = ["MapperModel", "VariableMapper", "STYLES", "SHOW", "STATUS_TEXT"]
 
@@ -64,6 +64,7 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
         model.observe(lambda _c: set_message(self.message, model.message, model.message_kind), "message")
         if model.plan is None:
             super().__init__([self.message], **kwargs)
+            self.add_class(CSS_CLASSES["mapper"])
             set_message(self.message, model.message, model.message_kind)
             return
         self._syncing = False
@@ -130,6 +131,7 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
         self.progress = widgets.IntProgress(value=0, min=0, max=1, layout=widgets.Layout(display="none"))
         model.observe(self._on_progress, "progress")
         self.report = widgets.HTML("")
+        self.report.add_class(CSS_CLASSES["report"])
         model.observe(self._on_report, "report")
 
         model.observe(lambda _c: self._refresh(), "revision")
@@ -154,6 +156,7 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
         widgets.dlink((self.code_accordion, "selected_index"), (model, "preview"), transform=lambda i: i is not None)
         super().__init__([self.title, self.counts, matching, self.table, by_hand, self.code_accordion,
                           restoring, self.message], **kwargs)
+        self.add_class(CSS_CLASSES["mapper"])
         self._refresh(fill=False)
         self._on_rows()
 
