@@ -169,6 +169,30 @@ def test_pages_keep_the_widget_count(tmp_path):
     assert count_children(browser) == before
 
 
+def test_unused_rows_are_hidden_and_shown_again(tmp_path):
+    prefix = save_graph_checkpoint(tmp_path / "m.ckpt", {f"w{i:02d}": float(i) for i in range(60)})
+    browser = CheckpointBrowser(prefix)
+    before = count_children(browser)
+    table = browser.table
+
+    def displays(row):
+        return [cell.layout.display for cell in table.cells[row]]
+
+    assert table.rows_shown == 25 and all(d is None for d in displays(24))
+    table.page = 2  # 10 rows: the other 15 take no space (display none), not just blank
+    assert table.rows_shown == 10
+    assert [table.row_shown(row) for row in range(25)] == [True] * 10 + [False] * 15
+    assert displays(9) == [None] * 6 and displays(10) == ["none"] * 6
+    table.page = 0  # a full page shows them again
+    assert table.rows_shown == 25 and displays(24) == [None] * 6
+    assert table.cells[24][0].layout.visibility is None and not table.cells[24][0].disabled
+    browser.filter_box.value = "w01"
+    assert table.rows_shown == 1 and keys_shown(browser) == ["w01"]
+    browser.filter_box.value = "no such key"
+    assert table.rows_shown == 0 and table.pager_label.value == "page 1 of 1 · 0 rows"
+    assert count_children(browser) == before
+
+
 def test_css_classes(ema_ckpt, tmp_path):
     browser = CheckpointBrowser(ema_ckpt)
     assert "ckptwidgets-browser" in browser._dom_classes

@@ -307,6 +307,20 @@ def test_css_classes(base_ckpt):
     assert "ckptwidgets-message" in mapper.rules_message._dom_classes
 
 
+def test_two_variables_show_two_rows_and_no_blank_ones(base_ckpt):
+    sess, (v1, v2) = graph_vars(("v1", [5.0]), ("v2", [2.0]))
+    mapper = VariableMapper(base_ckpt, [v1, v2], session=sess)
+    table = mapper.table
+    before = count_children(mapper)
+    assert table.page_size == 25 and table.rows_shown == 2
+    assert all(cell.layout.display is None for cell in table.cells[1])
+    assert all(cell.layout.display == "none" for row in table.cells[2:] for cell in row)
+    mapper.filter_box.value = "v2"  # one row: the other is hidden, the widgets stay
+    assert table.rows_shown == 1 and cell(mapper, "v2", "checkpoint key").layout.display is None
+    mapper.filter_box.value = ""
+    assert table.rows_shown == 2 and count_children(mapper) == before
+
+
 def test_model_without_widgets(base_ckpt):
     model = MapperModel(base_ckpt, [tf.Variable([0.0], name="v1"), tf.Variable([0.0], name="v3")])
     assert model.counts == {"variables": 2, "mapped": 1, "unmapped": 1, "problems": 0, "unused": 1}

@@ -5,6 +5,9 @@ them to the browser. :class:`PagedTable` builds ``page_size`` rows once and only
 their values when the page or the data changes, so its size never depends on the data.
 Cells are text (``Label``), a row button (``Button``) or a ``Dropdown``, laid out in one
 ``GridBox`` so the columns line up without a box per row.
+
+Rows past the last data row are hidden (``display: none``), not left blank, so a short
+table is short; the row widgets stay, so the widget count does not change either.
 """
 from __future__ import annotations
 
@@ -60,6 +63,8 @@ class PagedTable(widgets.VBox):
     >>> table.set_row(0, ["v1", "variable"])
     >>> table.cells[0][0].value, table.pager_label.value
     ('v1', 'page 1 of 3 · 7 rows')
+    >>> table.rows_shown  # rows not filled take no space
+    1
     """
 
     page = Int(0, help="Index of the page shown, from 0.")
@@ -72,17 +77,24 @@ class PagedTable(widgets.VBox):
         self.columns = tuple(columns)
         self.page_size = page_size
         self._button_callbacks = []
-        # One shared layout/style per text column: one browser model instead of one per cell.
-        cell_layout = widgets.Layout(overflow="hidden", min_width="0", width="100%")
+        # One layout per row, shared by its text cells (hiding a row is one change), and one
+        # shared style: a few browser models instead of one per cell.
+        def cell_layout():
+            return widgets.Layout(overflow="hidden", min_width="0", width="100%")
+
         mono = label_style(font_family="monospace")
         header_style = label_style(font_weight="bold")
-        header = [text_label(c.header, layout=cell_layout, style=header_style) for c in self.columns]
+        header_layout = cell_layout()
+        header = [text_label(c.header, layout=header_layout, style=header_style) for c in self.columns]
         self.cells: list[list[widgets.Widget]] = []
+        self._row_layouts: list[widgets.Layout] = []
         for row in range(page_size):
             cells = []
+            row_layout = cell_layout()
+            self._row_layouts.append(row_layout)
             for column in self.columns:
                 if column.kind == "text":
-                    cells.append(text_label("", layout=cell_layout, style=mono))
+                    cells.append(text_label("", layout=row_layout, style=mono))
                 elif column.kind == "button":
                     button = widgets.Button(
                         icon=button_icon, layout=widgets.Layout(width="2.4em", padding="0"), disabled=True
@@ -108,6 +120,8 @@ class PagedTable(widgets.VBox):
         pager = widgets.HBox([self.prev_button, self.pager_label, self.next_button], layout=widgets.Layout(align_items="center"))
         super().__init__([self.grid, pager], **kwargs)
         self.add_class(CSS_CLASSES["table"])
+        for row in range(page_size):
+            self.clear_row(row)  # hidden until filled
         self._update_pager()
 
     # --- paging --------------------------------------------------------------------------
@@ -161,9 +175,10 @@ class PagedTable(widgets.VBox):
                 cell.layout.visibility = None
             elif col.kind == "dropdown":
                 cell.layout.visibility = None
+        self._show_row(row, True)
 
     def clear_row(self, row: int) -> None:
-        """Blank ``row`` (past the last data row): empty labels, hidden controls."""
+        """Blank and hide ``row`` (past the last data row): it takes no space until filled again."""
         for cell, col in zip(self.cells[row], self.columns):
             if col.kind == "text":
                 cell.value = ""
@@ -174,6 +189,23 @@ class PagedTable(widgets.VBox):
                 cell.layout.visibility = "hidden"
             else:
                 cell.layout.visibility = "hidden"
+        self._show_row(row, False)
+
+    def _show_row(self, row: int, shown: bool) -> None:
+        display = None if shown else "none"
+        self._row_layouts[row].display = display
+        for cell, col in zip(self.cells[row], self.columns):
+            if col.kind != "text":
+                cell.layout.display = display
+
+    def row_shown(self, row: int) -> bool:
+        """Whether ``row`` is displayed (a data row) or hidden (past the last data row)."""
+        return self._row_layouts[row].display != "none"
+
+    @property
+    def rows_shown(self) -> int:
+        """Number of displayed rows: the data rows on this page."""
+        return sum(self.row_shown(row) for row in range(self.page_size))
 
     def column(self, header: str) -> list:
         """The cells of the column called ``header``, one per row."""
