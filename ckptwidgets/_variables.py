@@ -6,6 +6,12 @@ a Keras model, a ``tf.train.Checkpoint``) and returns one :class:`VarInfo` per
 variable, computed once: name, static shape, base dtype, graph, and the
 ``tf.Variable`` that ``Saver`` and ``assign`` must be given.
 
+A plan over 10,000 variables must cost less than TensorFlow's own index read, so the
+description of one variable is a handful of attribute reads: a ``tf.Variable``'s type is
+recognised by a set lookup (``isinstance`` against its ABC is slower), the static shape is
+read once, the dtype's base name comes from a cache, and the ``where`` of an error message is
+only formatted when there is an error.
+
 Example
 -------
 >>> import tensorflow as tf
@@ -18,14 +24,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ._quiet import import_tensorflow
 from .errors import PlanError
 
 tf = import_tensorflow()
 
-__all__ = ["VarInfo", "collect", "variable_name", "is_variable"]
+__all__ = ["VarInfo", "collect", "collect_by_name", "variable_name", "is_variable"]
 
 _OUTPUT_INDEX = re.compile(r":\d+$")
 
@@ -36,9 +42,25 @@ def _is_keras_variable(obj) -> bool:
     return type(obj).__module__.startswith("keras") and hasattr(obj, "path") and hasattr(obj, "_value")
 
 
+# Types seen to be real tf.Variable subclasses (Keras' own excluded): `type(v) in` this set is
+# a hash lookup, where isinstance() against tf.Variable's ABC metaclass is several times slower.
+_TF_TYPES: set = set()
+
+
+def _is_tf_variable(obj) -> bool:
+    kind = type(obj)
+    if kind in _TF_TYPES:
+        return True
+    if not isinstance(obj, tf.Variable) or _is_keras_variable(obj):
+        return False
+    if issubclass(kind, tf.Variable) and not kind.__module__.startswith("keras"):
+        _TF_TYPES.add(kind)  # a real subclass: every instance is a tf.Variable
+    return True
+
+
 def is_variable(obj) -> bool:
     """True for a ``tf.Variable`` (graph or eager, resource or reference) or a Keras 3 variable."""
-    return isinstance(obj, tf.Variable) or _is_keras_variable(obj)
+    return type(obj) in _TF_TYPES or _is_tf_variable(obj) or _is_keras_variable(obj)
 
 
 def variable_name(var) -> str:
@@ -50,7 +72,7 @@ def variable_name(var) -> str:
     >>> variable_name(tf.Variable(1.0, name="scope/w"))
     'scope/w'
     """
-    if _is_keras_variable(var):
+    if type(var) not in _TF_TYPES and _is_keras_variable(var):
         return var.path
     name = var.name
     head, colon, index = name.rpartition(":")
@@ -59,9 +81,11 @@ def variable_name(var) -> str:
     return _OUTPUT_INDEX.sub("", name)
 
 
-@dataclass(slots=True)
-class VarInfo:
-    """One variable of a plan, described once so that matching needs no TensorFlow calls."""
+class VarInfo(NamedTuple):
+    """One variable of a plan, described once so that matching needs no TensorFlow calls.
+
+    A named tuple: ``tuple.__new__`` builds one in a fraction of a dataclass ``__init__``.
+    """
 
     name: str
     variable: object  # what the user passed
@@ -72,6 +96,9 @@ class VarInfo:
     alias: str | None  # object path under the trackable root given, when it differs from name
     keras: bool
     ref: bool  # a TF1 reference variable (use_resource=False)
+
+
+_new = tuple.__new__
 
 
 def _describe(item, where: str) -> str:
@@ -93,31 +120,48 @@ def _dtype_name(dtype) -> str:
     return known[1]
 
 
-def _info(name: str, var, where: str, alias: str | None = None) -> VarInfo:
-    # Called once per variable (10,000 in a big model): each TF property is read once.
-    keras = _is_keras_variable(var)
-    if not keras and not isinstance(var, tf.Variable):
-        hint = ""
-        if isinstance(var, tf.Tensor):
-            hint = " (a tensor, e.g. the result of reading a variable: pass the variable itself)"
-        raise PlanError(_describe(var, where) + hint + ".")
-    tf_var = getattr(var, "_value", None) if keras else var
-    if keras and not isinstance(tf_var, tf.Variable):
-        raise PlanError(f"{where}: Keras variable {name!r} holds no value yet; build the model first.")
-    shape = tf_var.shape
-    shape = None if shape.rank is None else tuple(shape.as_list())
-    in_graph = bool(getattr(tf_var, "_in_graph_mode", False))
-    return VarInfo(
-        name,
-        var,
-        tf_var,
-        shape,
-        _dtype_name(tf_var.dtype),
-        tf_var.graph if in_graph else None,
-        alias if alias != name else None,
-        keras,
-        in_graph and not hasattr(tf_var, "handle"),
-    )
+def _static_shape(shape) -> tuple | None:
+    """A TensorShape as a tuple of int / None, or None for an unknown rank."""
+    # TensorShape keeps exactly that tuple in `_dims` (as_list() copies it into a list);
+    # anything else (another TF's layout, another shape type) takes the public way.
+    dims = getattr(shape, "_dims", shape)
+    if type(dims) is tuple or dims is None:
+        return dims
+    return None if shape.rank is None else tuple(shape.as_list())
+
+
+def _unwrap(name: str, var, where, index) -> tuple:
+    """``(tf_variable, keras)`` for anything but a known tf.Variable type; raises PlanError naming ``where(index)``."""
+    if _is_keras_variable(var):
+        tf_var = getattr(var, "_value", None)
+        if not isinstance(tf_var, tf.Variable):
+            raise PlanError(f"{where(index)}: Keras variable {name!r} holds no value yet; build the model first.")
+        return tf_var, True
+    if _is_tf_variable(var):
+        return var, False
+    hint = ""
+    if isinstance(var, tf.Tensor):
+        hint = " (a tensor, e.g. the result of reading a variable: pass the variable itself)"
+    raise PlanError(_describe(var, where(index)) + hint + ".")
+
+
+def _info(name: str, var, where, index=None, alias: str | None = None) -> VarInfo:
+    """Describe one variable (10,000 in a big model): each TF property is read once.
+
+    ``where(index)`` names the variable in an error message; it is only formatted for one.
+    """
+    if type(var) in _TF_TYPES:
+        tf_var, keras = var, False
+    else:
+        tf_var, keras = _unwrap(name, var, where, index)
+    shape = _static_shape(tf_var.shape)
+    dtype = tf_var.dtype
+    known = _DTYPE_NAMES.get(id(dtype))
+    dtype = known[1] if known is not None and known[0] is dtype else _dtype_name(dtype)
+    graph, ref = None, False
+    if getattr(tf_var, "_in_graph_mode", False):
+        graph, ref = tf_var.graph, not hasattr(tf_var, "handle")
+    return _new(VarInfo, (name, var, tf_var, shape, dtype, graph, None if alias == name else alias, keras, ref))
 
 
 def _object_paths(root) -> tuple[list, dict]:
@@ -143,26 +187,28 @@ def _is_trackable_root(obj) -> bool:
     return isinstance(obj, Trackable) and not is_variable(obj)
 
 
-def collect(variables) -> tuple[list[VarInfo], list[list[VarInfo]]]:
-    """Describe every variable; return ``(infos, duplicate_groups)``.
-
-    ``infos`` holds one entry per distinct name, in input order (the first variable of a name
-    wins). ``duplicate_groups`` lists, per name given to two different variables, all of them.
-    The same object repeated under the same name is kept once, silently.
-    """
-    pairs: list[tuple[str, object, str, str | None]] = []  # name, var, where, alias
+def _named(variables) -> tuple[list, object]:
+    """``([(name, variable, alias)], where)``: ``where(i)`` names item ``i`` in an error message."""
     if isinstance(variables, Mapping):
+        pairs = []
         for name, var in variables.items():
             if not isinstance(name, str):
                 raise PlanError(f"Variable names must be str; got {type(name).__name__} {name!r} as a key.")
-            pairs.append((name, var, f"variables[{name!r}]", None))
-    elif isinstance(variables, (list, tuple)):
+            pairs.append((name, var, None))
+        return pairs, lambda i: f"variables[{pairs[i][0]!r}]"
+    if isinstance(variables, (list, tuple)):
+        where = "item {} of variables".format
+        pairs = []
         for i, var in enumerate(variables):
-            where = f"item {i} of variables"
+            if type(var) in _TF_TYPES:  # the common case, variable_name() inlined
+                name = var.name
+                pairs.append((name[:-2] if name.endswith(":0") else variable_name(var), var, None))
+                continue
             if not is_variable(var):
-                _info("", var, where)  # raises the error naming the item
-            pairs.append((variable_name(var), var, where, None))
-    elif _is_trackable_root(variables):
+                _info("", var, where, i)  # raises the error naming the item
+            pairs.append((variable_name(var), var, None))
+        return pairs, where
+    if _is_trackable_root(variables):
         try:
             found, paths = _object_paths(variables)
         except Exception:  # the private traversal changed: fall back to the public variables
@@ -170,28 +216,51 @@ def collect(variables) -> tuple[list[VarInfo], list[list[VarInfo]]]:
         keras_root = type(variables).__module__.startswith("keras")
         if keras_root:
             found = list(variables.variables)  # Keras: the model's own list, named by .path
+        pairs, kinds = [], []
         for var in found:
             path = paths.get(id(var))
             if keras_root or path is None:
-                pairs.append((variable_name(var), var, "a variable of the model", path))
+                pairs.append((variable_name(var), var, path))
+                kinds.append("a variable of the model")
             else:
-                pairs.append((path, var, "a variable of the module", None))
-    elif is_variable(variables):
+                pairs.append((path, var, None))
+                kinds.append("a variable of the module")
+        return pairs, kinds.__getitem__
+    if is_variable(variables):
         raise PlanError("variables must be a list, a dict or a module; wrap a single variable in a list: [v].")
-    else:
-        raise PlanError(
-            f"variables must be a list or tuple of variables, a dict {{name: variable}} or a "
-            f"tf.Module / Keras model; got {type(variables).__module__}.{type(variables).__qualname__}."
-        )
+    raise PlanError(
+        f"variables must be a list or tuple of variables, a dict {{name: variable}} or a "
+        f"tf.Module / Keras model; got {type(variables).__module__}.{type(variables).__qualname__}."
+    )
+
+
+def collect(variables) -> tuple[list[VarInfo], list[list[VarInfo]]]:
+    """Describe every variable; return ``(infos, duplicate_groups)``.
+
+    ``infos`` holds one entry per distinct name, in input order (the first variable of a name
+    wins). ``duplicate_groups`` lists, per name given to two different variables, all of them.
+    The same object repeated under the same name is kept once, silently.
+    """
+    infos, groups, _ = collect_by_name(variables)
+    return list(infos.values()), groups
+
+
+def collect_by_name(variables) -> tuple[dict[str, VarInfo], list[list[VarInfo]], bool]:
+    """:func:`collect` as ``({name: info}, duplicate_groups, shared)``, what a plan keeps.
+
+    ``shared``: one object is in ``infos`` under two names. Only a dict can do that (a list's
+    or a module's names come from the objects), so only a dict's values are checked.
+    """
+    pairs, where = _named(variables)
     if not pairs:
         raise PlanError("The variable list is empty: there is nothing to restore.")
-
     infos: dict[str, VarInfo] = {}
     groups: dict[str, list[VarInfo]] = {}
-    for name, var, where, alias in pairs:
+    for i, (name, var, alias) in enumerate(pairs):
         first = infos.get(name)
         if first is None:
-            infos[name] = _info(name, var, where, alias)
+            infos[name] = _info(name, var, where, i, alias)
         elif first.variable is not var:
-            groups.setdefault(name, [first]).append(_info(name, var, where, alias))
-    return list(infos.values()), list(groups.values())
+            groups.setdefault(name, [first]).append(_info(name, var, where, i, alias))
+    shared = isinstance(variables, Mapping) and len({id(i.variable) for i in infos.values()}) < len(infos)
+    return infos, list(groups.values()), shared

@@ -39,7 +39,7 @@ import re
 from dataclasses import dataclass
 
 from ._candidates import candidate_index, shapes_compatible
-from ._variables import VarInfo, collect, variable_name
+from ._variables import VarInfo, collect_by_name, variable_name
 from .errors import PlanError
 from .reader import EMA_SEGMENT, Checkpoint, Entry, open_checkpoint
 
@@ -94,18 +94,22 @@ def _is_root(side) -> bool:
 
 
 class _Rules:
-    """init_from_checkpoint-style rules, indexed by the variable side for O(depth) lookups."""
+    """init_from_checkpoint-style rules, indexed by the variable side for O(rules) lookups.
 
-    def __init__(self, rules, infos: list[VarInfo]):
+    A variable's scope rules are found by slicing its name at the lengths of the rules'
+    variable-side prefixes (longest first), not at every ``/`` of the name: a variable no rule
+    applies to costs a dict lookup per distinct prefix length.
+    """
+
+    def __init__(self, rules, infos: dict[str, VarInfo]):
         self.exact: dict[str, list[str]] = {}  # variable name -> checkpoint keys
         self.scopes: dict[str, list[str]] = {}  # variable prefix ("" = root) -> checkpoint prefixes
-        by_id = None
-        known = {i.name for i in infos} | {i.alias for i in infos if i.alias}
+        by_id = known = None
         for ckpt_side, var_side in (rules or {}).items():
             if not isinstance(ckpt_side, str):
                 raise PlanError(f"Rule keys are checkpoint names or scopes (str); got {ckpt_side!r}.")
             if not isinstance(var_side, str):  # {key: variable}, as init_from_checkpoint allows
-                by_id = by_id or {id(i.variable): i.name for i in infos}
+                by_id = by_id or {id(i.variable): i.name for i in infos.values()}
                 if id(var_side) not in by_id:
                     raise PlanError(f"Rule {ckpt_side!r}: {var_side!r} names no variable of the plan.")
                 var_side = by_id[id(var_side)]
@@ -123,51 +127,86 @@ class _Rules:
                     "" if _is_root(ckpt_side) else ckpt_side
                 )
             else:
-                if var_side not in known:
-                    close = difflib.get_close_matches(var_side, list(known), n=3, cutoff=0.5)
-                    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-                    raise PlanError(
-                        f"Rule {ckpt_side!r}: {var_side!r} names no variable of the plan.{hint}"
-                    )
+                if var_side not in infos:
+                    known = known or [i.name for i in infos.values()] + [i.alias for i in infos.values() if i.alias]
+                    if var_side not in known:
+                        close = difflib.get_close_matches(var_side, list(dict.fromkeys(known)), n=3, cutoff=0.5)
+                        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+                        raise PlanError(
+                            f"Rule {ckpt_side!r}: {var_side!r} names no variable of the plan.{hint}"
+                        )
                 self.exact.setdefault(var_side, []).append(ckpt_side)
+        # Every scope prefix ends with "/", so name[:n] equal to one is a cut at a "/":
+        # longest first is the most specific first, and the root ("", length 0) comes last.
+        self.lengths = sorted({len(prefix) for prefix in self.scopes}, reverse=True)
 
     def __bool__(self) -> bool:
         return bool(self.exact or self.scopes)
 
-    def levels(self, name: str):
-        """Candidate keys per specificity level, most specific first."""
-        if name in self.exact:
-            yield self.exact[name]
-        if not self.scopes:
-            return
-        end = len(name)
-        while True:
-            cut = name.rfind("/", 0, end)
-            if cut < 0:
-                break
-            prefix = name[: cut + 1]
-            if prefix in self.scopes:
-                yield [c + name[cut + 1 :] for c in self.scopes[prefix]]
-            end = cut
-        if "" in self.scopes:
-            yield [c + name for c in self.scopes[""]]
-
-
-def _match(name: str, ckpt: Checkpoint, rules: _Rules):
-    """Return ``(key, conflict_keys)``: the matched key (or None) and, on a rule conflict, the keys."""
-    if rules:  # without rules: one lookup per variable, no generator
-        for level in rules.levels(name):
-            found = {}
-            for candidate in level:
-                entry = ckpt.find(candidate)
-                if entry is not None:
-                    found.setdefault(entry.key, candidate)
-            if len(found) == 1:
-                return next(iter(found)), None
+    def match(self, name: str, find):
+        """``(entry, None)`` from the most specific rule level that finds a key, ``(None, keys)``
+        when that level finds several different keys, ``(None, None)`` when no rule finds one."""
+        keys = self.exact.get(name)
+        if keys is not None:
+            found = _present(keys, "", find)
             if found:
-                return None, list(found)
-    entry = ckpt.find(name)
-    return (entry.key if entry is not None else None), None
+                return found
+        size = len(name)
+        for length in self.lengths:
+            if length > size:
+                continue
+            prefixes = self.scopes.get(name[:length])
+            if prefixes is None:
+                continue
+            if len(prefixes) == 1:  # one rule for this scope: no conflict possible
+                entry = find(prefixes[0] + name[length:])
+                if entry is not None:
+                    return entry, None
+                continue
+            found = _present(prefixes, name[length:], find)
+            if found:
+                return found
+        return None, None
+
+
+def _present(prefixes: list[str], rest: str, find):
+    """The outcome of one rule level: ``(entry, None)``, ``(None, [keys])`` or None when it finds nothing."""
+    found: dict = {}
+    for prefix in prefixes:
+        entry = find(prefix + rest)
+        if entry is not None:
+            found.setdefault(entry.key, entry)
+    if len(found) == 1:
+        return next(iter(found.values())), None
+    return (None, list(found)) if found else None
+
+
+def _match(name: str, find, rules: _Rules):
+    """Return ``(entry, conflict_keys)``: the matched entry (or None) and, on a rule conflict, the keys."""
+    if rules:
+        entry, conflict = rules.match(name, find)
+        if entry is not None or conflict:
+            return entry, conflict
+    return find(name), None
+
+
+def _ema_shadows(ckpt: Checkpoint) -> dict:
+    """``{name: entry}`` where ``ckpt.find(name + "/ExponentialMovingAverage")`` is that ``ema`` entry.
+
+    Built once per checkpoint (kept on it, as the candidate index): ``prefer_ema`` then costs
+    one lookup per variable instead of building and hashing a new string.
+    """
+    shadows = getattr(ckpt, "_ema_shadows", None)
+    if shadows is None:
+        shadows, cut = {}, len(_EMA_SUFFIX)
+        for entry in ckpt.entries:
+            for text in (entry.key, entry.name):
+                if text.endswith(_EMA_SUFFIX):
+                    shadow = ckpt.find(text)
+                    if shadow is not None and shadow.kind == "ema":
+                        shadows[text[:-cut]] = shadow
+        ckpt._ema_shadows = shadows
+    return shadows
 
 
 class RestorePlan:
@@ -182,12 +221,13 @@ class RestorePlan:
     prefer_ema : bool
     """
 
-    def __init__(self, checkpoint, infos, mapping, duplicates, conflicts, rules, prefer_ema):
+    def __init__(self, checkpoint, infos, mapping, duplicates, conflicts, rules, prefer_ema, shared=True):
         self.checkpoint: Checkpoint = checkpoint
-        self._infos: dict[str, VarInfo] = {i.name: i for i in infos}
-        self.variables: dict = {i.name: i.variable for i in infos}
+        self._infos: dict[str, VarInfo] = infos
+        self._variables: dict | None = None  # built on first use
         self._mapping: dict[str, str] = mapping
         self._duplicates = duplicates  # groups of same-named variables (cannot be edited away)
+        self._shared = shared  # one object under two names: the analysis must look for it
         self._conflicts: dict[str, list[str]] = conflicts  # name -> keys two rules gave it
         self.rules = dict(rules or {})
         self.prefer_ema = prefer_ema
@@ -197,6 +237,13 @@ class RestorePlan:
         self._restore_ops: dict = {}
 
     # --- the mapping ---------------------------------------------------------
+    @property
+    def variables(self) -> dict:
+        """``{name: variable}`` for every variable of the plan, in input order."""
+        if self._variables is None:
+            self._variables = {name: info.variable for name, info in self._infos.items()}
+        return self._variables
+
     @property
     def mapping(self) -> dict[str, str]:
         """``{variable name: checkpoint key}`` for mapped variables (a copy)."""
@@ -233,12 +280,31 @@ class RestorePlan:
         return lists
 
     # --- analysis, cached until the next edit --------------------------------
-    def _analysis(self):
+    def _analysis(self) -> _Analysis:
         if self._cache is None:
-            self._cache = self._analyze()
+            self._cache = _Analysis(self)
         return self._cache
 
-    def _analyze(self):
+    def _clean(self) -> bool:
+        """True when no check can fail, found in one tight loop that writes no message.
+
+        The common case: no input problem, every mapped key present with a compatible shape
+        and the same dtype. Anything else goes to :meth:`_problems`, which says what and why.
+        """
+        if self._duplicates or self._conflicts or self._shared:
+            return False
+        infos, by_key, find = self._infos, self.checkpoint._by_key, self.checkpoint.find
+        for name, key in self._mapping.items():
+            info = infos[name]
+            entry = by_key.get(key) or find(key)
+            if entry is None or entry.dtype != info.dtype:
+                return False
+            if entry.shape != info.shape and not shapes_compatible(info.shape, entry.shape):
+                return False
+        return True
+
+    def _problems(self) -> list[Problem]:
+        """Every problem with its message, in order: input problems, then per mapped variable."""
         ckpt, prefix = self.checkpoint, self.checkpoint.prefix
         problems: list[Problem] = []
         for group in self._duplicates:
@@ -305,14 +371,7 @@ class RestorePlan:
                         f"{prefix!r} has dtype {entry.dtype}.",
                     )
                 )
-        status = {name: "unmapped" for name in self._infos}
-        status.update((name, "mapped") for name in self._mapping)
-        for problem in reversed(problems):  # the first problem of a variable wins
-            status[problem.variable] = problem.reason
-        used = set(self._mapping.values())
-        unused = [e for e in ckpt.entries if e.kind in ("variable", "ema") and e.key not in used]
-        unmapped = [name for name in self._infos if name not in self._mapping]
-        return problems, status, unused, unmapped
+        return problems
 
     def _missing_message(self, info: VarInfo, key: str) -> str:
         text = f"Variable {info.name!r} is mapped to key {key!r}, which is not in checkpoint {self.checkpoint.prefix!r}."
@@ -327,26 +386,26 @@ class RestorePlan:
     @property
     def problems(self) -> list[Problem]:
         """Every :class:`Problem`, in a stable order (input problems first, then by variable)."""
-        return list(self._analysis()[0])
+        return list(self._analysis().problems)
 
     @property
     def ok(self) -> bool:
         """True when the plan has no problems (it may still leave variables unmapped)."""
-        return not self._analysis()[0]
+        return not self._analysis().problems
 
     @property
     def unmapped(self) -> list[str]:
         """Names of the variables no key is read into (in graph mode they stay uninitialised)."""
-        return list(self._analysis()[3])
+        return list(self._analysis().unmapped)
 
     @property
     def unused(self) -> list[Entry]:
         """Checkpoint entries of kind ``variable`` or ``ema`` that no variable reads."""
-        return list(self._analysis()[2])
+        return list(self._analysis().unused)
 
     def status(self, variable_or_name) -> str:
         """``"mapped"``, ``"unmapped"`` or the reason of the variable's first problem."""
-        return self._analysis()[1][self._name_of(variable_or_name)]
+        return self._analysis().status[self._name_of(variable_or_name)]
 
     # --- edits -----------------------------------------------------------------
     def _name_of(self, variable_or_name) -> str:
@@ -427,7 +486,8 @@ class RestorePlan:
         return to_code(self, style)
 
     def __repr__(self) -> str:
-        problems, _, unused, unmapped = self._analysis()
+        analysis = self._analysis()
+        problems, unused, unmapped = analysis.problems, analysis.unused, analysis.unmapped
         text = (
             f"<RestorePlan {self.checkpoint.prefix!r}: {len(self._infos)} variables, "
             f"{len(self._mapping)} mapped, {len(unmapped)} unmapped, {len(problems)} problems, "
@@ -438,6 +498,44 @@ class RestorePlan:
         if len(problems) > 3:
             text += f"\n  ... and {len(problems) - 3} more problems"
         return text
+
+
+class _Analysis:
+    """The checks of one version of a plan (a new one after every edit).
+
+    ``problems`` is found at once (``.ok`` needs it); status, unused and unmapped are worked
+    out on first use, so a plan checked with ``.ok`` pays for nothing else.
+    """
+
+    def __init__(self, plan: RestorePlan):
+        self._plan = plan
+        self.problems: list[Problem] = [] if plan._clean() else plan._problems()
+        self._status = self._unused = self._unmapped = None
+
+    @property
+    def status(self) -> dict[str, str]:
+        if self._status is None:
+            plan = self._plan
+            status = dict.fromkeys(plan._infos, "unmapped")
+            status.update(dict.fromkeys(plan._mapping, "mapped"))
+            for problem in reversed(self.problems):  # the first problem of a variable wins
+                status[problem.variable] = problem.reason
+            self._status = status
+        return self._status
+
+    @property
+    def unused(self) -> list[Entry]:
+        if self._unused is None:
+            used = set(self._plan._mapping.values())
+            self._unused = [e for e in self._plan.checkpoint.entries if e.kind in ("variable", "ema") and e.key not in used]
+        return self._unused
+
+    @property
+    def unmapped(self) -> list[str]:
+        if self._unmapped is None:
+            mapping = self._plan._mapping
+            self._unmapped = [name for name in self._plan._infos if name not in mapping]
+        return self._unmapped
 
 
 def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, exclude=None) -> RestorePlan:
@@ -478,37 +576,49 @@ def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, ex
     []
     """
     ckpt = open_checkpoint(ckpt)
-    infos, duplicates = collect(variables)
+    infos, duplicates, shared = collect_by_name(variables)
     keep, drop = _patterns(include, "include"), _patterns(exclude, "exclude")
     # Filtered-out variables stay in the plan, unmapped: in graph mode they still need an
     # initializer, and the plan must be able to say so (the scenario 1 error).
     skipped = {
-        i.name
-        for i in infos
-        if (keep and not any(p.search(i.name) for p in keep)) or any(p.search(i.name) for p in drop)
+        name
+        for name in infos
+        if (keep and not any(p.search(name) for p in keep)) or any(p.search(name) for p in drop)
     } if keep or drop else set()
     table = _Rules(rules, infos)
+    mapping, conflicts = _map(ckpt, infos, table, skipped, _ema_shadows(ckpt) if prefer_ema else None)
+    return RestorePlan(ckpt, infos, mapping, duplicates, conflicts, rules, prefer_ema, shared)
+
+
+def _map(ckpt: Checkpoint, infos: dict, rules: _Rules, skipped: set, shadows: dict | None) -> tuple[dict, dict]:
+    """``(mapping, conflicts)``: the key of every variable found one, and the rule conflicts.
+
+    One pass of dict lookups; without rules ``ckpt.find`` is inlined (10,000 calls add up).
+    """
     mapping: dict[str, str] = {}
     conflicts: dict[str, list[str]] = {}
-    for info in infos:
-        if info.name in skipped:
+    find, by_key, by_name = ckpt.find, ckpt._by_key.get, ckpt._by_name.get
+    has_rules = bool(rules)
+    for name, info in infos.items():
+        if skipped and name in skipped:
             continue
-        key, conflict = _match(info.name, ckpt, table)
-        if key is None and conflict is None and info.alias is not None:
-            key, conflict = _match(info.alias, ckpt, table)
-        if conflict:
-            conflicts[info.name] = conflict
-            continue
-        if key is None:
-            explicit = table.exact.get(info.name)
+        if has_rules:
+            entry, conflict = _match(name, find, rules)
+            if entry is None and conflict is None and info.alias is not None:
+                entry, conflict = _match(info.alias, find, rules)
+            if conflict:
+                conflicts[name] = conflict
+                continue
+        else:
+            entry = by_key(name) or by_name(name)
+            if entry is None and info.alias is not None:
+                entry = find(info.alias)
+        if entry is None:
+            explicit = rules.exact.get(name)
             if explicit:  # a one-name rule to an absent key: keep it, reported as missing_key
-                mapping[info.name] = explicit[0]
+                mapping[name] = explicit[0]
             continue
-        if prefer_ema:
-            entry = ckpt[key]
-            if entry.kind != "ema":
-                shadow = ckpt.find(entry.name + _EMA_SUFFIX)
-                if shadow is not None and shadow.kind == "ema":
-                    key = shadow.key
-        mapping[info.name] = key
-    return RestorePlan(ckpt, infos, mapping, duplicates, conflicts, rules, prefer_ema)
+        if shadows is not None and entry.kind != "ema":
+            entry = shadows.get(entry.name, entry)
+        mapping[name] = entry.key
+    return mapping, conflicts
