@@ -321,6 +321,18 @@ def test_two_variables_show_two_rows_and_no_blank_ones(base_ckpt):
     assert table.rows_shown == 2 and count_children(mapper) == before
 
 
+def test_progress_bar_sits_next_to_the_restore_button(base_ckpt):
+    mapper = VariableMapper(base_ckpt, [tf.Variable([0.0], name="v1")])
+    box = next(w for w in iter_models(mapper)
+               if isinstance(w, widgets.HBox) and mapper.restore_button in w.children)
+    assert box.children == (mapper.restore_button, mapper.progress)
+    # The "done/total" text at its own width, not a wide fixed description column.
+    assert mapper.progress.style.description_width == "initial"
+    assert mapper.progress.layout.width == "16em"
+    mapper.restore()
+    assert mapper.progress.layout.display is None and mapper.progress.description == "1/1"
+
+
 def test_model_without_widgets(base_ckpt):
     model = MapperModel(base_ckpt, [tf.Variable([0.0], name="v1"), tf.Variable([0.0], name="v3")])
     assert model.counts == {"variables": 2, "mapped": 1, "unmapped": 1, "problems": 0, "unused": 1}

@@ -128,7 +128,9 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
         widgets.link((self.initialize_box, "value"), (model, "initialize_unmapped"))
         self.restore_button = widgets.Button(description="Restore", icon="download", button_style="primary")
         self.restore_button.on_click(self._restore_clicked)
-        self.progress = widgets.IntProgress(value=0, min=0, max=1, layout=widgets.Layout(display="none"))
+        # Right of the button: the "done/total" description at its own width, then a short bar.
+        self.progress = widgets.IntProgress(value=0, min=0, max=1, style={"description_width": "initial"},
+                                            layout=widgets.Layout(display="none", width="16em", margin="0 0 0 0.6em"))
         model.observe(self._on_progress, "progress")
         self.report = widgets.HTML("")
         self.report.add_class(CSS_CLASSES["report"])
@@ -148,7 +150,8 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
                                layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
         restoring = widgets.VBox([
             widgets.HBox([self.warning, self.initialize_box], layout=widgets.Layout(align_items="center")),
-            widgets.HBox([self.restore_button, self.progress], layout=widgets.Layout(align_items="center")),
+            widgets.HBox([self.restore_button, self.progress],
+                         layout=widgets.Layout(align_items="center", justify_content="flex-start")),
             self.report,
         ])
         self.code_panel = widgets.VBox([self.style_buttons, self.code])
