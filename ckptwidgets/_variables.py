@@ -121,12 +121,7 @@ def _dtype_name(dtype) -> str:
 
 
 def _static_shape(shape) -> tuple | None:
-    """A TensorShape as a tuple of int / None, or None for an unknown rank."""
-    # TensorShape keeps exactly that tuple in `_dims` (as_list() copies it into a list);
-    # anything else (another TF's layout, another shape type) takes the public way.
-    dims = getattr(shape, "_dims", shape)
-    if type(dims) is tuple or dims is None:
-        return dims
+    """A TensorShape as a tuple of int / None, or None for an unknown rank (the public way)."""
     return None if shape.rank is None else tuple(shape.as_list())
 
 
@@ -146,22 +141,47 @@ def _unwrap(name: str, var, where, index) -> tuple:
 
 
 def _info(name: str, var, where, index=None, alias: str | None = None) -> VarInfo:
-    """Describe one variable (10,000 in a big model): each TF property is read once.
-
-    ``where(index)`` names the variable in an error message; it is only formatted for one.
-    """
+    """Describe any variable; ``where(index)`` names it in an error message, formatted only for one."""
     if type(var) in _TF_TYPES:
-        tf_var, keras = var, False
-    else:
-        tf_var, keras = _unwrap(name, var, where, index)
-    shape = _static_shape(tf_var.shape)
+        return _described(name, var, var, False, alias)
+    tf_var, keras = _unwrap(name, var, where, index)
+    return _described(name, var, tf_var, keras, alias)
+
+
+def _described(name: str, var, tf_var, keras: bool, alias: str | None) -> VarInfo:
+    """The VarInfo of a checked variable. Called once per variable (10,000 in a big model),
+    so each TF property is read once and nothing else is called in the common case."""
+    shape = tf_var.shape
+    # TensorShape keeps the static shape as a tuple of int / None in `_dims` (None for an
+    # unknown rank; as_list() copies it into a list). Any other layout takes the public way.
+    dims = getattr(shape, "_dims", shape)
+    if dims is not None and type(dims) is not tuple:
+        dims = _static_shape(shape)
     dtype = tf_var.dtype
     known = _DTYPE_NAMES.get(id(dtype))
     dtype = known[1] if known is not None and known[0] is dtype else _dtype_name(dtype)
     graph, ref = None, False
     if getattr(tf_var, "_in_graph_mode", False):
         graph, ref = tf_var.graph, not hasattr(tf_var, "handle")
-    return _new(VarInfo, (name, var, tf_var, shape, dtype, graph, None if alias == name else alias, keras, ref))
+    return _new(VarInfo, (name, var, tf_var, dims, dtype, graph, None if alias == name else alias, keras, ref))
+
+
+def _plain_list(variables) -> dict[str, VarInfo] | None:
+    """The common input in one pass: a list of tf.Variables of distinct names, ``{name: info}``.
+
+    None at the first item it does not take (a Keras variable, not a variable, a name seen
+    before): the general path then starts again and handles it (or names it in an error).
+    """
+    infos: dict[str, VarInfo] = {}
+    for var in variables:
+        if type(var) not in _TF_TYPES and not (_is_tf_variable(var) and type(var) in _TF_TYPES):
+            return None
+        name = var.name
+        name = name[:-2] if name.endswith(":0") else variable_name(var)  # variable_name() inlined
+        if name in infos:
+            return None
+        infos[name] = _described(name, var, var, False, None)
+    return infos or None
 
 
 def _object_paths(root) -> tuple[list, dict]:
@@ -200,10 +220,6 @@ def _named(variables) -> tuple[list, object]:
         where = "item {} of variables".format
         pairs = []
         for i, var in enumerate(variables):
-            if type(var) in _TF_TYPES:  # the common case, variable_name() inlined
-                name = var.name
-                pairs.append((name[:-2] if name.endswith(":0") else variable_name(var), var, None))
-                continue
             if not is_variable(var):
                 _info("", var, where, i)  # raises the error naming the item
             pairs.append((variable_name(var), var, None))
@@ -251,6 +267,10 @@ def collect_by_name(variables) -> tuple[dict[str, VarInfo], list[list[VarInfo]],
     ``shared``: one object is in ``infos`` under two names. Only a dict can do that (a list's
     or a module's names come from the objects), so only a dict's values are checked.
     """
+    if type(variables) in (list, tuple):
+        infos = _plain_list(variables)
+        if infos is not None:
+            return infos, [], False
     pairs, where = _named(variables)
     if not pairs:
         raise PlanError("The variable list is empty: there is nothing to restore.")

@@ -143,30 +143,44 @@ class _Rules:
     def __bool__(self) -> bool:
         return bool(self.exact or self.scopes)
 
-    def match(self, name: str, find):
-        """``(entry, None)`` from the most specific rule level that finds a key, ``(None, keys)``
-        when that level finds several different keys, ``(None, None)`` when no rule finds one."""
-        keys = self.exact.get(name)
-        if keys is not None:
-            found = _present(keys, "", find)
-            if found:
-                return found
-        size = len(name)
-        for length in self.lengths:
-            if length > size:
-                continue
-            prefixes = self.scopes.get(name[:length])
-            if prefixes is None:
-                continue
-            if len(prefixes) == 1:  # one rule for this scope: no conflict possible
-                entry = find(prefixes[0] + name[length:])
-                if entry is not None:
-                    return entry, None
-                continue
-            found = _present(prefixes, name[length:], find)
-            if found:
-                return found
-        return None, None
+    def matcher(self, ckpt: Checkpoint):
+        """``match(name) -> (entry, conflict_keys)`` over ``ckpt``: rules first, then the exact name.
+
+        ``entry`` comes from the most specific rule level that finds a key (else the exact
+        name, else None); ``conflict_keys`` lists the keys when that level finds several. A
+        closure over the dicts it needs, as it runs once per variable.
+        """
+        exact, scopes, lengths = self.exact.get, self.scopes.get, self.lengths
+        by_key, by_name = ckpt._by_key.get, ckpt._by_name.get
+
+        def find(name):
+            return by_key(name) or by_name(name)
+
+        def match(name: str):
+            keys = exact(name)
+            if keys is not None:
+                found = _present(keys, "", find)
+                if found:
+                    return found
+            size = len(name)
+            for length in lengths:
+                if length > size:
+                    continue
+                prefixes = scopes(name[:length])
+                if prefixes is None:
+                    continue
+                if len(prefixes) == 1:  # one rule for this scope: no conflict possible
+                    key = prefixes[0] + name[length:]
+                    entry = by_key(key) or by_name(key)
+                    if entry is not None:
+                        return entry, None
+                    continue
+                found = _present(prefixes, name[length:], find)
+                if found:
+                    return found
+            return by_key(name) or by_name(name), None
+
+        return match
 
 
 def _present(prefixes: list[str], rest: str, find):
@@ -179,15 +193,6 @@ def _present(prefixes: list[str], rest: str, find):
     if len(found) == 1:
         return next(iter(found.values())), None
     return (None, list(found)) if found else None
-
-
-def _match(name: str, find, rules: _Rules):
-    """Return ``(entry, conflict_keys)``: the matched entry (or None) and, on a rule conflict, the keys."""
-    if rules:
-        entry, conflict = rules.match(name, find)
-        if entry is not None or conflict:
-            return entry, conflict
-    return find(name), None
 
 
 def _ema_shadows(ckpt: Checkpoint) -> dict:
@@ -221,13 +226,15 @@ class RestorePlan:
     prefer_ema : bool
     """
 
-    def __init__(self, checkpoint, infos, mapping, duplicates, conflicts, rules, prefer_ema, shared=True):
+    def __init__(self, checkpoint, infos, mapping, duplicates, conflicts, rules, prefer_ema, shared=True, compatible=None):
         self.checkpoint: Checkpoint = checkpoint
         self._infos: dict[str, VarInfo] = infos
         self._variables: dict | None = None  # built on first use
         self._mapping: dict[str, str] = mapping
         self._duplicates = duplicates  # groups of same-named variables (cannot be edited away)
         self._shared = shared  # one object under two names: the analysis must look for it
+        # Every mapped key present, fitting its variable: found while planning, None after an edit.
+        self._compatible: bool | None = compatible
         self._conflicts: dict[str, list[str]] = conflicts  # name -> keys two rules gave it
         self.rules = dict(rules or {})
         self.prefer_ema = prefer_ema
@@ -286,13 +293,19 @@ class RestorePlan:
         return self._cache
 
     def _clean(self) -> bool:
-        """True when no check can fail, found in one tight loop that writes no message.
+        """True when no check can fail, found without writing a message.
 
         The common case: no input problem, every mapped key present with a compatible shape
         and the same dtype. Anything else goes to :meth:`_problems`, which says what and why.
         """
         if self._duplicates or self._conflicts or self._shared:
             return False
+        if self._compatible is None:
+            self._compatible = self._all_compatible()
+        return self._compatible
+
+    def _all_compatible(self) -> bool:
+        """Every mapped key present, with a shape the variable can hold and its dtype (one tight loop)."""
         infos, by_key, find = self._infos, self.checkpoint._by_key, self.checkpoint.find
         for name, key in self._mapping.items():
             info = infos[name]
@@ -422,6 +435,7 @@ class RestorePlan:
 
     def _edited(self) -> None:
         self._cache = None
+        self._compatible = None
         self._version += 1
         for callback in list(self._callbacks):
             callback()
@@ -586,26 +600,29 @@ def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, ex
         if (keep and not any(p.search(name) for p in keep)) or any(p.search(name) for p in drop)
     } if keep or drop else set()
     table = _Rules(rules, infos)
-    mapping, conflicts = _map(ckpt, infos, table, skipped, _ema_shadows(ckpt) if prefer_ema else None)
-    return RestorePlan(ckpt, infos, mapping, duplicates, conflicts, rules, prefer_ema, shared)
+    mapping, conflicts, compatible = _map(ckpt, infos, table, skipped, _ema_shadows(ckpt) if prefer_ema else None)
+    return RestorePlan(ckpt, infos, mapping, duplicates, conflicts, rules, prefer_ema, shared, compatible)
 
 
-def _map(ckpt: Checkpoint, infos: dict, rules: _Rules, skipped: set, shadows: dict | None) -> tuple[dict, dict]:
-    """``(mapping, conflicts)``: the key of every variable found one, and the rule conflicts.
+def _map(ckpt: Checkpoint, infos: dict, rules: _Rules, skipped: set, shadows: dict | None):
+    """``(mapping, conflicts, compatible)``: the key of every variable found one, the rule
+    conflicts, and whether every mapped key is present and fits its variable's shape and dtype.
 
     One pass of dict lookups; without rules ``ckpt.find`` is inlined (10,000 calls add up).
+    ``compatible`` is the analysis' shape and dtype check, done here with the entry at hand.
     """
     mapping: dict[str, str] = {}
     conflicts: dict[str, list[str]] = {}
+    compatible = True
     find, by_key, by_name = ckpt.find, ckpt._by_key.get, ckpt._by_name.get
-    has_rules = bool(rules)
+    match = rules.matcher(ckpt) if rules else None
     for name, info in infos.items():
         if skipped and name in skipped:
             continue
-        if has_rules:
-            entry, conflict = _match(name, find, rules)
+        if match is not None:
+            entry, conflict = match(name)
             if entry is None and conflict is None and info.alias is not None:
-                entry, conflict = _match(info.alias, find, rules)
+                entry, conflict = match(info.alias)
             if conflict:
                 conflicts[name] = conflict
                 continue
@@ -617,8 +634,13 @@ def _map(ckpt: Checkpoint, infos: dict, rules: _Rules, skipped: set, shadows: di
             explicit = rules.exact.get(name)
             if explicit:  # a one-name rule to an absent key: keep it, reported as missing_key
                 mapping[name] = explicit[0]
+                compatible = False
             continue
         if shadows is not None and entry.kind != "ema":
             entry = shadows.get(entry.name, entry)
         mapping[name] = entry.key
-    return mapping, conflicts
+        if compatible and (
+            entry.dtype != info.dtype or (entry.shape != info.shape and not shapes_compatible(info.shape, entry.shape))
+        ):
+            compatible = False
+    return mapping, conflicts, compatible
