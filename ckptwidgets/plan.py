@@ -34,19 +34,17 @@ Matching, per variable (dict lookups only, never a scan of the entries per varia
 """
 from __future__ import annotations
 
-import difflib
-import re
 from dataclasses import dataclass
 
 from ._candidates import candidate_index, shapes_compatible
+from ._matching import Rules, ema_shadows, map_variables, patterns
 from ._variables import VarInfo, collect_by_name, variable_name
 from .errors import PlanError
-from .reader import EMA_SEGMENT, Checkpoint, Entry, open_checkpoint
+from .reader import Checkpoint, Entry, open_checkpoint
 
 __all__ = ["plan_restore", "RestorePlan", "Problem", "variable_name", "REASONS"]
 
 REASONS = ("missing_key", "shape_mismatch", "dtype_mismatch", "duplicate_variable")
-_EMA_SUFFIX = "/" + EMA_SEGMENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,141 +75,6 @@ class Problem:
 def format_shape(shape) -> str:
     """``(1,)``, ``()``, ``(None, 3)``; ``<unknown>`` for an unknown rank."""
     return "<unknown>" if shape is None else repr(tuple(shape))
-
-
-def _patterns(value, what: str) -> list:
-    if value is None:
-        return []
-    items = [value] if isinstance(value, (str, re.Pattern)) else list(value)
-    try:
-        return [re.compile(p) for p in items]
-    except (re.error, TypeError) as error:
-        raise PlanError(f"{what} must be regular expressions; {error}.") from None
-
-
-def _is_root(side) -> bool:
-    return side in ("/", "")
-
-
-class _Rules:
-    """init_from_checkpoint-style rules, indexed by the variable side for O(rules) lookups.
-
-    A variable's scope rules are found by slicing its name at the lengths of the rules'
-    variable-side prefixes (longest first), not at every ``/`` of the name: a variable no rule
-    applies to costs a dict lookup per distinct prefix length.
-    """
-
-    def __init__(self, rules, infos: dict[str, VarInfo]):
-        self.exact: dict[str, list[str]] = {}  # variable name -> checkpoint keys
-        self.scopes: dict[str, list[str]] = {}  # variable prefix ("" = root) -> checkpoint prefixes
-        by_id = known = None
-        for ckpt_side, var_side in (rules or {}).items():
-            if not isinstance(ckpt_side, str):
-                raise PlanError(f"Rule keys are checkpoint names or scopes (str); got {ckpt_side!r}.")
-            if not isinstance(var_side, str):  # {key: variable}, as init_from_checkpoint allows
-                by_id = by_id or {id(i.variable): i.name for i in infos.values()}
-                if id(var_side) not in by_id:
-                    raise PlanError(f"Rule {ckpt_side!r}: {var_side!r} names no variable of the plan.")
-                var_side = by_id[id(var_side)]
-                self.exact.setdefault(var_side, []).append(ckpt_side)
-                continue
-            ckpt_scope = _is_root(ckpt_side) or ckpt_side.endswith("/")
-            var_scope = _is_root(var_side) or var_side.endswith("/")
-            if ckpt_scope != var_scope:
-                raise PlanError(
-                    f"Rule {ckpt_side!r}: {var_side!r} maps a scope to a single name; write "
-                    "'scope/': 'other_scope/' (or '/' for the root) or 'key': 'name'."
-                )
-            if ckpt_scope:
-                self.scopes.setdefault("" if _is_root(var_side) else var_side, []).append(
-                    "" if _is_root(ckpt_side) else ckpt_side
-                )
-            else:
-                if var_side not in infos:
-                    known = known or [i.name for i in infos.values()] + [i.alias for i in infos.values() if i.alias]
-                    if var_side not in known:
-                        close = difflib.get_close_matches(var_side, list(dict.fromkeys(known)), n=3, cutoff=0.5)
-                        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-                        raise PlanError(
-                            f"Rule {ckpt_side!r}: {var_side!r} names no variable of the plan.{hint}"
-                        )
-                self.exact.setdefault(var_side, []).append(ckpt_side)
-        # Every scope prefix ends with "/", so name[:n] equal to one is a cut at a "/":
-        # longest first is the most specific first, and the root ("", length 0) comes last.
-        self.lengths = sorted({len(prefix) for prefix in self.scopes}, reverse=True)
-
-    def __bool__(self) -> bool:
-        return bool(self.exact or self.scopes)
-
-    def matcher(self, ckpt: Checkpoint):
-        """``match(name) -> (entry, conflict_keys)`` over ``ckpt``: rules first, then the exact name.
-
-        ``entry`` comes from the most specific rule level that finds a key (else the exact
-        name, else None); ``conflict_keys`` lists the keys when that level finds several. A
-        closure over the dicts it needs, as it runs once per variable.
-        """
-        exact, scopes, lengths = self.exact.get, self.scopes.get, self.lengths
-        by_key, by_name = ckpt._by_key.get, ckpt._by_name.get
-
-        def find(name):
-            return by_key(name) or by_name(name)
-
-        def match(name: str):
-            keys = exact(name)
-            if keys is not None:
-                found = _present(keys, "", find)
-                if found:
-                    return found
-            size = len(name)
-            for length in lengths:
-                if length > size:
-                    continue
-                prefixes = scopes(name[:length])
-                if prefixes is None:
-                    continue
-                if len(prefixes) == 1:  # one rule for this scope: no conflict possible
-                    key = prefixes[0] + name[length:]
-                    entry = by_key(key) or by_name(key)
-                    if entry is not None:
-                        return entry, None
-                    continue
-                found = _present(prefixes, name[length:], find)
-                if found:
-                    return found
-            return by_key(name) or by_name(name), None
-
-        return match
-
-
-def _present(prefixes: list[str], rest: str, find):
-    """The outcome of one rule level: ``(entry, None)``, ``(None, [keys])`` or None when it finds nothing."""
-    found: dict = {}
-    for prefix in prefixes:
-        entry = find(prefix + rest)
-        if entry is not None:
-            found.setdefault(entry.key, entry)
-    if len(found) == 1:
-        return next(iter(found.values())), None
-    return (None, list(found)) if found else None
-
-
-def _ema_shadows(ckpt: Checkpoint) -> dict:
-    """``{name: entry}`` where ``ckpt.find(name + "/ExponentialMovingAverage")`` is that ``ema`` entry.
-
-    Built once per checkpoint (kept on it, as the candidate index): ``prefer_ema`` then costs
-    one lookup per variable instead of building and hashing a new string.
-    """
-    shadows = getattr(ckpt, "_ema_shadows", None)
-    if shadows is None:
-        shadows, cut = {}, len(_EMA_SUFFIX)
-        for entry in ckpt.entries:
-            for text in (entry.key, entry.name):
-                if text.endswith(_EMA_SUFFIX):
-                    shadow = ckpt.find(text)
-                    if shadow is not None and shadow.kind == "ema":
-                        shadows[text[:-cut]] = shadow
-        ckpt._ema_shadows = shadows
-    return shadows
 
 
 class RestorePlan:
@@ -591,7 +454,7 @@ def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, ex
     """
     ckpt = open_checkpoint(ckpt)
     infos, duplicates, shared = collect_by_name(variables)
-    keep, drop = _patterns(include, "include"), _patterns(exclude, "exclude")
+    keep, drop = patterns(include, "include"), patterns(exclude, "exclude")
     # Filtered-out variables stay in the plan, unmapped: in graph mode they still need an
     # initializer, and the plan must be able to say so (the scenario 1 error).
     skipped = {
@@ -599,48 +462,8 @@ def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, ex
         for name in infos
         if (keep and not any(p.search(name) for p in keep)) or any(p.search(name) for p in drop)
     } if keep or drop else set()
-    table = _Rules(rules, infos)
-    mapping, conflicts, compatible = _map(ckpt, infos, table, skipped, _ema_shadows(ckpt) if prefer_ema else None)
+    table = Rules(rules, infos)
+    mapping, conflicts, compatible = map_variables(
+        ckpt, infos, table, skipped, ema_shadows(ckpt) if prefer_ema else None
+    )
     return RestorePlan(ckpt, infos, mapping, duplicates, conflicts, rules, prefer_ema, shared, compatible)
-
-
-def _map(ckpt: Checkpoint, infos: dict, rules: _Rules, skipped: set, shadows: dict | None):
-    """``(mapping, conflicts, compatible)``: the key of every variable found one, the rule
-    conflicts, and whether every mapped key is present and fits its variable's shape and dtype.
-
-    One pass of dict lookups; without rules ``ckpt.find`` is inlined (10,000 calls add up).
-    ``compatible`` is the analysis' shape and dtype check, done here with the entry at hand.
-    """
-    mapping: dict[str, str] = {}
-    conflicts: dict[str, list[str]] = {}
-    compatible = True
-    find, by_key, by_name = ckpt.find, ckpt._by_key.get, ckpt._by_name.get
-    match = rules.matcher(ckpt) if rules else None
-    for name, info in infos.items():
-        if skipped and name in skipped:
-            continue
-        if match is not None:
-            entry, conflict = match(name)
-            if entry is None and conflict is None and info.alias is not None:
-                entry, conflict = match(info.alias)
-            if conflict:
-                conflicts[name] = conflict
-                continue
-        else:
-            entry = by_key(name) or by_name(name)
-            if entry is None and info.alias is not None:
-                entry = find(info.alias)
-        if entry is None:
-            explicit = rules.exact.get(name)
-            if explicit:  # a one-name rule to an absent key: keep it, reported as missing_key
-                mapping[name] = explicit[0]
-                compatible = False
-            continue
-        if shadows is not None and entry.kind != "ema":
-            entry = shadows.get(entry.name, entry)
-        mapping[name] = entry.key
-        if compatible and (
-            entry.dtype != info.dtype or (entry.shape != info.shape and not shapes_compatible(info.shape, entry.shape))
-        ):
-            compatible = False
-    return mapping, conflicts, compatible
