@@ -101,44 +101,17 @@ def _kill_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
     proc.wait()
 
 
-class LabServer:
-    """A running ``jupyter lab``: ``url(path)``, ``api(method, path)``, ``root``, ``log``."""
+class ServerProcess:
+    """A Jupyter-style server in its own process group, with its log and its kernels.
 
-    def __init__(self, base: Path):
-        self.base = base
-        self.root = base / "root"
-        self.root.mkdir()
-        self.token = secrets.token_hex(16)
-        self.port = _free_port()
-        self.log = base / "lab.log"
+    Subclasses build the command and environment and say how to probe readiness.
+    """
+
+    name = "server"
+
+    def _start(self, command, env, base: Path) -> None:
         self.kernel_pids: set[int] = set()
-        settings = base / "settings"
-        for name, values in LAB_SETTINGS.items():
-            path = settings / f"{name}.jupyterlab-settings"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(values))
-        tmp = base / "tmp"
-        tmp.mkdir()
-        env = dict(os.environ)
-        env.update(
-            JUPYTER_CONFIG_DIR=str(base / "config"),
-            JUPYTER_RUNTIME_DIR=str(base / "runtime"),
-            JUPYTERLAB_SETTINGS_DIR=str(settings),
-            JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"),
-            # The kernels inherit it: notebooks write under tempfile.gettempdir().
-            TMPDIR=str(tmp), TEMP=str(tmp), TMP=str(tmp),
-            PYDEVD_DISABLE_FILE_VALIDATION="1",
-        )
-        command = [
-            sys.executable, "-m", "jupyterlab", "--no-browser",
-            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
-            "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
-            # Notebook 7 (the `notebook` package) is served by the same server at /notebooks/.
-            "--JupyterNotebookApp.expose_app_in_browser=True",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-            "--ServerApp.terminals_enabled=False", "--allow-root",
-        ]
+        self.log = base / f"{self.name}.log"
         self._log_file = open(self.log, "w")
         self.proc = subprocess.Popen(command, stdout=self._log_file, stderr=subprocess.STDOUT, env=env,
                                      cwd=self.root, start_new_session=True)
@@ -148,27 +121,31 @@ class LabServer:
             self.stop()
             raise
 
-    def url(self, path: str) -> str:
-        sep = "&" if "?" in path else "?"
-        return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}{sep}token={self.token}"
+    @staticmethod
+    def _environment(base: Path, **extra) -> dict:
+        """Our own config, runtime and temp folders (kernels write under tempfile.gettempdir())."""
+        tmp = base / "tmp"
+        tmp.mkdir()
+        env = dict(os.environ)
+        env.update(JUPYTER_CONFIG_DIR=str(base / "config"), JUPYTER_RUNTIME_DIR=str(base / "runtime"),
+                   TMPDIR=str(tmp), TEMP=str(tmp), TMP=str(tmp), PYDEVD_DISABLE_FILE_VALIDATION="1", **extra)
+        return env
 
-    def api(self, method: str, path: str):
-        request = urllib.request.Request(self.url(f"api/{path}"), method=method)
-        with urllib.request.urlopen(request, timeout=30) as response:
-            body = response.read()
-        return json.loads(body) if body else None
+    def _probe(self) -> None:
+        """Return when the server answers; raise OSError (URLError) while it does not."""
+        raise NotImplementedError
 
     def _wait_ready(self):
         deadline = time.monotonic() + SERVER_START_SECONDS
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited with {self.proc.returncode}:\n{self.log.read_text()}")
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log.read_text()}")
             try:
-                self.api("GET", "status")
+                self._probe()
                 return
             except (urllib.error.URLError, ConnectionError, OSError):
                 time.sleep(0.3)
-        raise RuntimeError(f"jupyter lab did not answer in {SERVER_START_SECONDS} s:\n{self.log.read_text()}")
+        raise RuntimeError(f"{self.name} did not answer in {SERVER_START_SECONDS} s:\n{self.log.read_text()}")
 
     def remember_kernels(self):
         """Note the pids of running kernels, to kill any the server leaves behind."""
@@ -180,16 +157,15 @@ class LabServer:
         except psutil.Error:
             pass
 
+    def _before_stop(self) -> None:
+        """Shut down politely while the server still runs (optional)."""
+
     def stop(self):
         import psutil
 
         self.remember_kernels()
         if self.proc.poll() is None:
-            try:
-                for session in self.api("GET", "sessions"):
-                    self.api("DELETE", f"sessions/{session['id']}")
-            except Exception:  # noqa: BLE001 -- stopping anyway
-                pass
+            self._before_stop()
         _kill_group(self.proc)
         # Kernels run in their own sessions: make sure none outlives the server.
         for pid in self.kernel_pids:
@@ -198,6 +174,60 @@ class LabServer:
             except psutil.Error:
                 pass
         self._log_file.close()
+
+
+class LabServer(ServerProcess):
+    """A running ``jupyter lab``: ``url(path)``, ``api(method, path)``, ``root``, ``log``."""
+
+    name = "lab"
+
+    def __init__(self, base: Path):
+        self.base = base
+        self.root = base / "root"
+        self.root.mkdir()
+        self.token = secrets.token_hex(16)
+        self.port = _free_port()
+        settings = base / "settings"
+        for name, values in LAB_SETTINGS.items():
+            path = settings / f"{name}.jupyterlab-settings"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(values))
+        env = self._environment(
+            base,
+            JUPYTERLAB_SETTINGS_DIR=str(settings),
+            JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"),
+        )
+        command = [
+            sys.executable, "-m", "jupyterlab", "--no-browser",
+            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
+            "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
+            # Notebook 7 (the `notebook` package) is served by the same server at /notebooks/.
+            "--JupyterNotebookApp.expose_app_in_browser=True",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--ServerApp.terminals_enabled=False", "--allow-root",
+        ]
+        self._start(command, env, base)
+
+    def url(self, path: str) -> str:
+        sep = "&" if "?" in path else "?"
+        return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}{sep}token={self.token}"
+
+    def api(self, method: str, path: str):
+        request = urllib.request.Request(self.url(f"api/{path}"), method=method)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def _probe(self) -> None:
+        self.api("GET", "status")
+
+    def _before_stop(self) -> None:
+        try:
+            for session in self.api("GET", "sessions"):
+                self.api("DELETE", f"sessions/{session['id']}")
+        except Exception:  # noqa: BLE001 -- stopping anyway
+            pass
 
 
 # JavaScript run in the page. `panel()` is the notebook this page opened.

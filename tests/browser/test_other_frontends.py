@@ -25,17 +25,15 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 
 from . import fixture_notebooks as fixtures
-from .conftest import (CHROMIUM_ARGS, RUN_ALL_SECONDS, SERVER_START_SECONDS, VIEWPORT, LabPage, LabServer, _JS_PANEL,
-                       _JS_RUN_ALL, _free_port, _kill_group, _record, _require_browser)
+from .conftest import (RUN_ALL_SECONDS, VIEWPORT, LabPage, LabServer, ServerProcess, _JS_PANEL, _JS_RUN_ALL,
+                       _free_port, _record, _require_browser)
 from .fixture_notebooks import HOSTILE_KEY
 from .test_widgets_in_lab import (WIDGET_ERROR, check_run, expect, grid_cell_after, image_digest,
                                   rendered_widgets)
@@ -185,8 +183,10 @@ def test_notebook7_mapper_choose_key_and_restore(notebook7):
 
 # --- Voila ---------------------------------------------------------------------------------
 
-class VoilaServer:
+class VoilaServer(ServerProcess):
     """``voila`` over ``root`` on a free loopback port with a random token."""
+
+    name = "voila"
 
     def __init__(self, base):
         self.root = base / "root"
@@ -195,63 +195,21 @@ class VoilaServer:
             fixtures.write(name, self.root)
         self.port = _free_port()
         self.token = secrets.token_hex(16)
-        self.log = base / "voila.log"
-        self.kernel_pids: set[int] = set()
-        tmp = base / "tmp"
-        tmp.mkdir()
-        env = dict(os.environ)
-        env.update(JUPYTER_CONFIG_DIR=str(base / "config"), JUPYTER_RUNTIME_DIR=str(base / "runtime"),
-                   TMPDIR=str(tmp), TEMP=str(tmp), TMP=str(tmp), PYDEVD_DISABLE_FILE_VALIDATION="1")
         command = [
             sys.executable, "-m", "voila", str(self.root), "--no-browser",
             "--Voila.ip=127.0.0.1", f"--Voila.port={self.port}", "--Voila.port_retries=0",
             f"--Voila.token={self.token}",
             f"--VoilaConfiguration.extension_denylist={VOILA_DENYLIST!r}",
         ]
-        self._log_file = open(self.log, "w")
-        self.proc = subprocess.Popen(command, stdout=self._log_file, stderr=subprocess.STDOUT, env=env,
-                                     cwd=self.root, start_new_session=True)
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
+        # On stop, SIGTERM to the group: Voila shuts its kernels down itself.
+        self._start(command, self._environment(base), base)
 
     def url(self, path):
         return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}?token={self.token}"
 
-    def _wait_ready(self):
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"voila exited with {self.proc.returncode}:\n{self.log.read_text()}")
-            try:
-                with urllib.request.urlopen(self.url(""), timeout=10):
-                    return
-            except (urllib.error.URLError, ConnectionError, OSError):
-                time.sleep(0.3)
-        raise RuntimeError(f"voila did not answer in {SERVER_START_SECONDS} s:\n{self.log.read_text()}")
-
-    def remember_kernels(self):
-        import psutil
-
-        try:
-            for child in psutil.Process(self.proc.pid).children(recursive=True):
-                self.kernel_pids.add(child.pid)
-        except psutil.Error:
+    def _probe(self) -> None:
+        with urllib.request.urlopen(self.url(""), timeout=10):
             pass
-
-    def stop(self):
-        import psutil
-
-        self.remember_kernels()
-        _kill_group(self.proc)  # SIGTERM: Voila shuts its kernels down
-        for pid in self.kernel_pids:  # kernels run in their own sessions
-            try:
-                psutil.Process(pid).kill()
-            except psutil.Error:
-                pass
-        self._log_file.close()
 
 
 @pytest.fixture(scope="module")
