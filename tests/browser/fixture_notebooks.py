@@ -42,8 +42,7 @@ sess = v1_.Session(graph=graph)
 '''
 
 MAPPER_SHOW = '''\
-# page_size=5: blank rows of the default 25-row page still take their height.
-mapper = ckptwidgets.VariableMapper(prefix, [a1, a2], session=sess, page_size=5)
+mapper = ckptwidgets.VariableMapper(prefix, [a1, a2], session=sess)
 mapper
 '''
 
