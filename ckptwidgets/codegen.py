@@ -78,10 +78,7 @@ def _saver(plan) -> list[str]:
         body.append("# A key feeds several variables: one Saver per dict (a dict key is unique).")
     for i, var_list in enumerate(lists):
         suffix = "" if len(lists) == 1 else f"_{i + 1}"
-        body.append(f"var_list{suffix} = {{")
-        for name, key in _pairs(plan, i):
-            body.append(f"    {key!r}: {_variable(plan, name)},")
-        body.append("}")
+        body += _dict_lines(plan, i, f"var_list{suffix}")
         body.append(f"saver{suffix} = tf.compat.v1.train.Saver(var_list=var_list{suffix})")
         body.append(f"saver{suffix}.restore(sess, checkpoint_path)")
     if not lists:
@@ -107,6 +104,11 @@ def _pairs(plan, n: int) -> list[tuple[str, str]]:
     return out
 
 
+def _dict_lines(plan, n: int, target: str) -> list[str]:
+    """``target = {key: variables[name], ...}`` for ``plan.var_lists[n]``, every string repr-quoted."""
+    return [f"{target} = {{"] + [f"    {key!r}: {_variable(plan, name)}," for name, key in _pairs(plan, n)] + ["}"]
+
+
 def _init_from_checkpoint(plan) -> list[str]:
     lines = _header(plan, "init_from_checkpoint", "`variables` (dict name -> variable)")
     lists = plan.var_lists
@@ -114,10 +116,7 @@ def _init_from_checkpoint(plan) -> list[str]:
     body: list[str] = []
     for i in range(len(lists)):
         suffix = "" if len(lists) == 1 else f"_{i + 1}"
-        body.append(f"assignment_map{suffix} = {{")
-        for name, key in _pairs(plan, i):
-            body.append(f"    {key!r}: {_variable(plan, name)},")
-        body.append("}")
+        body += _dict_lines(plan, i, f"assignment_map{suffix}")
         body.append(f"tf.compat.v1.train.init_from_checkpoint(checkpoint_path, assignment_map{suffix})")
     if not lists:
         body.append("pass  # nothing is mapped: nothing to restore")
