@@ -35,7 +35,7 @@ from . import fixture_notebooks as fixtures
 from .conftest import (RUN_ALL_SECONDS, VIEWPORT, LabPage, LabServer, ServerProcess, _JS_PANEL, _JS_RUN_ALL,
                        _free_port, _record, _require_browser)
 from .fixture_notebooks import HOSTILE_KEY
-from .test_widgets_in_lab import (WIDGET_ERROR, check_run, expect, grid_cell_after, image_digest,
+from .test_widgets_in_lab import (WIDGET_ERROR, check_run, expect, image_digest, map_v1_and_restore,
                                   rendered_widgets)
 
 pytestmark = pytest.mark.browser
@@ -153,29 +153,7 @@ def test_notebook7_mapper_choose_key_and_restore(notebook7):
     widget = rendered_widgets(nb_page, 1).first
     mapper = widget.locator(".ckptwidgets-mapper")
     expect()(mapper).to_be_visible()
-    grid = mapper.locator(".widget-gridbox")
-
-    for name in ("other-v1", "other-v2"):
-        expect()(grid_cell_after(grid, name, 1)).to_have_text("[1] float32")
-        expect()(grid_cell_after(grid, name, 3)).to_have_text("– unmapped")
-    expect()(mapper.get_by_text("2 variables: mapped 0 · unmapped 2", exact=False)).to_be_visible()
-
-    select = grid_cell_after(grid, "other-v1", 2).locator("select")
-    labels = select.locator("option").all_text_contents()
-    v1 = [label for label in labels if re.match(r"v1\b", label)]
-    assert v1, f"no option for key v1 in {labels}"
-    select.select_option(label=v1[0])
-    expect()(grid_cell_after(grid, "other-v1", 3)).to_have_text("✓ mapped")
-    assert nb_page.execute("print(mapper.plan.mapping)").strip() == "{'other-v1': 'v1'}"
-
-    mapper.locator("button", has_text=re.compile(r"^\s*Restore\s*$")).click()
-    report = mapper.locator("pre", has_text="'other-v1' <- 'v1'")
-    expect()(report).to_be_visible(timeout=30_000)
-    text = report.inner_text()
-    assert "Restored 1 variable from" in text and "Initialized: 'other-v2'" in text, text
-    assert "'other-v1' <- 'v1' = [1.]" in text, text
-    values = nb_page.execute("print(sess.run(a1), sess.run(a2))")
-    assert values.strip() == "[1.] [5.]", values
+    map_v1_and_restore(nb_page, mapper)
 
     report_external(page, nb_page.name)
     assert_no_console_errors(page, nb_page.name, NOTEBOOK7_IGNORED)

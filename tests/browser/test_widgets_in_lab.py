@@ -131,17 +131,17 @@ def fixture_page(open_notebook, tmp_path_factory):
 
 # --- VariableMapper ------------------------------------------------------------------------
 
-def test_mapper_choose_key_and_restore(fixture_page, screenshot_dir):
-    lab_page = fixture_page("mapper.ipynb")
-    check_run(lab_page)
-    widget = rendered_widgets(lab_page, 1).first
-    grid = widget.locator(".widget-gridbox")
+def map_v1_and_restore(nb_page, root):
+    """Drive the mapper fixture: rows unmapped, choose key v1 for other-v1, Restore, read back.
 
+    Shared by every front end that shows the mapper (JupyterLab, Notebook 7).
+    """
+    grid = root.locator(".widget-gridbox")
     # The rows: one per variable, nothing mapped (the names differ from the checkpoint's).
     for name in ("other-v1", "other-v2"):
         expect()(grid_cell_after(grid, name, 1)).to_have_text("[1] float32")
         expect()(grid_cell_after(grid, name, 3)).to_have_text("– unmapped")
-    expect()(widget.get_by_text("2 variables: mapped 0 · unmapped 2", exact=False)).to_be_visible()
+    expect()(root.get_by_text("2 variables: mapped 0 · unmapped 2", exact=False)).to_be_visible()
 
     # Choose key v1 for other-v1 in its row's dropdown.
     select = grid_cell_after(grid, "other-v1", 2).locator("select")
@@ -150,19 +150,27 @@ def test_mapper_choose_key_and_restore(fixture_page, screenshot_dir):
     assert v1, f"no option for key v1 in {labels}"
     select.select_option(label=v1[0])
     expect()(grid_cell_after(grid, "other-v1", 3)).to_have_text("✓ mapped")
-    expect()(widget.get_by_text("mapped 1 · unmapped 1", exact=False)).to_be_visible()
-    assert lab_page.execute("print(mapper.plan.mapping)").strip() == "{'other-v1': 'v1'}"
+    expect()(root.get_by_text("mapped 1 · unmapped 1", exact=False)).to_be_visible()
+    assert nb_page.execute("print(mapper.plan.mapping)").strip() == "{'other-v1': 'v1'}"
 
     # Restore: the report names what went where, with the restored value; the kernel agrees.
-    widget.locator("button", has_text=re.compile(r"^\s*Restore\s*$")).click()
-    report = widget.locator("pre", has_text="'other-v1' <- 'v1'")
+    root.locator("button", has_text=re.compile(r"^\s*Restore\s*$")).click()
+    report = root.locator("pre", has_text="'other-v1' <- 'v1'")
     expect()(report).to_be_visible(timeout=30_000)
     text = report.inner_text()
     assert "Restored 1 variable from" in text and "Initialized: 'other-v2'" in text, text
     assert "'other-v1' <- 'v1' = [1.]" in text, text
-    expect()(widget.get_by_text(re.compile(r"^Restored 1 variable\(s\), initialised 1"))).to_be_visible()
-    values = lab_page.execute("print(sess.run(a1), sess.run(a2))")
+    expect()(root.get_by_text(re.compile(r"^Restored 1 variable\(s\), initialised 1"))).to_be_visible()
+    values = nb_page.execute("print(sess.run(a1), sess.run(a2))")
     assert values.strip() == "[1.] [5.]", values  # v1 restored into other-v1; other-v2 initialised
+
+
+def test_mapper_choose_key_and_restore(fixture_page, screenshot_dir):
+    lab_page = fixture_page("mapper.ipynb")
+    check_run(lab_page)
+    widget = rendered_widgets(lab_page, 1).first
+
+    map_v1_and_restore(lab_page, widget)
 
     screenshot(lab_page, widget, screenshot_dir / "mapper.png")
     assert_console_clean(lab_page)
