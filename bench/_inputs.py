@@ -10,6 +10,8 @@ interrupted build is redone and a finished one is reused by every later run.
   214 trainable ones.
 - :func:`big`: a few big float32 tensors, about ``nbytes`` in all, written in a
   subprocess so that the 1 GB of values never sits in the benchmark's own memory.
+- :func:`one_tensor`: one float32 tensor of ``nbytes`` (100 MB: ``[5000, 5000]``) of random
+  values, for timing one read; a big one also written in a subprocess.
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ __all__ = [
     "resnet50",
     "resnet50_shapes",
     "big",
+    "one_tensor",
+    "TENSOR_KEY",
     "eager_variables",
     "graph_variables",
 ]
@@ -150,6 +154,41 @@ def _write_big(prefix: str, spec: str) -> None:
     tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors)
 
 
+#: The key of :func:`one_tensor`'s tensor.
+TENSOR_KEY = "dense/kernel"
+
+
+def one_tensor_shape(nbytes: int) -> tuple:
+    """A square float32 shape of ``nbytes`` when there is one (1e8 -> 5000 x 5000), else flat."""
+    count = max(1, nbytes // 4)
+    side = math.isqrt(count)
+    return (side, side) if side * side == count else (count,)
+
+
+def one_tensor(nbytes: int, out=OUT) -> str:
+    """A checkpoint of one float32 tensor of ``nbytes`` (random values) under :data:`TENSOR_KEY`."""
+
+    def build(prefix):
+        spec = json.dumps({TENSOR_KEY: list(one_tensor_shape(nbytes))})
+        if nbytes <= IN_PROCESS_BYTES:
+            _write_random(prefix, spec)
+            return
+        subprocess.run([sys.executable, "-m", "bench._inputs", "random", prefix, spec], check=True,
+                       cwd=Path(__file__).resolve().parent.parent)
+
+    return _cached(out, f"tensor-{nbytes}", build)
+
+
+def _write_random(prefix: str, spec: str) -> None:
+    tf = _tf()
+    shapes = json.loads(spec)
+    names = list(shapes)
+    # Random values, unlike big()'s zeros: a reader returning wrong bytes fails the equality check.
+    rng = np.random.default_rng(0)
+    tensors = [tf.constant(rng.random(shapes[n], dtype=np.float32)) for n in names]
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors)
+
+
 def eager_variables(specs) -> list:
     """Eager ``tf.Variable`` s of zeros for ``(name, shape)`` pairs (non-trainable: faster to make)."""
     tf = _tf()
@@ -168,8 +207,10 @@ def graph_variables(graph, specs) -> list:
         ]
 
 
-if __name__ == "__main__":  # python -m bench._inputs big PREFIX SPEC
+if __name__ == "__main__":  # python -m bench._inputs big|random PREFIX SPEC
     if sys.argv[1:2] == ["big"]:
         _write_big(sys.argv[2], sys.argv[3])
+    elif sys.argv[1:2] == ["random"]:
+        _write_random(sys.argv[2], sys.argv[3])
     else:
-        raise SystemExit("usage: python -m bench._inputs big PREFIX SHAPES_JSON")
+        raise SystemExit("usage: python -m bench._inputs big|random PREFIX SHAPES_JSON")

@@ -3,9 +3,10 @@
     .venv/bin/python -m bench.run              # every measurement, full sizes (a few minutes)
     .venv/bin/python -m bench.run --quick      # smoke run: tiny sizes, 1 repeat
     .venv/bin/python -m bench.run --only reading --only planning
+    .venv/bin/python -m bench.run --only listing  # `python -m ckptwidgets PATH` as a process
     python bench/run.py --help
 
-Inputs are built once and cached in ``bench/out/`` (git-ignored; about 1.3 GB for the
+Inputs are built once and cached in ``bench/out/`` (git-ignored; about 1.4 GB for the
 full run). Timings are medians over ``--repeats`` runs with half the interquartile range
 as the spread; each ratio is the median of per-pair ratios of interleaved runs, so the
 noise of a shared machine hits both sides.
@@ -26,7 +27,7 @@ if __package__ in (None, ""):  # python bench/run.py
 from bench._context import Context  # noqa: E402
 from bench._timing import markdown_table  # noqa: E402
 
-#: name -> module, in the order of issue #7.
+#: name -> module, in the order of issue #7, then the TF-free listing of the redesign.
 MEASUREMENTS = {
     "reading": "bench.reading",
     "planning": "bench.planning",
@@ -34,6 +35,7 @@ MEASUREMENTS = {
     "memory": "bench.memory",
     "mapper": "bench.mapper",
     "ema": "bench.ema_explorer",
+    "listing": "bench.listing",
 }
 
 
@@ -103,7 +105,7 @@ def main(argv=None) -> int:
     print(markdown_table(rows))
     missed = [row for row in rows if row.ok is False]
     print(f"\n{len(rows)} rows, {sum(r.ok is True for r in rows)} targets met, {len(missed)} missed"
-          + (f": {', '.join(r.name for r in missed)}" if missed else ""))
+          + (f": {', '.join(dict.fromkeys(r.name for r in missed))}" if missed else ""))
     return 1 if args.check and missed else 0
 
 

@@ -4,30 +4,26 @@ Open a checkpoint, plan which key goes into which variable, check the plan,
 restore it, and explore exponential moving averages, from scripts or in
 Jupyter widgets.
 
-Importing the package imports TensorFlow with its start-up log silenced; the
-widgets (and so ipywidgets) load on first use.
+Importing the package does not import TensorFlow: opening, listing and reading a
+checkpoint never need it. Planning against ``tf.Variable`` s, restoring and ``ema_trace``
+import it, with its start-up log silenced. The widgets (and so ipywidgets) load on first use.
 """
 from importlib import import_module as _import_module
 
-from ._quiet import import_tensorflow as _import_tensorflow
-
-_import_tensorflow()
-
-from ._version import __version__  # noqa: E402
-from .errors import (  # noqa: E402
+from ._version import __version__
+from .errors import (
     CheckpointError,
     CheckpointNotFoundError,
-    CkptWidgetsWarning,
     CorruptCheckpointError,
     PlanError,
     RestoreError,
 )
-from .reader import Checkpoint, Entry, open_checkpoint  # noqa: E402
-from .plan import Problem, RestorePlan, plan_restore  # noqa: E402
+from .reader import Checkpoint, Entry, open_checkpoint
+from .plan import Assignment, Problem, RestorePlan, plan_restore
 
 # Imported eagerly on purpose: the function shares its module's name, and the package
 # attribute must end up as the function even after someone imports the submodule.
-from .restore import RestoreReport, restore  # noqa: E402
+from .restore import RestoreReport, restore
 
 # Public name -> module that defines it, loaded on first access.
 _LAZY = {
@@ -48,8 +44,8 @@ __all__ = [
     "CorruptCheckpointError",
     "PlanError",
     "RestoreError",
-    "CkptWidgetsWarning",
     "Problem",
+    "Assignment",
     "RestorePlan",
     "plan_restore",
     "RestoreReport",

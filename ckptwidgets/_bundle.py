@@ -2,10 +2,11 @@
 
 Private helper of :mod:`ckptwidgets.reader`; :mod:`ckptwidgets._sstable` gives the table's
 ``(key, value)`` pairs. In TensorFlow's tensor bundle format the first key is empty and
-holds a ``BundleHeaderProto`` (shard count, format version); every other key is a tensor
-name holding a ``BundleEntryProto`` (dtype, shape, shard, offset, size, crc32c). The
-slices of a partitioned variable are stored under keys starting with a NUL byte, next to
-the variable's own entry, which lists them.
+holds a ``BundleHeaderProto`` (shard count, byte order, format version); every other key
+is a tensor name holding a ``BundleEntryProto`` (dtype, shape, shard, offset, size,
+crc32c). The slices of a partitioned variable are stored under keys starting with a NUL
+byte, next to the variable's own entry, which lists them. The messages come from
+:mod:`ckptwidgets._protos` and the dtypes from :mod:`ckptwidgets._dtypes`: no TensorFlow.
 
 We validate what TensorFlow's C++ reader would abort the whole process on (a dead Jupyter
 kernel, not an exception): a negative or overflowing shape, more than 254 dimensions, an
@@ -14,24 +15,23 @@ Each becomes :class:`~ckptwidgets._sstable.Damaged` with a message naming the ke
 
 Example
 -------
->>> dtype_info("float32")
-('float32', 4)
+>>> data_ref(b"\\x08\\x01\\x12\\x04\\x12\\x02\\x08\\x03\\x20\\x08\\x28\\x0c")
+DataRef(shard_id=0, offset=8, size=12, crc32c=0)
 """
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
-from ._quiet import import_tensorflow
+from ._dtypes import BY_ENUM
+from ._protos import BundleEntryProto, BundleHeaderProto, DecodeError
 from ._sstable import Damaged, block_items
 
-__all__ = ["scan", "location", "dtype_info", "show_key"]
-
-tf = import_tensorflow()
-
-from tensorflow.core.protobuf import tensor_bundle_pb2 as _bundle_pb2  # noqa: E402
+__all__ = ["Index", "DataRef", "scan", "data_ref", "show_key"]
 
 _MAX_RANK = 254  # TensorShape::MaxDimensions()
 _BUNDLE_VERSION = 1  # kTensorBundleVersion, the format this TensorFlow reads
+_BIG_ENDIAN = 1  # BundleHeaderProto.BIG
 _INT64_MAX = 2**63 - 1
 # Fields after the shape in an entry as TF serialises it: shard_id, offset, size, crc32c.
 # An entry whose tail is anything else (slices, unknown fields) takes the full proto parse.
@@ -39,38 +39,27 @@ _PLAIN_TAIL = re.compile(
     rb"(?:\x18[\x80-\xff]{0,9}[\x00-\x7f])?(?:\x20[\x80-\xff]{0,9}[\x00-\x7f])?"
     rb"(?:\x28[\x80-\xff]{0,9}[\x00-\x7f])?(?:\x35[\x00-\xff]{4})?"
 )
+# Enum -> (name, itemsize) of every real tensor dtype; what TF aborts on is absent.
+_DTYPES = {d.enum: (d.name, d.itemsize) for d in BY_ENUM.values()}
 
 
-def _dtype_table() -> dict[int, tuple[str, int]]:
-    # Enum -> (name, itemsize) for every real tensor dtype. Reference dtypes (>= 100) and
-    # DT_INVALID are absent: TF aborts on reading them.
-    from tensorflow.core.framework import types_pb2
+class Index(NamedTuple):
+    """What :func:`scan` finds in an index: parallel lists in key order, and the header."""
 
-    table = {}
-    for enum in types_pb2.DataType.values():
-        if 0 < enum < 100:
-            try:
-                dtype = tf.as_dtype(enum)
-            except Exception:  # a dtype newer than this TensorFlow's Python layer
-                continue
-            size = 0 if dtype.name in ("string", "resource", "variant") else dtype.size
-            table[enum] = (dtype.name, size)
-    return table
+    keys: list  # str
+    infos: list  # (dtype name, shape tuple, nbytes)
+    values: list  # the serialized BundleEntryProto, for data_ref
+    num_shards: int
+    big_endian: bool
 
 
-_DTYPES = _dtype_table()
-_DTYPES_BY_NAME = {name: (name, size) for name, size in _DTYPES.values()}
+class DataRef(NamedTuple):
+    """Where a tensor's bytes are: data shard, byte range, masked crc32c as stored."""
 
-
-def dtype_info(dtype) -> tuple[str, int]:
-    """``(TensorFlow dtype name, item size)`` of a dtype, its enum or its name (size 0 for strings)."""
-    if isinstance(dtype, str) and dtype in _DTYPES_BY_NAME:
-        return _DTYPES_BY_NAME[dtype]
-    found = _DTYPES.get(dtype) if isinstance(dtype, int) else None
-    if found is not None:
-        return found
-    name = tf.as_dtype(dtype).name
-    return _DTYPES_BY_NAME.get(name, (name, 0))
+    shard_id: int
+    offset: int
+    size: int
+    crc32c: int
 
 
 def show_key(key) -> str:
@@ -96,10 +85,8 @@ def _check_shape(dims, key) -> tuple[tuple[int, ...], int]:
 
 def _parse_entry(key, value: bytes):
     """The full (slow) route: a parsed, validated BundleEntryProto."""
-    from google.protobuf.message import DecodeError
-
     try:
-        proto = _bundle_pb2.BundleEntryProto.FromString(value)
+        proto = BundleEntryProto.FromString(value)
     except DecodeError:
         raise Damaged(f"has entry {show_key(key)} that is not a readable BundleEntryProto") from None
     if proto.dtype not in _DTYPES:
@@ -155,11 +142,15 @@ def _ordered_string(key: bytes, pos: int) -> str | None:
 
 
 def _check_header(header) -> int:
+    # What TF's CheckVersions refuses (an error from TF too, not an abort: a checkpoint we
+    # read without TF must be refused alike).
     if header is None:
         raise Damaged("holds no entries, not even the header")
     if header.num_shards < 1:
         raise Damaged(f"claims {header.num_shards} data shards")
     version = header.version
+    if version.producer < 0:  # kTensorBundleMinProducer is 0
+        raise Damaged(f"claims tensor bundle format {version.producer}, older than any TensorFlow wrote")
     if version.min_consumer > _BUNDLE_VERSION or _BUNDLE_VERSION in version.bad_consumers:
         raise Damaged(
             f"was written in tensor bundle format {version.producer} (needs a reader of version "
@@ -168,21 +159,19 @@ def _check_header(header) -> int:
     return header.num_shards
 
 
-def scan(blocks: list[bytes]) -> tuple[list[str], list[tuple], list[bytes], int]:
+def scan(blocks: list[bytes]) -> Index:
     """Every tensor entry of the index, validated, in key order.
 
-    Returns ``(keys, infos, values, num_shards)``: the keys as text, ``(dtype name, shape,
-    nbytes)`` per key, the serialized ``BundleEntryProto`` per key (for the checks before a
-    read, :func:`location`) and the header's shard count. Slice keys are checked and left
-    out: the partitioned variable's own entry stands for them.
+    Returns an :class:`Index`: the keys as text, ``(dtype name, shape, nbytes)`` per key
+    (nbytes 0 for strings), the serialized ``BundleEntryProto`` per key (for
+    :func:`data_ref`), the header's shard count and byte order. Slice keys are checked and
+    left out: the partitioned variable's own entry stands for them.
 
     Speed matters (10,000 entries must open about as fast as TensorFlow lists them): most
     entries take a fast road. Their dtype+shape bytes repeat across a model, so those are
     parsed once per distinct value (``cache``), and a regular expression checks that the
     rest of the entry is the plain fields TF writes after them.
     """
-    from google.protobuf.message import DecodeError
-
     cache: dict[bytes, tuple] = {}
     keys: list = []
     infos: list = []
@@ -198,7 +187,7 @@ def scan(blocks: list[bytes]) -> tuple[list[str], list[tuple], list[bytes], int]
                 if key != b"":
                     raise Damaged("has no header entry (the first key of a checkpoint index is empty)")
                 try:
-                    header = _bundle_pb2.BundleHeaderProto.FromString(value)
+                    header = BundleHeaderProto.FromString(value)
                 except DecodeError:
                     raise Damaged("has an unreadable header entry") from None
                 previous = key
@@ -239,12 +228,15 @@ def scan(blocks: list[bytes]) -> tuple[list[str], list[tuple], list[bytes], int]
         # A slice key names its variable (OrderedCode); any other such key is damage.
         if _ordered_string(key, 1) not in sliced:
             raise Damaged(f"has key {show_key(key)}, a tensor slice of no partitioned variable")
-    return keys, infos, values, num_shards
+    return Index(keys, infos, values, num_shards, header.endianness == _BIG_ENDIAN)
 
 
-def location(value: bytes) -> tuple[int, int, int] | None:
-    """``(shard_id, offset, size)`` of a serialized entry's bytes; None for a sliced variable."""
-    proto = _bundle_pb2.BundleEntryProto.FromString(value)
+def data_ref(value: bytes) -> DataRef | None:
+    """Where the bytes of a serialized entry (one of :attr:`Index.values`) are.
+
+    None for a partitioned variable's own entry: its value is assembled from its slices.
+    """
+    proto = BundleEntryProto.FromString(value)
     if proto.slices:
         return None
-    return proto.shard_id, proto.offset, proto.size
+    return DataRef(proto.shard_id, proto.offset, proto.size, proto.crc32c)

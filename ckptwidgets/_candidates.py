@@ -3,21 +3,19 @@
 The mapper asks for a page of dropdowns at once over checkpoints of 10,000 entries, many of
 one shape: scanning the compatible entries per variable would cost milliseconds per row.
 :class:`CandidateIndex` is built once per checkpoint (and kept on it) and answers from
-dictionaries, stopping at ``limit``.
+dictionaries, stopping at ``limit``. A checkpoint builds its index once
+(``Checkpoint.candidate_index``) for every plan over it.
 
 Order: compatible shape and dtype first (the current key, the exact name, its EMA shadow,
 entries with the variable's last name segment, the other compatible ones by key), then every
-other entry by key. The object graph and other object metadata are never candidates.
+other entry by key. What the format keeps as bookkeeping (TF2's object graph,
+``Checkpoint.bookkeeping``) is never a candidate.
 """
 from __future__ import annotations
 
-from .reader import EMA_SEGMENT, OBJECT_GRAPH_KEY, VALUE_SUFFIX
+from ._kinds import EMA_SEGMENT
 
-__all__ = ["CandidateIndex", "candidate_index", "shapes_compatible"]
-
-
-def _listed(entry) -> bool:
-    return not (entry.key == OBJECT_GRAPH_KEY or ("/.ATTRIBUTES/" in entry.key and not entry.key.endswith(VALUE_SUFFIX)))
+__all__ = ["CandidateIndex", "shapes_compatible", "fits"]
 
 
 def shapes_compatible(var_shape, entry_shape) -> bool:
@@ -27,18 +25,32 @@ def shapes_compatible(var_shape, entry_shape) -> bool:
     return len(var_shape) == len(entry_shape) and all(a is None or a == b for a, b in zip(var_shape, entry_shape))
 
 
+def fits(shape, dtype: str, entry) -> bool:
+    """True when a variable of static ``shape`` and ``dtype`` (names) can take ``entry``: the one check.
+
+    Examples
+    --------
+    >>> from ckptwidgets.reader import Entry
+    >>> e = Entry("w", "w", (2, 3), "float32", 24, "variable", None)
+    >>> fits((2, 3), "float32", e), fits((None, 3), "float32", e), fits((3, 2), "float32", e), fits((2, 3), "int32", e)
+    (True, True, False, False)
+    """
+    return entry.dtype == dtype and (shape == entry.shape or shapes_compatible(shape, entry.shape))
+
+
 class CandidateIndex:
     """Entries of one checkpoint indexed by (shape, dtype) and by (shape, dtype, last name segment)."""
 
     def __init__(self, checkpoint):
         self.checkpoint = checkpoint
+        bookkeeping = checkpoint.bookkeeping
         self.listed = []
         self._by_signature: dict = {}
         self._by_leaf: dict = {}
         self._by_rank: dict = {}
         self._by_dtype: dict = {}
         for entry in checkpoint.entries:  # sorted by key, so every list below is too
-            if not _listed(entry):
+            if entry.key in bookkeeping:
                 continue
             self.listed.append(entry)
             signature = (entry.shape, entry.dtype)
@@ -57,7 +69,7 @@ class CandidateIndex:
 
     def candidates(self, name: str, shape, dtype: str, limit: int | None = None, current: str | None = None) -> list:
         """Candidate entries for variable ``name``, best first; at most ``limit`` of them."""
-        find = self.checkpoint.find
+        find, bookkeeping = self.checkpoint.find, self.checkpoint.bookkeeping
         known = shape is not None and None not in shape
         compatible = self.compatible(shape, dtype)
         leaf = name.rpartition("/")[2]
@@ -79,9 +91,8 @@ class CandidateIndex:
             entry = find(key) if key else None
             if (
                 entry is not None
-                and _listed(entry)
-                and entry.dtype == dtype
-                and shapes_compatible(shape, entry.shape)
+                and entry.key not in bookkeeping
+                and fits(shape, dtype, entry)
                 and add(entry)
             ):
                 return out
@@ -90,12 +101,3 @@ class CandidateIndex:
                 if add(entry):
                     return out
         return out
-
-
-def candidate_index(checkpoint) -> CandidateIndex:
-    """The checkpoint's index, built on first use and kept for every plan over it."""
-    index = getattr(checkpoint, "_candidate_index", None)
-    if index is None:
-        index = CandidateIndex(checkpoint)
-        checkpoint._candidate_index = index
-    return index

@@ -1,4 +1,4 @@
-"""Pure text helpers behind the widgets: sizes, shapes, entry filters, statistics, rules.
+"""Pure text helpers behind the widgets and the command line: sizes, shapes, filters, statistics.
 
 Nothing here imports ipywidgets, so every rule the widgets apply (which entries a filter
 keeps, how a rules box is read, what the statistics of a tensor are) can be tested and
@@ -10,12 +10,9 @@ Example
 '1.5 KiB'
 >>> format_shape((3, 4))
 '[3, 4]'
->>> parse_rules("old/ -> new/\\n# a comment\\nv1 -> other-v1")
-{'old/': 'new/', 'v1': 'other-v1'}
 """
 from __future__ import annotations
 
-import ast
 import math
 from dataclasses import dataclass
 
@@ -31,8 +28,6 @@ __all__ = [
     "TensorStats",
     "tensor_stats",
     "compare_text",
-    "parse_rules",
-    "format_rules",
     "text_table",
     "shorten",
     "first_lines",
@@ -59,13 +54,17 @@ def human_size(nbytes: int) -> str:
 
 
 def format_shape(shape) -> str:
-    """A shape as TensorFlow prints it, ``[]`` for a scalar.
+    """A shape as TensorFlow lists it, ``[]`` for a scalar, ``<unknown>`` for an unknown rank (None).
+
+    The one shape format of the package: messages, widgets and the command line.
 
     Examples
     --------
-    >>> format_shape(()), format_shape((1,)), format_shape([3, None])
-    ('[]', '[1]', '[3, None]')
+    >>> format_shape(()), format_shape((1,)), format_shape([3, None]), format_shape(None)
+    ('[]', '[1]', '[3, None]', '<unknown>')
     """
+    if shape is None:
+        return "<unknown>"
     return "[" + ", ".join("None" if d is None else str(d) for d in shape) + "]"
 
 
@@ -217,114 +216,6 @@ def compare_text(raw_key: str, raw, shadow_key: str, shadow) -> str:
     if diff.size == 0:
         return text + "empty tensors"
     return text + f"max |raw - shadow| {diff.max():.6g}, mean |raw - shadow| {diff.mean():.6g}"
-
-
-def _rule_side(text: str, lineno: int, line: str) -> str:
-    text = text.strip()
-    if text[:1] in ("'", '"'):
-        # Quoted sides allow names with leading/trailing spaces or a literal "->".
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = None
-        if not isinstance(value, str):
-            raise PlanError(f"Rule line {lineno}: {line!r}: {text} is not a valid quoted string.")
-        return value
-    return text
-
-
-def _split_rule(line: str) -> tuple[str, str] | None:
-    """Split at the first ``->`` outside quotes; None when there is none."""
-    quote = None
-    for i, char in enumerate(line):
-        if quote:
-            if char == "\\":
-                continue
-            if char == quote:
-                quote = None
-        elif char in ("'", '"'):
-            quote = char
-        elif line.startswith("->", i):
-            return line[:i], line[i + 2 :]
-    return None
-
-
-def parse_rules(text: str) -> dict[str, str]:
-    """Read a rules box: one ``ckpt_scope/ -> var_scope/`` per line.
-
-    The result is an ``init_from_checkpoint``-style assignment map ``{ckpt side: variable
-    side}``. A side ending in ``/`` is a scope, ``/`` alone (or an empty side) is the
-    root; a side without a trailing slash names one tensor. Blank lines and lines
-    starting with ``#`` are skipped. Sides may be quoted (``'a b/' -> 'c/'``).
-
-    Raises
-    ------
-    PlanError
-        A line is not a rule, mixes a scope with a single name, or repeats a checkpoint
-        side; the message quotes the line and gives its number.
-
-    Examples
-    --------
-    >>> parse_rules("/ -> new/")
-    {'/': 'new/'}
-    >>> parse_rules("old/ new/")
-    Traceback (most recent call last):
-    ...
-    ckptwidgets.errors.PlanError: Rule line 1: 'old/ new/' has no '->'; write one rule per line as 'ckpt_scope/ -> var_scope/'.
-    """
-    if text is None:
-        return {}
-    if not isinstance(text, str):
-        raise PlanError(f"Rules must be text, not {type(text).__name__}: {text!r}")
-    rules: dict[str, str] = {}
-    seen_at: dict[str, tuple[int, str]] = {}
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = _split_rule(line)
-        if parts is None:
-            raise PlanError(
-                f"Rule line {lineno}: {line!r} has no '->'; "
-                "write one rule per line as 'ckpt_scope/ -> var_scope/'."
-            )
-        if _split_rule(parts[1]) is not None:
-            raise PlanError(
-                f"Rule line {lineno}: {line!r} has more than one '->'; "
-                "quote a side that contains '->'."
-            )
-        ckpt_side = _rule_side(parts[0], lineno, line) or "/"
-        var_side = _rule_side(parts[1], lineno, line) or "/"
-        if ckpt_side.endswith("/") != var_side.endswith("/"):
-            raise PlanError(
-                f"Rule line {lineno}: {line!r} maps a scope to a single name; both sides must "
-                "end in '/' (scope -> scope) or neither (name -> name)."
-            )
-        if ckpt_side in rules:
-            first_line, first = seen_at[ckpt_side]
-            raise PlanError(
-                f"Rule line {lineno}: {line!r} repeats checkpoint side {ckpt_side!r} "
-                f"already mapped on line {first_line} ({first!r})."
-            )
-        rules[ckpt_side] = var_side
-        seen_at[ckpt_side] = (lineno, line)
-    return rules
-
-
-def _rule_text(side: str) -> str:
-    needs_quotes = side != side.strip() or "->" in side or side[:1] in ("'", '"', "#") or not side
-    return repr(side) if needs_quotes else side
-
-
-def format_rules(rules) -> str:
-    """The inverse of :func:`parse_rules`: one ``a -> b`` line per rule.
-
-    Examples
-    --------
-    >>> format_rules({"old/": "new/", "v1": "other-v1"})
-    'old/ -> new/\\nv1 -> other-v1'
-    """
-    return "\n".join(f"{_rule_text(k)} -> {_rule_text(v)}" for k, v in dict(rules or {}).items())
 
 
 def shorten(text: str, width: int) -> str:

@@ -10,14 +10,13 @@ from __future__ import annotations
 import difflib
 import re
 
-from ._candidates import shapes_compatible
+from ._candidates import fits
+from ._rules import check_rule, is_root
 from ._variables import VarInfo
 from .errors import PlanError
-from .reader import EMA_SEGMENT, Checkpoint
+from .reader import Checkpoint
 
-__all__ = ["Rules", "patterns", "ema_shadows", "map_variables"]
-
-_EMA_SUFFIX = "/" + EMA_SEGMENT
+__all__ = ["Rules", "patterns", "map_variables"]
 
 
 def patterns(value, what: str) -> list:
@@ -28,10 +27,6 @@ def patterns(value, what: str) -> list:
         return [re.compile(p) for p in items]
     except (re.error, TypeError) as error:
         raise PlanError(f"{what} must be regular expressions; {error}.") from None
-
-
-def _is_root(side) -> bool:
-    return side in ("/", "")
 
 
 class Rules:
@@ -56,16 +51,9 @@ class Rules:
                 var_side = by_id[id(var_side)]
                 self.exact.setdefault(var_side, []).append(ckpt_side)
                 continue
-            ckpt_scope = _is_root(ckpt_side) or ckpt_side.endswith("/")
-            var_scope = _is_root(var_side) or var_side.endswith("/")
-            if ckpt_scope != var_scope:
-                raise PlanError(
-                    f"Rule {ckpt_side!r}: {var_side!r} maps a scope to a single name; write "
-                    "'scope/': 'other_scope/' (or '/' for the root) or 'key': 'name'."
-                )
-            if ckpt_scope:
-                self.scopes.setdefault("" if _is_root(var_side) else var_side, []).append(
-                    "" if _is_root(ckpt_side) else ckpt_side
+            if check_rule(ckpt_side, var_side, f"Rule {ckpt_side!r}: {var_side!r}"):
+                self.scopes.setdefault("" if is_root(var_side) else var_side, []).append(
+                    "" if is_root(ckpt_side) else ckpt_side
                 )
             else:
                 if var_side not in infos:
@@ -92,7 +80,7 @@ class Rules:
         closure over the dicts it needs, as it runs once per variable.
         """
         exact, scopes, lengths = self.exact.get, self.scopes.get, self.lengths
-        by_key, by_name = ckpt._by_key.get, ckpt._by_name.get
+        by_key, by_name = ckpt.by_key.get, ckpt.by_name.get
 
         def find(name):
             return by_key(name) or by_name(name)
@@ -136,26 +124,7 @@ def _present(prefixes: list[str], rest: str, find):
     return (None, list(found)) if found else None
 
 
-def ema_shadows(ckpt: Checkpoint) -> dict:
-    """``{name: entry}`` where ``ckpt.find(name + "/ExponentialMovingAverage")`` is that ``ema`` entry.
-
-    Built once per checkpoint (kept on it, as the candidate index): ``prefer_ema`` then costs
-    one lookup per variable instead of building and hashing a new string.
-    """
-    shadows = getattr(ckpt, "_ema_shadows", None)
-    if shadows is None:
-        shadows, cut = {}, len(_EMA_SUFFIX)
-        for entry in ckpt.entries:
-            for text in (entry.key, entry.name):
-                if text.endswith(_EMA_SUFFIX):
-                    shadow = ckpt.find(text)
-                    if shadow is not None and shadow.kind == "ema":
-                        shadows[text[:-cut]] = shadow
-        ckpt._ema_shadows = shadows
-    return shadows
-
-
-def map_variables(ckpt: Checkpoint, infos: dict, rules: Rules, skipped: set, shadows: dict | None):
+def map_variables(ckpt: Checkpoint, infos: dict, rules: Rules, skipped: set, prefer_ema: bool):
     """``(mapping, conflicts, compatible)``: the key of every variable found one, the rule
     conflicts, and whether every mapped key is present and fits its variable's shape and dtype.
 
@@ -165,7 +134,8 @@ def map_variables(ckpt: Checkpoint, infos: dict, rules: Rules, skipped: set, sha
     mapping: dict[str, str] = {}
     conflicts: dict[str, list[str]] = {}
     compatible = True
-    find, by_key, by_name = ckpt.find, ckpt._by_key.get, ckpt._by_name.get
+    find, by_key, by_name = ckpt.find, ckpt.by_key.get, ckpt.by_name.get
+    shadows = ckpt.ema_shadows if prefer_ema else None
     match = rules.matcher(ckpt) if rules else None
     for name, info in infos.items():
         if skipped and name in skipped:
@@ -190,8 +160,6 @@ def map_variables(ckpt: Checkpoint, infos: dict, rules: Rules, skipped: set, sha
         if shadows is not None and entry.kind != "ema":
             entry = shadows.get(entry.name, entry)
         mapping[name] = entry.key
-        if compatible and (
-            entry.dtype != info.dtype or (entry.shape != info.shape and not shapes_compatible(info.shape, entry.shape))
-        ):
+        if compatible and not fits(info.shape, info.dtype, entry):
             compatible = False
     return mapping, conflicts, compatible

@@ -6,12 +6,15 @@ stored in the table. The layout, as TensorFlow's ``table_builder.cc`` writes it:
 - data blocks: key/value pairs in key order, each key stored as "bytes shared with the
   previous key, the new bytes" (three varints, then the bytes), and at the end of the
   block an array of restart offsets and its length (uint32);
-- after every block a 5-byte trailer: compression type (0 none, 1 snappy), masked crc32c;
+- after every block a 5-byte trailer: compression type (0 none, 1 snappy), then the masked
+  crc32c of the block's stored bytes and that type byte (little-endian uint32);
 - an index block: one pair per data block, value = the block's handle (offset, size);
 - a 48-byte footer: the metaindex and index block handles, padded, then the magic number.
 
-The crc32c of the blocks is not checked here: TensorFlow's reader, made after this parse,
-checks it (see :func:`ckptwidgets.reader.open_checkpoint`).
+Every block read is checked against its crc32c, as TensorFlow's table reader
+(``tsl/lib/io/format.cc``, ``ReadBlock``) does: a flipped bit in a key or a shape is an
+error, not a renamed or reshaped entry. Compressed blocks are decompressed by
+``cramjam``'s snappy.
 
 Example
 -------
@@ -21,6 +24,10 @@ Example
 from __future__ import annotations
 
 import struct
+
+import cramjam
+
+from ._tensordata import crc32c, mask
 
 __all__ = ["Damaged", "varint", "snappy_uncompress", "block_bounds", "block_items", "data_blocks"]
 
@@ -53,55 +60,41 @@ def varint(buf, pos: int) -> tuple[int, int]:
     raise Damaged("is garbled (a varint runs over 10 bytes)")
 
 
-def snappy_uncompress(data: bytes) -> bytes:
+def snappy_uncompress(data) -> bytes:
     """Snappy's raw format (TF could write compressed index blocks around version 1.1)."""
-    expected, pos = varint(data, 0)
-    out = bytearray()
-    while pos < len(data):
-        tag = data[pos]
-        pos += 1
-        kind = tag & 3
-        if kind == 0:  # literal
-            length = tag >> 2
-            if length >= 60:
-                extra = length - 59
-                length = int.from_bytes(data[pos : pos + extra], "little")
-                pos += extra
-            length += 1
-            if pos + length > len(data):
-                raise Damaged("has a truncated snappy-compressed block")
-            out += data[pos : pos + length]
-            pos += length
-            continue
-        if kind == 1:
-            length = ((tag >> 2) & 7) + 4
-            offset = ((tag >> 5) << 8) | data[pos]
-            pos += 1
-        else:
-            width = 2 if kind == 2 else 4
-            length = (tag >> 2) + 1
-            offset = int.from_bytes(data[pos : pos + width], "little")
-            pos += width
-        if not 0 < offset <= len(out):
-            raise Damaged("has a garbled snappy-compressed block")
-        for _ in range(length):  # copies may overlap their own output
-            out.append(out[-offset])
-    if len(out) != expected:
-        raise Damaged("has a snappy-compressed block of the wrong length")
-    return bytes(out)
+    try:
+        expected, _ = varint(data, 0)
+    except IndexError:
+        raise Damaged("has a snappy-compressed block cut short in its length") from None
+    # Snappy never expands a byte to more than 22 (a 3-byte copy gives 64): a longer
+    # promised length is damage, refused before anything that size is allocated.
+    if expected > 22 * len(data):
+        raise Damaged(f"has a snappy-compressed block of {len(data)} bytes claiming to hold {expected}")
+    try:
+        return bytes(cramjam.snappy.decompress_raw(data))
+    except cramjam.DecompressionError as error:
+        raise Damaged(f"has a garbled snappy-compressed block ({error})") from None
 
 
 def _block(buf: bytes, handle: bytes, body_end: int, what: str) -> bytes:
+    # ``what``: "a data" or "an index", for the messages.
     offset, pos = varint(handle, 0)
     size, _ = varint(handle, pos)
     if offset + size + _TRAILER > body_end:
-        raise Damaged(f"points to a {what} block at bytes {offset}..{offset + size}, outside the file")
+        raise Damaged(f"points to {what} block at bytes {offset}..{offset + size}, outside the file")
+    (stored,) = struct.unpack_from("<I", buf, offset + size + 1)
+    computed = mask(crc32c(memoryview(buf)[offset : offset + size + 1]))  # the contents and the type byte
+    if computed != stored:
+        raise Damaged(
+            f"has {what} block at bytes {offset}..{offset + size} whose checksum does not match "
+            f"(stored 0x{stored:08x}, computed 0x{computed:08x})"
+        )
     kind = buf[offset + size]
     contents = buf[offset : offset + size]
     if kind == 1:
         return snappy_uncompress(contents)
     if kind != 0:
-        raise Damaged(f"has a {what} block with unknown compression type {kind}")
+        raise Damaged(f"has {what} block with unknown compression type {kind}")
     return contents
 
 
@@ -160,5 +153,5 @@ def data_blocks(buf: bytes) -> list[bytes]:
     start = pos
     _, pos = varint(footer, pos)
     _, pos = varint(footer, pos)
-    index = _block(buf, footer[start:pos], body_end, "index")
-    return [_block(buf, handle, body_end, "data") for _, handle in block_items(index)]
+    index = _block(buf, footer[start:pos], body_end, "an index")
+    return [_block(buf, handle, body_end, "a data") for _, handle in block_items(index)]

@@ -1,6 +1,6 @@
 """Checks on a checkpoint path made before TensorFlow touches it.
 
-Private helper of :mod:`ckptwidgets.reader`. Two things stall or crash a notebook before
+Private helper of :mod:`ckptwidgets.sources.bundle`. Two things stall or crash a notebook before
 the reader's own index checks run:
 
 - a special file where a checkpoint file is expected: reading a FIFO blocks until some
@@ -9,11 +9,6 @@ the reader's own index checks run:
   directory is left to the reader: TensorFlow reports "Is a directory" at once);
 - a folder's ``checkpoint`` file that is not text: ``tf.train.latest_checkpoint`` raises
   ``UnicodeDecodeError`` (not a TensorFlow error) on random bytes.
-
-And one thing TensorFlow cannot do at all: read a checkpoint whose path holds a backslash
-or a ``[...]`` class. Its readers (``RestoreV2``, ``Saver``, ``load_checkpoint``,
-``init_from_checkpoint``) look the files up as a glob pattern, which such a path does not
-match; they fail with "Failed to find any matching files". We say why, and what to do.
 
 All become a :class:`~ckptwidgets.errors.CorruptCheckpointError` naming the file.
 Remote file systems (``gs://``, ``s3://``...) hold no special files and are not checked.
@@ -37,7 +32,7 @@ import stat
 
 from .errors import CheckpointError, CorruptCheckpointError
 
-__all__ = ["check_special", "check_glob", "resolve_prefix"]
+__all__ = ["check_special", "resolve_prefix"]
 
 _KINDS = (
     (stat.S_ISFIFO, "a FIFO (named pipe)", "reading it would wait for a writer forever"),
@@ -84,25 +79,4 @@ def resolve_prefix(path: str, resolve) -> str:
         check_special(prefix + ".index", "index file")
         for shard in sorted(glob.glob(glob.escape(prefix) + ".data-*")):
             check_special(shard, "data file")
-    check_glob(prefix)
     return prefix
-
-
-def check_glob(prefix: str) -> None:
-    """Raise :class:`CorruptCheckpointError` if TensorFlow's pattern look-up cannot find ``prefix``."""
-    if "\\" not in prefix and "[" not in prefix:
-        return
-    from ._quiet import import_tensorflow
-
-    index = prefix + ".index"
-    try:
-        found = index in import_tensorflow().io.gfile.glob(index)
-    except Exception:  # an invalid pattern finds nothing either
-        found = False
-    if not found:
-        chars = "".join(c for c in "\\[]" if c in prefix)
-        raise CorruptCheckpointError(
-            f"TensorFlow cannot read the checkpoint {prefix!r}: it looks checkpoint files up as a glob "
-            f"pattern, and the {chars!r} in this path make the pattern match no file. Move or rename "
-            "the folder (or the checkpoint) to a path without backslashes and square brackets."
-        )

@@ -26,10 +26,9 @@ import re
 from collections.abc import Mapping
 from typing import NamedTuple
 
+from . import _tfprivate
 from ._quiet import import_tensorflow
 from .errors import PlanError
-
-tf = import_tensorflow()
 
 __all__ = ["VarInfo", "collect", "collect_by_name", "variable_name", "is_variable"]
 
@@ -39,7 +38,7 @@ _OUTPUT_INDEX = re.compile(r":\d+$")
 def _is_keras_variable(obj) -> bool:
     # Keras 3 variables are not tf.Variable subclasses: they hold one in `_value`.
     # Checked by module so that Keras is never imported here.
-    return type(obj).__module__.startswith("keras") and hasattr(obj, "path") and hasattr(obj, "_value")
+    return type(obj).__module__.startswith("keras") and hasattr(obj, "path") and _tfprivate.has_keras_value(obj)
 
 
 # Types seen to be real tf.Variable subclasses (Keras' own excluded): `type(v) in` this set is
@@ -51,6 +50,7 @@ def _is_tf_variable(obj) -> bool:
     kind = type(obj)
     if kind in _TF_TYPES:
         return True
+    tf = import_tensorflow()
     if not isinstance(obj, tf.Variable) or _is_keras_variable(obj):
         return False
     if issubclass(kind, tf.Variable) and not kind.__module__.startswith("keras"):
@@ -120,22 +120,17 @@ def _dtype_name(dtype) -> str:
     return known[1]
 
 
-def _static_shape(shape) -> tuple | None:
-    """A TensorShape as a tuple of int / None, or None for an unknown rank (the public way)."""
-    return None if shape.rank is None else tuple(shape.as_list())
-
-
 def _unwrap(name: str, var, where, index) -> tuple:
     """``(tf_variable, keras)`` for anything but a known tf.Variable type; raises PlanError naming ``where(index)``."""
     if _is_keras_variable(var):
-        tf_var = getattr(var, "_value", None)
-        if not isinstance(tf_var, tf.Variable):
+        tf_var = _tfprivate.keras_value(var)
+        if not isinstance(tf_var, import_tensorflow().Variable):
             raise PlanError(f"{where(index)}: Keras variable {name!r} holds no value yet; build the model first.")
         return tf_var, True
     if _is_tf_variable(var):
         return var, False
     hint = ""
-    if isinstance(var, tf.Tensor):
+    if isinstance(var, import_tensorflow().Tensor):
         hint = " (a tensor, e.g. the result of reading a variable: pass the variable itself)"
     raise PlanError(_describe(var, where(index)) + hint + ".")
 
@@ -151,17 +146,12 @@ def _info(name: str, var, where, index=None, alias: str | None = None) -> VarInf
 def _described(name: str, var, tf_var, keras: bool, alias: str | None) -> VarInfo:
     """The VarInfo of a checked variable. Called once per variable (10,000 in a big model),
     so each TF property is read once and nothing else is called in the common case."""
-    shape = tf_var.shape
-    # TensorShape keeps the static shape as a tuple of int / None in `_dims` (None for an
-    # unknown rank; as_list() copies it into a list). Any other layout takes the public way.
-    dims = getattr(shape, "_dims", shape)
-    if dims is not None and type(dims) is not tuple:
-        dims = _static_shape(shape)
+    dims = _tfprivate.static_dims(tf_var.shape)
     dtype = tf_var.dtype
     known = _DTYPE_NAMES.get(id(dtype))
     dtype = known[1] if known is not None and known[0] is dtype else _dtype_name(dtype)
     graph, ref = None, False
-    if getattr(tf_var, "_in_graph_mode", False):
+    if _tfprivate.in_graph_mode(tf_var):
         graph, ref = tf_var.graph, not hasattr(tf_var, "handle")
     return _new(VarInfo, (name, var, tf_var, dims, dtype, graph, None if alias == name else alias, keras, ref))
 
@@ -185,26 +175,21 @@ def _plain_list(variables) -> dict[str, VarInfo] | None:
 
 
 def _object_paths(root) -> tuple[list, dict]:
-    """Variables reachable from a trackable root, in traversal order, and their object paths.
+    """Variables reachable from a trackable root, in traversal order, and ``{id: object path}``.
 
     The paths are the ones ``tf.train.Checkpoint`` writes (``l1/kernel``), escaped the same way.
     """
-    from tensorflow.python.checkpoint import graph_view  # private, but it is the checkpoint's own naming
-    from tensorflow.python.trackable import trackable_utils
-
-    objects, paths = graph_view.ObjectGraphView(root).breadth_first_traversal()
-    found, names = [], {}
+    objects, paths = _tfprivate.object_paths(root)
+    found, seen = [], set()
     for obj in objects:
-        if is_variable(obj) and id(obj) not in names:
+        if is_variable(obj) and id(obj) not in seen:
+            seen.add(id(obj))
             found.append(obj)
-            names[id(obj)] = trackable_utils.object_path_to_string(paths[obj])
-    return found, names
+    return found, {i: paths[i] for i in seen}
 
 
 def _is_trackable_root(obj) -> bool:
-    from tensorflow.python.trackable.base import Trackable
-
-    return isinstance(obj, Trackable) and not is_variable(obj)
+    return _tfprivate.is_trackable(obj) and not is_variable(obj)
 
 
 def _named(variables) -> tuple[list, object]:

@@ -41,13 +41,13 @@ def _comment(text: str) -> str:
 
 def _variable(plan, name: str) -> str:
     # Saver and init_from_checkpoint need the tf.Variable a Keras 3 variable holds (.value).
-    suffix = ".value" if plan._infos[name].keras else ""
+    suffix = ".value" if plan.infos[name].keras else ""
     return f"variables[{name!r}]{suffix}"
 
 
 def _header(plan, style: str, needs: str) -> list[str]:
     lines = [
-        f"# Restore {len(plan._mapping)} variable(s) from a checkpoint ({style} style, written by ckptwidgets).",
+        f"# Restore {len(plan.mapping)} variable(s) from a checkpoint ({style} style, written by ckptwidgets).",
         f"# Needs in scope: {needs}.",
     ]
     for problem in plan.problems:
@@ -64,9 +64,11 @@ def _unmapped_note(plan, lines: list[str], advice: str) -> None:
 
 
 def _graph_of(plan):
-    graphs = {id(i.graph) for i in plan._infos.values()}
-    first = next(iter(plan._infos.values()))
-    return first.name if len(graphs) == 1 and first.graph is not None else None
+    try:
+        graph = plan.graph
+    except PlanError:  # several graphs: the code cannot enter one
+        return None
+    return next(iter(plan.infos)) if graph is not None else None
 
 
 def _saver(plan) -> list[str]:
@@ -96,7 +98,7 @@ def _pairs(plan, n: int) -> list[tuple[str, str]]:
     """The ``(name, key)`` pairs of ``plan.var_lists[n]``, in plan order."""
     seen: dict[str, int] = {}
     out = []
-    for name, key in plan._mapping.items():
+    for name, key in plan.mapping.items():
         k = seen.get(key, 0)
         seen[key] = k + 1
         if k == n:
@@ -141,7 +143,7 @@ def _checkpoint(plan) -> list[str]:
         "# Read every tensor first, then assign: a failed read changes nothing.",
         "values = {",
     ]
-    lines += [f"    {name!r}: reader.get_tensor({key!r})," for name, key in plan._mapping.items()]
+    lines += [f"    {name!r}: reader.get_tensor({key!r})," for name, key in plan.mapping.items()]
     lines += ["}", "for name, value in values.items():", "    variables[name].assign(value)"]
     _unmapped_note(plan, lines, "they keep their current values")
     return lines

@@ -11,7 +11,6 @@ __all__ = [
     "CorruptCheckpointError",
     "PlanError",
     "RestoreError",
-    "CkptWidgetsWarning",
 ]
 
 
@@ -43,7 +42,3 @@ class RestoreError(CheckpointError):
     def __init__(self, message, problems=()):
         super().__init__(message)
         self.problems = list(problems)
-
-
-class CkptWidgetsWarning(UserWarning):
-    """Warnings of ckptwidgets (the test suite turns them into errors)."""

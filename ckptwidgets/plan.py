@@ -35,16 +35,17 @@ Matching, per variable (dict lookups only, never a scan of the entries per varia
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import NamedTuple
 
-from ._candidates import candidate_index, shapes_compatible
-from ._matching import Rules, ema_shadows, map_variables, patterns
+from ._candidates import fits, shapes_compatible
+from ._format import format_shape
+from ._matching import Rules, map_variables, patterns
 from ._variables import VarInfo, collect_by_name, variable_name
 from .errors import PlanError
 from .reader import Checkpoint, Entry, open_checkpoint
 
-__all__ = ["plan_restore", "RestorePlan", "Problem", "variable_name", "REASONS"]
-
-REASONS = ("missing_key", "shape_mismatch", "dtype_mismatch", "duplicate_variable")
+__all__ = ["plan_restore", "RestorePlan", "Problem", "Assignment", "VarInfo", "variable_name"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +73,29 @@ class Problem:
         return self.message
 
 
-def format_shape(shape) -> str:
-    """``(1,)``, ``()``, ``(None, 3)``; ``<unknown>`` for an unknown rank."""
-    return "<unknown>" if shape is None else repr(tuple(shape))
+class Assignment(NamedTuple):
+    """One mapped variable of a plan: what :func:`ckptwidgets.restore` and the code export read.
+
+    Attributes
+    ----------
+    name : str
+        The variable's name in the plan.
+    key : str
+        The checkpoint key read into it.
+    entry : Entry or None
+        The checkpoint's entry for ``key`` (None when the key is not in the checkpoint: a
+        ``missing_key`` problem).
+    info : VarInfo
+        The variable, described once: ``.variable`` (as given), ``.tf_variable`` (what
+        ``Saver`` and ``assign`` take), ``.shape``, ``.dtype``, ``.graph``, ``.keras``, ``.ref``.
+    """
+
+    name: str
+    key: str
+    entry: Entry | None
+    info: VarInfo
+
+
 
 
 class RestorePlan:
@@ -103,8 +124,7 @@ class RestorePlan:
         self.prefer_ema = prefer_ema
         self._callbacks: list = []
         self._cache = None
-        self._version = 0  # bumped on every edit; restore.py keys its built ops on it
-        self._restore_ops: dict = {}
+        self._revision = 0
 
     # --- the mapping ---------------------------------------------------------
     @property
@@ -113,6 +133,35 @@ class RestorePlan:
         if self._variables is None:
             self._variables = {name: info.variable for name, info in self._infos.items()}
         return self._variables
+
+    @property
+    def infos(self) -> MappingProxyType:
+        """``{name: VarInfo}`` for every variable of the plan, in input order (read-only)."""
+        return MappingProxyType(self._infos)
+
+    @property
+    def assignments(self) -> list[Assignment]:
+        """An :class:`Assignment` per mapped variable, in plan order."""
+        find, infos = self.checkpoint.find, self._infos
+        return [Assignment(name, key, find(key), infos[name]) for name, key in self._mapping.items()]
+
+    @property
+    def revision(self) -> int:
+        """A number that changes on every edit: what caches built from a plan are keyed on."""
+        return self._revision
+
+    @property
+    def graph(self):
+        """The ``tf.Graph`` of the plan's variables, or None for eager ones.
+
+        Raises :class:`PlanError` when the plan mixes several graphs (or graph and eager).
+        """
+        graphs = {id(i.graph): i.graph for i in self._infos.values()}
+        if len(graphs) > 1:
+            raise PlanError(
+                "The plan mixes variables of several graphs (or graph and eager ones); make one plan per graph."
+            )
+        return next(iter(graphs.values()))
 
     @property
     def mapping(self) -> dict[str, str]:
@@ -152,7 +201,7 @@ class RestorePlan:
     # --- analysis, cached until the next edit --------------------------------
     def _analysis(self) -> _Analysis:
         if self._cache is None:
-            self._cache = _Analysis(self)
+            self._cache = _Analysis([] if self._clean() else self._problems(), self._infos, self._mapping, self.checkpoint)
         return self._cache
 
     def _clean(self) -> bool:
@@ -169,13 +218,11 @@ class RestorePlan:
 
     def _all_compatible(self) -> bool:
         """Every mapped key present, with a shape the variable can hold and its dtype (one tight loop)."""
-        infos, by_key, find = self._infos, self.checkpoint._by_key, self.checkpoint.find
+        infos, by_key, find = self._infos, self.checkpoint.by_key.get, self.checkpoint.find
         for name, key in self._mapping.items():
             info = infos[name]
-            entry = by_key.get(key) or find(key)
-            if entry is None or entry.dtype != info.dtype:
-                return False
-            if entry.shape != info.shape and not shapes_compatible(info.shape, entry.shape):
+            entry = by_key(key) or find(key)
+            if entry is None or not fits(info.shape, info.dtype, entry):
                 return False
         return True
 
@@ -251,7 +298,7 @@ class RestorePlan:
 
     def _missing_message(self, info: VarInfo, key: str) -> str:
         text = f"Variable {info.name!r} is mapped to key {key!r}, which is not in checkpoint {self.checkpoint.prefix!r}."
-        close = [e.key for e in candidate_index(self.checkpoint).compatible(info.shape, info.dtype)[:3]]
+        close = [e.key for e in self.checkpoint.candidate_index.compatible(info.shape, info.dtype)[:3]]
         if close:
             text += (
                 f" Entries with its shape {format_shape(info.shape)} and dtype {info.dtype}: "
@@ -299,7 +346,7 @@ class RestorePlan:
     def _edited(self) -> None:
         self._cache = None
         self._compatible = None
-        self._version += 1
+        self._revision += 1
         for callback in list(self._callbacks):
             callback()
 
@@ -342,7 +389,7 @@ class RestorePlan:
         object graph is not. O(limit) per call (the index is built once per checkpoint).
         """
         info = self._infos[self._name_of(variable_or_name)]
-        return candidate_index(self.checkpoint).candidates(
+        return self.checkpoint.candidate_index.candidates(
             info.name, info.shape, info.dtype, limit=limit, current=self._mapping.get(info.name)
         )
 
@@ -384,17 +431,16 @@ class _Analysis:
     out on first use, so a plan checked with ``.ok`` pays for nothing else.
     """
 
-    def __init__(self, plan: RestorePlan):
-        self._plan = plan
-        self.problems: list[Problem] = [] if plan._clean() else plan._problems()
+    def __init__(self, problems: list[Problem], infos: dict, mapping: dict, checkpoint: Checkpoint):
+        self.problems = problems
+        self._infos, self._mapping, self._checkpoint = infos, mapping, checkpoint
         self._status = self._unused = self._unmapped = None
 
     @property
     def status(self) -> dict[str, str]:
         if self._status is None:
-            plan = self._plan
-            status = dict.fromkeys(plan._infos, "unmapped")
-            status.update(dict.fromkeys(plan._mapping, "mapped"))
+            status = dict.fromkeys(self._infos, "unmapped")
+            status.update(dict.fromkeys(self._mapping, "mapped"))
             for problem in reversed(self.problems):  # the first problem of a variable wins
                 status[problem.variable] = problem.reason
             self._status = status
@@ -403,15 +449,15 @@ class _Analysis:
     @property
     def unused(self) -> list[Entry]:
         if self._unused is None:
-            used = set(self._plan._mapping.values())
-            self._unused = [e for e in self._plan.checkpoint.entries if e.kind in ("variable", "ema") and e.key not in used]
+            used = set(self._mapping.values())
+            self._unused = [e for e in self._checkpoint.entries if e.kind in ("variable", "ema") and e.key not in used]
         return self._unused
 
     @property
     def unmapped(self) -> list[str]:
         if self._unmapped is None:
-            mapping = self._plan._mapping
-            self._unmapped = [name for name in self._plan._infos if name not in mapping]
+            mapping = self._mapping
+            self._unmapped = [name for name in self._infos if name not in mapping]
         return self._unmapped
 
 
@@ -463,7 +509,5 @@ def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, ex
         if (keep and not any(p.search(name) for p in keep)) or any(p.search(name) for p in drop)
     } if keep or drop else set()
     table = Rules(rules, infos)
-    mapping, conflicts, compatible = map_variables(
-        ckpt, infos, table, skipped, ema_shadows(ckpt) if prefer_ema else None
-    )
+    mapping, conflicts, compatible = map_variables(ckpt, infos, table, skipped, prefer_ema)
     return RestorePlan(ckpt, infos, mapping, duplicates, conflicts, rules, prefer_ema, shared, compatible)

@@ -220,9 +220,8 @@ def _update_legend(ax) -> None:
     handles = [a for a in ax.lines if a.get_visible() and not a.get_label().startswith("_")]
     labels = tuple(h.get_label() for h in handles)
     legend = ax.get_legend()
-    if legend is None or getattr(legend, "_ckpt_labels", None) != labels:
-        legend = ax.legend(handles, labels, loc="lower right", fontsize=7, frameon=False)
-        legend._ckpt_labels = labels
+    if legend is None or tuple(t.get_text() for t in legend.get_texts()) != labels:
+        ax.legend(handles, labels, loc="lower right", fontsize=7, frameon=False)
 
 
 def _numeric(values) -> np.ndarray | None:

@@ -1,7 +1,9 @@
 """Perform a :class:`~ckptwidgets.plan.RestorePlan`: all or nothing.
 
-Every mapped tensor is read first (``RestoreV2``, the op ``Saver`` uses), its shape checked
-against the index, and only then assigned; a failed read changes no variable.
+Every mapped tensor is read first, its shape checked against the index, and only then
+assigned; a failed read changes no variable. A TF checkpoint is read with ``RestoreV2``,
+the op ``Saver`` uses (its source has a ``restore_prefix``); any other source's values come
+through its ``read_many`` (:mod:`ckptwidgets.sources`) and are assigned the same way.
 
 Example
 -------
@@ -22,17 +24,21 @@ from __future__ import annotations
 import re
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._format import format_shape
 from ._quiet import import_tensorflow
-from .errors import CorruptCheckpointError, PlanError, RestoreError
+from .errors import CheckpointError, CorruptCheckpointError, PlanError, RestoreError
 from .plan import RestorePlan
 
 __all__ = ["restore", "RestoreReport", "CHUNK_BYTES"]
 
-tf = import_tensorflow()
+tf = None  # TensorFlow, imported by the first restore (restoring needs it; reading does not)
+# The graph-mode ops built for a plan, per plan, kept until the plan's next edit.
+_BUILT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 #: With a ``progress`` callback, tensors are read in chunks of about this many bytes.
 CHUNK_BYTES = 64 << 20
@@ -141,6 +147,7 @@ def _chunks(items, progress):
 
 
 def _read_op(prefix, entries):
+    """``RestoreV2`` of ``entries`` from a TF bundle prefix: the fast path."""
     with tf.device("/cpu:0"):  # as Saver: read on the host, assign copies to the variable's device
         return tf.raw_ops.RestoreV2(
             prefix=prefix,
@@ -211,13 +218,18 @@ def _assign_graph(info, value):
     return var.assign(value, read_value=False)
 
 
+def _built(plan) -> dict:
+    """The ops built for ``plan`` at its current revision (a new dict after every edit)."""
+    cache = _BUILT.get(plan)
+    if cache is None or cache["revision"] != plan.revision:
+        cache = _BUILT[plan] = {"revision": plan.revision}
+    return cache
+
+
 def _graph_ops(plan, graph, chunks, ticking):
     """Build (once per plan edit, graph and chunking) the read-then-assign op."""
-    key = (plan._version, tuple(len(c) for c in chunks), ticking)
-    cache = plan._restore_ops
-    if cache.get("version") != plan._version:
-        cache.clear()
-        cache["version"] = plan._version
+    key = (tuple(len(c) for c in chunks), ticking)
+    cache = _built(plan)
     if key in cache:
         return cache[key]
     ticker = _Ticker() if ticking else None
@@ -226,7 +238,7 @@ def _graph_ops(plan, graph, chunks, ticking):
             reads, ticks = [], []
             for chunk in chunks:
                 entries = [item[2] for item in chunk]
-                read = _read_op(plan.checkpoint.prefix, entries)
+                read = _read_op(plan.checkpoint.source.restore_prefix, entries)
                 with tf.device("/cpu:0"):
                     checked = [tf.ensure_shape(t, e.shape) for t, e in zip(read, entries)]
                 reads.extend(checked)
@@ -247,11 +259,11 @@ def _graph_ops(plan, graph, chunks, ticking):
 
 
 def _init_op(plan, graph, unmapped_infos):
-    key = ("init", plan._version)
-    if key not in plan._restore_ops:
+    cache = _built(plan)
+    if "init" not in cache:
         with graph.as_default():
-            plan._restore_ops[key] = tf.compat.v1.variables_initializer([i.tf_variable for i in unmapped_infos])
-    return plan._restore_ops[key]
+            cache["init"] = tf.compat.v1.variables_initializer([i.tf_variable for i in unmapped_infos])
+    return cache["init"]
 
 
 def _restore_graph(plan, graph, session, items, chunks, progress, unmapped, initialize_unmapped):
@@ -262,7 +274,11 @@ def _restore_graph(plan, graph, session, items, chunks, progress, unmapped, init
         )
     if session.graph is not graph:
         raise RestoreError("The session given runs another graph than the plan's variables.")
-    if chunks:
+    if chunks and plan.checkpoint.source.restore_prefix is None:
+        values = _read_through_source(plan, items, chunks, progress)
+        op, placeholders = _feed_ops(plan, graph, items)
+        session.run(op, feed_dict=dict(zip(placeholders, values)))
+    elif chunks:
         op, ticker = _graph_ops(plan, graph, chunks, progress is not None and len(chunks) > 1)
         if ticker is not None:
             ticker.progress, ticker.done, ticker.total, ticker.error = progress, 0, len(items), None
@@ -281,25 +297,65 @@ def _restore_graph(plan, graph, session, items, chunks, progress, unmapped, init
             progress(len(items), len(items))
     initialized = []
     if initialize_unmapped and unmapped:
-        infos = [plan._infos[n] for n in unmapped]
+        infos = [plan.infos[n] for n in unmapped]
         session.run(_init_op(plan, graph, infos))
         initialized = list(unmapped)
     return initialized
 
 
+def _read_through_source(plan, items, chunks, progress) -> list:
+    """Every value of ``items`` read through the checkpoint's source, shapes checked, in item order."""
+    ckpt, values, done = plan.checkpoint, {}, 0
+    for chunk in chunks:
+        try:
+            for key, value in ckpt.read_many([item[1] for item in chunk]):
+                values[key] = value
+        except CheckpointError as error:
+            raise CorruptCheckpointError(f"{error} Nothing was restored: every variable keeps its value.") from None
+        done += len(chunk)
+        if progress is not None:
+            progress(done, len(items))
+    out = []
+    for name, key, entry, _info in items:
+        value = values[key]
+        if tuple(value.shape) != entry.shape:
+            raise CorruptCheckpointError(
+                f"Key {key!r} of checkpoint {ckpt.prefix!r} (for variable {name!r}) read with shape "
+                f"{format_shape(value.shape)} but its index says {format_shape(entry.shape)}. Nothing was restored."
+            )
+        out.append(value)
+    return out
+
+
+def _feed_ops(plan, graph, items):
+    """Assign ops fed from placeholders (built once per plan edit), for sources RestoreV2 cannot read."""
+    cache = _built(plan)
+    if "feed" not in cache:
+        with graph.as_default(), tf.name_scope("ckptwidgets_restore"):
+            placeholders = [tf.compat.v1.placeholder(tf.as_dtype(entry.dtype), entry.shape) for _n, _k, entry, _i in items]
+            op = tf.group(*[_assign_graph(item[3], p) for item, p in zip(items, placeholders)], name="assign")
+        cache["feed"] = (op, placeholders)
+    return cache["feed"]
+
+
 def _restore_eager(plan, items, chunks, progress):
+    if plan.checkpoint.source.restore_prefix is None:
+        values = _read_through_source(plan, items, chunks, progress)
+        for (_name, _key, _entry, info), value in zip(items, values):  # every read succeeded: now assign
+            info.tf_variable.assign(value, read_value=False)
+        return
     values, done = [], 0
     for chunk in chunks:
         entries = [item[2] for item in chunk]
         try:
-            read = _read_op(plan.checkpoint.prefix, entries)
+            read = _read_op(plan.checkpoint.source.restore_prefix, entries)
         except tf.errors.OpError as error:
             raise _corrupt(plan, chunk, error) from None
         for t, (name, key, entry, _info) in zip(read, chunk):
             if tuple(t.shape) != entry.shape:
                 raise CorruptCheckpointError(
                     f"Key {key!r} of checkpoint {plan.checkpoint.prefix!r} (for variable {name!r}) read "
-                    f"with shape {tuple(t.shape)} but its index says {entry.shape}. Nothing was restored."
+                    f"with shape {format_shape(t.shape)} but its index says {format_shape(entry.shape)}. Nothing was restored."
                 )
         values.extend(read)
         done += len(chunk)
@@ -358,13 +414,14 @@ def restore(plan, session=None, initialize_unmapped=False, progress=None) -> Res
             f"problem(s):\n{lines}",
             problems,
         )
-    infos = plan._infos
-    graphs = {id(i.graph): i.graph for i in infos.values()}
-    if len(graphs) > 1:
-        raise RestoreError("The plan mixes variables of several graphs (or graph and eager ones); make one plan per graph.")
-    graph = next(iter(graphs.values()))
+    try:
+        graph = plan.graph
+    except PlanError as error:
+        raise RestoreError(str(error)) from None
+    global tf
+    tf = import_tensorflow()
     ckpt = plan.checkpoint
-    items = [(name, key, ckpt[key], infos[name]) for name, key in plan._mapping.items()]
+    items = plan.assignments
     unmapped = plan.unmapped
     chunks = _chunks(items, progress)
     if progress is not None:

@@ -210,26 +210,6 @@ def _(env):
     return Bad("open", CheckpointNotFoundError, ["str or os.PathLike", "int", "42"], path=42)
 
 
-@case("path-with-a-backslash-tensorflow-cannot-read")
-def _(env):
-    folder = env.tmp / "back\\slash"
-    folder.mkdir()
-    prefix = str(folder / "m.ckpt")
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=["v1"], shape_and_slices=[""], tensors=[tf.constant([1.0])])
-    # Paths are quoted with repr() in messages: the backslash shows doubled.
-    return Bad("open", CorruptCheckpointError, [repr(prefix), "glob pattern", "'\\\\'"], path=prefix)
-
-
-@case("path-with-a-bracket-class-tensorflow-cannot-read")
-def _(env):
-    folder = env.tmp / "run[1]"
-    folder.mkdir()
-    prefix = str(folder / "m.ckpt")
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=["v1"], shape_and_slices=[""], tensors=[tf.constant([1.0])])
-    return Bad("restore", CorruptCheckpointError, [prefix, "glob pattern", "'[]'"], path=prefix,
-               variables=eager(v1=[5.0]))
-
-
 @case("empty-folder")
 def _(env):
     folder = env.tmp / "empty"
@@ -494,14 +474,14 @@ def _(env):
 
 @case("shape-mismatch")
 def _(env):
-    return Bad("restore", RestoreError, ["shape_mismatch", "'v1'", "(2,)", "(1,)"], path=env.base(),
+    return Bad("restore", RestoreError, ["shape_mismatch", "'v1'", "[2]", "[1]"], path=env.base(),
                variables=eager(v1=[5.0, 5.0], v2=[6.0]))
 
 
 @case("shape-mismatch-graph-that-tensorflow-lets-through")
 def _(env):
     variables, sess = graph(v1=[5.0, 5.0, 5.0, 5.0], v2=[6.0])
-    return Bad("restore", RestoreError, ["'v1'", "(4,)", "(1,)", "silently"], path=env.base(),
+    return Bad("restore", RestoreError, ["'v1'", "[4]", "[1]", "silently"], path=env.base(),
                variables=variables, session=sess, cleanup=[sess.close])
 
 

@@ -5,6 +5,7 @@ README's Benchmarks section holds a full run's table.
 """
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
@@ -13,14 +14,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # Text found in each row, in order: the measurements of issue #7 and the extra rows.
 ROWS = {
-    "reading": ["`open_checkpoint(p).entries`", "against `list_variables`"],
+    "reading": ["`open_checkpoint(p).entries`", "against `list_variables`", "`ckpt.read(key)`",
+                "`ckpt.read(key, copy=True)`"],
     "planning": ["exact names", "scope rules", "prefer EMA", "alone (checks deferred)", "floor: a bare loop",
                  "per-variable cost"],
     "restoring": ["graph mode", "eager mode", "against the floor"],
     "memory": ["peak RSS growth"],
     "mapper": ["`VariableMapper` own cost", "`VariableMapper` widget state"],
     "ema": ["value seen before", "moved to a new value"],
+    "listing": ["`python -m ckptwidgets PATH` as a fresh process",
+                "the same wall time, against TF's `inspect_checkpoint`",
+                "peak RSS of the process", "the same peak RSS, against TF's `inspect_checkpoint`"],
 }
+# Rows printed only when the package has the feature they time.
+COPY_ROW = "`ckpt.read(key, copy=True)`"  # Checkpoint.read(key, copy=...)
+
+
+def expected_rows(names, copy: bool) -> list[str]:
+    return [text for name in names for text in ROWS[name] if copy or text != COPY_ROW]
 
 
 def table_rows(out: str) -> list[list[str]]:
@@ -39,7 +50,8 @@ def test_quick_benchmark_prints_every_row(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith("Machine: "), result.stdout
     rows = table_rows(result.stdout)
-    expected = [text for texts in ROWS.values() for text in texts]
+    # The subprocess decides whether Checkpoint.read takes copy=; the other test checks that choice.
+    expected = expected_rows(ROWS, COPY_ROW in result.stdout)
     assert len(rows) == len(expected), result.stdout
     for text, cells in zip(expected, rows):
         assert text in cells[0], (text, cells)
@@ -56,4 +68,9 @@ def test_only_runs_the_measurements_named(tmp_path, capsys):
     assert list(MEASUREMENTS) == list(ROWS)
     assert main(["--quick", "--quiet", "--only", "reading", "--out", str(tmp_path)]) == 0
     rows = table_rows(capsys.readouterr().out)
-    assert [any(t in r[0] for t in ROWS["reading"]) for r in rows] == [True, True]
+    from ckptwidgets import Checkpoint
+
+    expected = expected_rows(["reading"], "copy" in inspect.signature(Checkpoint.read).parameters)
+    assert len(rows) == len(expected), rows
+    for text, cells in zip(expected, rows):
+        assert text in cells[0], (text, cells)

@@ -9,7 +9,7 @@ values (``Checkpoint.read``, the browser's selection and statistics, ``restore``
 string variable, the mapper and its code preview) and the file never appears.
 
 Allowed on purpose: ``Session.run`` (TensorFlow's), ``re.compile``, ``ast.literal_eval``
-(``_format.parse_rules`` unquotes rule sides typed by the user; it builds literals only and
+(``_rules.parse_rules`` unquotes rule sides typed by the user; it builds literals only and
 calls nothing), and ``importlib.import_module`` in ``__init__`` on the fixed table of lazy
 submodules.
 """
@@ -83,7 +83,7 @@ def findings(source: str, filename: str = "<src>") -> list[str]:
                     out.append(f"{where}: {name}(..., allow_pickle=...)")
             if parts[-1] == "import_module" and Path(filename).name not in ALLOWED_IMPORT_MODULE:
                 out.append(f"{where}: {name}(...)")
-            if name.endswith("literal_eval") and Path(filename).name != "_format.py":
+            if name.endswith("literal_eval") and Path(filename).name != "_rules.py":
                 out.append(f"{where}: {name}(...) outside the rules parser")
     return out
 

@@ -24,7 +24,10 @@ from tensorflow.core.protobuf import tensor_bundle_pb2
 
 from ckptwidgets import CheckpointNotFoundError, CorruptCheckpointError, open_checkpoint
 from ckptwidgets import reader as reader_module
+from ckptwidgets._bundle import scan
+from ckptwidgets._sstable import data_blocks
 from ckptwidgets.reader import Checkpoint, Entry, classify
+from ckptwidgets.sources.arrays import ArraySource
 
 v1_ = tf.compat.v1
 
@@ -532,8 +535,9 @@ def test_many_entries_match_tensorflow(tmp_path):
     np.testing.assert_array_equal(ckpt.read("é/ünïcode"), tensors[names.index("é/ünïcode")].numpy())
 
 
-def test_constructor_from_maps():
-    ckpt = Checkpoint("/nowhere/x", None, {"w": [2, 3], "w/Adam": [2, 3], "n": []}, {"w": tf.float32, "w/Adam": "float32", "n": 9})
+def test_constructor_from_an_array_source():
+    tensors = {"w": np.zeros((2, 3), np.float32), "w/Adam": np.zeros((2, 3), np.float32), "n": np.int64(0)}
+    ckpt = Checkpoint(ArraySource(tensors, "/nowhere/x"))
     assert [(e.key, e.shape, e.dtype, e.nbytes, e.kind, e.base) for e in ckpt] == [
         ("n", (), "int64", 8, "variable", None),
         ("w", (2, 3), "float32", 24, "variable", None),
@@ -619,16 +623,37 @@ def test_damaged_index(base_ckpt, name, transform, fragment):
     assert index in str(info.value) and fragment in str(info.value), str(info.value)
 
 
-def test_flipped_bit_in_a_key_is_caught_by_tensorflow_checksums(base_ckpt):
+def _reseal_data_block(data: bytes) -> bytes:
+    """The index with its (single) data block's crc32c recomputed: damage only a checksum can see."""
+    from ckptwidgets._sstable import block_items, varint
+
+    footer = data[-48:]
+    _, pos = varint(footer, 0)
+    _, pos = varint(footer, pos)
+    index_offset, pos = varint(footer, pos)
+    index_size, _ = varint(footer, pos)
+    ((_, handle),) = block_items(data[index_offset : index_offset + index_size])
+    offset, pos = varint(handle, 0)
+    size, _ = varint(handle, pos)
+    trailer = struct.pack("<I", _masked(crc32c(data[offset : offset + size + 1])))
+    return data[: offset + size + 1] + trailer + data[offset + size + 5 :]
+
+
+def test_flipped_bit_in_a_key_is_caught_by_the_block_checksums(base_ckpt):
     # A changed key character keeps the table well formed: only the block crc32c tells.
     original = pathlib.Path(base_ckpt + ".index").read_bytes()
     position = original.index(b"v1")
-    index = _damage(base_ckpt, lambda d: d[:position] + b"w" + d[position + 1 :])
-    # ("v2" shares the first byte with "v1": both are renamed)
-    assert reader_module._scan(reader_module._data_blocks(pathlib.Path(index).read_bytes()))[1].keys() == {"w1", "w2"}
+    damaged = original[:position] + b"w" + original[position + 1 :]
+    # With the checksum made to fit, the damage reads as renamed keys ("v2" shares the first
+    # byte with "v1": both are renamed), so the checksum is what catches it.
+    pathlib.Path(base_ckpt + ".index").write_bytes(_reseal_data_block(damaged))
+    assert open_checkpoint(base_ckpt).keys() == ["w1", "w2"]
+    index = _damage(base_ckpt, lambda d: damaged)
     with pytest.raises(CorruptCheckpointError) as info:
         open_checkpoint(base_ckpt)
     assert index in str(info.value) and "checksum" in str(info.value)
+    with pytest.raises(Exception, match="checksum"):  # TensorFlow agrees
+        tf.train.load_checkpoint(base_ckpt)
 
 
 def test_missing_data_file_is_an_error_on_read(base_ckpt):
@@ -647,18 +672,31 @@ def test_truncated_data_file_is_an_error_on_read(base_ckpt):
 
 
 def test_snappy_decoder():
+    from ckptwidgets._sstable import Damaged, snappy_uncompress
+
     # literal "abcd", then a 1-byte-offset copy of 8 bytes from 4 back (overlapping)
-    assert reader_module._snappy_uncompress(bytes([12, 3 << 2]) + b"abcd" + bytes([(4 << 2) | 1, 4])) == b"abcd" * 3
+    assert snappy_uncompress(bytes([12, 3 << 2]) + b"abcd" + bytes([(4 << 2) | 1, 4])) == b"abcd" * 3
     # a 2-byte-offset copy
-    assert reader_module._snappy_uncompress(bytes([6, 1 << 2]) + b"xy" + bytes([(3 << 2) | 2, 2, 0])) == b"xyxyxy"
-    with pytest.raises(reader_module._Damaged):
-        reader_module._snappy_uncompress(bytes([5, 3 << 2]) + b"abcd")
+    assert snappy_uncompress(bytes([6, 1 << 2]) + b"xy" + bytes([(3 << 2) | 2, 2, 0])) == b"xyxyxy"
+    assert snappy_uncompress(snappy_literal(b"x" * 100)) == b"x" * 100
+    for garbled in (
+        bytes([5, 3 << 2]) + b"abcd",  # one byte short of its length
+        bytes([8, 3 << 2]) + b"abcd" + bytes([(4 << 2) | 1, 9]),  # a copy from before the start
+        b"",  # not even the length
+        _varint(2**40) + bytes([3 << 2]) + b"abcd",  # a length no block of 9 bytes can hold
+    ):
+        with pytest.raises(Damaged):
+            snappy_uncompress(garbled)
 
 
 def test_snappy_compressed_index(base_ckpt):
     items = [(b"", header()), (b"v1", bundle_entry(size=4)), (b"v2", bundle_entry(offset=4))]
-    write_index(base_ckpt + ".index", items, compress=snappy_literal)
+    write_index(base_ckpt + ".index", items, compress=snappy_literal)  # checksums over the compressed bytes
     assert listing(open_checkpoint(base_ckpt)) == [("v1", (1,), "float32"), ("v2", (1,), "float32")]
+    index = _damage(base_ckpt, lambda d: d[:5] + bytes([d[5] ^ 1]) + d[6:])  # in the compressed data block
+    with pytest.raises(CorruptCheckpointError, match="data block .* checksum does not match") as info:
+        open_checkpoint(base_ckpt)
+    assert index in str(info.value)
 
 
 # --- entries TensorFlow's C++ reader aborts on: must be errors, in a subprocess ------------
@@ -745,8 +783,8 @@ def test_crafted_index_writer_is_what_tensorflow_reads(base_ckpt):
     """The writer above makes real indexes: TF reads the values through one."""
     expected = tf.train.load_checkpoint(base_ckpt).get_tensor("v2")
     items = [(b"", header())]
-    original = reader_module._scan(reader_module._data_blocks(pathlib.Path(base_ckpt + ".index").read_bytes()))
-    for key, value in zip([e.key for e in original[0]], original[2]):
+    original = scan(data_blocks(pathlib.Path(base_ckpt + ".index").read_bytes()))
+    for key, value in zip(original.keys, original.values):
         items.append((key.encode(), value))
     write_index(base_ckpt + ".index", items)
     ckpt = open_checkpoint(base_ckpt)

@@ -270,7 +270,7 @@ def test_problems_refused_before_anything_changes(base_ckpt):
         with pytest.raises(RestoreError) as info:
             ckptwidgets.restore(plan, session=sess)
         assert [p.reason for p in info.value.problems] == ["shape_mismatch", "missing_key"]
-        assert "(1,)" in str(info.value) and "(4,)" in str(info.value) and "'missing'" in str(info.value)
+        assert "[1]" in str(info.value) and "[4]" in str(info.value) and "'missing'" in str(info.value)
         assert sess.run(v1).tolist() == [7.0] * 4 and sess.run(v2).tolist() == [7.0]
 
 

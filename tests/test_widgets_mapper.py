@@ -206,7 +206,7 @@ def test_shape_mismatch_is_shown_and_restore_refused(base_ckpt):
     dropdown.value = "v1"
     status = cell(mapper, "w", "status")
     assert status.value == "✗ shape mismatch"
-    assert "(4,)" in status.tooltip and "(1,)" in status.tooltip
+    assert "[4]" in status.tooltip and "[1]" in status.tooltip
     assert mapper.model.counts["problems"] == 1
     mapper.restore_button.click()  # refused: a message, not a traceback
     assert mapper.message.value.startswith("Nothing was restored")

@@ -27,9 +27,10 @@ from traitlets import (
     observe,
 )
 
-from .._candidates import shapes_compatible
-from .._format import filter_names, first_lines, format_rules, format_shape, parse_rules, text_table
-from .._quiet import import_tensorflow
+from .._candidates import fits
+from .._format import filter_names, first_lines, format_shape, text_table
+from .._rules import format_rules, parse_rules
+from ..codegen import STYLES
 from ..errors import CheckpointError, PlanError
 from ..plan import RestorePlan, plan_restore, variable_name
 from ..reader import Checkpoint, open_checkpoint
@@ -37,9 +38,6 @@ from ..restore import restore as restore_plan
 
 __all__ = ["MapperModel", "STYLES", "SHOW", "STATUS_TEXT", "CANDIDATES", "PREVIEW_LINES", "NONE", "OTHER"]
 
-tf = import_tensorflow()
-
-STYLES = ("saver", "init_from_checkpoint", "checkpoint")
 SHOW = ("all", "problems", "unmapped", "mapped")
 STATUS_TEXT = {
     "mapped": "✓ mapped",
@@ -56,14 +54,6 @@ PREVIEW_LINES = 200
 # Option values that cannot be checkpoint keys (a NUL byte never appears in a TF key).
 NONE = "\x00none"
 OTHER = "\x00other"
-
-
-def _is_graph_variable(var) -> bool:
-    var = getattr(var, "_value", var)  # Keras 3 variables hold a tf.Variable
-    try:
-        return isinstance(var.graph, tf.Graph)
-    except AttributeError:  # "Tensor.graph is undefined when eager execution is enabled"
-        return False
 
 
 def _names(names, limit=5) -> str:
@@ -145,8 +135,8 @@ class MapperModel(HasTraits):
         self.prefer_ema = bool(prefer_ema)
         self._replan(keep_edits=False)
         # One variable tells: restore() refuses plans mixing graphs, or graph and eager.
-        first = next(iter(self.plan.variables.values()), None)
-        self.set_trait("graph_mode", first is not None and _is_graph_variable(first))
+        first = next(iter(self.plan.infos.values()), None)
+        self.set_trait("graph_mode", first is not None and first.graph is not None)
         self.initialize_unmapped = self.graph_mode
         self._ready = True
         self._on_plan_edit()
@@ -280,7 +270,7 @@ class MapperModel(HasTraits):
     def describe(self, name: str) -> tuple:
         """``(shape text, dtype)`` of a variable of the plan."""
         shape, dtype = self.plan.describe(name)
-        return ("<unknown>" if shape is None else format_shape(shape)), dtype
+        return format_shape(shape), dtype
 
     def status_text(self, name: str) -> tuple[str, str | None]:
         """``(status shown in the row, tooltip)``: the problem's message for a problem."""
@@ -325,7 +315,7 @@ class MapperModel(HasTraits):
     def _option_label(entry, shape, dtype) -> str:
         mark = "★ " if entry.kind == "ema" else ""
         text = f"{mark}{entry.key}  {format_shape(entry.shape)} {entry.dtype}"
-        if entry.dtype != dtype or not shapes_compatible(shape, entry.shape):
+        if not fits(shape, dtype, entry):
             text = "✗ " + text
         return text
 

@@ -71,8 +71,6 @@ class BrowserModel(HasTraits):
         except CheckpointError as error:
             self.error = str(error)
             return
-        # For each variable its shadow, built once: selection is then a dict look-up.
-        self._shadow_of = {e.base: e for e in self.checkpoint.entries if e.kind == "ema" and e.base}
         self._totals = self.checkpoint.totals()
         if not self.kinds:
             self.kinds = tuple(k for k in KINDS if k in self._totals)
@@ -134,7 +132,7 @@ class BrowserModel(HasTraits):
         """The entry to compare ``entry`` with: its EMA shadow, or for a shadow its variable."""
         if entry.kind == "ema":
             return self.checkpoint.find(entry.base) if entry.base else None
-        return self._shadow_of.get(entry.key)
+        return self.checkpoint.ema_shadows.get(entry.key)
 
     @observe("selected")
     def _on_selection(self, change):

@@ -1,0 +1,110 @@
+"""The protocol buffer messages of a checkpoint index, built here instead of imported from TF.
+
+Private helper of :mod:`ckptwidgets._bundle`. A checkpoint's ``.index`` holds a
+``BundleHeaderProto`` and one ``BundleEntryProto`` per tensor
+(``tensorflow/core/protobuf/tensor_bundle.proto``). TensorFlow's generated modules for
+them come with ``import tensorflow``; we describe the same messages (same names, field
+numbers and types, so the same wire format) to the ``protobuf`` runtime ourselves, in a
+private descriptor pool, at import time. :mod:`tests.test_tensordata` checks that
+messages serialized by either side parse identically on the other.
+
+``dtype`` is TensorFlow's ``DataType``, a proto3 (open) enum: every number parses and is
+kept as that number, so the enum lists only ``DT_INVALID`` here and
+:mod:`ckptwidgets._dtypes` names the numbers.
+
+Example
+-------
+>>> entry = BundleEntryProto.FromString(b"\\x08\\x01\\x12\\x04\\x12\\x02\\x08\\x03\\x28\\x0c")
+>>> entry.dtype, [d.size for d in entry.shape.dim], entry.size
+(1, [3], 12)
+"""
+from __future__ import annotations
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
+from google.protobuf.message import DecodeError
+
+__all__ = [
+    "BundleEntryProto",
+    "BundleHeaderProto",
+    "DecodeError",
+    "TensorShapeProto",
+    "TensorSliceProto",
+    "VersionDef",
+]
+
+# The messages of tensor_bundle.proto and of what it imports (tensor_shape.proto,
+# tensor_slice.proto, versions.proto, types.proto), as a FileDescriptorProto in text form.
+_FILE = """
+name: "ckptwidgets/tensor_bundle.proto"
+package: "tensorflow"
+syntax: "proto3"
+enum_type {
+  name: "DataType"
+  value { name: "DT_INVALID" number: 0 }
+}
+message_type {
+  name: "TensorShapeProto"
+  field { name: "dim" number: 2 label: LABEL_REPEATED type: TYPE_MESSAGE type_name: ".tensorflow.TensorShapeProto.Dim" }
+  field { name: "unknown_rank" number: 3 label: LABEL_OPTIONAL type: TYPE_BOOL }
+  nested_type {
+    name: "Dim"
+    field { name: "size" number: 1 label: LABEL_OPTIONAL type: TYPE_INT64 }
+    field { name: "name" number: 2 label: LABEL_OPTIONAL type: TYPE_STRING }
+  }
+}
+message_type {
+  name: "TensorSliceProto"
+  field { name: "extent" number: 1 label: LABEL_REPEATED type: TYPE_MESSAGE type_name: ".tensorflow.TensorSliceProto.Extent" }
+  nested_type {
+    name: "Extent"
+    field { name: "start" number: 1 label: LABEL_OPTIONAL type: TYPE_INT64 }
+    # In a oneof so that HasField tells a full extent (no length) from a length of 0.
+    field { name: "length" number: 2 label: LABEL_OPTIONAL type: TYPE_INT64 oneof_index: 0 }
+    oneof_decl { name: "has_length_hack" }
+  }
+}
+message_type {
+  name: "VersionDef"
+  field { name: "producer" number: 1 label: LABEL_OPTIONAL type: TYPE_INT32 }
+  field { name: "min_consumer" number: 2 label: LABEL_OPTIONAL type: TYPE_INT32 }
+  field { name: "bad_consumers" number: 3 label: LABEL_REPEATED type: TYPE_INT32 }
+}
+message_type {
+  name: "BundleHeaderProto"
+  field { name: "num_shards" number: 1 label: LABEL_OPTIONAL type: TYPE_INT32 }
+  field { name: "endianness" number: 2 label: LABEL_OPTIONAL type: TYPE_ENUM type_name: ".tensorflow.BundleHeaderProto.Endianness" }
+  field { name: "version" number: 3 label: LABEL_OPTIONAL type: TYPE_MESSAGE type_name: ".tensorflow.VersionDef" }
+  enum_type {
+    name: "Endianness"
+    value { name: "LITTLE" number: 0 }
+    value { name: "BIG" number: 1 }
+  }
+}
+message_type {
+  name: "BundleEntryProto"
+  field { name: "dtype" number: 1 label: LABEL_OPTIONAL type: TYPE_ENUM type_name: ".tensorflow.DataType" }
+  field { name: "shape" number: 2 label: LABEL_OPTIONAL type: TYPE_MESSAGE type_name: ".tensorflow.TensorShapeProto" }
+  field { name: "shard_id" number: 3 label: LABEL_OPTIONAL type: TYPE_INT32 }
+  field { name: "offset" number: 4 label: LABEL_OPTIONAL type: TYPE_INT64 }
+  field { name: "size" number: 5 label: LABEL_OPTIONAL type: TYPE_INT64 }
+  field { name: "crc32c" number: 6 label: LABEL_OPTIONAL type: TYPE_FIXED32 }
+  field { name: "slices" number: 7 label: LABEL_REPEATED type: TYPE_MESSAGE type_name: ".tensorflow.TensorSliceProto" }
+}
+"""
+
+
+def _message_classes() -> dict:
+    # A pool of our own: TensorFlow's generated modules register the same full names in
+    # the default pool, and both may be loaded in one process.
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(text_format.Parse(_FILE, descriptor_pb2.FileDescriptorProto()))
+    names = ("BundleEntryProto", "BundleHeaderProto", "TensorShapeProto", "TensorSliceProto", "VersionDef")
+    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow." + name)) for name in names}
+
+
+_CLASSES = _message_classes()
+BundleEntryProto = _CLASSES["BundleEntryProto"]
+BundleHeaderProto = _CLASSES["BundleHeaderProto"]
+TensorShapeProto = _CLASSES["TensorShapeProto"]
+TensorSliceProto = _CLASSES["TensorSliceProto"]
+VersionDef = _CLASSES["VersionDef"]

@@ -1,0 +1,127 @@
+"""Checkpoint formats, each one module behind one small protocol: :class:`Source`.
+
+:class:`~ckptwidgets.Checkpoint`, planning, restoring and the widgets see a format only
+through this protocol; nothing else in the package knows how a format stores its tensors.
+
+- :mod:`.bundle`: TensorFlow's tensor bundle (``.index`` + ``.data-*`` files), what
+  ``tf.train.Checkpoint`` and ``tf.compat.v1.train.Saver`` write; read without TensorFlow.
+- :mod:`.arrays`: tensors held in memory (a dict of numpy arrays), for tests, for
+  checkpoints built in code, and as the smallest example of a source.
+
+Adding a format is one new module here with a class implementing :class:`Source` and a
+function ``detect(path) -> Source | None``, and its name in :data:`FORMATS`
+(``docs/design.md``, "Adding a source").
+
+Example
+-------
+>>> import numpy as np
+>>> from ckptwidgets.sources.arrays import ArraySource
+>>> source = ArraySource({"v1": np.array([1.0], np.float32)})
+>>> [(r.key, r.dtype, r.shape, r.nbytes) for r in source.records()]
+[('v1', 'float32', (1,), 4)]
+>>> source.read("v1")
+array([1.], dtype=float32)
+"""
+from __future__ import annotations
+
+import os
+from importlib import import_module
+from typing import Iterable, Iterator, NamedTuple, Protocol, runtime_checkable
+
+__all__ = ["Record", "Source", "FORMATS", "open_source", "is_source"]
+
+#: Modules of this package tried in order by :func:`open_source`. Each has
+#: ``detect(path) -> Source | None``; the last one (the TF bundle) never returns None: it
+#: raises the error that explains what is at the path instead.
+FORMATS = ("bundle",)
+
+
+class Record(NamedTuple):
+    """What a source says about one entry (the index; no tensor data).
+
+    Attributes
+    ----------
+    key : str
+        The key as stored.
+    name : str
+        The name a variable must carry to match it: the key without what the format
+        appends (TF2: ``/.ATTRIBUTES/VARIABLE_VALUE``); equal to ``key`` when nothing is.
+    dtype : str
+        TensorFlow's dtype name (``"float32"``, ``"string"``...).
+    shape : tuple of int
+    nbytes : int
+        Size of the values (0 for strings, resources and variants: not known from an index).
+    kind : str or None
+        ``"meta"`` when the format itself knows the entry is bookkeeping (TF2's object
+        graph); None leaves the decision to the classifier (:mod:`ckptwidgets._kinds`).
+    """
+
+    key: str
+    name: str
+    dtype: str
+    shape: tuple
+    nbytes: int
+    kind: str | None = None
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A checkpoint format: its entries, its tensors, its files.
+
+    Attributes
+    ----------
+    location : str
+        What identifies the checkpoint in messages and to open it again (a TF prefix).
+    format : str
+        A short name of the format (``"tf-bundle"``).
+    object_based : bool
+        True when keys are object paths (TF2 ``tf.train.Checkpoint``), False for names.
+    restore_prefix : str or None
+        A prefix TensorFlow's ``RestoreV2`` op reads directly (the fast restore path), or
+        None: then :func:`ckptwidgets.restore` reads every value through :meth:`read_many`.
+    """
+
+    location: str
+    format: str
+    object_based: bool
+    restore_prefix: str | None
+
+    def records(self) -> list[Record]:
+        """Every entry, sorted by key."""
+
+    def read(self, key: str, copy: bool = False):
+        """One tensor as a numpy array (checked against the format's checksums).
+
+        Large tensors may come back as read-only views of a memory-mapped file;
+        ``copy=True`` asks for a writable array of one's own.
+        """
+
+    def read_many(self, keys: Iterable[str], copy: bool = False) -> Iterator[tuple[str, object]]:
+        """``(key, array)`` for each key, one at a time, in the order that reads fastest.
+
+        Memory stays bounded by the largest tensor (plus memory-mapped views the caller
+        keeps).
+        """
+
+    def files(self) -> list[str]:
+        """The files the checkpoint consists of."""
+
+
+def is_source(obj) -> bool:
+    """True for an object implementing :class:`Source`."""
+    return isinstance(obj, Source) and not isinstance(obj, (str, bytes, os.PathLike))
+
+
+def open_source(path: str) -> Source:
+    """The source of the first format in :data:`FORMATS` that recognises ``path``.
+
+    Raises
+    ------
+    CheckpointNotFoundError, CorruptCheckpointError
+        From the last format (the TF bundle) when no other recognises the path.
+    """
+    for name in FORMATS:
+        source = import_module(f".{name}", __name__).detect(path)
+        if source is not None:
+            return source
+    raise AssertionError(f"the last format, {FORMATS[-1]!r}, explains every path it cannot open")

@@ -1,0 +1,158 @@
+"""TensorFlow's tensor bundle (``prefix.index`` + ``prefix.data-NNNNN-of-NNNNN``), read without TensorFlow.
+
+What ``tf.train.Checkpoint`` and ``tf.compat.v1.train.Saver`` write. The ``.index`` is a
+LevelDB-style table (:mod:`ckptwidgets._sstable`, crc32c of every block checked) of
+``BundleEntryProto`` values (:mod:`ckptwidgets._bundle`, validated: TensorFlow's C++ reader
+aborts the process on some damaged entries); tensor bytes come from the data shards with
+their crc32c checked (:mod:`ckptwidgets._tensordata`), memory-mapped when large.
+
+TensorFlow is imported only for what it alone can do: tensors of partitioned variables
+(assembled from slices) and ``variant`` tensors are read with its reader, and remote paths
+(``gs://``, ``s3://``, ``ram://``...) go through its file systems.
+
+Example
+-------
+>>> source = detect("my_test_model.ckpt")                      # doctest: +SKIP
+>>> [r.key for r in source.records()], source.read("v1")        # doctest: +SKIP
+(['v1', 'v2'], array([1.], dtype=float32))
+"""
+from __future__ import annotations
+
+import gc
+import os
+import struct
+
+from .. import _bundle, _sstable, _tensordata
+from .._quiet import import_tensorflow
+from ..errors import CorruptCheckpointError
+from ._paths import first_line, is_remote, resolve_prefix
+from ._tfkeys import OBJECT_GRAPH_KEY, records
+
+__all__ = ["BundleSource", "detect"]
+
+
+def detect(path: str) -> BundleSource:
+    """The bundle at ``path`` (a prefix, its ``.index`` file, or a folder).
+
+    Never None: this is the last format tried, so it raises the error that says what is
+    at ``path`` (:class:`CheckpointNotFoundError`, :class:`CorruptCheckpointError`).
+    """
+    return BundleSource(resolve_prefix(path))
+
+
+class BundleSource:
+    """A tensor bundle; the index is parsed and validated when the source is made.
+
+    Parameters
+    ----------
+    prefix : str
+        The checkpoint prefix (``"model.ckpt"``; the files are ``model.ckpt.index`` ...).
+    """
+
+    format = "tf-bundle"
+
+    def __init__(self, prefix: str):
+        self.location = prefix
+        self._remote = is_remote(prefix)
+        self._index = _read_index(prefix, self._remote)
+        self._by_key = None  # key -> (serialized entry, (dtype, shape, nbytes)), on the first read
+        self._tf_reader = None
+        # RestoreV2 looks files up as a glob pattern: a prefix with '\' or '[...]' does not
+        # match itself, so such a checkpoint is restored through read_many instead.
+        self.restore_prefix = None if ("\\" in prefix or "[" in prefix) else prefix
+
+    @property
+    def object_based(self) -> bool:
+        return OBJECT_GRAPH_KEY in self._entries()
+
+    def records(self):
+        return records(self._index.keys, self._index.infos)
+
+    def files(self) -> list[str]:
+        shards = self._index.num_shards
+        return [self.location + ".index"] + [self._shard(i) for i in range(shards) if self._exists(self._shard(i))]
+
+    # --- reading ------------------------------------------------------------------
+    def _entries(self) -> dict:
+        if self._by_key is None:
+            index = self._index
+            self._by_key = dict(zip(index.keys, zip(index.values, index.infos)))
+        return self._by_key
+
+    def _shard(self, shard_id: int) -> str:
+        return "%s.data-%05d-of-%05d" % (self.location, shard_id, self._index.num_shards)
+
+    def _exists(self, path: str) -> bool:
+        if self._remote:
+            return import_tensorflow().io.gfile.exists(path)
+        return os.path.exists(path)
+
+    def read(self, key: str, copy: bool = False):
+        value, (dtype, shape, _nbytes) = self._entries()[key]  # Checkpoint checked the key
+        ref = _bundle.data_ref(value)
+        if ref is None or self._remote:  # a partitioned variable's slices, or a remote file
+            return self._read_with_tensorflow(key)
+        path = self._shard(ref.shard_id)
+        try:
+            return _tensordata.read_tensor(
+                path, ref.offset, ref.size, dtype, shape, ref.crc32c, big_endian=self._index.big_endian, copy=copy
+            )
+        except _tensordata.Undecodable:
+            return self._read_with_tensorflow(key)
+        except FileNotFoundError:
+            raise CorruptCheckpointError(
+                f"Cannot read key {key!r} from checkpoint {self.location!r}: its data file {path!r} is missing."
+            ) from None
+        except (_tensordata.DataDamaged, OSError) as error:
+            raise CorruptCheckpointError(
+                f"Cannot read key {key!r} from checkpoint {self.location!r} (data file {path!r}): {first_line(error)}"
+            ) from None
+
+    def read_many(self, keys, copy: bool = False):
+        entries = self._entries()
+
+        def where(key):
+            ref = _bundle.data_ref(entries[key][0])
+            return (0, 0) if ref is None else (ref.shard_id, ref.offset)
+
+        for key in sorted(keys, key=where):  # file order: sequential reads
+            yield key, self.read(key, copy)
+
+    def _read_with_tensorflow(self, key: str):
+        tf = import_tensorflow()
+        try:
+            if self._tf_reader is None:
+                self._tf_reader = tf.train.load_checkpoint(self.location)
+            return self._tf_reader.get_tensor(key)
+        except Exception as error:  # TF raises several types for damaged files
+            raise CorruptCheckpointError(
+                f"Cannot read key {key!r} from checkpoint {self.location!r}: {first_line(error)}"
+            ) from None
+
+
+def _read_index(prefix: str, remote: bool):
+    index = prefix + ".index"
+    try:
+        if remote:
+            with import_tensorflow().io.gfile.GFile(index, "rb") as f:
+                buf = f.read()
+        else:
+            with open(index, "rb") as f:
+                buf = f.read()
+    except Exception as error:
+        raise CorruptCheckpointError(f"Cannot read index file {index!r}: {first_line(error)}") from None
+    # The scan allocates a few objects per entry and frees none: the cyclic garbage
+    # collector would walk the growing lists dozens of times for nothing.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _bundle.scan(_sstable.data_blocks(buf))
+    except _sstable.Damaged as damage:
+        raise CorruptCheckpointError(f"Index file {index!r} {damage}") from None
+    except (IndexError, struct.error):
+        raise CorruptCheckpointError(
+            f"Index file {index!r} is truncated or garbled (a block or entry runs past its end)"
+        ) from None
+    finally:
+        if collecting:
+            gc.enable()
