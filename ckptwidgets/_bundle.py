@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from ._dtypes import BY_ENUM
+from ._dtypes import dtype_info
 from ._protos import BundleEntryProto, BundleHeaderProto, DecodeError
 from ._sstable import Damaged, block_items
 
@@ -39,8 +39,6 @@ _PLAIN_TAIL = re.compile(
     rb"(?:\x18[\x80-\xff]{0,9}[\x00-\x7f])?(?:\x20[\x80-\xff]{0,9}[\x00-\x7f])?"
     rb"(?:\x28[\x80-\xff]{0,9}[\x00-\x7f])?(?:\x35[\x00-\xff]{4})?"
 )
-# Enum -> (name, itemsize) of every real tensor dtype; what TF aborts on is absent.
-_DTYPES = {d.enum: (d.name, d.itemsize) for d in BY_ENUM.values()}
 
 
 class Index(NamedTuple):
@@ -89,8 +87,10 @@ def _parse_entry(key, value: bytes):
         proto = BundleEntryProto.FromString(value)
     except DecodeError:
         raise Damaged(f"has entry {show_key(key)} that is not a readable BundleEntryProto") from None
-    if proto.dtype not in _DTYPES:
-        raise Damaged(f"has entry {show_key(key)} with dtype enum {proto.dtype}, not a tensor dtype")
+    try:
+        dtype_info(proto.dtype)  # the real tensor dtypes only: TF aborts on the others
+    except ValueError:
+        raise Damaged(f"has entry {show_key(key)} with dtype enum {proto.dtype}, not a tensor dtype") from None
     if proto.shape.unknown_rank:
         raise Damaged(f"has entry {show_key(key)} with a shape of unknown rank")
     _check_shape([d.size for d in proto.shape.dim], key)
@@ -99,7 +99,7 @@ def _parse_entry(key, value: bytes):
 
 def _info(proto, key) -> tuple[str, tuple[int, ...], int]:
     """``(dtype name, shape, nbytes)`` of a parsed entry."""
-    name, itemsize = _DTYPES[proto.dtype]
+    name, itemsize = dtype_info(proto.dtype)
     shape, count = _check_shape([d.size for d in proto.shape.dim], key)
     return name, shape, count * itemsize
 

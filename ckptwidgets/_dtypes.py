@@ -9,21 +9,28 @@ Only the real tensor dtypes are here (``0 < enum < 100``): TensorFlow aborts the
 on an index entry of ``DT_INVALID`` or of a reference dtype (``enum >= 100``), so those
 must read as unknown.
 
+``ml_dtypes`` (bfloat16, float8, int4...) takes longer to import than numpy itself, so
+names and sizes (:func:`dtype_info`) never need it; it is imported when a numpy type of
+its is asked for (:func:`numpy_type`, or :data:`BY_ENUM` / :data:`BY_NAME`: mappings
+that build the full table on first use).
+
 Example
 -------
+>>> dtype_info(14), dtype_info("float32_ref")
+(('bfloat16', 2), ('float32', 4))
 >>> BY_ENUM[14]
 DType(enum=14, name='bfloat16', itemsize=2, numpy=<class 'ml_dtypes.bfloat16'>)
->>> dtype_info("float32_ref")
-('float32', 4)
 """
 from __future__ import annotations
 
+import functools
+import sys
+from collections.abc import Mapping
 from typing import NamedTuple
 
-import ml_dtypes
 import numpy as np
 
-__all__ = ["DType", "BY_ENUM", "BY_NAME", "dtype_info"]
+__all__ = ["DType", "BY_ENUM", "BY_NAME", "dtype_info", "numpy_type"]
 
 
 class DType(NamedTuple):
@@ -46,58 +53,104 @@ def _quantized(name: str, base: str) -> np.dtype:
     return np.dtype([(name, base)])
 
 
-def _ml(name: str):
-    # float8/int4/int2/float4 types came in later ml_dtypes releases than TF 2.16 pins.
-    return getattr(ml_dtypes, name, None)
+_ML = "ml_dtypes"  # the numpy type is ml_dtypes.<name>, looked up when first needed
 
-
+# enum, name, itemsize, numpy type
 _TABLE = [
-    DType(1, "float32", 4, np.float32),
-    DType(2, "float64", 8, np.float64),
-    DType(3, "int32", 4, np.int32),
-    DType(4, "uint8", 1, np.uint8),
-    DType(5, "int16", 2, np.int16),
-    DType(6, "int8", 1, np.int8),
-    DType(7, "string", 0, object),
-    DType(8, "complex64", 8, np.complex64),
-    DType(9, "int64", 8, np.int64),
-    DType(10, "bool", 1, np.bool_),
-    DType(11, "qint8", 1, _quantized("qint8", "i1")),
-    DType(12, "quint8", 1, _quantized("quint8", "u1")),
-    DType(13, "qint32", 4, _quantized("qint32", "<i4")),
-    DType(14, "bfloat16", 2, ml_dtypes.bfloat16),
-    DType(15, "qint16", 2, _quantized("qint16", "<i2")),
-    DType(16, "quint16", 2, _quantized("quint16", "<u2")),
-    DType(17, "uint16", 2, np.uint16),
-    DType(18, "complex128", 16, np.complex128),
-    DType(19, "float16", 2, np.float16),
-    DType(20, "resource", 0, None),
-    DType(21, "variant", 0, None),
-    DType(22, "uint32", 4, np.uint32),
-    DType(23, "uint64", 8, np.uint64),
-    DType(24, "float8_e5m2", 1, _ml("float8_e5m2")),
-    DType(25, "float8_e4m3fn", 1, _ml("float8_e4m3fn")),
-    DType(26, "float8_e4m3fnuz", 1, _ml("float8_e4m3fnuz")),
-    DType(27, "float8_e4m3b11fnuz", 1, _ml("float8_e4m3b11fnuz")),
-    DType(28, "float8_e5m2fnuz", 1, _ml("float8_e5m2fnuz")),
-    DType(29, "int4", 1, _ml("int4")),
-    DType(30, "uint4", 1, _ml("uint4")),
-    DType(31, "int2", 1, _ml("int2")),
-    DType(32, "uint2", 1, _ml("uint2")),
-    DType(33, "float4_e2m1fn", 1, _ml("float4_e2m1fn")),
+    (1, "float32", 4, np.float32),
+    (2, "float64", 8, np.float64),
+    (3, "int32", 4, np.int32),
+    (4, "uint8", 1, np.uint8),
+    (5, "int16", 2, np.int16),
+    (6, "int8", 1, np.int8),
+    (7, "string", 0, object),
+    (8, "complex64", 8, np.complex64),
+    (9, "int64", 8, np.int64),
+    (10, "bool", 1, np.bool_),
+    (11, "qint8", 1, _quantized("qint8", "i1")),
+    (12, "quint8", 1, _quantized("quint8", "u1")),
+    (13, "qint32", 4, _quantized("qint32", "<i4")),
+    (14, "bfloat16", 2, _ML),
+    (15, "qint16", 2, _quantized("qint16", "<i2")),
+    (16, "quint16", 2, _quantized("quint16", "<u2")),
+    (17, "uint16", 2, np.uint16),
+    (18, "complex128", 16, np.complex128),
+    (19, "float16", 2, np.float16),
+    (20, "resource", 0, None),
+    (21, "variant", 0, None),
+    (22, "uint32", 4, np.uint32),
+    (23, "uint64", 8, np.uint64),
+    (24, "float8_e5m2", 1, _ML),
+    (25, "float8_e4m3fn", 1, _ML),
+    (26, "float8_e4m3fnuz", 1, _ML),
+    (27, "float8_e4m3b11fnuz", 1, _ML),
+    (28, "float8_e5m2fnuz", 1, _ML),
+    (29, "int4", 1, _ML),
+    (30, "uint4", 1, _ML),
+    (31, "int2", 1, _ML),
+    (32, "uint2", 1, _ML),
+    (33, "float4_e2m1fn", 1, _ML),
 ]
 
-BY_ENUM: dict[int, DType] = {d.enum: d for d in _TABLE}
-BY_NAME: dict[str, DType] = {d.name: d for d in _TABLE}
+_INFO_BY_ENUM = {enum: (name, size) for enum, name, size, _ in _TABLE}
+_INFO_BY_NAME = {name: (name, size) for _, name, size, _ in _TABLE}
+_NUMPY = {name: numpy for _, name, _, numpy in _TABLE}
 # Names tf.as_dtype also takes.
 _ALIASES = {"half": "float16", "float": "float32", "double": "float64"}
-_BY_NUMPY: dict[np.dtype, DType] = {np.dtype(d.numpy): d for d in _TABLE if d.numpy is not None}
+# numpy dtype -> TF name, for the types numpy itself has (ml_dtypes ones: see _by_numpy).
+_BY_NUMPY = {np.dtype(numpy): name for name, numpy in _NUMPY.items() if numpy is not None and numpy is not _ML}
 
 
-def _by_numpy(dtype: np.dtype) -> DType | None:
+def numpy_type(name: str):
+    """What ``tf.as_dtype(name).as_numpy_dtype`` gives (see :class:`DType`); KeyError if unknown."""
+    numpy = _NUMPY[name]
+    if numpy is _ML:
+        import ml_dtypes
+
+        # float8/int4/int2/float4 types came in later ml_dtypes releases than TF 2.16 pins.
+        return getattr(ml_dtypes, name, None)
+    return numpy
+
+
+@functools.cache
+def _dtypes() -> tuple[DType, ...]:
+    return tuple(DType(enum, name, size, numpy_type(name)) for enum, name, size, _ in _TABLE)
+
+
+class _Table(Mapping):
+    """``BY_ENUM`` / ``BY_NAME``: built on first use, as their ml_dtypes types import ml_dtypes."""
+
+    def __init__(self, field: str):
+        self._field = field
+
+    @functools.cached_property
+    def _dict(self) -> dict:
+        return {getattr(d, self._field): d for d in _dtypes()}
+
+    def __getitem__(self, key):
+        return self._dict[key]
+
+    def __iter__(self):
+        return iter(self._dict)
+
+    def __len__(self) -> int:
+        return len(_TABLE)
+
+    def __repr__(self) -> str:
+        return repr(self._dict)
+
+
+BY_ENUM: Mapping[int, DType] = _Table("enum")
+BY_NAME: Mapping[str, DType] = _Table("name")
+
+
+def _by_numpy(dtype: np.dtype) -> str | None:
     if dtype.kind in "OSU":  # object, bytes and str arrays are TensorFlow strings
-        return BY_NAME["string"]
-    return _BY_NUMPY.get(dtype)
+        return "string"
+    found = _BY_NUMPY.get(dtype)
+    if found is None and "ml_dtypes" in sys.modules:  # (without it, no dtype can be one of its)
+        found = next((d.name for d in _dtypes() if d.numpy is not None and np.dtype(d.numpy) == dtype), None)
+    return found
 
 
 def dtype_info(dtype) -> tuple[str, int]:
@@ -112,12 +165,12 @@ def dtype_info(dtype) -> tuple[str, int]:
     """
     found = None
     if isinstance(dtype, (int, np.integer)) and not isinstance(dtype, bool):
-        found = BY_ENUM.get(int(dtype))
+        found = _INFO_BY_ENUM.get(int(dtype))
     elif isinstance(dtype, str):
         name = dtype[: -len("_ref")] if dtype.endswith("_ref") else dtype
-        found = BY_NAME.get(_ALIASES.get(name, name))
+        found = _INFO_BY_NAME.get(_ALIASES.get(name, name))
     elif isinstance(dtype, np.dtype) or (isinstance(dtype, type) and issubclass(dtype, np.generic)):
-        found = _by_numpy(np.dtype(dtype))
+        found = _INFO_BY_NAME.get(_by_numpy(np.dtype(dtype)))
     elif isinstance(getattr(dtype, "name", None), str):  # tf.DType, without importing TF
         try:
             return dtype_info(dtype.name)
@@ -125,4 +178,4 @@ def dtype_info(dtype) -> tuple[str, int]:
             pass
     if found is None:
         raise ValueError(f"{dtype!r} is not a TensorFlow tensor dtype")
-    return found.name, found.itemsize
+    return found

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import PlanError
 
 __all__ = [
     "human_size",

@@ -36,7 +36,7 @@ from itertools import accumulate
 import crc32c as _crc32c
 import numpy as np
 
-from ._dtypes import BY_NAME
+from ._dtypes import numpy_type
 
 __all__ = [
     "MMAP_BYTES",
@@ -83,14 +83,15 @@ def crc32c(data, value: int = 0) -> int:
 def _numpy_dtype(name: str) -> np.dtype:
     # The numpy dtype get_tensor returns: for a quantized dtype the plain integers of the
     # one field TensorFlow's structured stand-in has, not the structured dtype.
-    found = BY_NAME.get(name)
-    if found is None:
-        raise ValueError(f"{name!r} is not a TensorFlow tensor dtype")
-    if found.numpy is None:
-        if found.itemsize == 0:
+    try:
+        numpy = numpy_type(name)
+    except KeyError:
+        raise ValueError(f"{name!r} is not a TensorFlow tensor dtype") from None
+    if numpy is None:
+        if name in ("resource", "variant"):
             raise Undecodable(f"{name} tensors hold C++ objects that only TensorFlow can rebuild")
         raise Undecodable(f"{name} tensors need a newer ml_dtypes than the one installed")
-    dtype = np.dtype(found.numpy)
+    dtype = np.dtype(numpy)
     return dtype[0] if dtype.names else dtype
 
 
@@ -167,7 +168,7 @@ def decode(data, dtype_name: str, shape, big_endian: bool = False):
         The tensor's bytes in the data file. A numeric result is a view of them when the
         byte order allows (read-only for ``bytes``).
     dtype_name : str
-        TensorFlow's dtype name, as in :data:`ckptwidgets._dtypes.BY_NAME`.
+        TensorFlow's dtype name (``"float32"``), as in :data:`ckptwidgets._dtypes.BY_NAME`.
     shape : sequence of int
     big_endian : bool
         The bundle was written on a big-endian machine (its header says so).

@@ -87,8 +87,9 @@ def _sentinel(dtype, shape, original):
 
 def build_sources(root) -> dict:
     """Write the two source checkpoints under ``root``; return ``{kind: prefix}``."""
-    import ckptwidgets  # noqa: F401  (quiet TensorFlow import)
-    import tensorflow as tf
+    import ckptwidgets
+
+    tf = ckptwidgets.import_tensorflow()  # without its C++ start-up log lines
 
     v1 = tf.compat.v1
     root = os.fspath(root)
@@ -303,7 +304,8 @@ class _Worker:
         import numpy as np
 
         import ckptwidgets
-        import tensorflow as tf
+
+        tf = ckptwidgets.import_tensorflow()
 
         self.np, self.tf, self.ck = np, tf, ckptwidgets
         self.layout = {"named": dict(NAMED), "object": dict(OBJECT)}

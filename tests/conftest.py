@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-import ckptwidgets  # noqa: F401  (imports TensorFlow quietly first)
-import tensorflow as tf
+import ckptwidgets
+
+tf = ckptwidgets.import_tensorflow()  # TensorFlow without its C++ start-up log lines
 
 v1_ = tf.compat.v1
 

@@ -260,3 +260,16 @@ def test_unused_names_are_gone():
     from ckptwidgets.widgets import _mapper_model
 
     assert _mapper_model.STYLES is codegen.STYLES
+
+
+def test_remote_paths_go_through_tensorflows_file_systems():
+    # TF's in-memory ram:// file system stands in for gs:// and s3://.
+    prefix = tf.train.Checkpoint(v=tf.Variable([1.0, 2.0])).write("ram://seam-test/ckpt")
+    ckpt = open_checkpoint(prefix)
+    assert ckpt.keys() == ["_CHECKPOINTABLE_OBJECT_GRAPH", "v/.ATTRIBUTES/VARIABLE_VALUE"]
+    assert ckpt.read("v").tolist() == [1.0, 2.0] and ckpt.files[0] == prefix + ".index"
+    v = tf.Variable([0.0, 0.0])
+    assert restore(plan_restore(ckpt, {"v": v})).restored == [("v", "v/.ATTRIBUTES/VARIABLE_VALUE")]
+    assert v.numpy().tolist() == [1.0, 2.0]
+    tf.train.CheckpointManager(tf.train.Checkpoint(v=v), "ram://seam-run/", 3).save()
+    assert open_checkpoint("ram://seam-run/").prefix == "ram://seam-run/ckpt-1"

@@ -16,7 +16,6 @@ import sys
 import textwrap
 import tracemalloc
 
-import ml_dtypes
 import numpy as np
 import pytest
 import tensorflow as tf

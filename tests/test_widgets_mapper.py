@@ -14,7 +14,7 @@ from ckptwidgets import RestoreError, VariableMapper
 from ckptwidgets._synthetic import HOSTILE_KEY, save_many
 from ckptwidgets.widgets import MapperModel
 from ckptwidgets.widgets._inspect import count_children, iter_models, max_options, state_size
-from ckptwidgets.widgets.mapper import NONE, OTHER
+from ckptwidgets.widgets._mapper_model import NONE, OTHER
 
 v1_ = tf.compat.v1
 

@@ -119,7 +119,9 @@ def _latest_in_folder(path: str, files: _Files) -> str:
 
 def _resolve(path: str) -> str:
     files = _Files(path)
-    if files.isdir(path):
+    # Some remote file systems (TF's ram://) call every prefix a folder: the index decides.
+    remote_prefix = is_remote(path) and not path.endswith("/") and files.exists(path + ".index")
+    if files.isdir(path) and not remote_prefix:
         return _latest_in_folder(path, files)
     if path.endswith(".index"):
         path = path[: -len(".index")]

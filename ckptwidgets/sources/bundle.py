@@ -122,7 +122,7 @@ class BundleSource:
         tf = import_tensorflow()
         try:
             if self._tf_reader is None:
-                self._tf_reader = tf.train.load_checkpoint(self.location)
+                self._tf_reader = tf.compat.v1.train.NewCheckpointReader(self.location)
             return self._tf_reader.get_tensor(key)
         except Exception as error:  # TF raises several types for damaged files
             raise CorruptCheckpointError(

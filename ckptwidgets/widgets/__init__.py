@@ -8,6 +8,7 @@ This is the only part of the package that imports ipywidgets.
 """
 from .browser import BrowserModel, CheckpointBrowser
 from .ema_explorer import EMAExplorer, EMAModel
-from .mapper import MapperModel, VariableMapper
+from ._mapper_model import MapperModel
+from .mapper import VariableMapper
 
 __all__ = ["CheckpointBrowser", "BrowserModel", "VariableMapper", "MapperModel", "EMAExplorer", "EMAModel"]

@@ -20,11 +20,11 @@ import ipywidgets as widgets
 
 from ..errors import CheckpointError, PlanError
 from ..plan import RestorePlan
-from ._mapper_model import NONE, OTHER, SHOW, STATUS_TEXT, STYLES, MapperModel
+from ._mapper_model import NONE, OTHER, SHOW, STYLES, MapperModel
 from ._table import Column, PagedTable, PAGE_SIZE
 from ._text import CSS_CLASSES, PlainTextRepr, label_style, message_label, pre_html, set_message, text_label
 
-__all__ = ["MapperModel", "VariableMapper", "STYLES", "SHOW", "STATUS_TEXT"]
+__all__ = ["VariableMapper"]
 
 
 class VariableMapper(PlainTextRepr, widgets.VBox):

@@ -15,9 +15,10 @@ HOSTILE_KEY = "<img src=x onerror=alert(1)>"
 SETUP = '''\
 from pathlib import Path
 
-import ckptwidgets  # imports TensorFlow quietly
+import ckptwidgets
 import numpy as np
-import tensorflow as tf
+
+tf = ckptwidgets.import_tensorflow()  # without its C++ start-up log lines
 
 v1_ = tf.compat.v1
 # Checkpoints go next to the notebook (the test server's temporary root folder).
