@@ -1,6 +1,6 @@
 """Tensor values from a checkpoint's data files, read and checked without TensorFlow.
 
-Private helper of :mod:`ckptwidgets.reader`. A ``.data-NNNNN-of-NNNNN`` file is the
+Private helper of the checkpoint reader. A ``.data-NNNNN-of-NNNNN`` file is the
 tensors' bytes back to back; the index entry of each (:func:`ckptwidgets._bundle.data_ref`)
 says where they are and holds their masked crc32c. We read them as TensorFlow's
 ``BundleReader`` does (``tensorflow/core/util/tensor_bundle/tensor_bundle.cc``), with the
@@ -126,9 +126,8 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
 
 def _strings(data: bytes, count: int, big_endian: bool) -> tuple[np.ndarray, int]:
     """The elements of a string tensor and the crc32c TensorFlow computes over them."""
-    out = np.empty(count, dtype=object)
     if not data and not count:
-        return out, 0  # TensorFlow reads nothing at all for a size of 0
+        return np.empty(0, dtype=object), 0  # TensorFlow reads nothing at all for a size of 0
     lengths = []
     pos = 0
     for _ in range(count):
@@ -155,12 +154,16 @@ def _strings(data: bytes, count: int, big_endian: bool) -> tuple[np.ndarray, int
         )
     crc = crc32c(data[pos : pos + 4 + total], crc)  # the stored length checksum, then the elements
     ends = list(accumulate(lengths, initial=pos + 4))
+    out = np.empty(count, dtype=object)  # only now: count is known to fit in the data
     out[:] = [data[a:b] for a, b in zip(ends, ends[1:])]
     return out, crc
 
 
 def decode(data, dtype_name: str, shape, big_endian: bool = False):
-    """The value of a tensor from its bytes as a checkpoint stores them (checksums unchecked).
+    """The value of a tensor from its bytes as a checkpoint stores them.
+
+    The entry's crc32c is not checked here (:func:`read_tensor` checks it); the checksum a
+    string tensor holds of its own lengths is.
 
     Parameters
     ----------
