@@ -165,19 +165,19 @@ def classify_records(records) -> list[tuple[str, str | None]]:
     turned back into the key of the entry with that name (for a shadow whose variable is
     absent, the key the variable would have: the shadow's key with the name replaced).
     """
-    names = [r.name for r in records]
-    by_name = dict(zip(names, (r.key for r in records)))
+    names = [r[1] for r in records]
+    by_name = dict(zip(names, [r[0] for r in records]))
     out = []
     append = out.append
-    for record, decided in zip(records, classify_names(names, by_name)):
-        kind, base = decided
-        if record.kind is not None:
-            append((record.kind, None))
-        elif base is None:
+    for (key, name, _dtype, _shape, _nbytes, own), decided in zip(records, classify_names(names, by_name)):
+        if own is not None:
+            append((own, None))
+        elif decided[1] is None:
             append(decided)
         else:
-            key = by_name.get(base)
-            if key is None:  # the owner is not in the checkpoint: same suffix as this entry
-                key = base + record.key[len(record.name) :] if record.key.startswith(record.name) else base
-            append((kind, key))
+            kind, base = decided
+            owner = by_name.get(base)
+            if owner is None:  # the owner is not in the checkpoint: same suffix as this entry
+                owner = base + key[len(name) :] if key.startswith(name) else base
+            append((kind, owner))
     return out

@@ -16,11 +16,13 @@ array([1.], dtype=float32)
 """
 from __future__ import annotations
 
+import gc
 import math
 import os
-from dataclasses import dataclass
+from contextlib import contextmanager
 from functools import cached_property
 from types import MappingProxyType
+from typing import NamedTuple
 
 from ._kinds import EMA_SEGMENT, KINDS, classify_name, classify_records
 from .errors import CheckpointNotFoundError
@@ -32,9 +34,8 @@ __all__ = ["Entry", "Checkpoint", "open_checkpoint", "classify", "KINDS"]
 
 _EMA_SUFFIX = "/" + EMA_SEGMENT
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One tensor stored in a checkpoint.
+class Entry(NamedTuple):
+    """One tensor stored in a checkpoint (an immutable named tuple).
 
     Attributes
     ----------
@@ -100,28 +101,26 @@ def classify(key: str, keys) -> tuple[str, str | None]:
     return kind, base
 
 
-_ENTRY_SETTERS = tuple(Entry.__dict__[f].__set__ for f in ("key", "name", "shape", "dtype", "nbytes", "kind", "base"))
-
-
 def _entries(records, kinds) -> list[Entry]:
-    """An :class:`Entry` per record. 10,000 of them open with a checkpoint, so they are
-    filled through their slot descriptors, skipping the frozen ``__init__``'s
-    ``object.__setattr__`` calls."""
-    new = object.__new__
-    set_key, set_name, set_shape, set_dtype, set_nbytes, set_kind, set_base = _ENTRY_SETTERS
-    out = []
-    append = out.append
-    for (key, name, dtype, shape, nbytes, _kind), (kind, base) in zip(records, kinds):
-        entry = new(Entry)
-        set_key(entry, key)
-        set_name(entry, name)
-        set_shape(entry, shape)
-        set_dtype(entry, dtype)
-        set_nbytes(entry, nbytes)
-        set_kind(entry, kind)
-        set_base(entry, base)
-        append(entry)
-    return out
+    """An :class:`Entry` per record; 10,000 of them open with a checkpoint (``tuple.__new__``)."""
+    new = tuple.__new__
+    return [
+        new(Entry, (key, name, shape, dtype, nbytes, kind, base))
+        for (key, name, dtype, shape, nbytes, _kind), (kind, base) in zip(records, kinds)
+    ]
+
+
+@contextmanager
+def _no_gc():
+    """The cyclic garbage collector paused: opening allocates a few tuples per entry and frees
+    none, and in a process holding TensorFlow each collection would walk millions of objects."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 class Checkpoint:
@@ -145,13 +144,15 @@ class Checkpoint:
             raise TypeError(f"Checkpoint(source) takes a ckptwidgets Source; got {type(source).__name__}: {source!r}")
         self.source = source
         self.prefix: str = source.location
-        records = source.records()
-        self.entries: tuple[Entry, ...] = tuple(_entries(records, classify_records(records)))
-        self._by_key = {e.key: e for e in self.entries}
+        with _no_gc():
+            records = source.records()
+            entries = _entries(records, classify_records(records))
+        self.entries: tuple[Entry, ...] = tuple(entries)
+        self._by_key = dict(zip([r.key for r in records], entries))
         # Object-based entries are also found by their name without the suffix.
-        self._by_name = {e.name: e for e in self.entries if e.name != e.key}
+        self._by_name = {e[1]: e for e in entries if e[1] is not e[0] and e[1] != e[0]}  # (name, key)
         # Entries the format itself keeps as bookkeeping (the object graph): never restored.
-        self.bookkeeping = frozenset(r.key for r in records if r.kind is not None)
+        self.bookkeeping = frozenset([r[0] for r in records if r[5] is not None])  # (key, ..., kind)
 
     # --- mapping-like access -------------------------------------------------
     def __getitem__(self, key: str) -> Entry:

@@ -18,6 +18,7 @@ Example
 """
 from __future__ import annotations
 
+import bisect
 import gc
 import os
 import struct
@@ -63,7 +64,9 @@ class BundleSource:
 
     @property
     def object_based(self) -> bool:
-        return OBJECT_GRAPH_KEY in self._entries()
+        keys = self._index.keys  # sorted: a binary search, not a scan
+        at = bisect.bisect_left(keys, OBJECT_GRAPH_KEY)
+        return at < len(keys) and keys[at] == OBJECT_GRAPH_KEY
 
     def records(self):
         return records(self._index.keys, self._index.infos)
