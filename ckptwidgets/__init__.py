@@ -15,6 +15,7 @@ from ._version import __version__
 from .errors import (
     CheckpointError,
     CheckpointNotFoundError,
+    CheckpointWarning,
     CorruptCheckpointError,
     PlanError,
     RestoreError,
@@ -43,6 +44,7 @@ __all__ = [
     "open_checkpoint",
     "CheckpointError",
     "CheckpointNotFoundError",
+    "CheckpointWarning",
     "CorruptCheckpointError",
     "PlanError",
     "RestoreError",

@@ -66,7 +66,7 @@ def resolve_prefix(path: str, resolve) -> str:
         check_special(os.path.join(path, "checkpoint"), "'checkpoint' file")
     try:
         prefix = resolve(path)
-    except CheckpointError:
+    except (CheckpointError, Warning):  # a warning turned into an error by the caller's filters
         raise
     except Exception as error:  # e.g. UnicodeDecodeError from a binary 'checkpoint' file
         where = f"the 'checkpoint' file of folder {path!r}" if local_dir else repr(path)

@@ -11,6 +11,7 @@ __all__ = [
     "CorruptCheckpointError",
     "PlanError",
     "RestoreError",
+    "CheckpointWarning",
 ]
 
 
@@ -42,3 +43,8 @@ class RestoreError(CheckpointError):
     def __init__(self, message, problems=()):
         super().__init__(message)
         self.problems = list(problems)
+
+
+class CheckpointWarning(UserWarning):
+    """Something was opened other than what was named, and why: e.g. a folder's ``checkpoint``
+    file names another machine's paths and the checkpoint of the same name here was opened."""

@@ -219,6 +219,25 @@ class Checkpoint:
         return CandidateIndex(self)
 
     @property
+    def steps(self) -> tuple[tuple[int, str], ...]:
+        """``(step, prefix)`` of every checkpoint of this training run in its folder, by step.
+
+        ``model.ckpt-0``, ``model.ckpt-999``, ``model.ckpt-1000`` beside each other: open
+        another with ``open_checkpoint(prefix)``. Empty when the prefix has no step number
+        (or the format has no steps).
+        """
+        steps = getattr(self.source, "steps", None)
+        return tuple(steps()) if steps is not None else ()
+
+    @property
+    def step(self) -> int | None:
+        """This checkpoint's step, from its prefix (``model.ckpt-1000`` -> 1000), or None."""
+        for step, prefix in self.steps:
+            if prefix == self.prefix:
+                return step
+        return None
+
+    @property
     def object_based(self) -> bool:
         """True for TF2 ``tf.train.Checkpoint`` files, False for name-based (``Saver``) ones."""
         return self.source.object_based

@@ -331,18 +331,6 @@ def _(env):
                expect_values={"v1": [1.0], "v2": [2.0]})
 
 
-@case("flipped-bit-in-checkpoint-file")
-def _(env):
-    prefix = env.base()
-    folder = os.path.dirname(prefix)
-    state = os.path.join(folder, "checkpoint")
-    with open(state, "rb") as f:
-        at = f.read().index(b"my_test_model") + 3
-    env.flip(state, at, 0)  # the name it points to: my_test_model -> my_uest_model
-    return Bad("open", CheckpointNotFoundError, [folder, "my_uest_model.ckpt", "'checkpoint' file", "moved or deleted"],
-               path=folder)
-
-
 @case("random-bytes-as-checkpoint-file")
 def _(env):
     prefix = env.base()

@@ -22,6 +22,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import tensor_bundle_pb2
 
+import ckptwidgets
 from ckptwidgets import CheckpointNotFoundError, CorruptCheckpointError, open_checkpoint
 from ckptwidgets import reader as reader_module
 from ckptwidgets._bundle import scan
@@ -568,11 +569,12 @@ def test_empty_folder(tmp_path):
 def test_checkpoint_file_pointing_nowhere(tmp_path, base_ckpt):
     for f in tmp_path.glob("my_test_model.ckpt*"):
         f.rename(tmp_path / f.name.replace("my_test_model", "renamed"))
-    with pytest.raises(CheckpointNotFoundError) as info:
-        open_checkpoint(tmp_path)
-    text = str(info.value)
-    assert "'checkpoint' file" in text and "my_test_model.ckpt" in text and "moved or deleted" in text
-    assert str(tmp_path) in text
+    # What the state file names is gone, but another checkpoint is here: opened, and said.
+    with pytest.warns(ckptwidgets.CheckpointWarning) as caught:
+        ckpt = open_checkpoint(tmp_path)
+    assert ckpt.prefix == str(tmp_path / "renamed.ckpt")
+    text = str(caught[0].message)
+    assert "'checkpoint' file" in text and "my_test_model.ckpt" in text and str(tmp_path) in text
 
 
 @pytest.mark.parametrize("suffix, what", [(".meta", "MetaGraph"), (".data-00000-of-00001", "data shard")])

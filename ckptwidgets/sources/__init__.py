@@ -28,7 +28,7 @@ import os
 from importlib import import_module
 from typing import Iterable, Iterator, NamedTuple, Protocol, runtime_checkable
 
-__all__ = ["Record", "Source", "FORMATS", "open_source", "is_source"]
+__all__ = ["Record", "Source", "OPTIONAL", "FORMATS", "open_source", "is_source"]
 
 #: Modules of this package tried in order by :func:`open_source`. Each has
 #: ``detect(path) -> Source | None``; the last one (the TF bundle) never returns None: it
@@ -105,6 +105,13 @@ class Source(Protocol):
 
     def files(self) -> list[str]:
         """The files the checkpoint consists of."""
+
+
+#: Optional members a source may have (``Checkpoint`` asks with ``getattr``):
+#:
+#: - ``steps() -> [(step, location)]``: the checkpoints of the same training run beside this
+#:   one, by step (a TF bundle: ``model.ckpt-0``, ``-999``, ``-1000``).
+OPTIONAL = ("steps",)
 
 
 def is_source(obj) -> bool:

@@ -26,7 +26,7 @@ import struct
 from .. import _bundle, _sstable, _tensordata
 from .._quiet import import_tensorflow
 from ..errors import CorruptCheckpointError
-from ._paths import first_line, is_remote, resolve_prefix
+from ._paths import first_line, is_remote, resolve_prefix, steps_beside
 from ._tfkeys import OBJECT_GRAPH_KEY, records
 
 __all__ = ["BundleSource", "detect"]
@@ -74,6 +74,10 @@ class BundleSource:
     def files(self) -> list[str]:
         shards = self._index.num_shards
         return [self.location + ".index"] + [self._shard(i) for i in range(shards) if self._exists(self._shard(i))]
+
+    def steps(self) -> list[tuple[int, str]]:
+        """``(step, prefix)`` of the checkpoints of the same run beside this one (``model.ckpt-N``)."""
+        return steps_beside(self.location)
 
     # --- reading ------------------------------------------------------------------
     def _entries(self) -> dict:
