@@ -5,13 +5,14 @@ Private helper of :mod:`ckptwidgets.reader`; :mod:`ckptwidgets._sstable` gives t
 holds a ``BundleHeaderProto`` (shard count, byte order, format version); every other key
 is a tensor name holding a ``BundleEntryProto`` (dtype, shape, shard, offset, size,
 crc32c). The slices of a partitioned variable are stored under keys starting with a NUL
-byte, next to the variable's own entry, which lists them. The messages come from
+byte (:mod:`ckptwidgets._partitions`), next to the variable's own entry, which lists them. The messages come from
 :mod:`ckptwidgets._protos` and the dtypes from :mod:`ckptwidgets._dtypes`: no TensorFlow.
 
 We validate what TensorFlow's C++ reader would abort the whole process on (a dead Jupyter
 kernel, not an exception): a negative or overflowing shape, more than 254 dimensions, an
-unparseable entry, a reference or invalid dtype, duplicate slices, negative slice extents.
-Each becomes :class:`~ckptwidgets._sstable.Damaged` with a message naming the key.
+unparseable entry, a reference or invalid dtype, duplicate slices, negative slice extents,
+a slice entry whose dtype or shape is not the one its key says (TF copies it into the
+full tensor unchecked). Each becomes :class:`~ckptwidgets._sstable.Damaged` with a message naming the key.
 
 Example
 -------
@@ -24,10 +25,11 @@ import re
 from typing import NamedTuple
 
 from ._dtypes import dtype_info
+from ._partitions import bounds, parse_slice_key
 from ._protos import BundleEntryProto, BundleHeaderProto, DecodeError
 from ._sstable import Damaged, block_items
 
-__all__ = ["Index", "DataRef", "scan", "data_ref", "show_key"]
+__all__ = ["Index", "DataRef", "scan", "data_ref", "slice_extents", "show_key"]
 
 _MAX_RANK = 254  # TensorShape::MaxDimensions()
 _BUNDLE_VERSION = 1  # kTensorBundleVersion, the format this TensorFlow reads
@@ -49,6 +51,7 @@ class Index(NamedTuple):
     values: list  # the serialized BundleEntryProto, for data_ref
     num_shards: int
     big_endian: bool
+    slices: dict  # slice key (bytes) -> its serialized BundleEntryProto, for partitioned reads
 
 
 class DataRef(NamedTuple):
@@ -117,30 +120,6 @@ def _check_slices(proto, key) -> None:
         seen.add(extents)
 
 
-def _ordered_string(key: bytes, pos: int) -> str | None:
-    # OrderedCode::WriteString: 0x00 -> 00 ff, 0xff -> ff 00, ended by 00 01.
-    out = bytearray()
-    while pos + 1 < len(key):
-        byte = key[pos]
-        if byte == 0x00:
-            nxt = key[pos + 1]
-            if nxt == 0x01:
-                return out.decode("utf-8", "replace")
-            if nxt != 0xFF:
-                return None
-            out.append(0)
-            pos += 2
-        elif byte == 0xFF:
-            if key[pos + 1] != 0x00:
-                return None
-            out.append(0xFF)
-            pos += 2
-        else:
-            out.append(byte)
-            pos += 1
-    return None
-
-
 def _check_header(header) -> int:
     # What TF's CheckVersions refuses (an error from TF too, not an abort: a checkpoint we
     # read without TF must be refused alike).
@@ -165,7 +144,7 @@ def scan(blocks: list[bytes]) -> Index:
     Returns an :class:`Index`: the keys as text, ``(dtype name, shape, nbytes)`` per key
     (nbytes 0 for strings), the serialized ``BundleEntryProto`` per key (for
     :func:`data_ref`), the header's shard count and byte order. Slice keys are checked and
-    left out: the partitioned variable's own entry stands for them.
+    kept apart (:attr:`Index.slices`): the partitioned variable's own entry stands for them.
 
     Speed matters (10,000 entries must open about as fast as TensorFlow lists them): most
     entries take a fast road. Their dtype+shape bytes repeat across a model, so those are
@@ -176,7 +155,7 @@ def scan(blocks: list[bytes]) -> Index:
     keys: list = []
     infos: list = []
     values: list = []
-    sliced: set = set()
+    sliced: dict = {}  # key (bytes) of a partitioned variable -> its parsed entry
     orphans: list = []
     header = None
     previous = None
@@ -211,11 +190,11 @@ def scan(blocks: list[bytes]) -> Index:
             else:
                 proto = _parse_entry(key, value)
                 if key[0] == 0 and not proto.slices:
-                    orphans.append(key)  # a slice of a partitioned variable, checked below
+                    orphans.append((key, value, proto))  # a slice of a partitioned variable, checked below
                     continue
                 if proto.slices:
                     _check_slices(proto, key)
-                    sliced.add(key.decode("utf-8", "replace"))
+                    sliced[key] = proto
                 info = _info(proto, key)
             try:
                 keys.append(key.decode("utf-8"))
@@ -224,11 +203,40 @@ def scan(blocks: list[bytes]) -> Index:
             infos.append(info)
             values.append(value)
     num_shards = _check_header(header)
-    for key in orphans:
-        # A slice key names its variable (OrderedCode); any other such key is damage.
-        if _ordered_string(key, 1) not in sliced:
-            raise Damaged(f"has key {show_key(key)}, a tensor slice of no partitioned variable")
-    return Index(keys, infos, values, num_shards, header.endianness == _BIG_ENDIAN)
+    slices = {}
+    for key, value, proto in orphans:
+        _check_slice_entry(key, proto, sliced)
+        slices[key] = value
+    return Index(keys, infos, values, num_shards, header.endianness == _BIG_ENDIAN, slices)
+
+
+def _check_slice_entry(key: bytes, proto, sliced: dict) -> None:
+    """A slice key names its variable and extents (OrderedCode); its entry must hold them.
+
+    TF's reader copies a slice into the full tensor by the extents, trusting the slice
+    entry's dtype and size: a mismatch there aborts it or reads out of bounds.
+    """
+    parsed = parse_slice_key(key)
+    full = sliced.get(parsed[0]) if parsed is not None else None
+    if full is None:
+        raise Damaged(f"has key {show_key(key)}, a tensor slice of no partitioned variable")
+    name, extents = parsed
+    box = bounds(extents, [d.size for d in full.shape.dim])
+    if box is None:
+        raise Damaged(f"has a slice {extents} of {show_key(name)} that does not fit its shape")
+    shape = [d.size for d in proto.shape.dim]
+    if proto.dtype != full.dtype or shape != [b - a for a, b in box]:
+        raise Damaged(
+            f"has a slice {extents} of {show_key(name)} stored with dtype enum {proto.dtype} and shape "
+            f"{shape}, not the dtype enum {full.dtype} and shape {[b - a for a, b in box]} its key says"
+        )
+
+
+def slice_extents(value: bytes) -> list[tuple]:
+    """The slices a partitioned variable's entry lists: per slice a ``(start, length)`` pair per
+    dimension, length None for a full extent (what :func:`ckptwidgets._partitions.slice_key` takes)."""
+    proto = BundleEntryProto.FromString(value)
+    return [tuple((e.start, e.length if e.HasField("length") else None) for e in piece.extent) for piece in proto.slices]
 
 
 def data_ref(value: bytes) -> DataRef | None:

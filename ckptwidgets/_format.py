@@ -1,8 +1,9 @@
-"""Pure text helpers behind the widgets and the command line: sizes, shapes, filters, statistics.
+"""Pure text helpers behind the widgets and the command line: sizes, shapes, statistics.
 
-Nothing here imports ipywidgets, so every rule the widgets apply (which entries a filter
-keeps, how a rules box is read, what the statistics of a tensor are) can be tested and
-reused from a script.
+Nothing here imports ipywidgets, so every rule the widgets apply (how a size or shape is
+written, what the statistics of a tensor are) can be tested and reused from a script. The
+filter language (``filter_entries``, ``filter_names``, re-exported here) is
+:mod:`ckptwidgets._filter`.
 
 Example
 -------
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._filter import filter_entries, filter_names  # the filter language lives in _filter.py
 
 __all__ = [
     "human_size",
@@ -25,6 +27,7 @@ __all__ = [
     "filter_entries",
     "filter_names",
     "TensorStats",
+    "finite_values",
     "tensor_stats",
     "compare_text",
     "text_table",
@@ -67,70 +70,6 @@ def format_shape(shape) -> str:
     return "[" + ", ".join("None" if d is None else str(d) for d in shape) + "]"
 
 
-def _terms(text: str) -> list[str]:
-    return [t for t in (text or "").lower().split() if t]
-
-
-def _matches(haystack: str, terms: list[str]) -> bool:
-    # A leading "!" negates a term, so "kernel !adam" hides optimizer slots by name.
-    for term in terms:
-        if term.startswith("!") and len(term) > 1:
-            if term[1:] in haystack:
-                return False
-        elif term not in haystack:
-            return False
-    return True
-
-
-def filter_entries(entries, text: str = "", kinds=None) -> list:
-    """The entries whose key contains every word of ``text`` and whose kind is in ``kinds``.
-
-    Parameters
-    ----------
-    entries : iterable of Entry
-    text : str
-        Whitespace-separated words, matched case-insensitively as substrings of the key;
-        a word starting with ``!`` excludes keys containing the rest of it.
-    kinds : collection of str, optional
-        Kinds to keep (``"variable"``, ``"ema"``, ``"slot"``, ``"meta"``); all when None.
-
-    Examples
-    --------
-    >>> from ckptwidgets.reader import Entry
-    >>> es = [Entry("v", "v", (), "float32", 4, "variable", None),
-    ...       Entry("v/ExponentialMovingAverage", "v/ExponentialMovingAverage", (),
-    ...             "float32", 4, "ema", "v")]
-    >>> [e.key for e in filter_entries(es, "moving")]
-    ['v/ExponentialMovingAverage']
-    >>> [e.key for e in filter_entries(es, kinds={"variable"})]
-    ['v']
-    """
-    terms = _terms(text)
-    kinds = None if kinds is None else frozenset(kinds)
-    out = []
-    for entry in entries:
-        if kinds is not None and entry.kind not in kinds:
-            continue
-        if terms and not _matches(entry.key.lower(), terms):
-            continue
-        out.append(entry)
-    return out
-
-
-def filter_names(names, text: str = "") -> list[str]:
-    """The names containing every word of ``text`` (same syntax as :func:`filter_entries`).
-
-    Examples
-    --------
-    >>> filter_names(["net/l1/kernel", "net/l1/bias", "net/l2/kernel"], "l1 !bias")
-    ['net/l1/kernel']
-    """
-    terms = _terms(text)
-    if not terms:
-        return list(names)
-    return [n for n in names if _matches(n.lower(), terms)]
-
-
 @dataclass(frozen=True)
 class TensorStats:
     """Summary statistics of one tensor; the numbers are None for non-numeric tensors.
@@ -158,8 +97,38 @@ class TensorStats:
         return text
 
 
-def tensor_stats(values) -> TensorStats:
+def finite_values(values) -> tuple[np.ndarray | None, int]:
+    """``(values, skipped)``: an array's numbers as one flat float64 array without NaN and
+    infinities, and how many of those were skipped; ``(None, 0)`` for a non-numeric array.
+
+    Bools count as 0/1. Compute it once per tensor and hand it to :func:`tensor_stats`
+    and to a histogram: the browser converts each tensor once.
+
+    Examples
+    --------
+    >>> finite_values(np.array([1.0, np.nan, np.inf], dtype=np.float32))
+    (array([1.]), 2)
+    """
+    array = np.asarray(values)
+    if array.dtype.kind not in "biuf":
+        return None, 0
+    # float64 accumulation: float16/float32 sums of large tensors lose digits.
+    flat = array.ravel().astype(np.float64, copy=False)
+    if array.dtype.kind != "f":
+        return flat, 0
+    finite = np.isfinite(flat)
+    skipped = int(flat.size - np.count_nonzero(finite))
+    return (flat[finite] if skipped else flat), skipped
+
+
+def tensor_stats(values, finite=None) -> TensorStats:
     """Min, max, mean and standard deviation of an array (bools count as 0/1).
+
+    Parameters
+    ----------
+    values : array_like
+    finite : tuple, optional
+        What :func:`finite_values` gives for ``values``, when already computed.
 
     Examples
     --------
@@ -172,22 +141,11 @@ def tensor_stats(values) -> TensorStats:
     array = np.asarray(values)
     # TensorFlow strings read back as numpy bytes ("|S123") or objects: name them as TF does.
     dtype = "string" if array.dtype.kind in "SOU" else str(array.dtype)
-    if array.dtype == bool:
-        array = array.astype(np.float64)
-    if array.dtype.kind not in "iuf":
+    work, nonfinite = finite_values(array) if finite is None else finite
+    if work is None:
         return TensorStats(size=int(array.size), dtype=dtype)
-    flat = array.ravel()
-    if flat.dtype.kind == "f":
-        finite = np.isfinite(flat)
-        nonfinite = int(flat.size - np.count_nonzero(finite))
-        if nonfinite:
-            flat = flat[finite]
-    else:
-        nonfinite = 0
-    if flat.size == 0:
+    if work.size == 0:
         return TensorStats(size=int(array.size), dtype=dtype, nonfinite=nonfinite)
-    # float64 accumulation: float16/float32 sums of large tensors lose digits.
-    work = flat.astype(np.float64, copy=False)
     return TensorStats(
         size=int(array.size),
         dtype=dtype,

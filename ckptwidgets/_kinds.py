@@ -3,18 +3,28 @@
 One classifier for every source (:mod:`ckptwidgets.sources`). A source names its entries
 (``name``: the key without what the format appends, e.g. TF2's ``/.ATTRIBUTES/VARIABLE_VALUE``)
 and may already know that an entry is bookkeeping (``kind="meta"``: TF2's object graph);
-everything else is decided here, from the names alone and their neighbours: ``w/Adam`` is
-a slot only when ``w`` is in the checkpoint too.
+everything else is decided here, from the names, their shapes and their neighbours.
 
-The rules are a table (:data:`RULES`), tried in order on the last segment of a name; the
-first rule whose segment matches and whose neighbour check passes decides. Which rules a
-segment can match is cached per distinct segment, so most of 10,000 entries cost one dict
-lookup (``kernel`` matches no rule: a variable).
+Optimizer state is recognised by structure, not by a list of optimizer names: a *slot* is
+an entry whose name extends a variable's name by one segment of the optimizer's own, with
+the variable's shape, possibly under an extra scope (``<scope>/<variable>/<segment>``, as
+TF1 optimizers built inside a scope and Keras 2 optimizers write them). A structural match
+counts when the segment is one TF1 optimizers use (``Adam``, ``Momentum``...), when the
+same segment (``my_adam``, ``my_adam_1``) extends two or more entries, or when the scope is
+an optimizer's (it holds an ``iter`` / ``iterations`` / ``beta1_power`` counter). Scalars
+beside an optimizer's ``iter`` counter are its hyperparameters: ``meta``.
+
+The per-name rules are a table (:data:`RULES`), tried in order on the last segment; which
+rules a segment can match is cached per distinct segment, so most of 10,000 entries cost a
+dict lookup or two.
 
 Example
 -------
 >>> classify_names(["w", "w/Adam", "w/ExponentialMovingAverage", "global_step"])
 [('variable', None), ('slot', 'w'), ('ema', 'w'), ('meta', None)]
+>>> shapes = {"w": (3,), "w/my_adam": (3,), "w/my_adam_1": (3,), "beta1_power": ()}
+>>> classify_names(list(shapes), shapes)
+[('variable', None), ('slot', 'w'), ('slot', 'w'), ('meta', None)]
 """
 from __future__ import annotations
 
@@ -31,15 +41,13 @@ SLOT_MARK = "/.OPTIMIZER_SLOT/"
 # Last name segments TF1 optimizers give their slots ("w/Adam", "w/Adam_1").
 _TF1_SLOT = re.compile(
     r"^(Adam|AdamW|Adamax|Nadam|LazyAdam|Momentum|RMSProp|Adagrad|AdagradDA|"
-    r"Adadelta|Ftrl|ProximalAdagrad|LARS|LAMB|Lamb)(_\d+)?$"
+    r"Adadelta|Ftrl|ProximalAdagrad|ProximalGradientDescent|LARS|LAMB|Lamb)(_\d+)?$"
 )
 # Bookkeeping that is not model state: step counters, optimizer scalars.
 _META_NAMES = frozenset(
     {
         "global_step",
         "save_counter",
-        "beta1_power",
-        "beta2_power",
         "iter",
         "iterations",
         "_iterations",
@@ -49,57 +57,67 @@ _META_NAMES = frozenset(
         "biased",
     }
 )
-# Hyperparameters a Keras 2 optimizer tracks next to its `iter` counter.
-_KERAS2_HYPER = frozenset({"beta_1", "beta_2", "decay", "epsilon", "rho", "momentum", "initial_accumulator_value"})
+# Adam's beta powers, uniquified when a graph holds several optimizers: beta1_power_1.
+_POWER = re.compile(r"^beta[12]_power(_\d+)?$")
+# Counters an optimizer's scope holds: the scope's scalars are its hyperparameters.
+_COUNTERS = ("iter", "iterations", "_iterations")
 # Keras 3 optimizers keep their state in a flat list `<optimizer>/_variables/N` (the model
 # weights are `<optimizer>/_trainable_variables/N`); which weight a state belongs to is not
 # recorded, so those slots have base None.
 _KERAS3_STATE = re.compile(r"^(.*/)?_variables/\d+$")
+_UNIQUIFIED = re.compile(r"_\d+$")
+
+
+def _same(a, b) -> bool:
+    """Shapes equal, or one unknown (None)."""
+    return a is None or b is None or a == b
 
 
 class Rule(NamedTuple):
     """One row of the classification table.
 
-    ``segment(last)`` tests the last name segment; ``check(name, head, present)`` then
+    ``segment(last)`` tests the last name segment; ``check(name, head, shape, shapes)`` then
     returns the base name (``""`` for "no base") when the rule applies, or None when the
-    neighbours it needs are absent. ``present`` is a container of every name.
+    neighbours it needs are absent. ``shapes`` maps every name to its shape (None: unknown).
     """
 
     kind: str
     what: str
     segment: Callable[[str], object]
-    check: Callable[[str, str, object], str | None]
+    check: Callable[[str, str, object, object], str | None]
 
 
-def _with_head(name, head, present):
+def _with_head(name, head, shape, shapes):
     return head or None
 
 
-def _always(name, head, present):
+def _always(name, head, shape, shapes):
     return ""
 
 
-def _variable_present(name, head, present):
-    return head if head and head in present else None
+def _beside_its_variable(name, head, shape, shapes):
+    # <variable>/Adam, or <scope>/<variable>/Adam when the optimizer was built inside a scope.
+    owner = head
+    while owner:
+        if owner in shapes and _same(shapes[owner], shape):
+            return owner
+        owner = owner.partition("/")[2]
+    return None
 
 
-def _beside_iter(name, head, present):
-    return "" if head and head + "/iter" in present else None
-
-
-def _keras3_state(name, head, present):
+def _keras3_state(name, head, shape, shapes):
     if not head or not _KERAS3_STATE.match(name):
         return None
     owner = name[: len(head) - len("_variables")]
-    return "" if owner + "_iterations" in present or owner + "iterations" in present else None
+    return "" if owner + "_iterations" in shapes or owner + "iterations" in shapes else None
 
 
 RULES = (
     Rule("ema", "an ExponentialMovingAverage shadow: <variable>/ExponentialMovingAverage", EMA_SEGMENT.__eq__, _with_head),
-    Rule("meta", "step counters and optimizer scalars (global_step, beta1_power, iter...)", _META_NAMES.__contains__, _always),
+    Rule("meta", "step counters and optimizer scalars (global_step, iter, learning_rate...)", _META_NAMES.__contains__, _always),
+    Rule("meta", "Adam's beta powers: beta1_power, beta2_power_1...", _POWER.match, _always),
     Rule("slot", "Keras 3 optimizer state <optimizer>/_variables/N next to its iterations counter", str.isdigit, _keras3_state),
-    Rule("meta", "Keras 2 optimizer hyperparameters next to its iter counter", _KERAS2_HYPER.__contains__, _beside_iter),
-    Rule("slot", "TF1 optimizer slots <variable>/Adam, <variable>/Momentum... next to their variable", _TF1_SLOT.match, _variable_present),
+    Rule("slot", "TF1 optimizer slots <variable>/Adam, <variable>/Momentum_1... next to their variable", _TF1_SLOT.match, _beside_its_variable),
 )
 
 _SEGMENT_RULES: dict[str, tuple[Rule, ...]] = {}
@@ -112,8 +130,30 @@ def _rules_for(last: str) -> tuple[Rule, ...]:
     return rules
 
 
-def classify_name(name: str, present) -> tuple[str, str | None]:
-    """``(kind, base name or None)`` of one name; ``present`` answers ``in`` for the others.
+class _AnyShape:
+    """``shapes`` for a caller that only knows which names exist: every shape unknown."""
+
+    def __init__(self, names):
+        self._names = names
+
+    def __contains__(self, name):
+        return name in self._names
+
+    def __getitem__(self, name):
+        return None
+
+    def get(self, name, default=None):
+        return None if name in self._names else default
+
+
+def _shapes_of(present):
+    return present if hasattr(present, "get") and not isinstance(present, (set, frozenset)) else _AnyShape(present)
+
+
+def classify_name(name: str, present, shape=None) -> tuple[str, str | None]:
+    """``(kind, base name or None)`` of one name by the table alone (no structural slots).
+
+    ``present`` maps the other names to their shapes (a set of names: shapes unknown).
 
     Examples
     --------
@@ -125,56 +165,139 @@ def classify_name(name: str, present) -> tuple[str, str | None]:
     cut = name.rfind("/")
     rules = _rules_for(name[cut + 1 :])
     if rules:
+        shapes = _shapes_of(present)
         head = name[:cut] if cut > 0 else ""
         for rule in rules:
-            base = rule.check(name, head, present)
+            base = rule.check(name, head, shape, shapes)
             if base is not None:
                 return rule.kind, base or None
     return "variable", None
 
 
 def classify_names(names, present=None) -> list[tuple[str, str | None]]:
-    """``(kind, base name)`` of each name; ``present`` (default: the names) answers ``in``.
+    """``(kind, base name)`` of each name of one checkpoint, structural slots included.
+
+    ``present`` maps every name to its shape (default: all shapes unknown, so structure is
+    judged by names alone).
 
     Examples
     --------
     >>> classify_names(["opt/_iterations", "opt/_variables/0", "layer/_variables/0"])
     [('meta', None), ('slot', None), ('variable', None)]
+    >>> classify_names(["Adam/dense/kernel/m", "Adam/iter", "Adam/beta_1", "dense/kernel"],
+    ...                {"Adam/dense/kernel/m": (2,), "Adam/iter": (), "Adam/beta_1": (), "dense/kernel": (2,)})
+    [('slot', 'dense/kernel'), ('meta', None), ('meta', None), ('variable', None)]
     """
-    if present is None:
-        present = set(names)
+    shapes = _shapes_of(set(names) if present is None else present)
     plain = ("variable", None)
     out = []
     append, cached, mark = out.append, _SEGMENT_RULES.get, SLOT_MARK
-    for name in names:
-        last = name[name.rfind("/") + 1 :]
+    optimizer_scopes: set[str] = set()  # scopes holding an optimizer's counter ("" for the root)
+    candidates = []  # (index, owner name, scope, segment) of possible structural slots
+    owners: dict = {}  # head -> (owner, scope) or None
+    for index, name in enumerate(names):
+        cut = name.rfind("/")
+        last = name[cut + 1 :]
         rules = cached(last)
         if rules is None:
             rules = _rules_for(last)
-        if not rules and mark not in name:
-            append(plain)  # the common case: a segment no rule matches
-        else:
-            append(classify_name(name, present))
+        if rules or mark in name:
+            append(classify_name(name, shapes, shapes[name]))
+            if last in _COUNTERS or _POWER.match(last):
+                optimizer_scopes.add(name[: cut + 1])
+            continue
+        append(plain)
+        if cut > 0:
+            head = name[:cut]
+            if head in shapes:
+                if _same(shapes[head], shapes[name]):
+                    candidates.append((index, head, "", last))
+                continue
+            # <scope>/<variable>/<segment>: an optimizer built inside a scope. Names share
+            # heads (kernel, bias and their shadows), so the search is cached per head.
+            found = owners.get(head, _UNSEEN)
+            if found is _UNSEEN:
+                found = owners[head] = _scoped_owner(head, shapes)
+            if found is not None and _same(shapes[found[0]], shapes[name]):
+                candidates.append((index, found[0], found[1], last))
+    scoped = {scope for scope in optimizer_scopes if scope}
+    if scoped:  # only checkpoints with an optimizer counter under a scope pay for this
+        _hyperparameters(names, shapes, out, scoped)
+    if candidates:
+        _accept_structural(names, out, candidates, optimizer_scopes)
     return out
 
 
+_UNSEEN = object()
+
+
+def _scoped_owner(head: str, shapes) -> tuple[str, str] | None:
+    """``(variable, scope)`` when ``head`` is ``<scope>/<a present name>``, else None."""
+    at = head.find("/")
+    while at > 0:
+        owner = head[at + 1 :]
+        if owner in shapes:
+            return owner, head[: at + 1]
+        at = head.find("/", at + 1)
+    return None
+
+
+def _hyperparameters(names, shapes, out, scopes) -> None:
+    """Scalars directly in an optimizer's scope (``training/Adam/decay``) are its hyperparameters."""
+    for index, name in enumerate(names):
+        if out[index] != ("variable", None) or shapes[name] != ():
+            continue
+        cut = name.rfind("/")
+        if name[: cut + 1] in scopes:
+            out[index] = ("meta", None)
+
+
+def _accept_structural(names, out, candidates, optimizer_scopes) -> None:
+    """Mark the candidates that are optimizer slots (see the module docstring).
+
+    A group is one (scope, segment without its ``_N``) pair: ``w/my_adam`` and
+    ``w/my_adam_1`` are one group. It counts with two or more members, or under an
+    optimizer's own scope (not the root: a root counter says nothing about root names).
+    """
+    groups: dict[tuple[str, str], list] = {}
+    for index, owner, scope, last in candidates:
+        groups.setdefault((scope, _UNIQUIFIED.sub("", last)), []).append((index, owner))
+    accepted = [
+        member
+        for (scope, _segment), members in groups.items()
+        if len(members) >= 2 or (scope and scope in optimizer_scopes)
+        for member in members
+    ]
+    if not accepted:
+        return
+    position = {name: i for i, name in enumerate(names)}
+    slots = {index for index, _ in accepted}
+    for index, owner in accepted:
+        owner_at = position[owner]
+        if owner_at not in slots and out[owner_at][0] == "variable":
+            out[index] = ("slot", owner)
+
+
 def classify_records(records) -> list[tuple[str, str | None]]:
-    """``(kind, base key)`` for each record of a source (``key``, ``name``, ``kind`` or None).
+    """``(kind, base key)`` for each record of a source (``key``, ``name``, ``shape``, ``kind``).
 
     A record's own ``kind`` wins; otherwise its ``name`` is classified, and a base name is
     turned back into the key of the entry with that name (for a shadow whose variable is
     absent, the key the variable would have: the shadow's key with the name replaced).
     """
     names = [r[1] for r in records]
-    by_name = dict(zip(names, [r[0] for r in records]))
+    shapes = dict(zip(names, [r[3] for r in records]))
+    by_name = None  # name -> key, built when the first base needs it
     out = []
     append = out.append
-    for (key, name, _dtype, _shape, _nbytes, own), decided in zip(records, classify_names(names, by_name)):
+    for (key, name, _dtype, _shape, _nbytes, own), decided in zip(records, classify_names(names, shapes)):
         if own is not None:
             append((own, None))
         elif decided[1] is None:
             append(decided)
         else:
+            if by_name is None:
+                by_name = {r[1]: r[0] for r in records}
             kind, base = decided
             owner = by_name.get(base)
             if owner is None:  # the owner is not in the checkpoint: same suffix as this entry

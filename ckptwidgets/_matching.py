@@ -3,7 +3,9 @@
 The per-variable work of :func:`ckptwidgets.plan_restore`, kept to dict lookups (a plan over
 10,000 variables must cost less than TensorFlow's own read of the index). Rules follow
 ``tf.compat.v1.train.init_from_checkpoint``'s assignment map; see :mod:`ckptwidgets.plan`
-for the precedence.
+for the precedence. A part of a partitioned variable is matched by the whole variable's name
+(``VarInfo.part.full_name``: ``"w"`` for ``"w/part_0"``), as ``init_from_checkpoint`` does:
+rules and exact names see the full name, and every part of it gets the full key.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import re
 
 from ._candidates import fits
 from ._rules import check_rule, is_root
-from ._variables import VarInfo
+from ._variables import VarInfo, partitioned_parts
 from .errors import PlanError
 from .reader import Checkpoint
 
@@ -45,19 +47,25 @@ class Rules:
             if not isinstance(ckpt_side, str):
                 raise PlanError(f"Rule keys are checkpoint names or scopes (str); got {ckpt_side!r}.")
             if not isinstance(var_side, str):  # {key: variable}, as init_from_checkpoint allows
-                by_id = by_id or {id(i.variable): i.name for i in infos.values()}
-                if id(var_side) not in by_id:
-                    raise PlanError(f"Rule {ckpt_side!r}: {var_side!r} names no variable of the plan.")
-                var_side = by_id[id(var_side)]
-                self.exact.setdefault(var_side, []).append(ckpt_side)
+                by_id = by_id or {id(i.variable): _matched_name(i) for i in infos.values()}
+                self.exact.setdefault(_object_rule(ckpt_side, var_side, by_id), []).append(ckpt_side)
                 continue
             if check_rule(ckpt_side, var_side, f"Rule {ckpt_side!r}: {var_side!r}"):
                 self.scopes.setdefault("" if is_root(var_side) else var_side, []).append(
                     "" if is_root(ckpt_side) else ckpt_side
                 )
             else:
-                if var_side not in infos:
-                    known = known or [i.name for i in infos.values()] + [i.alias for i in infos.values() if i.alias]
+                info = infos.get(var_side)
+                if info is not None and info.part is not None and info.part.full_name != var_side:
+                    raise PlanError(
+                        f"Rule {ckpt_side!r}: {var_side!r} is a part of partitioned variable "
+                        f"{info.part.full_name!r}; a rule names the whole variable: "
+                        f"{{{ckpt_side!r}: {info.part.full_name!r}}} (each part reads its slice)."
+                    )
+                if info is None:
+                    known = known or [_matched_name(i) for i in infos.values()] + [
+                        i.alias for i in infos.values() if i.alias
+                    ]
                     if var_side not in known:
                         close = difflib.get_close_matches(var_side, list(dict.fromkeys(known)), n=3, cutoff=0.5)
                         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
@@ -112,6 +120,29 @@ class Rules:
         return match
 
 
+def _matched_name(info: VarInfo) -> str:
+    """The name matched against the checkpoint: a part's full name, else the variable's."""
+    return info.name if info.part is None else info.part.full_name
+
+
+def _object_rule(ckpt_side: str, var_side, by_id: dict) -> str:
+    """The matched name a ``{key: variable}`` rule is about. As in ``init_from_checkpoint`` the
+    value may be a variable, a ``PartitionedVariable`` or a list of its parts; a part (or a
+    list of parts) stands for the whole partitioned variable."""
+    targets = partitioned_parts(var_side)
+    if targets is None:
+        targets = list(var_side) if isinstance(var_side, (list, tuple)) else [var_side]
+    names = list(dict.fromkeys(by_id.get(id(v)) for v in targets))
+    if not targets or None in names:
+        raise PlanError(f"Rule {ckpt_side!r}: {var_side!r} names no variable of the plan.")
+    if len(names) > 1:
+        raise PlanError(
+            f"Rule {ckpt_side!r}: the variables listed belong to several variables ({', '.join(map(repr, names))}); "
+            "a list in a rule holds the parts of one partitioned variable."
+        )
+    return names[0]
+
+
 def _present(prefixes: list[str], rest: str, find):
     """The outcome of one rule level: ``(entry, None)``, ``(None, [keys])`` or None when it finds nothing."""
     found: dict = {}
@@ -140,19 +171,21 @@ def map_variables(ckpt: Checkpoint, infos: dict, rules: Rules, skipped: set, pre
     for name, info in infos.items():
         if skipped and name in skipped:
             continue
+        part = info.part
+        name_matched = name if part is None else part.full_name  # a part: its whole variable's name
         if match is not None:
-            entry, conflict = match(name)
+            entry, conflict = match(name_matched)
             if entry is None and conflict is None and info.alias is not None:
                 entry, conflict = match(info.alias)
             if conflict:
                 conflicts[name] = conflict
                 continue
         else:
-            entry = by_key(name) or by_name(name)
+            entry = by_key(name_matched) or by_name(name_matched)
             if entry is None and info.alias is not None:
                 entry = find(info.alias)
         if entry is None:
-            explicit = rules.exact.get(name)
+            explicit = rules.exact.get(name_matched)
             if explicit:  # a one-name rule to an absent key: keep it, reported as missing_key
                 mapping[name] = explicit[0]
                 compatible = False

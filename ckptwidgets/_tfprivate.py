@@ -10,10 +10,21 @@ TensorFlow or Keras release that moves one breaks one function, each with a publ
 - ``object_paths(root)``: the object path of every variable under a trackable root, as
   ``tf.train.Checkpoint`` names them (its own ``graph_view`` traversal).
 - ``is_trackable(obj)``: ``tensorflow.python.trackable.base.Trackable``, which TF does not export.
+- ``save_slice_info(var)``: where a part of a partitioned variable sits in the full tensor
+  (``._save_slice_info``, a ``tf.Variable.SaveSliceInfo``; TF has no public getter, so the
+  fallback is its private method ``_get_save_slice_info``, and None when neither exists).
 """
 from __future__ import annotations
 
-__all__ = ["keras_value", "has_keras_value", "static_dims", "in_graph_mode", "object_paths", "is_trackable"]
+__all__ = [
+    "keras_value",
+    "has_keras_value",
+    "static_dims",
+    "in_graph_mode",
+    "object_paths",
+    "is_trackable",
+    "save_slice_info",
+]
 
 
 def has_keras_value(obj) -> bool:
@@ -50,3 +61,16 @@ def is_trackable(obj) -> bool:
     from tensorflow.python.trackable.base import Trackable
 
     return isinstance(obj, Trackable)
+
+
+def save_slice_info(var):
+    """``tf.Variable.SaveSliceInfo`` of a part variable (``full_name``, ``full_shape``,
+    ``var_offset``, ``var_shape``), or None for a variable that is not a slice of another."""
+    try:
+        return var._save_slice_info
+    except AttributeError:
+        pass
+    try:
+        return var._get_save_slice_info()
+    except (AttributeError, TypeError):
+        return None

@@ -6,6 +6,13 @@ a Keras model, a ``tf.train.Checkpoint``) and returns one :class:`VarInfo` per
 variable, computed once: name, static shape, base dtype, graph, and the
 ``tf.Variable`` that ``Saver`` and ``assign`` must be given.
 
+A ``PartitionedVariable`` (what ``tf.compat.v1.get_variable(..., partitioner=...)``
+returns) stands for its parts: one :class:`VarInfo` per part, named as TensorFlow names
+the part (``"w/part_0"``; under a dict key ``K``: ``"K/part_0"``), whose ``part``
+(:class:`~ckptwidgets._partitions.Part`) says where it sits in the full tensor and whose
+``shape`` is the full shape, the one a checkpoint key must have. A variable carrying a save
+slice info on its own (``list(pv)``) is such a part too.
+
 A plan over 10,000 variables must cost less than TensorFlow's own index read, so the
 description of one variable is a handful of attribute reads: a ``tf.Variable``'s type is
 recognised by a set lookup (``isinstance`` against its ABC is slower), the static shape is
@@ -27,10 +34,11 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from . import _tfprivate
+from ._partitions import Part
 from ._quiet import import_tensorflow
 from .errors import PlanError
 
-__all__ = ["VarInfo", "collect", "collect_by_name", "variable_name", "is_variable"]
+__all__ = ["VarInfo", "collect", "collect_by_name", "variable_name", "is_variable", "partitioned_parts"]
 
 _OUTPUT_INDEX = re.compile(r":\d+$")
 
@@ -56,6 +64,17 @@ def _is_tf_variable(obj) -> bool:
     if issubclass(kind, tf.Variable) and not kind.__module__.startswith("keras"):
         _TF_TYPES.add(kind)  # a real subclass: every instance is a tf.Variable
     return True
+
+
+def partitioned_parts(obj) -> list | None:
+    """The part variables of a ``PartitionedVariable`` (``list(pv)``: offset order), else None.
+
+    Recognised by type name and module (TF does not export the class in ``tf.compat.v1``).
+    """
+    kind = type(obj)
+    if kind.__name__ != "PartitionedVariable" or not kind.__module__.startswith("tensorflow"):
+        return None
+    return list(obj)
 
 
 def is_variable(obj) -> bool:
@@ -88,14 +107,16 @@ class VarInfo(NamedTuple):
     """
 
     name: str
-    variable: object  # what the user passed
+    variable: object  # what the user passed (for a partitioned variable: the part)
     tf_variable: object  # the tf.Variable to give Saver / assign (Keras 3: the one it holds)
-    shape: tuple | None  # static shape, None for unknown dimensions; None for unknown rank
+    shape: tuple | None  # static shape, None for unknown dimensions; None for unknown rank;
+    # for a part of a partitioned variable the full shape: what its checkpoint key must have
     dtype: str  # base dtype name: float32_ref -> float32
     graph: object | None  # tf.Graph in graph mode, None for eager variables
     alias: str | None  # object path under the trackable root given, when it differs from name
     keras: bool
     ref: bool  # a TF1 reference variable (use_resource=False)
+    part: Part | None  # a part of a partitioned variable: its full name, full shape, offset, shape
 
 
 _new = tuple.__new__
@@ -135,15 +156,34 @@ def _unwrap(name: str, var, where, index) -> tuple:
     raise PlanError(_describe(var, where(index)) + hint + ".")
 
 
-def _info(name: str, var, where, index=None, alias: str | None = None) -> VarInfo:
+def _info(name: str, var, where, index=None, alias: str | None = None, full_name: str | None = None) -> VarInfo:
     """Describe any variable; ``where(index)`` names it in an error message, formatted only for one."""
     if type(var) in _TF_TYPES:
-        return _described(name, var, var, False, alias)
+        return _described(name, var, var, False, alias, full_name)
     tf_var, keras = _unwrap(name, var, where, index)
-    return _described(name, var, tf_var, keras, alias)
+    return _described(name, var, tf_var, keras, alias, full_name)
 
 
-def _described(name: str, var, tf_var, keras: bool, alias: str | None) -> VarInfo:
+def _part(name: str, info, dims, full_name: str | None) -> Part:
+    """The :class:`Part` of a variable from its save slice info ``info``, checked (TF builds
+    them right, hand-made ones may not be)."""
+    try:
+        full_shape, offset, shape = (tuple(int(d) for d in x) for x in (info.full_shape, info.var_offset, info.var_shape))
+        fits = len(full_shape) == len(offset) == len(shape) and all(
+            o >= 0 and s >= 0 and o + s <= f for f, o, s in zip(full_shape, offset, shape)
+        )
+    except (TypeError, ValueError):
+        fits = False
+    if not fits or (dims is not None and None not in dims and dims != shape):
+        raise PlanError(
+            f"Variable {name!r} says it is a slice of {info.full_name!r} (full shape {info.full_shape}, "
+            f"offset {info.var_offset}, shape {info.var_shape}) but has shape {list(dims or [])}: "
+            "its save slice info does not fit."
+        )
+    return Part(full_name or info.full_name, info.full_name, full_shape, offset, shape)
+
+
+def _described(name: str, var, tf_var, keras: bool, alias: str | None, full_name: str | None = None) -> VarInfo:
     """The VarInfo of a checked variable. Called once per variable (10,000 in a big model),
     so each TF property is read once and nothing else is called in the common case."""
     dims = _tfprivate.static_dims(tf_var.shape)
@@ -153,7 +193,12 @@ def _described(name: str, var, tf_var, keras: bool, alias: str | None) -> VarInf
     graph, ref = None, False
     if _tfprivate.in_graph_mode(tf_var):
         graph, ref = tf_var.graph, not hasattr(tf_var, "handle")
-    return _new(VarInfo, (name, var, tf_var, dims, dtype, graph, None if alias == name else alias, keras, ref))
+    part = None
+    slice_info = _tfprivate.save_slice_info(tf_var)
+    if slice_info is not None:
+        part = _part(name, slice_info, dims, full_name)
+        dims = part.full_shape  # what the checkpoint key must hold; the part's own is part.shape
+    return _new(VarInfo, (name, var, tf_var, dims, dtype, graph, None if alias == name else alias, keras, ref, part))
 
 
 def _plain_list(variables) -> dict[str, VarInfo] | None:
@@ -193,22 +238,32 @@ def _is_trackable_root(obj) -> bool:
 
 
 def _named(variables) -> tuple[list, object]:
-    """``([(name, variable, alias)], where)``: ``where(i)`` names item ``i`` in an error message."""
+    """``([(name, variable, alias, full_name)], where)``: ``where(i)`` names item ``i`` in an
+    error message; ``full_name`` is a partitioned variable's name for its parts, else None."""
     if isinstance(variables, Mapping):
         pairs = []
         for name, var in variables.items():
             if not isinstance(name, str):
                 raise PlanError(f"Variable names must be str; got {type(name).__name__} {name!r} as a key.")
-            pairs.append((name, var, None))
+            parts = partitioned_parts(var)
+            if parts is None:
+                pairs.append((name, var, None, None))
+            else:  # the dict key names the whole variable; its parts are numbered as TF numbers them
+                pairs.extend((f"{name}/part_{j}", p, None, name) for j, p in enumerate(parts))
         return pairs, lambda i: f"variables[{pairs[i][0]!r}]"
     if isinstance(variables, (list, tuple)):
-        where = "item {} of variables".format
-        pairs = []
+        pairs, origin = [], []
         for i, var in enumerate(variables):
+            parts = partitioned_parts(var)
+            if parts is not None:
+                pairs.extend((variable_name(p), p, None, var.name) for p in parts)
+                origin.extend([i] * len(parts))
+                continue
             if not is_variable(var):
-                _info("", var, where, i)  # raises the error naming the item
-            pairs.append((variable_name(var), var, None))
-        return pairs, where
+                _info("", var, "item {} of variables".format, i)  # raises the error naming the item
+            pairs.append((variable_name(var), var, None, None))
+            origin.append(i)
+        return pairs, lambda k: f"item {origin[k]} of variables"
     if _is_trackable_root(variables):
         try:
             found, paths = _object_paths(variables)
@@ -221,14 +276,16 @@ def _named(variables) -> tuple[list, object]:
         for var in found:
             path = paths.get(id(var))
             if keras_root or path is None:
-                pairs.append((variable_name(var), var, path))
+                pairs.append((variable_name(var), var, path, None))
                 kinds.append("a variable of the model")
             else:
-                pairs.append((path, var, None))
+                pairs.append((path, var, None, None))
                 kinds.append("a variable of the module")
         return pairs, kinds.__getitem__
     if is_variable(variables):
         raise PlanError("variables must be a list, a dict or a module; wrap a single variable in a list: [v].")
+    if partitioned_parts(variables) is not None:  # one partitioned variable: its parts
+        return _named([variables])
     raise PlanError(
         f"variables must be a list or tuple of variables, a dict {{name: variable}} or a "
         f"tf.Module / Keras model; got {type(variables).__module__}.{type(variables).__qualname__}."
@@ -261,11 +318,11 @@ def collect_by_name(variables) -> tuple[dict[str, VarInfo], list[list[VarInfo]],
         raise PlanError("The variable list is empty: there is nothing to restore.")
     infos: dict[str, VarInfo] = {}
     groups: dict[str, list[VarInfo]] = {}
-    for i, (name, var, alias) in enumerate(pairs):
+    for i, (name, var, alias, full_name) in enumerate(pairs):
         first = infos.get(name)
         if first is None:
-            infos[name] = _info(name, var, where, i, alias)
+            infos[name] = _info(name, var, where, i, alias, full_name)
         elif first.variable is not var:
-            groups.setdefault(name, [first]).append(_info(name, var, where, i, alias))
+            groups.setdefault(name, [first]).append(_info(name, var, where, i, alias, full_name))
     shared = isinstance(variables, Mapping) and len({id(i.variable) for i in infos.values()}) < len(infos)
     return infos, list(groups.values()), shared

@@ -5,6 +5,15 @@ for the ``"saver"`` style, ``sess`` (the ``tf.compat.v1.Session``; ``None`` in e
 Every key, name and path is written with ``repr()``, and comments are escaped the same way,
 so quotes, backslashes, newlines, markup and non-ASCII names cannot break the code.
 
+The parts of a partitioned variable (plan names ``"w/part_0"``...) are written as TensorFlow
+takes them: a list of the parts under the full key in a ``Saver`` var_list or an
+``init_from_checkpoint`` assignment map (each restores its slice by its save slice info),
+and in the ``"checkpoint"`` style the part's slice of the full tensor
+(``reader.get_tensor('w')[0:4, 0:3]``). TensorFlow's ``Saver`` and ``init_from_checkpoint``
+fail on the parts of EAGER variables (they read ``variable.op``): in eager mode those two
+styles restore the parts with ``tf.raw_ops.RestoreV2`` and the part's slice spec, the op
+``Saver`` itself runs.
+
 Example
 -------
 >>> import os, tempfile
@@ -71,19 +80,69 @@ def _graph_of(plan):
     return next(iter(plan.infos)) if graph is not None else None
 
 
+def _eager(plan) -> bool:
+    try:
+        return plan.graph is None
+    except PlanError:
+        return False
+
+
+def _split_eager_parts(plan, lists: list[dict]) -> tuple[list[dict], list[tuple]]:
+    """``(lists without the parts, [(part name, key)])`` for an eager plan, else ``(lists, [])``:
+    TF's Saver and init_from_checkpoint cannot restore the parts of eager variables."""
+    if not _eager(plan) or not any(isinstance(n, list) for names in lists for n in names.values()):
+        return lists, []
+    kept, parts = [], []
+    for names in lists:
+        rest = {}
+        for key, name in names.items():
+            if isinstance(name, list):
+                parts += [(part, key) for part in name]
+            else:
+                rest[key] = name
+        if rest:
+            kept.append(rest)
+    return kept, parts
+
+
+def _slice_reads(plan, parts: list[tuple]) -> list[str]:
+    """RestoreV2 of each eager part's slice (read all first, then assign)."""
+    if not parts:
+        return []
+    infos = plan.infos
+    lines = [
+        "# TensorFlow's Saver and init_from_checkpoint cannot restore slices of eager variables:",
+        "# each part reads its slice of the full key with RestoreV2 (the op Saver runs), then all are assigned.",
+        "slices = {",
+    ]
+    lines += [f"    {name!r}: ({key!r}, {infos[name].part.spec!r})," for name, key in parts]
+    lines += [
+        "}",
+        "values = {",
+        "    name: tf.raw_ops.RestoreV2(prefix=checkpoint_path, tensor_names=[key], shape_and_slices=[spec],",
+        "                               dtypes=[variables[name].dtype])[0]",
+        "    for name, (key, spec) in slices.items()",
+        "}",
+        "for name, value in values.items():",
+        "    variables[name].assign(value)",
+    ]
+    return lines
+
+
 def _saver(plan) -> list[str]:
     lines = _header(plan, "saver", "`variables` (dict name -> variable) and `sess` (None in eager mode)")
-    lists = plan.var_lists
+    lists, parts = _split_eager_parts(plan, plan.var_list_names)
     graph_var = _graph_of(plan)
     body: list[str] = []
     if len(lists) > 1:
         body.append("# A key feeds several variables: one Saver per dict (a dict key is unique).")
-    for i, var_list in enumerate(lists):
+    for i, names in enumerate(lists):
         suffix = "" if len(lists) == 1 else f"_{i + 1}"
-        body += _dict_lines(plan, i, f"var_list{suffix}")
+        body += _dict_lines(names, plan, f"var_list{suffix}")
         body.append(f"saver{suffix} = tf.compat.v1.train.Saver(var_list=var_list{suffix})")
         body.append(f"saver{suffix}.restore(sess, checkpoint_path)")
-    if not lists:
+    body += _slice_reads(plan, parts)
+    if not lists and not parts:
         body.append("pass  # nothing is mapped: nothing to restore")
     if graph_var is not None:  # the Saver's ops must go into the variables' graph
         lines.append("with sess.graph.as_default():")
@@ -94,33 +153,31 @@ def _saver(plan) -> list[str]:
     return lines
 
 
-def _pairs(plan, n: int) -> list[tuple[str, str]]:
-    """The ``(name, key)`` pairs of ``plan.var_lists[n]``, in plan order."""
-    seen: dict[str, int] = {}
-    out = []
-    for name, key in plan.mapping.items():
-        k = seen.get(key, 0)
-        seen[key] = k + 1
-        if k == n:
-            out.append((name, key))
-    return out
-
-
-def _dict_lines(plan, n: int, target: str) -> list[str]:
-    """``target = {key: variables[name], ...}`` for ``plan.var_lists[n]``, every string repr-quoted."""
-    return [f"{target} = {{"] + [f"    {key!r}: {_variable(plan, name)}," for name, key in _pairs(plan, n)] + ["}"]
+def _dict_lines(names: dict, plan, target: str) -> list[str]:
+    """``target = {key: variables[name], ...}`` for one dict of ``plan.var_list_names``, every
+    string repr-quoted; the parts of a partitioned variable as a list, one part a line."""
+    lines = [f"{target} = {{"]
+    for key, name in names.items():
+        if isinstance(name, list):
+            lines.append(f"    {key!r}: [")
+            lines += [f"        {_variable(plan, part)}," for part in name]
+            lines.append("    ],")
+        else:
+            lines.append(f"    {key!r}: {_variable(plan, name)},")
+    return lines + ["}"]
 
 
 def _init_from_checkpoint(plan) -> list[str]:
     lines = _header(plan, "init_from_checkpoint", "`variables` (dict name -> variable)")
-    lists = plan.var_lists
+    lists, parts = _split_eager_parts(plan, plan.var_list_names)
     graph_var = _graph_of(plan)
     body: list[str] = []
-    for i in range(len(lists)):
+    for i, names in enumerate(lists):
         suffix = "" if len(lists) == 1 else f"_{i + 1}"
-        body += _dict_lines(plan, i, f"assignment_map{suffix}")
+        body += _dict_lines(names, plan, f"assignment_map{suffix}")
         body.append(f"tf.compat.v1.train.init_from_checkpoint(checkpoint_path, assignment_map{suffix})")
-    if not lists:
+    body += _slice_reads(plan, parts)
+    if not lists and not parts:
         body.append("pass  # nothing is mapped: nothing to restore")
     if graph_var is not None:
         lines.append(f"with variables[{graph_var!r}].graph.as_default():")
@@ -143,7 +200,11 @@ def _checkpoint(plan) -> list[str]:
         "# Read every tensor first, then assign: a failed read changes nothing.",
         "values = {",
     ]
-    lines += [f"    {name!r}: reader.get_tensor({key!r})," for name, key in plan.mapping.items()]
+    infos = plan.infos
+    for name, key in plan.mapping.items():
+        part = infos[name].part
+        where = "" if part is None else "[" + ", ".join(f"{a}:{b}" for a, b in part.box) + "]"  # its slice
+        lines.append(f"    {name!r}: reader.get_tensor({key!r}){where},")
     lines += ["}", "for name, value in values.items():", "    variables[name].assign(value)"]
     _unmapped_note(plan, lines, "they keep their current values")
     return lines

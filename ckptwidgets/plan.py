@@ -31,6 +31,14 @@ Matching, per variable (dict lookups only, never a scan of the entries per varia
    tried again, rules then exact, under its object path (``_functional/_operations/1/_kernel``).
 3. ``prefer_ema=True``: when ``<matched name>/ExponentialMovingAverage`` exists, that shadow key
    replaces the match.
+
+Partitioned variables (TF1 ``partitioner=``): a ``PartitionedVariable`` among the variables
+stands for its parts, each a variable of the plan named as TensorFlow names it
+(``"w/part_0"``; under a dict key ``K``, ``"K/part_0"``), and so does a variable carrying a
+save slice info (``list(pv)``). A part is matched by the whole variable's name (``"w"``,
+what rules see too) to the FULL key, whatever partitioning the checkpoint was saved with
+(or none): the key's shape must be the full shape, and :func:`ckptwidgets.restore` reads
+each part's slice of it. ``plan.var_list`` gives ``{key: [parts]}``, as ``Saver`` takes them.
 """
 from __future__ import annotations
 
@@ -41,7 +49,7 @@ from typing import NamedTuple
 from ._candidates import fits, shapes_compatible
 from ._format import format_shape
 from ._matching import Rules, map_variables, patterns
-from ._variables import VarInfo, collect_by_name, variable_name
+from ._variables import VarInfo, collect_by_name, partitioned_parts, variable_name
 from .errors import PlanError
 from .reader import Checkpoint, Entry, open_checkpoint
 
@@ -172,8 +180,9 @@ class RestorePlan:
     def var_list(self) -> dict:
         """``{checkpoint key: tf.Variable}``, what ``tf.compat.v1.train.Saver(var_list=...)`` takes.
 
-        Keras 3 variables appear as the ``tf.Variable`` they hold. Raises :class:`PlanError`
-        when one key feeds several variables (see :attr:`var_lists`).
+        Keras 3 variables appear as the ``tf.Variable`` they hold; the parts of a partitioned
+        variable as a list, ``{key: [part, ...]}`` (each restores its slice). Raises
+        :class:`PlanError` when one key feeds several variables (see :attr:`var_lists`).
         """
         lists = self.var_lists
         if len(lists) > 1:
@@ -187,15 +196,43 @@ class RestorePlan:
 
     @property
     def var_lists(self) -> list[dict]:
-        """The mapping split into dicts with distinct keys: one ``Saver`` per dict."""
+        """The mapping split into dicts with distinct keys: one ``Saver`` per dict.
+
+        The parts of one partitioned variable mapped to one key share a list in one dict.
+        """
+        infos = self._infos
+        return [
+            {key: [infos[n].tf_variable for n in names] if isinstance(names, list) else infos[names].tf_variable
+             for key, names in group.items()}
+            for group in self.var_list_names
+        ]
+
+    @property
+    def var_list_names(self) -> list[dict]:
+        """:attr:`var_lists` with the variables' names: ``[{key: name or [part names]}]``.
+
+        What the code export writes. A key read by several variables goes into one dict
+        per variable; the parts of one partitioned variable (by ``SaveSliceInfo.full_name``)
+        read from one key count as one variable, a list in one dict.
+        """
         lists: list[dict] = []
         seen: dict[str, int] = {}
+        slices: dict[tuple, list] = {}  # (key, slice name) -> the list of part names in a dict
         for name, key in self._mapping.items():
+            part = self._infos[name].part
+            if part is not None:
+                group = slices.get((key, part.slice_name))
+                if group is not None:
+                    group.append(name)
+                    continue
             n = seen.get(key, 0)
             seen[key] = n + 1
             if n == len(lists):
                 lists.append({})
-            lists[n][key] = self._infos[name].tf_variable
+            if part is None:
+                lists[n][key] = name
+            else:
+                lists[n][key] = slices[(key, part.slice_name)] = [name]
         return lists
 
     # --- analysis, cached until the next edit --------------------------------
@@ -270,6 +307,18 @@ class RestorePlan:
                 problems.append(Problem(name, key, "missing_key", self._missing_message(info, key)))
             elif not shapes_compatible(info.shape, entry.shape):
                 silent = ""
+                if info.part is not None:
+                    problems.append(
+                        Problem(
+                            name,
+                            key,
+                            "shape_mismatch",
+                            f"Variable {name!r} is part {info.part} of full shape "
+                            f"{format_shape(info.shape)}, but key {key!r} in checkpoint {prefix!r} has shape "
+                            f"{format_shape(entry.shape)}; a part reads its slice of a key of the full shape.",
+                        )
+                    )
+                    continue
                 if info.graph is not None and not info.ref:
                     silent = (
                         " TensorFlow would not complain here (graph mode, resource variable): "
@@ -341,7 +390,20 @@ class RestorePlan:
             return names[0]
         if names:
             raise PlanError(f"That variable is in the plan under several names ({names}); pass the name.")
+        parts = self._part_names(variable_or_name)
+        if parts:
+            raise PlanError(
+                f"{variable_or_name.name!r} is a partitioned variable; pass one of its parts ({', '.join(map(repr, parts))})."
+            )
         raise PlanError(f"{variable_or_name!r} is not a variable of the plan.")
+
+    def _part_names(self, variable) -> list[str]:
+        """The names of a ``PartitionedVariable``'s parts in the plan ([] for anything else)."""
+        parts = partitioned_parts(variable)
+        if not parts:
+            return []
+        ids = {id(p) for p in parts}
+        return [n for n, i in self._infos.items() if id(i.variable) in ids]
 
     def _edited(self) -> None:
         self._cache = None
@@ -353,23 +415,25 @@ class RestorePlan:
     def assign(self, variable_or_name, key) -> None:
         """Read ``key`` (a key, an object-based entry's name, or an :class:`Entry`) into a variable.
 
-        A key absent from the checkpoint is recorded and reported as ``missing_key``.
+        A key absent from the checkpoint is recorded and reported as ``missing_key``. A
+        ``PartitionedVariable`` assigns the key to each of its parts.
         """
-        name = self._name_of(variable_or_name)
+        names = self._part_names(variable_or_name) or [self._name_of(variable_or_name)]
         if isinstance(key, Entry):
             key = key.key
         if not isinstance(key, str):
             raise PlanError(f"A checkpoint key must be a str; got {type(key).__name__} {key!r}.")
         entry = self.checkpoint.find(key)
-        self._mapping[name] = entry.key if entry is not None else key
-        self._conflicts.pop(name, None)
+        for name in names:
+            self._mapping[name] = entry.key if entry is not None else key
+            self._conflicts.pop(name, None)
         self._edited()
 
     def unassign(self, variable_or_name) -> None:
-        """Leave a variable out of the restore (it becomes unmapped)."""
-        name = self._name_of(variable_or_name)
-        self._mapping.pop(name, None)
-        self._conflicts.pop(name, None)
+        """Leave a variable (or every part of a ``PartitionedVariable``) out of the restore."""
+        for name in self._part_names(variable_or_name) or [self._name_of(variable_or_name)]:
+            self._mapping.pop(name, None)
+            self._conflicts.pop(name, None)
         self._edited()
 
     def on_change(self, callback, remove: bool = False) -> None:
@@ -389,8 +453,9 @@ class RestorePlan:
         object graph is not. O(limit) per call (the index is built once per checkpoint).
         """
         info = self._infos[self._name_of(variable_or_name)]
+        matched = info.name if info.part is None else info.part.full_name  # a part takes a full key
         return self.checkpoint.candidate_index.candidates(
-            info.name, info.shape, info.dtype, limit=limit, current=self._mapping.get(info.name)
+            matched, info.shape, info.dtype, limit=limit, current=self._mapping.get(info.name)
         )
 
     def key_of(self, variable_or_name) -> str | None:
@@ -398,7 +463,11 @@ class RestorePlan:
         return self._mapping.get(self._name_of(variable_or_name))
 
     def describe(self, variable_or_name) -> tuple:
-        """``(shape, dtype)`` of a variable: its static shape (None for unknown) and dtype name."""
+        """``(shape, dtype)`` of a variable: its static shape (None for unknown) and dtype name.
+
+        For a part of a partitioned variable the full shape, the one its key must have (the
+        part's own is ``plan.infos[name].part.shape``).
+        """
         info = self._infos[self._name_of(variable_or_name)]
         return info.shape, info.dtype
 
@@ -461,6 +530,12 @@ class _Analysis:
         return self._unmapped
 
 
+def _search(patterns_, name: str, info: VarInfo) -> bool:
+    if any(p.search(name) for p in patterns_):
+        return True
+    return info.part is not None and any(p.search(info.part.full_name) for p in patterns_)
+
+
 def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, exclude=None) -> RestorePlan:
     """Match checkpoint keys to variables and check the result.
 
@@ -471,7 +546,9 @@ def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, ex
     variables : list, tuple, dict or tf.Module / Keras model
         ``tf.Variable`` s (graph or eager, resource or reference) or Keras 3 variables, named by
         :func:`variable_name`; a dict ``{name: variable}``; or a trackable root, whose variables
-        are named by object path (``"l1/kernel"``), Keras models' by ``.path``.
+        are named by object path (``"l1/kernel"``), Keras models' by ``.path``. A
+        ``PartitionedVariable`` (in a list, a dict, or alone) stands for its parts, named
+        ``"w/part_0"``...; each part reads its slice of the whole variable's key.
     rules : dict, optional
         ``{checkpoint scope or key: variable scope or name}`` as ``init_from_checkpoint``'s
         assignment map; ``"/"`` is the root. See the module docstring for the precedence.
@@ -503,10 +580,11 @@ def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, ex
     keep, drop = patterns(include, "include"), patterns(exclude, "exclude")
     # Filtered-out variables stay in the plan, unmapped: in graph mode they still need an
     # initializer, and the plan must be able to say so (the scenario 1 error).
+    # A part is also filtered by its whole variable's name ("w" as well as "w/part_0").
     skipped = {
         name
-        for name in infos
-        if (keep and not any(p.search(name) for p in keep)) or any(p.search(name) for p in drop)
+        for name, info in infos.items()
+        if (keep and not _search(keep, name, info)) or _search(drop, name, info)
     } if keep or drop else set()
     table = Rules(rules, infos)
     mapping, conflicts, compatible = map_variables(ckpt, infos, table, skipped, prefer_ema)

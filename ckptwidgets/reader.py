@@ -24,11 +24,11 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import NamedTuple
 
-from ._kinds import EMA_SEGMENT, KINDS, classify_name, classify_records
+from ._kinds import EMA_SEGMENT, KINDS, classify_records
 from .errors import CheckpointNotFoundError
 from .sources import is_source, open_source
 from .sources._paths import suggest
-from .sources._tfkeys import name_of
+from .sources._tfkeys import record
 
 __all__ = ["Entry", "Checkpoint", "open_checkpoint", "classify", "KINDS"]
 
@@ -74,8 +74,9 @@ def classify(key: str, keys) -> tuple[str, str | None]:
     """Return ``(kind, base)`` for a TF checkpoint ``key``, given all keys of its checkpoint.
 
     The decision :func:`open_checkpoint` makes for each entry (one classifier,
-    :mod:`ckptwidgets._kinds`). ``keys`` must support fast ``in`` (a set or a dict's keys):
-    the result depends on neighbours, e.g. ``w/Adam`` is a slot only if ``w`` is there.
+    :mod:`ckptwidgets._kinds`): the result depends on neighbours, e.g. ``w/Adam`` is a slot
+    only if ``w`` is there, with its shape. ``keys``: every key of the checkpoint, as a
+    mapping ``{key: shape}`` (or a collection of keys, when shapes are unknown).
 
     Examples
     --------
@@ -86,19 +87,9 @@ def classify(key: str, keys) -> tuple[str, str | None]:
     >>> classify("net/l1/kernel/.ATTRIBUTES/VARIABLE_VALUE", set())
     ('variable', None)
     """
-    name, kind = name_of(key)
-    if kind is not None:
-        return kind, None
-    suffix = key[len(name) :]
-
-    class Names:  # "is there an entry named n", answered from the keys
-        def __contains__(self, n):
-            return n in keys or n + suffix in keys
-
-    kind, base = classify_name(name, Names())
-    if base is not None:
-        base = base + suffix if base + suffix in keys or base not in keys else base
-    return kind, base
+    shapes = keys if hasattr(keys, "get") and not isinstance(keys, (set, frozenset)) else dict.fromkeys(keys)
+    records = [record(k, "float32", shapes.get(k), 0) for k in sorted(set(shapes) | {key})]
+    return dict(zip((r.key for r in records), classify_records(records)))[key]
 
 
 def _entries(records, kinds) -> list[Entry]:

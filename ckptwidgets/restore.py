@@ -5,6 +5,11 @@ assigned; a failed read changes no variable. A TF checkpoint is read with ``Rest
 the op ``Saver`` uses (its source has a ``restore_prefix``); any other source's values come
 through its ``read_many`` (:mod:`ckptwidgets.sources`) and are assigned the same way.
 
+A part of a partitioned variable reads its slice of the full key: ``RestoreV2`` is given
+the part's ``shape_and_slices`` spec (``"10 3 0,4:0,3"``, as ``Saver`` gives it), so TF
+assembles the slice from however the checkpoint was partitioned; through ``read_many``
+the full tensor is read once and each part takes its slice of it.
+
 Example
 -------
 >>> import os, tempfile
@@ -21,6 +26,7 @@ In graph mode pass the session: ``ckptwidgets.restore(plan, session=sess)``.
 """
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -113,12 +119,30 @@ def _plain(value) -> str:
     return str(value.item() if value.ndim == 0 and value.dtype.kind in "iub" else value)
 
 
+def _shape(item) -> tuple:
+    """The shape a variable receives: the entry's, or a part's slice of it."""
+    part = item[3].part
+    return item[2].shape if part is None else part.shape
+
+
+def _spec(item) -> str:
+    """``RestoreV2``'s ``shape_and_slices`` for an item: the whole tensor, or a part's slice."""
+    part = item[3].part
+    return "" if part is None else part.spec
+
+
+def _nbytes(item) -> int:
+    """Bytes an item receives (a part: its share of the entry's)."""
+    part, nbytes = item[3].part, item[2].nbytes
+    return nbytes if part is None else round(nbytes * part.fraction)
+
+
 def _preview(items, session) -> dict:
     """Read back the values of the first few small restored variables."""
     small = [
-        (name, info.tf_variable)
-        for name, _key, entry, info in items
-        if entry.size <= PREVIEW_ELEMENTS and entry.dtype != "string"
+        (item[0], item[3].tf_variable)
+        for item in items
+        if math.prod(_shape(item)) <= PREVIEW_ELEMENTS and item[2].dtype != "string"
     ][:PREVIEW_VARIABLES]
     if not small:
         return {}
@@ -137,7 +161,7 @@ def _chunks(items, progress):
     chunks, current, size = [], [], 0
     for item in items:
         current.append(item)
-        size += item[2].nbytes
+        size += _nbytes(item)
         if size >= CHUNK_BYTES:
             chunks.append(current)
             current, size = [], 0
@@ -146,14 +170,14 @@ def _chunks(items, progress):
     return chunks
 
 
-def _read_op(prefix, entries):
-    """``RestoreV2`` of ``entries`` from a TF bundle prefix: the fast path."""
+def _read_op(prefix, items):
+    """``RestoreV2`` of the items' keys (a part: its slice) from a TF bundle prefix: the fast path."""
     with tf.device("/cpu:0"):  # as Saver: read on the host, assign copies to the variable's device
         return tf.raw_ops.RestoreV2(
             prefix=prefix,
-            tensor_names=[e.key for e in entries],
-            shape_and_slices=[""] * len(entries),
-            dtypes=[tf.as_dtype(e.dtype) for e in entries],
+            tensor_names=[item[1] for item in items],
+            shape_and_slices=[_spec(item) for item in items],
+            dtypes=[tf.as_dtype(item[2].dtype) for item in items],
         )
 
 
@@ -237,10 +261,9 @@ def _graph_ops(plan, graph, chunks, ticking):
         with graph.as_default(), tf.name_scope("ckptwidgets_restore"):
             reads, ticks = [], []
             for chunk in chunks:
-                entries = [item[2] for item in chunk]
-                read = _read_op(plan.checkpoint.source.restore_prefix, entries)
+                read = _read_op(plan.checkpoint.source.restore_prefix, chunk)
                 with tf.device("/cpu:0"):
-                    checked = [tf.ensure_shape(t, e.shape) for t, e in zip(read, entries)]
+                    checked = [tf.ensure_shape(t, _shape(item)) for t, item in zip(read, chunk)]
                 reads.extend(checked)
                 if ticker is not None:
                     with tf.control_dependencies(checked):
@@ -304,11 +327,13 @@ def _restore_graph(plan, graph, session, items, chunks, progress, unmapped, init
 
 
 def _read_through_source(plan, items, chunks, progress) -> list:
-    """Every value of ``items`` read through the checkpoint's source, shapes checked, in item order."""
+    """Every value of ``items`` read through the checkpoint's source, shapes checked, in item
+    order; a key read by several variables (the parts of a partitioned one) is read once."""
     ckpt, values, done = plan.checkpoint, {}, 0
     for chunk in chunks:
         try:
-            for key, value in ckpt.read_many([item[1] for item in chunk]):
+            keys = [key for key in dict.fromkeys(item[1] for item in chunk) if key not in values]
+            for key, value in ckpt.read_many(keys):
                 values[key] = value
         except CheckpointError as error:
             raise CorruptCheckpointError(f"{error} Nothing was restored: every variable keeps its value.") from None
@@ -316,14 +341,14 @@ def _read_through_source(plan, items, chunks, progress) -> list:
         if progress is not None:
             progress(done, len(items))
     out = []
-    for name, key, entry, _info in items:
+    for name, key, entry, info in items:
         value = values[key]
         if tuple(value.shape) != entry.shape:
             raise CorruptCheckpointError(
                 f"Key {key!r} of checkpoint {ckpt.prefix!r} (for variable {name!r}) read with shape "
                 f"{format_shape(value.shape)} but its index says {format_shape(entry.shape)}. Nothing was restored."
             )
-        out.append(value)
+        out.append(value if info.part is None else value[info.part.index])
     return out
 
 
@@ -332,7 +357,7 @@ def _feed_ops(plan, graph, items):
     cache = _built(plan)
     if "feed" not in cache:
         with graph.as_default(), tf.name_scope("ckptwidgets_restore"):
-            placeholders = [tf.compat.v1.placeholder(tf.as_dtype(entry.dtype), entry.shape) for _n, _k, entry, _i in items]
+            placeholders = [tf.compat.v1.placeholder(tf.as_dtype(item[2].dtype), _shape(item)) for item in items]
             op = tf.group(*[_assign_graph(item[3], p) for item, p in zip(items, placeholders)], name="assign")
         cache["feed"] = (op, placeholders)
     return cache["feed"]
@@ -346,16 +371,17 @@ def _restore_eager(plan, items, chunks, progress):
         return
     values, done = [], 0
     for chunk in chunks:
-        entries = [item[2] for item in chunk]
         try:
-            read = _read_op(plan.checkpoint.source.restore_prefix, entries)
+            read = _read_op(plan.checkpoint.source.restore_prefix, chunk)
         except tf.errors.OpError as error:
             raise _corrupt(plan, chunk, error) from None
-        for t, (name, key, entry, _info) in zip(read, chunk):
-            if tuple(t.shape) != entry.shape:
+        for t, item in zip(read, chunk):
+            name, key, entry, _info = item
+            if tuple(t.shape) != _shape(item):
                 raise CorruptCheckpointError(
                     f"Key {key!r} of checkpoint {plan.checkpoint.prefix!r} (for variable {name!r}) read "
-                    f"with shape {format_shape(t.shape)} but its index says {format_shape(entry.shape)}. Nothing was restored."
+                    f"with shape {format_shape(t.shape)} but its index says {format_shape(_shape(item))}. "
+                    "Nothing was restored."
                 )
         values.extend(read)
         done += len(chunk)
@@ -439,6 +465,6 @@ def restore(plan, session=None, initialize_unmapped=False, progress=None) -> Res
         initialized=initialized,
         left_alone=[n for n in unmapped if n not in done],
         seconds=seconds,
-        nbytes=sum(item[2].nbytes for item in items),
+        nbytes=sum(_nbytes(item) for item in items),
         values=_preview(items, None if graph is None else session),
     )

@@ -6,9 +6,10 @@ LevelDB-style table (:mod:`ckptwidgets._sstable`, crc32c of every block checked)
 aborts the process on some damaged entries); tensor bytes come from the data shards with
 their crc32c checked (:mod:`ckptwidgets._tensordata`), memory-mapped when large.
 
-TensorFlow is imported only for what it alone can do: tensors of partitioned variables
-(assembled from slices) and ``variant`` tensors are read with its reader, and remote paths
-(``gs://``, ``s3://``, ``ram://``...) go through its file systems.
+A partitioned variable's tensor (saved as slices of one full key) is assembled from its
+slices (:mod:`ckptwidgets._partitions`), each read and checked as any tensor. TensorFlow is
+imported only for what it alone can do: ``variant`` tensors are read with its reader, and
+remote paths (``gs://``, ``s3://``, ``ram://``...) go through its file systems.
 
 Example
 -------
@@ -23,7 +24,7 @@ import gc
 import os
 import struct
 
-from .. import _bundle, _sstable, _tensordata
+from .. import _bundle, _partitions, _sstable, _tensordata
 from .._quiet import import_tensorflow
 from ..errors import CorruptCheckpointError
 from ._paths import first_line, is_remote, resolve_prefix, steps_beside
@@ -96,24 +97,67 @@ class BundleSource:
 
     def read(self, key: str, copy: bool = False):
         value, (dtype, shape, _nbytes) = self._entries()[key]  # Checkpoint checked the key
-        ref = _bundle.data_ref(value)
-        if ref is None or self._remote:  # a partitioned variable's slices, or a remote file
+        if self._remote:
             return self._read_with_tensorflow(key)
+        ref = _bundle.data_ref(value)
+        if ref is None:  # a partitioned variable: its slices
+            return self._read_sliced(key, value, dtype, shape)
+        try:
+            return self._read_ref(key, ref, dtype, shape, copy)
+        except _tensordata.Undecodable:
+            return self._read_with_tensorflow(key)
+
+    def _read_ref(self, key: str, ref, dtype: str, shape, copy: bool, what: str = ""):
+        """The tensor at ``ref``; damage is a CorruptCheckpointError naming ``key`` (and ``what`` part of it)."""
         path = self._shard(ref.shard_id)
         try:
             return _tensordata.read_tensor(
                 path, ref.offset, ref.size, dtype, shape, ref.crc32c, big_endian=self._index.big_endian, copy=copy
             )
-        except _tensordata.Undecodable:
-            return self._read_with_tensorflow(key)
         except FileNotFoundError:
             raise CorruptCheckpointError(
-                f"Cannot read key {key!r} from checkpoint {self.location!r}: its data file {path!r} is missing."
+                f"Cannot read key {key!r}{what} from checkpoint {self.location!r}: its data file {path!r} is missing."
             ) from None
         except (_tensordata.DataDamaged, OSError) as error:
             raise CorruptCheckpointError(
-                f"Cannot read key {key!r} from checkpoint {self.location!r} (data file {path!r}): {first_line(error)}"
+                f"Cannot read key {key!r}{what} from checkpoint {self.location!r} (data file {path!r}): "
+                f"{first_line(error)}"
             ) from None
+
+    def _read_sliced(self, key: str, value: bytes, dtype: str, shape):
+        """A partitioned variable's tensor, assembled from its slices as TF's BundleReader does.
+
+        The slices listed must tile the shape exactly (checked before any data is read) and
+        each must have its entry; every slice is read with its own checks.
+        """
+        def damaged(why):
+            return CorruptCheckpointError(
+                f"Cannot read key {key!r} from checkpoint {self.location!r}: it is a partitioned "
+                f"variable and {why}; the index is damaged."
+            )
+
+        listed = _bundle.slice_extents(value)
+        boxes = [_partitions.bounds(extents, shape) for extents in listed]
+        for extents, box in zip(listed, boxes):
+            if box is None:
+                raise damaged(f"its slice {extents} does not fit its shape {list(shape)}")
+        problem = _partitions.check_cover(shape, boxes)
+        if problem is not None:
+            raise damaged(problem)
+        name, stored = key.encode("utf-8"), self._index.slices
+        pieces = []
+        for extents, box in zip(listed, boxes):
+            entry = stored.get(_partitions.slice_key(name, extents))
+            if entry is None:
+                raise damaged(f"its slice {_partitions.format_box(box)} has no entry")
+            part_shape = tuple(b - a for a, b in box)
+            what = f" (slice {_partitions.format_box(box)})"
+            try:
+                piece = self._read_ref(key, _bundle.data_ref(entry), dtype, part_shape, False, what)
+            except _tensordata.Undecodable as error:  # variant slices: TF never writes them
+                raise CorruptCheckpointError(f"Cannot read key {key!r}{what}: {error}") from None
+            pieces.append((box, piece))
+        return _partitions.assemble(shape, pieces)
 
     def read_many(self, keys, copy: bool = False):
         entries = self._entries()
@@ -122,7 +166,8 @@ class BundleSource:
             ref = _bundle.data_ref(entries[key][0])
             return (0, 0) if ref is None else (ref.shard_id, ref.offset)
 
-        for key in sorted(keys, key=where):  # file order: sequential reads
+        # File order: sequential reads (a partitioned variable, read slice by slice, first).
+        for key in sorted(keys, key=where):
             yield key, self.read(key, copy)
 
     def _read_with_tensorflow(self, key: str):

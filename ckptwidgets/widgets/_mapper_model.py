@@ -28,7 +28,8 @@ from traitlets import (
 )
 
 from .._candidates import fits
-from .._format import filter_names, first_lines, format_shape, text_table
+from .._filter import Filter, parse_filter
+from .._format import first_lines, format_shape, text_table
 from .._rules import format_rules, parse_rules
 from ..codegen import STYLES
 from ..errors import CheckpointError, PlanError
@@ -92,7 +93,11 @@ class MapperModel(HasTraits):
     rules = Dict(read_only=True, help="The parsed rules used by the automatic matching.")
     rules_error = Unicode("", read_only=True, help="Why rules_text was not applied ('' when it was).")
     prefer_ema = Bool(False, help="Prefer each variable's ExponentialMovingAverage shadow when there is one.")
-    filter_text = Unicode("", help="Words every shown variable name contains; '!word' excludes.")
+    filter_text = Unicode(
+        "", help="The filter (ckptwidgets._filter) on variable names: words every shown name contains "
+        "(case-insensitive), !word to exclude, \"quoted words\"; names have no kind, so no kind: terms."
+    )
+    filter_error = Unicode("", read_only=True, help="Why filter_text was not applied ('' when it was).")
     show = Enum(SHOW, default_value="all", help="Which rows to show, by status.")
     rows = Tuple(read_only=True, help="Names of the variables passing the filter, in plan order.")
     style = Enum(STYLES, default_value="saver", help="Style of the generated code (plan.to_code(style)).")
@@ -112,6 +117,7 @@ class MapperModel(HasTraits):
         self._ready = False  # derived state is computed once, at the end of __init__
         super().__init__(session=session, **kwargs)
         self._options_cache: dict = {}
+        self._filter = Filter()  # the last filter that worked, kept while the box holds a bad one
         self._mapping: dict = {}  # plan.mapping copies on every access: one copy per edit
         self._auto: dict = {}
         self._problems: dict = {}
@@ -237,7 +243,16 @@ class MapperModel(HasTraits):
     def _refilter(self, change=None):
         if not self._ready:
             return
-        names = filter_names(self.plan.variables, self.filter_text)
+        try:
+            parsed = parse_filter(self.filter_text)
+            names = parsed.names(self.plan.variables)  # a kind: term is a PlanError here
+        except PlanError as error:
+            # Say why, and keep filtering with the last filter that worked.
+            self.set_trait("filter_error", str(error))
+            names = self._filter.names(self.plan.variables)
+        else:
+            self.set_trait("filter_error", "")
+            self._filter = parsed
         if self.show != "all":
             status = self.plan.status
             if self.show == "problems":

@@ -15,16 +15,54 @@ EMA shadow 'v2/ExponentialMovingAverage': ...
 from __future__ import annotations
 
 import ipywidgets as widgets
-from traitlets import Bytes, HasTraits, Instance, TraitError, Tuple, Unicode, observe, validate
+from traitlets import Bytes, HasTraits, Instance, Int, TraitError, Tuple, Unicode, observe, validate
 
 from .. import plots
-from .._format import TensorStats, compare_text, filter_entries, format_shape, human_size, tensor_stats, text_table
-from ..errors import CheckpointError
+from .._filter import FILTER_SYNTAX, Filter, parse_filter
+from .._format import TensorStats, compare_text, finite_values, format_shape, human_size, tensor_stats, text_table
+from ..errors import CheckpointError, PlanError
 from ..reader import KINDS, Checkpoint, Entry, open_checkpoint
 from ._table import Column, PagedTable, PAGE_SIZE
 from ._text import CSS_CLASSES, PlainTextRepr, label_style, message_label, set_message, text_label
 
-__all__ = ["BrowserModel", "CheckpointBrowser"]
+__all__ = ["BrowserModel", "CheckpointBrowser", "HistogramCanvas", "FILTER_PLACEHOLDER"]
+
+FILTER_PLACEHOLDER = "filter keys: words, !word, kind:slot, !kind:slot"
+
+
+class HistogramCanvas:
+    """One histogram figure, drawn again from data for every selection.
+
+    :func:`ckptwidgets.plots.histogram_figure` builds the figure on the first call and
+    :func:`ckptwidgets.plots.update_histogram_figure` moves its artists' data afterwards:
+    a selection costs one Agg drawing and a PNG encoding, no new figure.
+
+    Attributes
+    ----------
+    figure : matplotlib.figure.Figure or None
+        None until the first drawing.
+    drawings : int
+        How many PNGs were drawn (tests count them).
+    """
+
+    def __init__(self):
+        self.figure = None
+        self.drawings = 0
+
+    def png(self, values, shadow=None, title: str = "") -> bytes:
+        """PNG bytes of the histogram of ``values`` with ``shadow`` overlaid."""
+        if self.figure is None:
+            self.figure = plots.histogram_figure(values, shadow, title=title)
+        else:
+            plots.update_histogram_figure(self.figure, values, shadow, title=title)
+        self.drawings += 1
+        return plots.figure_to_png(self.figure)
+
+
+def _plottable(values, finite):
+    # The finite float64 values when the array is numeric (already converted), else the array
+    # itself (the plot says it has no numeric values).
+    return finite[0] if finite[0] is not None else values
 
 
 class BrowserModel(HasTraits):
@@ -45,10 +83,16 @@ class BrowserModel(HasTraits):
     1.0
     """
 
-    checkpoint = Instance(Checkpoint, allow_none=True, help="The checkpoint browsed; None if it could not be opened.")
+    checkpoint = Instance(Checkpoint, allow_none=True, read_only=True,
+                          help="The checkpoint browsed; None if it could not be opened. Set `step` to browse another.")
+    step = Int(None, allow_none=True,
+               help="Step of the checkpoint browsed, one of `steps` (None: its prefix has no step); setting it "
+               "opens that checkpoint of the run, keeping the filter and kinds.")
     filter_text = Unicode(
-        "", help="Words every shown key contains (case-insensitive); a word starting with '!' excludes keys."
+        "", help="The filter (ckptwidgets._filter): words every shown key contains (case-insensitive), "
+        "!word to exclude, kind:slot to keep a kind, !kind:slot to hide it, \"quoted words\"."
     )
+    filter_error = Unicode("", read_only=True, help="Why filter_text was not applied ('' when it was).")
     kinds = Tuple(help="Kinds of entries shown, a subset of ('variable', 'ema', 'slot', 'meta').")
     matches = Tuple(read_only=True, help="The entries passing the filter and kinds, sorted by key.")
     selected = Unicode(None, allow_none=True, help="Key of the entry whose statistics are shown, or None.")
@@ -61,19 +105,91 @@ class BrowserModel(HasTraits):
     )
     shadow_stats = Instance(TensorStats, allow_none=True, read_only=True, help="Statistics of `shadow`.")
     comparison = Unicode("", read_only=True, help="Text comparing the selection with `shadow`.")
-    png = Bytes(b"", read_only=True, help="PNG histogram of the selection (with its shadow overlaid).")
+    details = Tuple(
+        read_only=True,
+        help="(key, statistics, comparison, shadow) texts of the selection, () for none; set before `png`, "
+        "so a view shows the numbers before the histogram is drawn.",
+    )
+    png = Bytes(b"", read_only=True, help="PNG histogram of the selection (with its shadow overlaid), set last.")
     error = Unicode("", help="A message for the user, '' when all is well.")
 
     def __init__(self, ckpt_or_path, **kwargs):
+        self._filter = Filter()  # the last filter that parsed: kept while the box holds a bad one
+        self._totals: dict = {}
+        self._steps: tuple = ()
+        self._reverting = False
+        self.canvas = HistogramCanvas()
         super().__init__(**kwargs)
         try:
-            self.checkpoint = open_checkpoint(ckpt_or_path)
+            ckpt = open_checkpoint(ckpt_or_path)
         except CheckpointError as error:
             self.error = str(error)
             return
-        self._totals = self.checkpoint.totals()
+        self._use(ckpt)
         if not self.kinds:
             self.kinds = tuple(k for k in KINDS if k in self._totals)
+        self._refilter()
+
+    def _use(self, ckpt: Checkpoint) -> None:
+        self._totals = ckpt.totals()
+        self._steps = ckpt.steps  # lists the folder: once per checkpoint opened
+        self._reverting = True
+        try:
+            self.step = ckpt.step
+        finally:
+            self._reverting = False
+        self.set_trait("checkpoint", ckpt)  # views refresh title, totals, kinds and steps
+
+    # --- steps ---------------------------------------------------------------------------
+    @property
+    def steps(self) -> tuple[tuple[int, str], ...]:
+        """``(step, prefix)`` of the checkpoints of this run, by step (empty when none)."""
+        return self._steps
+
+    def step_options(self) -> list[tuple[str, int]]:
+        """``(label, step)`` for the step dropdown, latest first: ``("step 1000 (latest)", 1000)``."""
+        if not self._steps:
+            return []
+        latest = self._steps[-1][0]
+        return [(f"step {step}" + (" (latest)" if step == latest else ""), step) for step, _ in reversed(self._steps)]
+
+    @validate("step")
+    def _valid_step(self, proposal):
+        value = proposal.value
+        if self._reverting or self.checkpoint is None:
+            return value
+        known = [step for step, _ in self._steps]
+        if value is None and self.checkpoint.step is None:
+            return value
+        if value not in known:
+            have = ", ".join(map(str, known)) or "none"
+            raise TraitError(f"step {value!r} is not a step of {self.checkpoint.prefix!r}; its steps: {have}.")
+        return value
+
+    @observe("step")
+    def _on_step(self, change):
+        if self._reverting or self.checkpoint is None:
+            return
+        prefix = dict(self._steps).get(change.new)
+        if prefix is None or prefix == self.checkpoint.prefix:
+            return
+        try:
+            ckpt = open_checkpoint(prefix)
+        except CheckpointError as error:
+            self.error = str(error)
+            self._reverting = True
+            try:
+                self.step = change.old
+            finally:
+                self._reverting = False
+            return
+        shown_all = set(self.kinds) >= set(self._totals)
+        self.selected = None
+        self.error = ""
+        self._use(ckpt)
+        # Kinds are kept; when every kind was shown, a kind new to this step is shown too.
+        if shown_all:
+            self.kinds = tuple(k for k in KINDS if k in self._totals or k in self.kinds)
         self._refilter()
 
     # --- filtering -----------------------------------------------------------------------
@@ -89,7 +205,18 @@ class BrowserModel(HasTraits):
     def _refilter(self, change=None):
         if self.checkpoint is None:
             return
-        self.set_trait("matches", tuple(filter_entries(self.checkpoint.entries, self.filter_text, self.kinds)))
+        try:
+            self._filter = parse_filter(self.filter_text)
+        except PlanError as error:
+            # Typing "kind:s" on the way to "kind:slot": say why, keep the last good filter.
+            self.set_trait("filter_error", str(error))
+        else:
+            self.set_trait("filter_error", "")
+        self.set_trait("matches", tuple(self._filter.entries(self.checkpoint.entries, self.kinds)))
+
+    def show_kind(self, kind: str, shown: bool = True) -> None:
+        """Show (or hide) the entries of one kind, keeping the other kinds as they are (a kind box)."""
+        self.kinds = tuple(k for k in KINDS if (k == kind and shown) or (k != kind and k in self.kinds))
 
     @property
     def totals(self) -> dict:
@@ -134,14 +261,18 @@ class BrowserModel(HasTraits):
             return self.checkpoint.find(entry.base) if entry.base else None
         return self.checkpoint.ema_shadows.get(entry.key)
 
-    @observe("selected")
-    def _on_selection(self, change):
+    def _clear_selection(self) -> None:
         for name in ("stats", "shadow", "shadow_stats"):
             self.set_trait(name, None)
         self.set_trait("comparison", "")
+        self.set_trait("details", ())
         self.set_trait("png", b"")
+
+    @observe("selected")
+    def _on_selection(self, change):
         key = change.new
         if key is None or self.checkpoint is None:
+            self._clear_selection()
             return
         try:
             entry = self.checkpoint[key]
@@ -149,23 +280,32 @@ class BrowserModel(HasTraits):
             other = self.shadow_of(entry)
             other_values = self.checkpoint.read(other.key) if other is not None else None
         except KeyError as error:
+            self._clear_selection()
             self.error = error.args[0] if error.args else str(error)
             return
         except CheckpointError as error:
+            self._clear_selection()
             self.error = str(error)
             return
         self.error = ""
-        self.set_trait("stats", tensor_stats(values))
+        # Each array is converted once (float64, finite values) for its statistics and its histogram.
+        finite = finite_values(values)
+        other_finite = finite_values(other_values) if other is not None else None
         # Raw first, shadow second, whichever of the two was selected.
-        pair = [(entry, values), (other, other_values)]
+        pair = [(entry, values, finite), (other, other_values, other_finite)]
         if entry.kind == "ema" and other is not None:
             pair.reverse()
-        (raw, raw_values), (shadow, shadow_values) = pair
-        if other is not None:
-            self.set_trait("shadow", other)
-            self.set_trait("shadow_stats", tensor_stats(other_values))
-            self.set_trait("comparison", compare_text(raw.key, raw_values, shadow.key, shadow_values))
-        self.set_trait("png", plots.figure_to_png(plots.histogram_figure(raw_values, shadow_values, title=entry.key)))
+        (raw, raw_values, raw_finite), (shadow, shadow_values, shadow_finite) = pair
+        self.set_trait("shadow", other)
+        self.set_trait("shadow_stats", tensor_stats(other_values, finite=other_finite) if other is not None else None)
+        self.set_trait("comparison", compare_text(raw.key, raw_values, shadow.key, shadow_values) if other is not None else "")
+        self.set_trait("stats", tensor_stats(values, finite=finite))
+        # The numbers first: a view shows them while the histogram is drawn.
+        self.set_trait("details", (key, str(self.stats), self.comparison, self.shadow_text()))
+        self.set_trait("png", self.canvas.png(
+            _plottable(raw_values, raw_finite), None if shadow is None else _plottable(shadow_values, shadow_finite),
+            title=entry.key,
+        ))
 
     def select(self, key: str | None) -> None:
         """Show the statistics of ``key`` (None clears the selection)."""
@@ -184,9 +324,13 @@ class BrowserModel(HasTraits):
         if self.checkpoint is None:
             return f"CheckpointBrowser: {self.error}"
         lines = [f"CheckpointBrowser {self.checkpoint.prefix!r}: {len(self.checkpoint):,} entries", self.totals_text()]
+        if len(self._steps) > 1:
+            lines.append(f"step {self.step} of steps {', '.join(str(s) for s, _ in self._steps)}")
         shown = self.matches[:rows]
         if self.filter_text or set(self.kinds) != set(self._totals):
             lines.append(f"filter {self.filter_text!r}, kinds {', '.join(self.kinds)}: {len(self.matches):,} match")
+        if self.filter_error:
+            lines.append(self.filter_error)
         lines.append(text_table(["key", "kind", "dtype", "shape", "size"], [self.row_texts(e) for e in shown],
                                 max_widths=[60, 0, 0, 24, 0]))
         if len(self.matches) > rows:
@@ -213,8 +357,11 @@ class CheckpointBrowser(PlainTextRepr, widgets.VBox):
     Attributes
     ----------
     model : BrowserModel
-        Drive the browser from code: ``browser.model.filter_text = "kernel"``,
-        ``browser.model.selected = key``.
+        Drive the browser from code: ``browser.model.filter_text = "kernel !kind:slot"``,
+        ``browser.model.selected = key``, ``browser.model.step = 1000``.
+    step_box : ipywidgets.Dropdown
+        The steps of the run (``model.ckpt-0``, ``model.ckpt-1000``...), shown when there
+        are more than one.
 
     Examples
     --------
@@ -233,20 +380,31 @@ class CheckpointBrowser(PlainTextRepr, widgets.VBox):
             set_message(self.message, self.model.error)
             return
         model = self.model
-        self.title = text_label(model.title_text(), style=label_style(font_weight="bold"))
-        self.totals = text_label(model.totals_text())
+        self.title = text_label("", style=label_style(font_weight="bold"))
+        self.totals = text_label("")
+        self.step_box = widgets.Dropdown(options=model.step_options(), value=model.step, description="step",
+                                         layout=widgets.Layout(width="16em"),
+                                         tooltip="Browse another checkpoint of this run")
+        # A link by hand: new options select their first one, which is not a user's choice.
+        self._syncing_steps = False
+        self.step_box.observe(self._on_step_box, "value")
+        model.observe(lambda c: self._show_step(), "step")
         self.filter_box = widgets.Text(
-            value=model.filter_text, placeholder="filter keys: words to match, !word to exclude",
+            value=model.filter_text, placeholder=FILTER_PLACEHOLDER, tooltip=f"Filter: {FILTER_SYNTAX}",
             layout=widgets.Layout(width="28em"),
         )
         widgets.link((self.filter_box, "value"), (model, "filter_text"))
-        self.kind_boxes = {
-            kind: widgets.Checkbox(value=kind in model.kinds, description=label, indent=False,
+        self.filter_message = message_label()
+        model.observe(lambda c: set_message(self.filter_message, c.new), "filter_error")
+        # One box per kind, whether present or not (a step may add a kind): the absent are not shown.
+        self._all_kind_boxes = {
+            kind: widgets.Checkbox(value=kind in model.kinds, description=kind, indent=False,
                                    layout=widgets.Layout(width="auto"))
-            for kind, label in model.kind_labels().items()
+            for kind in KINDS
         }
-        for box in self.kind_boxes.values():
-            box.observe(self._on_kind_box, "value")
+        for kind, box in self._all_kind_boxes.items():
+            box.observe(lambda c, kind=kind: self.model.show_kind(kind, c.new), "value")
+        self.kind_boxes: dict[str, widgets.Checkbox] = {}
         self.table = PagedTable(
             [Column("", "2.6em", "button"), Column("key", "minmax(12em, 4fr)"), Column("kind", "5.5em"),
              Column("dtype", "6em"), Column("shape", "minmax(5em, 1fr)"), Column("size", "6.5em")],
@@ -260,18 +418,44 @@ class CheckpointBrowser(PlainTextRepr, widgets.VBox):
         self.shadow_label = text_label("")
         self.histogram = widgets.Image(format="png", layout=widgets.Layout(max_width="540px", display="none"))
         self.details = widgets.VBox([self.selected_label, self.stats_label, self.comparison_label, self.shadow_label, self.histogram])
-        controls = widgets.HBox([self.filter_box, *self.kind_boxes.values()], layout=widgets.Layout(flex_flow="row wrap"))
-        super().__init__([self.title, self.totals, controls, self.table, self.message, self.details], **kwargs)
+        self.controls = widgets.HBox([], layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
+        super().__init__([self.title, self.totals, self.controls, self.filter_message, self.table, self.message,
+                          self.details], **kwargs)
         self.add_class(CSS_CLASSES["browser"])
+        self._on_checkpoint()
 
+        model.observe(lambda _c: self._on_checkpoint(), "checkpoint")
         model.observe(self._on_matches, "matches")
         model.observe(self._on_kinds, "kinds")
-        # `png` is set last when a selection changes: one refresh per selection.
-        model.observe(self._show_selection, ["png", "selected"])
+        # The texts of a selection come first (`details`), its histogram after (`png`).
+        model.observe(self._show_details, "details")
+        model.observe(self._show_histogram, "png")
         model.observe(lambda c: set_message(self.message, c.new), "error")
         self._on_matches()
 
     # --- model -> view -------------------------------------------------------------------
+    def _on_checkpoint(self):
+        model = self.model
+        self.title.value = model.title_text()
+        self.totals.value = model.totals_text()
+        labels = model.kind_labels()
+        self.kind_boxes = {kind: self._all_kind_boxes[kind] for kind in labels}
+        for kind, label in labels.items():
+            self.kind_boxes[kind].description = label
+        self._show_step()
+        self.controls.children = [self.step_box, self.filter_box, *self.kind_boxes.values()]
+
+    def _show_step(self):
+        options = self.model.step_options()
+        self._syncing_steps = True
+        try:
+            if list(self.step_box.options) != options:
+                self.step_box.options = options
+            self.step_box.value = self.model.step
+        finally:
+            self._syncing_steps = False
+        self.step_box.layout.display = None if len(options) > 1 else "none"
+
     def _on_matches(self, change=None):
         self.table.page = 0
         self.table.set_page_count(len(self.model.matches))
@@ -288,30 +472,31 @@ class CheckpointBrowser(PlainTextRepr, widgets.VBox):
                 self.table.clear_row(row)
 
     def _on_kinds(self, change):
-        for kind, box in self.kind_boxes.items():
+        for kind, box in self._all_kind_boxes.items():
             box.value = kind in change.new
 
-    def _show_selection(self, change=None):
-        model = self.model
-        if model.selected is None or model.stats is None:
-            self.selected_label.value = ""
-            self.stats_label.value = ""
-            self.comparison_label.value = ""
-            self.shadow_label.value = ""
+    def _show_details(self, change):
+        key, stats, comparison, shadow = change.new or ("", "", "", "")
+        self.selected_label.value = key
+        self.stats_label.value = stats
+        self.comparison_label.value = comparison
+        self.comparison_label.tooltip = comparison or None
+        self.shadow_label.value = shadow
+        if not change.new:
             self.histogram.layout.display = "none"
-            return
-        self.selected_label.value = model.selected
-        self.stats_label.value = str(model.stats)
-        self.comparison_label.value = model.comparison
-        self.comparison_label.tooltip = model.comparison or None
-        self.shadow_label.value = model.shadow_text()
-        if model.png:
-            self.histogram.value = model.png
+
+    def _show_histogram(self, change):
+        if change.new:
+            self.histogram.value = change.new
             self.histogram.layout.display = None
+        else:
+            self.histogram.layout.display = "none"
 
     # --- view -> model -------------------------------------------------------------------
-    def _on_kind_box(self, change):
-        self.model.kinds = tuple(k for k, box in self.kind_boxes.items() if box.value)
+    def _on_step_box(self, change):
+        if not self._syncing_steps and change.new is not None:
+            self.model.step = change.new
+
 
     def _row_clicked(self, row: int):
         entries = self.model.matches[self.table.page_slice()]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 
+from .._filter import NAME_FILTER_SYNTAX
 from ..errors import CheckpointError, PlanError
 from ..plan import RestorePlan
 from ._mapper_model import NONE, OTHER, SHOW, STYLES, MapperModel
@@ -74,8 +75,12 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
 
         # --- matching controls
         self.filter_box = widgets.Text(placeholder="filter variables: words, !word to exclude",
+                                       tooltip=f"Filter variable names: {NAME_FILTER_SYNTAX}",
                                        layout=widgets.Layout(width="22em"))
         widgets.link((self.filter_box, "value"), (model, "filter_text"))
+        self.filter_message = message_label()
+        set_message(self.filter_message, model.filter_error)
+        model.observe(lambda c: set_message(self.filter_message, c.new), "filter_error")
         self.show_box = widgets.Dropdown(options=SHOW, value=model.show, description="show",
                                          layout=widgets.Layout(width="12em"))
         widgets.link((self.show_box, "value"), (model, "show"))
@@ -144,7 +149,7 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
         matching = widgets.VBox([
             widgets.HBox([self.filter_box, self.show_box, self.prefer_ema_box, self.automap_button],
                          layout=widgets.Layout(flex_flow="row wrap", align_items="center")),
-            self.rules_box, self.rules_message,
+            self.filter_message, self.rules_box, self.rules_message,
         ])
         by_hand = widgets.HBox([text_label("assign by hand:"), self.assign_variable, self.assign_key, self.assign_button],
                                layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
