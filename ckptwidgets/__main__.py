@@ -4,6 +4,10 @@ Like TensorFlow's ``inspect_checkpoint``, but one line per entry (key, kind, dty
 shape, size) and no tensor values, so it stays fast on big checkpoints. Only the index
 file is read.
 
+``--filter`` takes the filter language of the widgets (:mod:`ckptwidgets._filter`):
+``--filter 'dense !bias !kind:slot'``; ``--regex`` a regular expression (``re.search``);
+``--kind`` a kind. Everything given must hold.
+
 Example
 -------
 >>> main(["my_test_model.ckpt"])                       # doctest: +SKIP
@@ -60,7 +64,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KIND",
         help=f"show only entries of this kind ({', '.join(KINDS)}); repeat for several",
     )
-    parser.add_argument("--filter", metavar="REGEX", help="show only keys matching this regular expression (re.search)")
+    parser.add_argument(
+        "--filter",
+        action="append",
+        metavar="FILTER",
+        help="show only entries passing this filter, the widgets' filter language: words every key contains "
+        "(case-insensitive), !word to exclude, kind:slot to keep a kind, !kind:slot to hide it "
+        "(kind:variable,ema for several), \"quoted words\"; e.g. --filter 'dense !kind:slot' "
+        "(single quotes keep the shell off the !); repeat for several",
+    )
+    parser.add_argument(
+        "--regex", metavar="REGEX", help="show only keys matching this regular expression (re.search)"
+    )
     return parser
 
 
@@ -106,24 +121,36 @@ def main(argv=None) -> int:
     """
     args = _parser().parse_args(argv)
     pattern = None
-    if args.filter is not None:
+    if args.regex is not None:
         try:
-            pattern = re.compile(args.filter)
+            pattern = re.compile(args.regex)
         except re.error as error:
-            print(f"error: --filter {args.filter!r} is not a valid regular expression: {error}", file=sys.stderr)
+            print(f"error: --regex {args.regex!r} is not a valid regular expression: {error}", file=sys.stderr)
             return 2
 
-    from .errors import CheckpointError
+    from ._filter import parse_filter
+    from .errors import CheckpointError, PlanError
     from .reader import open_checkpoint
+
+    filters = []
+    for text in args.filter or ():
+        try:
+            filters.append(parse_filter(text))
+        except PlanError as error:
+            print(f"error: --filter {text!r}: {error}", file=sys.stderr)
+            return 2
 
     try:
         ckpt = open_checkpoint(args.path)
     except CheckpointError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    entries = list(ckpt.entries)
+    for parsed in filters:
+        entries = parsed.entries(entries, args.kind)
     entries = [
         e
-        for e in ckpt.entries
+        for e in entries
         if (args.kind is None or e.kind in args.kind) and (pattern is None or pattern.search(e.key))
     ]
     text = _report(ckpt, entries, len(ckpt.entries))

@@ -220,11 +220,12 @@ def classify_names(names, present=None) -> list[tuple[str, str | None]]:
                 found = owners[head] = _scoped_owner(head, shapes)
             if found is not None and _same(shapes[found[0]], shapes[name]):
                 candidates.append((index, found[0], found[1], last))
-    scoped = {scope for scope in optimizer_scopes if scope}
-    if scoped:  # only checkpoints with an optimizer counter under a scope pay for this
-        _hyperparameters(names, shapes, out, scoped)
     if candidates:
-        _accept_structural(names, out, candidates, optimizer_scopes)
+        # Scopes whose slots were found are optimizers' too (Keras 2 Adagrad has no counter).
+        optimizer_scopes |= _accept_structural(names, out, candidates, optimizer_scopes)
+    scoped = {scope for scope in optimizer_scopes if scope}
+    if scoped:  # only checkpoints with an optimizer under a scope pay for this
+        _hyperparameters(names, shapes, out, scoped)
     return out
 
 
@@ -252,7 +253,7 @@ def _hyperparameters(names, shapes, out, scopes) -> None:
             out[index] = ("meta", None)
 
 
-def _accept_structural(names, out, candidates, optimizer_scopes) -> None:
+def _accept_structural(names, out, candidates, optimizer_scopes) -> set[str]:
     """Mark the candidates that are optimizer slots (see the module docstring).
 
     A group is one (scope, segment without its ``_N``) pair: ``w/my_adam`` and
@@ -263,19 +264,22 @@ def _accept_structural(names, out, candidates, optimizer_scopes) -> None:
     for index, owner, scope, last in candidates:
         groups.setdefault((scope, _UNIQUIFIED.sub("", last)), []).append((index, owner))
     accepted = [
-        member
+        (index, owner, scope)
         for (scope, _segment), members in groups.items()
         if len(members) >= 2 or (scope and scope in optimizer_scopes)
-        for member in members
+        for index, owner in members
     ]
     if not accepted:
-        return
+        return set()
     position = {name: i for i, name in enumerate(names)}
-    slots = {index for index, _ in accepted}
-    for index, owner in accepted:
+    slots = {index for index, _, _ in accepted}
+    scopes = set()
+    for index, owner, scope in accepted:
         owner_at = position[owner]
         if owner_at not in slots and out[owner_at][0] == "variable":
             out[index] = ("slot", owner)
+            scopes.add(scope)
+    return scopes
 
 
 def classify_records(records) -> list[tuple[str, str | None]]:

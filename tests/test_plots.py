@@ -67,15 +67,93 @@ def test_reach_marker_hidden_when_never_reached(trace):
     assert not artist(fig, "reach").get_visible()
 
 
+def stairs(fig, gid):
+    """(heights, edges) of a step patch."""
+    data = artist(fig, gid).get_data()
+    return data.values, data.edges
+
+
+def bars(fig, gid):
+    """(left edges, heights) of the bars one step patch draws (zero-height steps are gaps)."""
+    heights, edges = stairs(fig, gid)
+    shown = np.nonzero(heights)[0]
+    return list(edges[shown]), list(heights[shown])
+
+
 def test_histogram_small_and_large_and_non_numeric():
     scalar = plots.histogram_figure(np.float32(10.0), shadow=np.float32(0.1), title="v")
-    assert len(scalar.axes[0].patches) == 2  # one bar each: raw, shadow
+    assert [p.get_gid() for p in scalar.axes[0].patches] == ["raw", "shadow"]  # two artists, whatever the data
+    # One bar each, side by side: raw left of the element's tick, shadow right of it.
+    assert bars(scalar, "raw") == ([-0.4], [10.0])
+    left, height = bars(scalar, "shadow")
+    assert left == [0.0] and np.float32(height[0]) == np.float32(0.1)
+    assert artist(scalar, "shadow").get_fill() and artist(scalar, "zero").get_visible()
+    assert list(scalar.axes[0].get_xticks()) == [0]
+
     large = plots.histogram_figure(np.arange(1000.0), shadow=np.arange(1000.0) * 0.5, bins=20)
-    assert len(large.axes[0].patches) == 20 + 1  # bars of raw + one step outline
+    counts, edges = stairs(large, "raw")
+    assert len(counts) == 20 and counts.sum() == 1000 and edges[0] == 0 and edges[-1] == 999
+    shadow_counts, shadow_edges = stairs(large, "shadow")
+    assert shadow_counts.sum() == 1000 and list(shadow_edges) == list(edges)  # same bins, overlaid
+    assert not artist(large, "shadow").get_fill()  # an outline over the filled raw bins
+    assert [t.get_text() for t in large.axes[0].get_legend().get_texts()] == ["raw", "EMA shadow"]
+
     text = plots.histogram_figure(np.array([b"abc"]))
-    assert "no numeric values" in text.axes[0].texts[0].get_text()
+    assert artist(text, "message").get_visible() and "no numeric values" in artist(text, "message").get_text()
+    assert not artist(text, "raw").get_visible()
     for fig in (scalar, large, text):
         assert plots.figure_to_png(fig).startswith(PNG)
+
+
+def test_histogram_without_shadow_has_no_legend():
+    fig = plots.histogram_figure(np.arange(100.0))
+    assert not artist(fig, "shadow").get_visible()
+    assert fig.axes[0].get_legend() is None or not fig.axes[0].get_legend().get_visible()
+
+
+def test_update_histogram_reuses_the_figure_across_every_kind_of_picture():
+    rng = np.random.default_rng(0)
+    fig = plots.histogram_figure(rng.standard_normal(500), rng.standard_normal(500), title="first")
+    patches = list(fig.axes[0].patches)
+    pictures = [
+        (np.float32(3.0), np.float32(1.0), "scalar"),
+        (np.array([b"x"]), None, "string"),
+        (np.array([1.0, -2.0, 3.0]), None, "three"),
+        (rng.standard_normal(2000), rng.standard_normal(2000) * 0.5, "many"),
+    ]
+    for values, shadow, title in pictures:
+        assert plots.update_histogram_figure(fig, values, shadow, title=title) is fig
+        assert list(fig.axes[0].patches) == patches  # the same two artists, new data
+        assert fig.axes[0].get_title() == title
+        # The same picture as a new figure would give.
+        assert plots.figure_to_png(fig) == plots.figure_to_png(plots.histogram_figure(values, shadow, title=title))
+    # Back from element bars to a histogram: automatic ticks again, not the element indexes.
+    ticks = fig.axes[0].get_xticks()
+    assert len(ticks) > 2 and not np.array_equal(ticks, np.arange(len(ticks)))
+
+
+def test_large_tensors_are_sampled_before_converting():
+    big = np.ones(plots.HISTOGRAM_SAMPLE * 3, dtype=np.float16)
+    fig = plots.histogram_figure(big)
+    counts, _ = stairs(fig, "raw")
+    assert counts.sum() == plots.HISTOGRAM_SAMPLE
+    assert "strided sample" in fig.axes[0].get_xlabel()
+
+
+def test_nonfinite_values_are_left_out():
+    fig = plots.histogram_figure(np.array([1.0, np.nan, np.inf] + [2.0] * 20))
+    counts, edges = stairs(fig, "raw")
+    assert counts.sum() == 21 and edges[0] == 1.0 and edges[-1] == 2.0
+
+
+def test_png_is_drawn_once_and_deterministic():
+    fig = plots.histogram_figure(np.arange(50.0), title="w")
+    draws = []
+    fig.canvas.mpl_connect("draw_event", lambda event: draws.append(event))
+    first = plots.figure_to_png(fig)
+    assert len(draws) == 1  # one Agg drawing per PNG (savefig with a layout engine drew twice)
+    assert plots.figure_to_png(fig) == first
+    assert plots.figure_to_png(fig, dpi=45).startswith(PNG)  # another dpi still works (savefig)
 
 
 def test_titles_are_plain_text():
