@@ -19,6 +19,7 @@ from .errors import (
     CorruptCheckpointError,
     PlanError,
     RestoreError,
+    WriteError,
 )
 from .reader import Checkpoint, Entry, open_checkpoint
 from .plan import Assignment, Problem, RestorePlan, plan_restore
@@ -29,6 +30,10 @@ from .restore import RestoreReport, restore
 
 # Public name -> module that defines it, loaded on first access.
 _LAZY = {
+    "plan_write": "write",
+    "from_plan": "write",
+    "average": "write",
+    "WritePlan": "write",
     "ema_trace": "ema",
     "EMATrace": "ema",
     "CheckpointBrowser": "widgets",
@@ -48,6 +53,7 @@ __all__ = [
     "CorruptCheckpointError",
     "PlanError",
     "RestoreError",
+    "WriteError",
     "Problem",
     "Assignment",
     "RestorePlan",

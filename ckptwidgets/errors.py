@@ -11,6 +11,7 @@ __all__ = [
     "CorruptCheckpointError",
     "PlanError",
     "RestoreError",
+    "WriteError",
     "CheckpointWarning",
 ]
 
@@ -43,6 +44,11 @@ class RestoreError(CheckpointError):
     def __init__(self, message, problems=()):
         super().__init__(message)
         self.problems = list(problems)
+
+
+class WriteError(CheckpointError):
+    """A checkpoint was not written: the plan had problems, the output exists, or the write
+    failed. Nothing is left under the output's name and the inputs are unchanged."""
 
 
 class CheckpointWarning(UserWarning):

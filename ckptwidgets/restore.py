@@ -215,6 +215,19 @@ def _corrupt(plan, chunk_items, error) -> CorruptCheckpointError:
     )
 
 
+def _read_after_tf_failed(plan, items, chunks, progress, error) -> list:
+    """Every value read through the source, after ``RestoreV2`` failed with ``error``.
+
+    TensorFlow's reader refuses a few things ours reads: a slice of a partitioned tensor
+    whose dtype it cannot copy across stored slices ("Dtype half not supported"). Damage
+    (what made TF fail, usually) is the CorruptCheckpointError naming the key.
+    """
+    try:
+        return _read_through_source(plan, items, chunks, progress)
+    except CheckpointError:
+        raise _corrupt(plan, items, error) from None
+
+
 class _Ticker:
     """Progress from inside a graph-mode run (called on a TensorFlow thread)."""
 
@@ -312,18 +325,23 @@ def _restore_graph(plan, graph, session, items, chunks, progress, unmapped, init
                 raise ticker.error
             op_type = getattr(getattr(error, "op", None), "type", None)
             if op_type in ("RestoreV2", "EnsureShape") or op_type is None:
-                raise _corrupt(plan, items, error) from None
+                values = _read_after_tf_failed(plan, items, chunks, progress, error)
+                op, placeholders = _feed_ops(plan, graph, items)
+                session.run(op, feed_dict=dict(zip(placeholders, values)))
+                return _initialize(plan, graph, session, unmapped, initialize_unmapped)
             raise RestoreError(
                 f"Restoring from {plan.checkpoint.prefix!r} failed in {op_type}: {_tf_reason(error)}"
             ) from None
         if progress is not None and ticker is None:
             progress(len(items), len(items))
-    initialized = []
-    if initialize_unmapped and unmapped:
-        infos = [plan.infos[n] for n in unmapped]
-        session.run(_init_op(plan, graph, infos))
-        initialized = list(unmapped)
-    return initialized
+    return _initialize(plan, graph, session, unmapped, initialize_unmapped)
+
+
+def _initialize(plan, graph, session, unmapped, initialize_unmapped) -> list:
+    if not (initialize_unmapped and unmapped):
+        return []
+    session.run(_init_op(plan, graph, [plan.infos[n] for n in unmapped]))
+    return list(unmapped)
 
 
 def _read_through_source(plan, items, chunks, progress) -> list:
@@ -356,9 +374,15 @@ def _feed_ops(plan, graph, items):
     """Assign ops fed from placeholders (built once per plan edit), for sources RestoreV2 cannot read."""
     cache = _built(plan)
     if "feed" not in cache:
-        with graph.as_default(), tf.name_scope("ckptwidgets_restore"):
-            placeholders = [tf.compat.v1.placeholder(tf.as_dtype(item[2].dtype), _shape(item)) for item in items]
-            op = tf.group(*[_assign_graph(item[3], p) for item, p in zip(items, placeholders)], name="assign")
+        try:
+            with graph.as_default(), tf.name_scope("ckptwidgets_restore"):
+                placeholders = [tf.compat.v1.placeholder(tf.as_dtype(item[2].dtype), _shape(item)) for item in items]
+                op = tf.group(*[_assign_graph(item[3], p) for item, p in zip(items, placeholders)], name="assign")
+        except RuntimeError as error:  # e.g. "Graph is finalized"
+            raise RestoreError(
+                f"Cannot add the restore ops to the graph: {error}. Restore before the graph is finalized, "
+                "or build a tf.compat.v1.train.Saver(plan.var_list) earlier."
+            ) from None
         cache["feed"] = (op, placeholders)
     return cache["feed"]
 
@@ -374,7 +398,10 @@ def _restore_eager(plan, items, chunks, progress):
         try:
             read = _read_op(plan.checkpoint.source.restore_prefix, chunk)
         except tf.errors.OpError as error:
-            raise _corrupt(plan, chunk, error) from None
+            values = _read_after_tf_failed(plan, items, chunks, progress, error)
+            for (_name, _key, _entry, info), value in zip(items, values):  # every read succeeded: now assign
+                info.tf_variable.assign(value, read_value=False)
+            return
         for t, item in zip(read, chunk):
             name, key, entry, _info = item
             if tuple(t.shape) != _shape(item):

@@ -1,4 +1,4 @@
-"""``python -m ckptwidgets PATH``: the entries table, filters, errors, odd keys."""
+"""``python -m ckptwidgets PATH``: the entries table, filters (the widgets' language, --regex, --kind), errors, odd keys."""
 from __future__ import annotations
 
 import os
@@ -62,16 +62,50 @@ def test_kind_and_filter(ema_ckpt, capsys):
     assert keys == ["v/ExponentialMovingAverage", "v2/ExponentialMovingAverage"]
     assert "\nema    2        8 B\ntotal  2        8 B\n" in out
 
-    assert main([ema_ckpt, "--filter", r"^v2"]) == 0
+    assert main([ema_ckpt, "--regex", r"^v2"]) == 0
     out = capsys.readouterr().out
     assert "2 of 4 entries" in out and "\nv2 " in out and "\nv " not in out
 
-    assert main([ema_ckpt, "--filter", "v2", "--kind", "variable", "--kind", "meta"]) == 0
+    assert main([ema_ckpt, "--filter", "V2", "--kind", "variable", "--kind", "meta"]) == 0
     out = capsys.readouterr().out
     assert "1 of 4 entries" in out and out.count("variable") == 2  # the row and the total
 
     assert main([ema_ckpt, "--filter", "nothing-like-this"]) == 0
     assert "0 of 4 entries" in capsys.readouterr().out
+
+
+def listed(out):
+    lines = out.splitlines()
+    return [line.split()[0] for line in lines[3:lines.index("", 2)]] if "no entries match" not in out else []
+
+
+def test_filter_is_the_widgets_language(ema_ckpt, capsys):
+    cases = {
+        "v2": ["v2", "v2/ExponentialMovingAverage"],
+        "!moving": ["v", "v2"],
+        "!kind:ema": ["v", "v2"],
+        "kind:ema": ["v/ExponentialMovingAverage", "v2/ExponentialMovingAverage"],
+        "kind:variable,ema v2": ["v2", "v2/ExponentialMovingAverage"],
+        '"v2/exp"': ["v2/ExponentialMovingAverage"],
+        "^v2": [],  # a word, not a pattern
+    }
+    for text, keys in cases.items():
+        assert main([ema_ckpt, "--filter", text]) == 0, text
+        assert listed(capsys.readouterr().out) == keys, text
+    # Every --filter, --regex and --kind must hold.
+    assert main([ema_ckpt, "--filter", "v2", "--filter", "!kind:variable", "--regex", "Average$"]) == 0
+    assert listed(capsys.readouterr().out) == ["v2/ExponentialMovingAverage"]
+    assert main([ema_ckpt, "--filter", "kind:ema", "--kind", "variable"]) == 0
+    assert "0 of 4 entries" in capsys.readouterr().out
+
+
+def test_bad_filter_term_is_one_line_exit_2(ema_ckpt, capsys):
+    for text, why in [("kind:slots", "Unknown kind 'slots' in filter term 'kind:slots'"),
+                      ("v !kind:", "Filter term '!kind:' names no kind")]:
+        assert main([ema_ckpt, "--filter", text]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and "Traceback" not in err
+        assert err.startswith(f"error: --filter {text!r}: {why}") and "variable, ema, slot, meta" in err
 
 
 def test_strings_are_unsized(tmp_path, capsys):
@@ -113,8 +147,10 @@ def test_checkpoint_errors_exit_2_without_traceback(tmp_path, base_ckpt, capsys,
 
 
 def test_bad_regex_and_bad_kind(base_ckpt, capsys):
-    assert main([base_ckpt, "--filter", "("]) == 2
-    assert capsys.readouterr().err.startswith("error: --filter '(' is not a valid regular expression")
+    assert main([base_ckpt, "--regex", "("]) == 2
+    assert capsys.readouterr().err.startswith("error: --regex '(' is not a valid regular expression")
+    assert main([base_ckpt, "--filter", "("]) == 0  # a word here
+    assert "0 of 2 entries" in capsys.readouterr().out
     with pytest.raises(SystemExit) as info:
         main([base_ckpt, "--kind", "weights"])
     assert info.value.code == 2
@@ -130,7 +166,13 @@ def test_subprocess_module_run(ema_ckpt, tmp_path):
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.startswith("error: No checkpoint at") and "Traceback" not in bad.stderr
     help_ = run_cli("--help")
-    assert help_.returncode == 0 and "--kind KIND" in help_.stdout and "--filter REGEX" in help_.stdout
+    assert help_.returncode == 0 and "--kind KIND" in help_.stdout
+    assert "--filter FILTER" in help_.stdout and "--regex REGEX" in help_.stdout and "!kind:slot" in help_.stdout
+    filtered = run_cli(ema_ckpt, "--filter", "!kind:ema v2")
+    assert filtered.returncode == 0 and filtered.stdout.splitlines()[0].endswith("(name-based, 1 of 4 entries, 1 data file)")
+    bad = run_cli(ema_ckpt, "--filter", "kind:slots")
+    assert bad.returncode == 2 and bad.stdout == "" and bad.stderr.count("\n") == 1
+    assert bad.stderr.startswith("error: --filter 'kind:slots': Unknown kind 'slots'")
 
 
 def test_console_script(base_ckpt):

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import html
+import os
+import statistics
 import time
 
 import ipywidgets as widgets
@@ -9,12 +11,15 @@ import numpy as np
 import pytest
 from traitlets import TraitError
 
-from ckptwidgets import CheckpointBrowser
+from ckptwidgets import CheckpointBrowser, plots
+from ckptwidgets._filter import FILTER_SYNTAX
 from ckptwidgets._synthetic import HOSTILE_KEY, save_many
+from ckptwidgets.reader import Checkpoint
+from ckptwidgets.sources.arrays import ArraySource
 from ckptwidgets.widgets import BrowserModel
 from ckptwidgets.widgets._inspect import count_children, iter_models, max_options, state_size
 
-from conftest import save_graph_checkpoint
+from conftest import save_graph_checkpoint, tf, v1_
 
 
 def keys_shown(browser):
@@ -43,6 +48,35 @@ def test_filter_box_drives_model_and_table(ema_ckpt):
     assert keys_shown(browser) == ["v2", "v2/ExponentialMovingAverage"]
     browser.filter_box.value = "v !moving"
     assert keys_shown(browser) == ["v", "v2"]
+
+
+def test_filter_box_speaks_the_filter_language(ema_ckpt):
+    browser = CheckpointBrowser(ema_ckpt)
+    assert browser.filter_box.placeholder.startswith("filter keys") and "!kind:slot" in browser.filter_box.placeholder
+    assert FILTER_SYNTAX in browser.filter_box.tooltip
+    browser.filter_box.value = "!kind:ema"
+    assert keys_shown(browser) == ["v", "v2"]
+    browser.filter_box.value = "kind:ema V2"
+    assert keys_shown(browser) == ["v2/ExponentialMovingAverage"]
+    browser.filter_box.value = '"v2/exp"'
+    assert keys_shown(browser) == ["v2/ExponentialMovingAverage"]
+    # The kind boxes and the filter's kind terms both apply.
+    browser.filter_box.value = "kind:variable,ema"
+    browser.kind_boxes["ema"].value = False
+    assert keys_shown(browser) == ["v", "v2"]
+
+
+def test_bad_filter_term_is_a_message_and_keeps_the_table(ema_ckpt):
+    browser = CheckpointBrowser(ema_ckpt)
+    model = browser.model
+    browser.filter_box.value = "kind:e"  # on the way to kind:ema
+    assert model.filter_error.startswith("Unknown kind 'e' in filter term 'kind:e'; kinds are variable, ema, slot, meta")
+    assert browser.filter_message.value == model.filter_error
+    assert len(keys_shown(browser)) == 4  # the last filter that worked: none
+    assert model.filter_error in repr(browser)
+    browser.filter_box.value = "kind:ema"
+    assert model.filter_error == "" and browser.filter_message.layout.display == "none"
+    assert keys_shown(browser) == ["v/ExponentialMovingAverage", "v2/ExponentialMovingAverage"]
 
 
 def test_model_changes_update_the_view(ema_ckpt):
@@ -253,3 +287,183 @@ def test_public_name_is_the_widget():
 
     assert ckptwidgets.CheckpointBrowser is CheckpointBrowser
     assert issubclass(CheckpointBrowser, widgets.VBox)
+
+
+# --- selecting: statistics at once, then one histogram drawing ------------------------------
+
+
+def small_entries(n=10, seed=0):
+    """``n`` small variables (scalars to 64 x 64) with EMA shadows, in memory."""
+    rng = np.random.default_rng(seed)
+    shapes = [(), (1,), (10,), (100,), (1000,), (32, 32), (64, 64), (3, 3, 16, 32), (128,), (256, 10)]
+    arrays = {}
+    for i in range(n):
+        value = rng.standard_normal(shapes[i % len(shapes)]).astype(np.float32)
+        arrays[f"layer{i}/kernel"] = value
+        arrays[f"layer{i}/kernel/ExponentialMovingAverage"] = (0.9 * value).astype(np.float32)
+    return Checkpoint(ArraySource(arrays))
+
+
+def selection_times(model, keys, clock=time.perf_counter):
+    """Seconds each selection of ``keys`` takes, in order (statistics, comparison and histogram)."""
+    times = []
+    for key in keys:
+        start = clock()
+        model.selected = key
+        times.append(clock() - start)
+        assert model.stats is not None and model.png[:4] == b"\x89PNG", key
+    return times
+
+
+def test_selections_share_one_figure_and_draw_once_each():
+    browser = CheckpointBrowser(small_entries())
+    model = browser.model
+    keys = [e.key for e in model.matches]
+    model.selected = keys[0]
+    figure = model.canvas.figure
+    draws = []
+    figure.canvas.mpl_connect("draw_event", lambda event: draws.append(event))
+    created = []
+    original = plots.histogram_figure
+    plots.histogram_figure = lambda *a, **k: created.append(1) or original(*a, **k)
+    try:
+        selection_times(model, keys[1:])
+    finally:
+        plots.histogram_figure = original
+    assert model.canvas.figure is figure and created == []  # no new figure after the first
+    assert len(draws) == len(keys) - 1 == model.canvas.drawings - 1  # one Agg drawing per selection
+    # And the picture is the one a new figure of the same data gives.
+    entry = model.checkpoint[keys[-1]]
+    raw, shadow = (keys[-1][: -len("/ExponentialMovingAverage")], keys[-1]) if entry.kind == "ema" else (keys[-1], None)
+    shadow = shadow or model.shadow.key
+    fresh = plots.figure_to_png(plots.histogram_figure(
+        model.checkpoint.read(raw), model.checkpoint.read(shadow), title=keys[-1]))
+    assert browser.histogram.value == model.png == fresh
+
+
+def test_statistics_reach_the_view_before_the_histogram(ema_ckpt):
+    browser = CheckpointBrowser(ema_ckpt)
+    seen = []
+    browser.model.observe(lambda c: seen.append((c.name, browser.stats_label.value, browser.histogram.value)),
+                          ["details", "png"])
+    browser.model.selected = "v2"
+    (first, stats, image), (second, _, final_image) = seen
+    assert (first, second) == ("details", "png")
+    assert stats.startswith("min 10") and image == b""  # the numbers are shown, no picture yet
+    assert final_image[:4] == b"\x89PNG"
+    assert browser.selected_label.value == "v2" and browser.comparison_label.value == browser.model.comparison
+
+
+def test_selecting_a_small_entry_takes_well_under_100_ms():
+    """The issue's target: statistics of a small tensor within 100 ms. Asserted on CPU time (other
+    processes on the machine do not count); the wall-clock medians are printed (pytest -s)."""
+    model = BrowserModel(small_entries(20))
+    keys = [e.key for e in model.matches][:20]
+    model.selected = keys[-1]  # the first selection builds the figure
+    cpu = selection_times(model, keys, clock=time.process_time)
+    wall = selection_times(model, list(reversed(keys)))
+    print(f"\n20 selections of small entries: median {statistics.median(wall) * 1e3:.1f} ms wall clock, "
+          f"{statistics.median(cpu) * 1e3:.1f} ms CPU (max {max(wall) * 1e3:.1f} ms)")
+    assert statistics.median(cpu) < 0.1, cpu
+
+
+def test_histogram_kinds_of_pictures_in_one_browser(tmp_path):
+    strings = Checkpoint(ArraySource({"names": np.array([b"a", b"b"]), "w": np.arange(40, dtype=np.float32),
+                                      "nan": np.array([np.nan, 1.0, 2.0], np.float32)}))
+    model = BrowserModel(strings)
+    for key in ("w", "names", "nan", "w"):
+        model.selected = key
+        assert model.png[:4] == b"\x89PNG", key
+    model.selected = "names"
+    assert model.stats.mean is None and "no statistics" in str(model.stats)
+    model.selected = "nan"
+    assert model.stats.nonfinite == 1 and model.stats.mean == 1.5
+
+
+# --- steps of one run ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def steps_ckpt(tmp_path):
+    """``model.ckpt-0``, ``-999`` and ``-1000`` of one run: w (3 values) = the step, with an EMA shadow."""
+    graph = tf.Graph()
+    with graph.as_default():
+        step = v1_.train.get_or_create_global_step()
+        w = v1_.Variable(np.zeros(3, np.float32), name="w")
+        ema = v1_.train.ExponentialMovingAverage(0.5)
+        update = ema.apply([w])
+        saver = v1_.train.Saver()
+        prefix = str(tmp_path / "model.ckpt")
+        with v1_.Session(graph=graph) as sess:
+            sess.run(v1_.global_variables_initializer())
+            for value in (0, 999, 1000):
+                sess.run([v1_.assign(w, np.full(3, value, np.float32)), v1_.assign(step, value)])
+                sess.run(update)
+                saver.save(sess, prefix, global_step=value)
+    return prefix
+
+
+def test_step_dropdown_switches_checkpoints(steps_ckpt):
+    browser = CheckpointBrowser(steps_ckpt + "-1000")
+    model = browser.model
+    assert model.step == 1000 and [s for s, _ in model.steps] == [0, 999, 1000]
+    assert browser.step_box.layout.display is None and browser.step_box in browser.controls.children
+    assert browser.step_box.options == (("step 1000 (latest)", 1000), ("step 999", 999), ("step 0", 0))
+    assert browser.step_box.label == "step 1000 (latest)"
+    assert "step 1000 of steps 0, 999, 1000" in repr(browser)
+
+    browser.filter_box.value = "w"
+    browser.kind_boxes["meta"].value = False
+    kinds = model.kinds
+    model.selected = "w"
+    assert model.stats.mean == 1000.0
+    before = count_children(browser)
+
+    model.step = 999  # from code
+    assert model.checkpoint.prefix == steps_ckpt + "-999" and browser.step_box.value == 999
+    assert model.selected is None and model.stats is None and model.details == ()
+    assert browser.selected_label.value == "" and browser.histogram.layout.display == "none"
+    assert model.filter_text == "w" and model.kinds == kinds  # kept
+    assert keys_shown(browser) == ["w", "w/ExponentialMovingAverage"]
+    assert browser.title.value.startswith(steps_ckpt + "-999")
+    model.selected = "w"
+    assert model.stats.mean == 999.0
+
+    browser.step_box.value = 0  # from the dropdown
+    assert model.step == 0 and model.checkpoint.prefix == steps_ckpt + "-0"
+    assert model.selected is None and browser.filter_box.value == "w"
+    browser.table.cells[0][0].click()
+    assert model.selected == "w" and model.stats.mean == 0.0
+    assert count_children(browser) == before
+
+
+def test_step_is_validated_with_the_value(steps_ckpt):
+    model = BrowserModel(steps_ckpt + "-999")
+    with pytest.raises(TraitError, match=r"step 5 is not a step of .*model\.ckpt-999'; its steps: 0, 999, 1000"):
+        model.step = 5
+    with pytest.raises(TraitError, match="step None is not a step"):
+        model.step = None
+    assert model.step == 999
+
+
+def test_a_step_that_cannot_be_opened_is_a_message(steps_ckpt):
+    browser = CheckpointBrowser(os.path.dirname(steps_ckpt))  # a folder: its latest checkpoint
+    model = browser.model
+    assert model.step == 1000
+    for name in os.listdir(os.path.dirname(steps_ckpt)):
+        if name.startswith("model.ckpt-0.data"):
+            os.remove(os.path.join(os.path.dirname(steps_ckpt), name))
+        if name == "model.ckpt-0.index":
+            with open(os.path.join(os.path.dirname(steps_ckpt), name), "r+b") as handle:
+                handle.truncate(10)
+    browser.step_box.value = 0
+    assert model.step == 1000 and browser.step_box.value == 1000  # back where it was
+    assert "model.ckpt-0" in browser.message.value and browser.message.layout.display is None
+    assert model.checkpoint.prefix.endswith("model.ckpt-1000")
+
+
+def test_without_steps_no_dropdown_shows(base_ckpt):
+    browser = CheckpointBrowser(base_ckpt)
+    assert browser.model.steps == () and browser.model.step is None
+    assert browser.step_box.layout.display == "none"
+    assert "step" not in repr(browser).splitlines()[2]

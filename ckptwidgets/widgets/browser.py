@@ -133,11 +133,7 @@ class BrowserModel(HasTraits):
     def _use(self, ckpt: Checkpoint) -> None:
         self._totals = ckpt.totals()
         self._steps = ckpt.steps  # lists the folder: once per checkpoint opened
-        self._reverting = True
-        try:
-            self.step = ckpt.step
-        finally:
-            self._reverting = False
+        self._revert_step(ckpt.step)  # not a user's choice: no validation, no opening
         self.set_trait("checkpoint", ckpt)  # views refresh title, totals, kinds and steps
 
     # --- steps ---------------------------------------------------------------------------
@@ -166,10 +162,21 @@ class BrowserModel(HasTraits):
             raise TraitError(f"step {value!r} is not a step of {self.checkpoint.prefix!r}; its steps: {have}.")
         return value
 
+    def _revert_step(self, step) -> None:
+        self._reverting = True
+        try:
+            self.step = step
+        finally:
+            self._reverting = False
+
     @observe("step")
     def _on_step(self, change):
         if self._reverting or self.checkpoint is None:
             return
+        if change.new is None:  # traitlets lets None past the validator of an allow_none trait
+            self._revert_step(change.old)
+            raise TraitError(f"step None is not a step of {self.checkpoint.prefix!r}; its steps: "
+                             f"{', '.join(str(s) for s, _ in self._steps)}.")
         prefix = dict(self._steps).get(change.new)
         if prefix is None or prefix == self.checkpoint.prefix:
             return
@@ -177,11 +184,7 @@ class BrowserModel(HasTraits):
             ckpt = open_checkpoint(prefix)
         except CheckpointError as error:
             self.error = str(error)
-            self._reverting = True
-            try:
-                self.step = change.old
-            finally:
-                self._reverting = False
+            self._revert_step(change.old)
             return
         shown_all = set(self.kinds) >= set(self._totals)
         self.selected = None

@@ -1,0 +1,266 @@
+"""Write a :class:`~ckptwidgets.write.WritePlan` so that nothing half-written ever has the final name.
+
+Private helper of :mod:`ckptwidgets.write`. The steps, each one a point where a crash,
+``kill -9``, a full disk or a read-only folder leaves the inputs unchanged and nothing
+under the output's name:
+
+1. refuse an output that exists, or is an input's own prefix, unless ``overwrite``;
+2. stream every tensor into a temporary prefix in the destination folder
+   (``.<name>.ckptwidgets-tmp-<random>``, hidden), one tensor in memory at a time
+   (means in float64 chunks);
+3. read every tensor back with our reader (each tensor's crc32c against its index entry)
+   and compare the checksum of its bytes with what was written;
+4. move into place: the data file, then the index (a checkpoint exists once its index
+   does); an overwritten checkpoint's index goes first, so no moment shows a mix;
+5. optionally, the folder's ``checkpoint`` state file, written the same way (temp + rename).
+
+On any failure the temporary files are removed and a :class:`WriteError` names the file
+and the reason.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._bundle_writer import DATA_SUFFIX, BundleWriter
+from ._tensordata import crc32c
+from .errors import CheckpointError, WriteError
+
+__all__ = ["write_plan", "WriteReport", "CHUNK_ELEMENTS", "output_prefix", "existing_files", "temporary_prefix", "move_into_place", "remove_temporary"]
+
+#: Means are computed over this many elements at a time (8 bytes each in float64).
+CHUNK_ELEMENTS = 1 << 22
+
+
+@dataclass
+class WriteReport:
+    """What :meth:`WritePlan.write` wrote.
+
+    Attributes
+    ----------
+    prefix : str
+        The checkpoint written (open it with :func:`ckptwidgets.open_checkpoint`).
+    files : list of str
+    keys : list of str
+        Its keys, sorted.
+    nbytes : int
+        Bytes of tensor data written.
+    seconds : float
+    dropped : list of (str, str)
+        Input keys left out and why.
+    """
+
+    prefix: str
+    files: list = field(default_factory=list)
+    keys: list = field(default_factory=list)
+    nbytes: int = 0
+    seconds: float = 0.0
+    dropped: list = field(default_factory=list)
+
+    def __str__(self) -> str:
+        from ._format import human_size
+
+        text = (
+            f"Wrote {len(self.keys)} tensors ({human_size(self.nbytes)}) to {self.prefix!r} "
+            f"in {self.seconds:.2f} s"
+        )
+        return text + (f"; left out {len(self.dropped)}" if self.dropped else "")
+
+
+def output_prefix(out) -> str:
+    out = os.fspath(out)
+    if isinstance(out, bytes):
+        out = os.fsdecode(out)
+    if not isinstance(out, str) or not out:
+        raise WriteError(f"The output must be a checkpoint prefix (str or os.PathLike); got {out!r}.")
+    if out.endswith(".index"):
+        out = out[: -len(".index")]
+    if "://" in out:
+        raise WriteError(f"Writing to a remote path is not supported; write {out!r} locally and copy it.")
+    return out
+
+
+def existing_files(prefix: str) -> list[str]:
+    folder = os.path.dirname(prefix) or "."
+    base = os.path.basename(prefix)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    return sorted(
+        os.path.join(folder, n) for n in names if n == base + ".index" or (n.startswith(base + ".data-") and base + ".data-" != n)
+    )
+
+
+def _values(item):
+    """The output value of an item: an array (or a list of float64-mean chunks for ``"mean"``)."""
+    if item.op != "mean":
+        ckpt, key = item.sources[0]
+        value = ckpt.read(key)
+        return value if item.op == "copy" else np.asarray(value).astype(_numpy(item.dtype))
+    return None
+
+
+def _numpy(dtype: str):
+    from ._dtypes import BY_NAME
+
+    return BY_NAME[dtype].numpy
+
+
+def _mean_chunks(item):
+    """The float64 mean of the sources, rounded once to the item's dtype, chunk by chunk."""
+    arrays = [np.asarray(ckpt.read(key)).reshape(-1) for ckpt, key in item.sources]
+    out_type, count = _numpy(item.dtype), len(arrays)
+    size = arrays[0].size
+    for start in range(0, max(size, 1), CHUNK_ELEMENTS):
+        total = np.zeros(min(CHUNK_ELEMENTS, size - start), np.float64)
+        for array in arrays:
+            total += array[start : start + CHUNK_ELEMENTS]
+        yield (total / count).astype(out_type)
+
+
+def _progress(total: int, progress):
+    if progress is False:
+        return lambda done: None, lambda: None
+    if callable(progress):
+        return (lambda done: progress(done, total)), (lambda: None)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, unit="B", unit_scale=True, desc="writing", delay=1.0, leave=False)
+    return (lambda done: bar.update(done - bar.n)), bar.close
+
+
+def _write_tensors(plan, temp: str, tick) -> dict:
+    writer = BundleWriter(temp)
+    try:
+        done = 0
+        for item in plan.items:
+            if item.op == "mean":
+                done += writer.add_chunks(item.key, item.dtype, item.shape, _mean_chunks(item))
+            else:
+                done += writer.add(item.key, _values(item), item.dtype)
+            tick(done)
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.crcs
+
+
+def _verify(plan, temp: str, crcs: dict) -> None:
+    from .reader import open_checkpoint
+
+    written = open_checkpoint(temp)
+    expected = {item.key: item for item in plan.items}
+    if written.keys() != sorted(expected):
+        raise WriteError(f"The temporary checkpoint {temp!r} does not hold the planned keys.")
+    for entry in written.entries:
+        item = expected[entry.key]
+        if (entry.dtype, entry.shape) != (item.dtype, tuple(item.shape)):
+            raise WriteError(f"Key {entry.key!r} was written as {entry.dtype} {entry.shape}, planned {item.dtype} {item.shape}.")
+        value = written.read(entry.key)  # the reader checks the crc32c against the index entry
+        if entry.dtype != "string" and crc32c(np.ascontiguousarray(value).reshape(-1).view(np.uint8)) != crcs[entry.key]:
+            raise WriteError(f"Key {entry.key!r} read back from {temp!r} differs from what was written.")
+
+
+def move_into_place(temp: str, prefix: str, overwrite: bool) -> list[str]:
+    if overwrite:
+        old = existing_files(prefix)
+        for path in sorted(old, key=lambda p: not p.endswith(".index")):  # the index first
+            os.remove(path)
+    os.replace(temp + DATA_SUFFIX, prefix + DATA_SUFFIX)
+    try:
+        os.replace(temp + ".index", prefix + ".index")
+    except BaseException:  # a data file without its index is no checkpoint: leave none
+        os.remove(prefix + DATA_SUFFIX)
+        raise
+    return [prefix + ".index", prefix + DATA_SUFFIX]
+
+
+def _write_state_file(prefix: str) -> None:
+    folder = os.path.dirname(prefix) or "."
+    name = os.path.basename(prefix)
+    text = f'model_checkpoint_path: "{_escape(name)}"\nall_model_checkpoint_paths: "{_escape(name)}"\n'
+    temp = os.path.join(folder, f".checkpoint.ckptwidgets-tmp-{secrets.token_hex(4)}")
+    with open(temp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(temp, os.path.join(folder, "checkpoint"))
+
+
+def _escape(text: str) -> str:
+    """``text`` as a quoted string of protobuf's text format: C escapes, UTF-8 bytes in octal."""
+    out = []
+    for byte in text.encode("utf-8"):
+        char = chr(byte)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif 0x20 <= byte < 0x7F:
+            out.append(char)
+        else:
+            out.append(f"\\{byte:03o}")
+    return "".join(out)
+
+
+def temporary_prefix(prefix: str) -> str:
+    """A fresh hidden prefix beside ``prefix`` (same folder: moving it in is a rename)."""
+    folder = os.path.dirname(prefix) or "."
+    return os.path.join(folder, f".{os.path.basename(prefix) or 'ckpt'}.ckptwidgets-tmp-{secrets.token_hex(6)}")
+
+
+def remove_temporary(temp: str) -> None:
+    """Delete every file of a temporary prefix that is still there."""
+    folder, base = os.path.dirname(temp) or ".", os.path.basename(temp)
+    for name in os.listdir(folder):
+        if name.startswith(base + "."):
+            os.remove(os.path.join(folder, name))
+
+
+def _same_file(a: str, b: str) -> bool:
+    return os.path.realpath(a + ".index") == os.path.realpath(b + ".index")
+
+
+def write_plan(plan, out, overwrite=False, state_file=False, progress=None) -> WriteReport:
+    """Write ``plan`` to prefix ``out``: see the module docstring."""
+    start = time.perf_counter()
+    prefix = output_prefix(out)
+    if plan.problems:
+        raise WriteError(
+            f"Nothing was written to {prefix!r}: the plan has {len(plan.problems)} problem(s):\n"
+            + "\n".join(f"  - {p}" for p in plan.problems)
+        )
+    inputs = {ckpt.prefix for item in plan.items for ckpt, _ in item.sources}
+    if not overwrite:
+        for source in inputs:
+            if _same_file(source, prefix):
+                raise WriteError(f"The output {prefix!r} is the input checkpoint itself; pass overwrite=True to replace it.")
+        if existing_files(prefix):
+            raise WriteError(f"A checkpoint already exists at {prefix!r}; pass overwrite=True to replace it.")
+    folder = os.path.dirname(prefix) or "."
+    temp = temporary_prefix(prefix)
+    tick, close = _progress(plan.nbytes, progress)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        crcs = _write_tensors(plan, temp, tick)
+        try:
+            _verify(plan, temp, crcs)
+            files = move_into_place(temp, prefix, overwrite)
+        finally:
+            remove_temporary(temp)
+        if state_file:
+            _write_state_file(prefix)
+    except WriteError:
+        raise
+    except CheckpointError as error:
+        raise WriteError(f"Nothing was written to {prefix!r}: {error}") from None
+    except OSError as error:
+        where = error.filename or folder
+        raise WriteError(
+            f"Nothing was written to {prefix!r}: {error.strerror or error} ({where!r}). The inputs are unchanged."
+        ) from None
+    finally:
+        close()
+    return WriteReport(prefix, files, plan.keys, sum(i.nbytes for i in plan.items), time.perf_counter() - start, plan.dropped)
