@@ -14,7 +14,8 @@ This module holds what is needed on both sides, without TensorFlow:
   and :func:`check_cover` (the slices must tile the full shape exactly), :func:`assemble`;
 - restoring: :class:`Part`, where one part variable sits in its full tensor, with the
   ``shape_and_slices`` spec ``RestoreV2`` takes (``"10 3 0,4:0,3"``, as
-  ``tf.Variable.SaveSliceInfo.spec`` writes it) and the numpy index of its slice.
+  ``tf.Variable.SaveSliceInfo.spec`` writes it) and the numpy index of its slice;
+  :func:`var_list_names`, a plan's mapping as ``Saver`` var_lists (parts in one list).
 
 Example
 -------
@@ -34,7 +35,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Part", "slice_key", "parse_slice_key", "bounds", "check_cover", "assemble", "format_box"]
+__all__ = ["Part", "slice_key", "parse_slice_key", "bounds", "check_cover", "assemble", "format_box", "var_list_names"]
 
 _ESCAPES = re.compile(rb"[\x00\xff]")
 _ESCAPED = {b"\x00": b"\x00\xff", b"\xff": b"\xff\x00"}
@@ -248,3 +249,40 @@ class Part(NamedTuple):
 
     def __str__(self) -> str:
         return f"{format_box(self.box)} of {self.full_name!r}"
+
+
+def var_list_names(mapping: dict, infos: dict) -> list[dict]:
+    """``{name: key}`` as dicts of distinct keys, ``[{key: name or [part names]}]``: one
+    ``Saver`` var_list (or ``init_from_checkpoint`` assignment map) per dict.
+
+    A key read by several variables goes into one dict per variable. The parts of one
+    partitioned variable read from one key count as one variable: a list in one dict, as
+    ``Saver`` takes them (they must agree on ``SaveSliceInfo.full_name``, ``slice_name``).
+    ``infos`` maps names to what has a ``.part`` (:class:`Part` or None).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as V
+    >>> p = lambda i: V(part=Part("w", "w", (4,), (2 * i,), (2,)))
+    >>> var_list_names({"w/part_0": "w", "w/part_1": "w", "copy": "w"}, {"w/part_0": p(0), "w/part_1": p(1), "copy": V(part=None)})
+    [{'w': ['w/part_0', 'w/part_1']}, {'w': 'copy'}]
+    """
+    lists: list[dict] = []
+    seen: dict[str, int] = {}
+    slices: dict[tuple, list] = {}  # (key, slice name) -> the list of part names in a dict
+    for name, key in mapping.items():
+        part = infos[name].part
+        if part is not None:
+            group = slices.get((key, part.slice_name))
+            if group is not None:
+                group.append(name)
+                continue
+        n = seen.get(key, 0)
+        seen[key] = n + 1
+        if n == len(lists):
+            lists.append({})
+        if part is None:
+            lists[n][key] = name
+        else:
+            lists[n][key] = slices[(key, part.slice_name)] = [name]
+    return lists

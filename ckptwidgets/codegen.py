@@ -36,6 +36,7 @@ array([1.], dtype=float32)
 """
 from __future__ import annotations
 
+from ._partitions import format_box
 from .errors import PlanError
 
 __all__ = ["to_code", "STYLES"]
@@ -203,7 +204,7 @@ def _checkpoint(plan) -> list[str]:
     infos = plan.infos
     for name, key in plan.mapping.items():
         part = infos[name].part
-        where = "" if part is None else "[" + ", ".join(f"{a}:{b}" for a, b in part.box) + "]"  # its slice
+        where = "" if part is None else format_box(part.box)  # a part: its slice, "[0:4, 0:3]"
         lines.append(f"    {name!r}: reader.get_tensor({key!r}){where},")
     lines += ["}", "for name, value in values.items():", "    variables[name].assign(value)"]
     _unmapped_note(plan, lines, "they keep their current values")

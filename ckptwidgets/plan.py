@@ -49,6 +49,7 @@ from typing import NamedTuple
 from ._candidates import fits, shapes_compatible
 from ._format import format_shape
 from ._matching import Rules, map_variables, patterns
+from ._partitions import var_list_names
 from ._variables import VarInfo, collect_by_name, partitioned_parts, variable_name
 from .errors import PlanError
 from .reader import Checkpoint, Entry, open_checkpoint
@@ -215,25 +216,7 @@ class RestorePlan:
         per variable; the parts of one partitioned variable (by ``SaveSliceInfo.full_name``)
         read from one key count as one variable, a list in one dict.
         """
-        lists: list[dict] = []
-        seen: dict[str, int] = {}
-        slices: dict[tuple, list] = {}  # (key, slice name) -> the list of part names in a dict
-        for name, key in self._mapping.items():
-            part = self._infos[name].part
-            if part is not None:
-                group = slices.get((key, part.slice_name))
-                if group is not None:
-                    group.append(name)
-                    continue
-            n = seen.get(key, 0)
-            seen[key] = n + 1
-            if n == len(lists):
-                lists.append({})
-            if part is None:
-                lists[n][key] = name
-            else:
-                lists[n][key] = slices[(key, part.slice_name)] = [name]
-        return lists
+        return var_list_names(self._mapping, self._infos)
 
     # --- analysis, cached until the next edit --------------------------------
     def _analysis(self) -> _Analysis:

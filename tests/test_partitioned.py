@@ -7,7 +7,6 @@ TensorFlow is the oracle: ``get_tensor`` for reading, ``init_from_checkpoint`` f
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import re
 import struct
@@ -626,6 +625,8 @@ def test_a_dtype_tensorflow_cannot_copy_across_slices_is_restored(tmp_path, grap
                 got = sess.run(list(pv))
     else:
         parts = eager_parts("w", [5, 2], [(0, 2), (2, 3)], value=0.0, dtype=tf.float16)
+        with pytest.raises(Exception, match="half not supported"):
+            tf.raw_ops.RestoreV2(prefix=prefix, tensor_names=["w"], shape_and_slices=["5 2 0,2:0,2"], dtypes=[tf.float16])
         restore(plan_restore(prefix, parts))
         got = [p.numpy() for p in parts]
     assert np.concatenate(got).tobytes() == value.tobytes()

@@ -332,13 +332,12 @@ def test_selections_share_one_figure_and_draw_once_each():
         plots.histogram_figure = original
     assert model.canvas.figure is figure and created == []  # no new figure after the first
     assert len(draws) == len(keys) - 1 == model.canvas.drawings - 1  # one Agg drawing per selection
-    # And the picture is the one a new figure of the same data gives.
-    entry = model.checkpoint[keys[-1]]
-    raw, shadow = (keys[-1][: -len("/ExponentialMovingAverage")], keys[-1]) if entry.kind == "ema" else (keys[-1], None)
-    shadow = shadow or model.shadow.key
-    fresh = plots.figure_to_png(plots.histogram_figure(
-        model.checkpoint.read(raw), model.checkpoint.read(shadow), title=keys[-1]))
-    assert browser.histogram.value == model.png == fresh
+    # And the picture is the one a new figure of the same data gives (a shadow selected:
+    # its variable is the raw values, the shadow overlaid).
+    assert keys[-1] == "layer9/kernel/ExponentialMovingAverage" and model.shadow.key == "layer9/kernel"
+    read = model.checkpoint.read
+    fresh = plots.histogram_figure(read("layer9/kernel"), read(keys[-1]), title=keys[-1])
+    assert browser.histogram.value == model.png == plots.figure_to_png(fresh)
 
 
 def test_statistics_reach_the_view_before_the_histogram(ema_ckpt):

@@ -7,10 +7,16 @@ Example
 -------
 >>> from ckptwidgets import CheckpointBrowser
 >>> browser = CheckpointBrowser("moving_average.ckpt")        # doctest: +SKIP
->>> browser.model.filter_text = "v2"                          # doctest: +SKIP
+>>> browser.model.filter_text = "v2 !kind:meta"               # doctest: +SKIP
 >>> browser.model.selected = "v2"                             # doctest: +SKIP
 >>> print(browser.model.comparison)                           # doctest: +SKIP
-EMA shadow 'v2/ExponentialMovingAverage': ...
+raw 'v2' vs EMA shadow 'v2/ExponentialMovingAverage': ...
+
+The filter box speaks the filter language of :mod:`ckptwidgets._filter` (the command line's
+``--filter`` too). A checkpoint saved at several steps of one run (``model.ckpt-0``,
+``model.ckpt-1000``) gets a step dropdown: ``browser.model.step = 0`` opens that one.
+Selecting an entry shows its statistics at once (``details``) and then its histogram
+(``png``), drawn into one reused figure (:class:`HistogramCanvas`).
 """
 from __future__ import annotations
 
@@ -117,7 +123,7 @@ class BrowserModel(HasTraits):
         self._filter = Filter()  # the last filter that parsed: kept while the box holds a bad one
         self._totals: dict = {}
         self._steps: tuple = ()
-        self._reverting = False
+        self._quiet = False
         self.canvas = HistogramCanvas()
         super().__init__(**kwargs)
         try:
@@ -133,7 +139,7 @@ class BrowserModel(HasTraits):
     def _use(self, ckpt: Checkpoint) -> None:
         self._totals = ckpt.totals()
         self._steps = ckpt.steps  # lists the folder: once per checkpoint opened
-        self._revert_step(ckpt.step)  # not a user's choice: no validation, no opening
+        self._set_step_quietly(ckpt.step)
         self.set_trait("checkpoint", ckpt)  # views refresh title, totals, kinds and steps
 
     # --- steps ---------------------------------------------------------------------------
@@ -149,34 +155,32 @@ class BrowserModel(HasTraits):
         latest = self._steps[-1][0]
         return [(f"step {step}" + (" (latest)" if step == latest else ""), step) for step, _ in reversed(self._steps)]
 
+    def _not_a_step(self, value) -> TraitError:
+        have = ", ".join(str(step) for step, _ in self._steps) or "none"
+        return TraitError(f"step {value!r} is not a step of {self.checkpoint.prefix!r}; its steps: {have}.")
+
     @validate("step")
     def _valid_step(self, proposal):
-        value = proposal.value
-        if self._reverting or self.checkpoint is None:
-            return value
-        known = [step for step, _ in self._steps]
-        if value is None and self.checkpoint.step is None:
-            return value
-        if value not in known:
-            have = ", ".join(map(str, known)) or "none"
-            raise TraitError(f"step {value!r} is not a step of {self.checkpoint.prefix!r}; its steps: {have}.")
-        return value
+        # (traitlets passes None by, as for any allow_none trait: _on_step refuses it.)
+        if not self._quiet and self.checkpoint is not None and proposal.value not in dict(self._steps):
+            raise self._not_a_step(proposal.value)
+        return proposal.value
 
-    def _revert_step(self, step) -> None:
-        self._reverting = True
+    def _set_step_quietly(self, step) -> None:
+        """Set ``step`` without validating or opening anything (the step of what is open)."""
+        self._quiet = True
         try:
             self.step = step
         finally:
-            self._reverting = False
+            self._quiet = False
 
     @observe("step")
     def _on_step(self, change):
-        if self._reverting or self.checkpoint is None:
+        if self._quiet or self.checkpoint is None:
             return
-        if change.new is None:  # traitlets lets None past the validator of an allow_none trait
-            self._revert_step(change.old)
-            raise TraitError(f"step None is not a step of {self.checkpoint.prefix!r}; its steps: "
-                             f"{', '.join(str(s) for s, _ in self._steps)}.")
+        if change.new is None:
+            self._set_step_quietly(change.old)
+            raise self._not_a_step(None)
         prefix = dict(self._steps).get(change.new)
         if prefix is None or prefix == self.checkpoint.prefix:
             return
@@ -184,7 +188,7 @@ class BrowserModel(HasTraits):
             ckpt = open_checkpoint(prefix)
         except CheckpointError as error:
             self.error = str(error)
-            self._revert_step(change.old)
+            self._set_step_quietly(change.old)
             return
         shown_all = set(self.kinds) >= set(self._totals)
         self.selected = None
