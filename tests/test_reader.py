@@ -52,9 +52,23 @@ def kinds(ckpt):
     return {e.key: (e.kind, e.base) for e in ckpt.entries}
 
 
+def same_value(ours, theirs) -> bool:
+    """Bit for bit: dtype, shape and bytes (element by element for strings)."""
+    ours, theirs = np.asarray(ours), np.asarray(theirs)
+    if ours.dtype != theirs.dtype or ours.shape != theirs.shape:
+        return False
+    if ours.dtype == object:
+        return ours.ravel().tolist() == theirs.ravel().tolist()
+    return np.ascontiguousarray(ours).tobytes() == np.ascontiguousarray(theirs).tobytes()
+
+
 def check_against_tensorflow(ckpt):
-    """Entries equal TF's maps, and the one-pass classification equals classify()."""
+    """Entries equal TF's maps, every value read without TF equals get_tensor bit for bit,
+    and the classification equals classify()."""
     assert listing(ckpt) == tf_listing(ckpt.prefix)
+    reader = tf.train.load_checkpoint(ckpt.prefix)
+    for e in ckpt.entries:
+        assert same_value(ckpt.read(e.key), reader.get_tensor(e.key)), e.key
     shapes = {e.key: e.shape for e in ckpt.entries}
     for e in ckpt.entries[:300]:  # each call classifies the whole checkpoint again
         assert classify(e.key, shapes) == (e.kind, e.base), e.key
