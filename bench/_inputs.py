@@ -12,6 +12,9 @@ interrupted build is redone and a finished one is reused by every later run.
   subprocess so that the 1 GB of values never sits in the benchmark's own memory.
 - :func:`one_tensor`: one float32 tensor of ``nbytes`` (100 MB: ``[5000, 5000]``) of random
   values, for timing one read; a big one also written in a subprocess.
+- :func:`layers`: ``count`` float32 tensors of random values, about ``nbytes`` in all, under
+  a model's kind of keys (``layer_00/kernel``); ``seed`` gives another checkpoint of the same
+  model (the steps :func:`ckptwidgets.average` averages). A big one written in a subprocess.
 """
 from __future__ import annotations
 
@@ -32,6 +35,8 @@ __all__ = [
     "big",
     "one_tensor",
     "TENSOR_KEY",
+    "layers",
+    "layer_shapes",
     "eager_variables",
     "graph_variables",
 ]
@@ -189,6 +194,35 @@ def _write_random(prefix: str, spec: str) -> None:
     tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors)
 
 
+def layer_shapes(nbytes: int, count: int = 32) -> dict[str, tuple]:
+    """``count`` float32 ``[rows, 1024]`` kernels of about ``nbytes`` together (at least one row each)."""
+    rows = max(1, nbytes // 4 // 1024 // count)
+    return {f"layer_{i:02d}/kernel": (rows, 1024) for i in range(count)}
+
+
+def layers(nbytes: int, count: int = 32, seed: int = 0, out=OUT) -> str:
+    """A checkpoint of :func:`layer_shapes` tensors of random values (``seed``); a big one built in a subprocess."""
+
+    def build(prefix):
+        spec = json.dumps({"seed": seed, "shapes": {k: list(v) for k, v in layer_shapes(nbytes, count).items()}})
+        if nbytes <= IN_PROCESS_BYTES:
+            _write_layers(prefix, spec)
+            return
+        subprocess.run([sys.executable, "-m", "bench._inputs", "layers", prefix, spec], check=True,
+                       cwd=Path(__file__).resolve().parent.parent)
+
+    return _cached(out, f"layers-{nbytes}-{count}-s{seed}", build)
+
+
+def _write_layers(prefix: str, spec: str) -> None:
+    tf = _tf()
+    spec = json.loads(spec)
+    names = list(spec["shapes"])
+    rng = np.random.default_rng(spec["seed"])
+    tensors = [tf.constant(rng.standard_normal(spec["shapes"][n], dtype=np.float32)) for n in names]
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors)
+
+
 def eager_variables(specs) -> list:
     """Eager ``tf.Variable`` s of zeros for ``(name, shape)`` pairs (non-trainable: faster to make)."""
     tf = _tf()
@@ -207,10 +241,12 @@ def graph_variables(graph, specs) -> list:
         ]
 
 
-if __name__ == "__main__":  # python -m bench._inputs big|random PREFIX SPEC
+if __name__ == "__main__":  # python -m bench._inputs big|random|layers PREFIX SPEC
     if sys.argv[1:2] == ["big"]:
         _write_big(sys.argv[2], sys.argv[3])
     elif sys.argv[1:2] == ["random"]:
         _write_random(sys.argv[2], sys.argv[3])
+    elif sys.argv[1:2] == ["layers"]:
+        _write_layers(sys.argv[2], sys.argv[3])
     else:
-        raise SystemExit("usage: python -m bench._inputs big|random PREFIX SHAPES_JSON")
+        raise SystemExit("usage: python -m bench._inputs big|random|layers PREFIX SPEC_JSON")

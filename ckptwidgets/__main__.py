@@ -1,8 +1,15 @@
-"""``python -m ckptwidgets PATH``: list a checkpoint's entries, with totals per kind.
+"""``python -m ckptwidgets COMMAND ...``: list, compare and rewrite checkpoints from the shell.
 
-Like TensorFlow's ``inspect_checkpoint``, but one line per entry (key, kind, dtype,
-shape, size) and no tensor values, so it stays fast on big checkpoints. Only the index
-file is read.
+Git-style subcommands, each with ``--help``:
+
+- ``ls PATH``: a checkpoint's entries (key, kind, dtype, shape, size) with totals per kind,
+  like TensorFlow's ``inspect_checkpoint`` but one line per entry and no values; only the
+  index is read, TensorFlow is not imported. ``python -m ckptwidgets PATH`` is ``ls PATH``.
+- ``diff A B``: what changed between two checkpoints (:mod:`ckptwidgets.diff`).
+- ``rename``, ``strip``, ``promote-ema``, ``average``, ``convert``: write a new checkpoint
+  (:mod:`ckptwidgets._cli_write`); ``--dry-run`` prints the plan and writes nothing.
+
+User errors print one ``error:`` line and exit 2; success exits 0.
 
 ``--filter`` takes the filter language of the widgets (:mod:`ckptwidgets._filter`):
 ``--filter 'dense !bias !kind:slot'``; ``--regex`` a regular expression (``re.search``);
@@ -28,7 +35,7 @@ import argparse
 import re
 import sys
 
-__all__ = ["main", "format_key"]
+__all__ = ["main", "format_key", "COMMANDS"]
 
 _UNSIZED = ("string", "resource", "variant")  # the index does not say how big these are
 
@@ -46,16 +53,9 @@ def format_key(key: str) -> str:
     return key if key.isprintable() else repr(key)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _add_ls(parser) -> None:
     from .reader import KINDS
 
-    parser = argparse.ArgumentParser(
-        prog="ckptwidgets",
-        description="List the entries of a TensorFlow checkpoint (key, kind, dtype, shape, size) "
-        "with totals per kind. Reads only the index file.",
-        epilog="Kinds: variable, ema (moving-average shadow), slot (optimizer state), "
-        "meta (object graph, counters). Exit status: 0 listed, 2 error.",
-    )
     parser.add_argument("path", metavar="PATH", help="checkpoint prefix, its .index file, or a folder (latest checkpoint)")
     parser.add_argument(
         "--kind",
@@ -76,7 +76,35 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--regex", metavar="REGEX", help="show only keys matching this regular expression (re.search)"
     )
+
+
+_LS_DESCRIPTION = (
+    "List the entries of a TensorFlow checkpoint (key, kind, dtype, shape, size) with totals per kind. "
+    "Reads only the index file."
+)
+_KINDS_EPILOG = (
+    "Kinds: variable, ema (moving-average shadow), slot (optimizer state), meta (object graph, counters). "
+    "Exit status: 0 done, 2 error."
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import _cli_diff, _cli_write
+
+    parser = argparse.ArgumentParser(
+        prog="ckptwidgets",
+        description="List, compare and rewrite TensorFlow checkpoints. "
+        "'python -m ckptwidgets PATH' is 'python -m ckptwidgets ls PATH'.",
+        epilog=_KINDS_EPILOG,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_ls(commands.add_parser("ls", help="list a checkpoint's entries", description=_LS_DESCRIPTION, epilog=_KINDS_EPILOG))
+    _cli_diff.add_parser(commands)
+    _cli_write.add_parsers(commands)
     return parser
+
+
+COMMANDS = ("ls", "diff", "rename", "strip", "promote-ema", "average", "convert")
 
 
 def _size(entry) -> str:
@@ -112,14 +140,56 @@ def _report(ckpt, entries, total: int) -> str:
 
 
 def main(argv=None) -> int:
-    """Run the command line; return the exit status (0 listed, 2 error).
+    """Run the command line; return the exit status (0 done, 2 error).
 
     Parameters
     ----------
     argv : list of str, optional
         The arguments after the program name (``sys.argv[1:]`` when None).
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
+        argv = ["ls", *argv]  # python -m ckptwidgets PATH: the listing, as before subcommands
     args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return 2
+    if args.command == "ls":
+        return _ls(args)
+    from .errors import CheckpointError
+
+    try:
+        if args.command == "diff":
+            from . import _cli_diff
+
+            return _print(_cli_diff.run(args))
+        from . import _cli_write
+
+        return _cli_write.run(args)
+    except CheckpointError as error:
+        print(f"error: {_one_line(error)}", file=sys.stderr)
+        return 2
+
+
+def _one_line(error) -> str:
+    return " ".join(str(error).split("\n")[:1]) + (" (...)" if "\n" in str(error) else "")
+
+
+def _print(text: str, status: int = 0) -> int:
+    try:
+        if hasattr(sys.stdout, "reconfigure"):
+            # Keys are arbitrary Unicode; a terminal that cannot show some must not crash us.
+            sys.stdout.reconfigure(errors="backslashreplace")
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `... | head`: the reader left, nothing more to say
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return status
+
+
+def _ls(args) -> int:
     pattern = None
     if args.regex is not None:
         try:
@@ -147,24 +217,13 @@ def main(argv=None) -> int:
         return 2
     entries = list(ckpt.entries)
     for parsed in filters:
-        entries = parsed.entries(entries, args.kind)
+        entries = parsed.entries(entries)
     entries = [
         e
         for e in entries
         if (args.kind is None or e.kind in args.kind) and (pattern is None or pattern.search(e.key))
     ]
-    text = _report(ckpt, entries, len(ckpt.entries))
-    try:
-        if hasattr(sys.stdout, "reconfigure"):
-            # Keys are arbitrary Unicode; a terminal that cannot show some must not crash us.
-            sys.stdout.reconfigure(errors="backslashreplace")
-        print(text)
-        sys.stdout.flush()
-    except BrokenPipeError:  # `... | head`: the reader left, nothing more to say
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0
+    return _print(_report(ckpt, entries, len(ckpt.entries)))
 
 
 if __name__ == "__main__":

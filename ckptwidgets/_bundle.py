@@ -5,14 +5,17 @@ Private helper of :mod:`ckptwidgets.reader`; :mod:`ckptwidgets._sstable` gives t
 holds a ``BundleHeaderProto`` (shard count, byte order, format version); every other key
 is a tensor name holding a ``BundleEntryProto`` (dtype, shape, shard, offset, size,
 crc32c). The slices of a partitioned variable are stored under keys starting with a NUL
-byte (:mod:`ckptwidgets._partitions`), next to the variable's own entry, which lists them. The messages come from
-:mod:`ckptwidgets._protos` and the dtypes from :mod:`ckptwidgets._dtypes`: no TensorFlow.
+byte (:mod:`ckptwidgets._partitions`), next to the variable's own entry, which lists
+them. The messages come from :mod:`ckptwidgets._protos` and the dtypes from
+:mod:`ckptwidgets._dtypes`: no TensorFlow.
 
 We validate what TensorFlow's C++ reader would abort the whole process on (a dead Jupyter
 kernel, not an exception): a negative or overflowing shape, more than 254 dimensions, an
 unparseable entry, a reference or invalid dtype, duplicate slices, negative slice extents,
 a slice entry whose dtype or shape is not the one its key says (TF copies it into the
-full tensor unchecked). Each becomes :class:`~ckptwidgets._sstable.Damaged` with a message naming the key.
+full tensor unchecked). Each becomes :class:`~ckptwidgets._sstable.Damaged` with a
+message naming the key. Whether the slices a variable lists tile its shape is checked
+when it is read (``sources/bundle.py``), as TF checks it then.
 
 Example
 -------
@@ -236,7 +239,9 @@ def slice_extents(value: bytes) -> list[tuple]:
     """The slices a partitioned variable's entry lists: per slice a ``(start, length)`` pair per
     dimension, length None for a full extent (what :func:`ckptwidgets._partitions.slice_key` takes)."""
     proto = BundleEntryProto.FromString(value)
-    return [tuple((e.start, e.length if e.HasField("length") else None) for e in piece.extent) for piece in proto.slices]
+    return [
+        tuple((e.start, e.length if e.HasField("length") else None) for e in piece.extent) for piece in proto.slices
+    ]
 
 
 def data_ref(value: bytes) -> DataRef | None:

@@ -183,7 +183,9 @@ def check_cover(shape, boxes) -> str | None:
         empty = np.array([s == 0 for s in sizes])
         for row in range(0, len(boxes), _OVERLAP_ROWS):
             rows = slice(row, row + _OVERLAP_ROWS)
-            hits = np.all((starts[rows, None, :] < stops[None, :, :]) & (starts[None, :, :] < stops[rows, None, :]), axis=2)
+            before = starts[rows, None, :] < stops[None, :, :]  # [row, other, dim]
+            after = starts[None, :, :] < stops[rows, None, :]
+            hits = np.all(before & after, axis=2)
             hits &= ~empty[None, :] & ~empty[rows, None]
             for i, j in zip(*np.nonzero(hits)):
                 if row + i != j:
@@ -264,7 +266,8 @@ def var_list_names(mapping: dict, infos: dict) -> list[dict]:
     --------
     >>> from types import SimpleNamespace as V
     >>> p = lambda i: V(part=Part("w", "w", (4,), (2 * i,), (2,)))
-    >>> var_list_names({"w/part_0": "w", "w/part_1": "w", "copy": "w"}, {"w/part_0": p(0), "w/part_1": p(1), "copy": V(part=None)})
+    >>> infos = {"w/part_0": p(0), "w/part_1": p(1), "copy": V(part=None)}
+    >>> var_list_names({"w/part_0": "w", "w/part_1": "w", "copy": "w"}, infos)
     [{'w': ['w/part_0', 'w/part_1']}, {'w': 'copy'}]
     """
     lists: list[dict] = []

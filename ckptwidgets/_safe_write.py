@@ -165,6 +165,7 @@ def _verify(plan, temp: str, crcs: dict) -> None:
         value = written.read(entry.key)  # the reader checks the crc32c against the index entry
         if entry.dtype != "string" and crc32c(np.ascontiguousarray(value).reshape(-1).view(np.uint8)) != crcs[entry.key]:
             raise WriteError(f"Key {entry.key!r} read back from {temp!r} differs from what was written.")
+        del value  # unmapped now: the next read must not map a second tensor beside this one
 
 
 def move_into_place(temp: str, prefix: str, overwrite: bool) -> list[str]:

@@ -168,7 +168,9 @@ def _part(name: str, info, dims, full_name: str | None) -> Part:
     """The :class:`Part` of a variable from its save slice info ``info``, checked (TF builds
     them right, hand-made ones may not be)."""
     try:
-        full_shape, offset, shape = (tuple(int(d) for d in x) for x in (info.full_shape, info.var_offset, info.var_shape))
+        full_shape, offset, shape = (
+            tuple(int(d) for d in dims) for dims in (info.full_shape, info.var_offset, info.var_shape)
+        )
         fits = len(full_shape) == len(offset) == len(shape) and all(
             o >= 0 and s >= 0 and o + s <= f for f, o, s in zip(full_shape, offset, shape)
         )

@@ -376,7 +376,8 @@ class RestorePlan:
         parts = self._part_names(variable_or_name)
         if parts:
             raise PlanError(
-                f"{variable_or_name.name!r} is a partitioned variable; pass one of its parts ({', '.join(map(repr, parts))})."
+                f"{variable_or_name.name!r} is a partitioned variable; pass one of its parts "
+                f"({', '.join(map(repr, parts))})."
             )
         raise PlanError(f"{variable_or_name!r} is not a variable of the plan.")
 

@@ -36,7 +36,7 @@ BANNED_ATTRS = {
     ("yaml", "load"), ("yaml", "unsafe_load"), ("yaml", "full_load"), ("torch", "load"),
     ("pickle", "loads"), ("pickle", "load"), ("marshal", "loads"), ("builtins", "eval"), ("builtins", "exec"),
 }
-ALLOWED_IMPORT_MODULE = {"__init__.py"}
+ALLOWED_IMPORT_MODULE = {"__init__.py", "_cli_write.py"}  # convert --model MODULE:FUNCTION: the user names the module
 
 
 def dotted(node) -> str:

@@ -204,7 +204,7 @@ def grid_checkpoint(prefix, value, rows, cols, key="g") -> str:
         parts = []
         for r0, r1 in zip(rows, rows[1:]):
             for c0, c1 in zip(cols, cols[1:]):
-                part = v1.Variable(value[r0:r1, c0:c1], name=f"{key}/part_{len(parts)}")
+                part = v1.Variable(value[r0:r1, c0:c1], name=f"part_{len(parts)}")
                 part._set_save_slice_info(tf.Variable.SaveSliceInfo(key, list(value.shape), [r0, c0], [r1 - r0, c1 - c0]))
                 parts.append(part)
         saver = v1.train.Saver({key: parts})
@@ -213,11 +213,12 @@ def grid_checkpoint(prefix, value, rows, cols, key="g") -> str:
             return saver.save(sess, str(prefix))
 
 
-def test_a_grid_of_slices_and_strings(tmp_path):
+@pytest.mark.parametrize("key", ["g", "é/ü's \"w\"\\x\u2028"])
+def test_a_grid_of_slices_and_strings(tmp_path, key):
     grid = np.arange(42, dtype=np.float64).reshape(6, 7)
-    prefix = grid_checkpoint(tmp_path / "grid.ckpt", grid, [0, 2, 6], [0, 3, 5, 7])
-    assert len(extents_of(entry(dict(index_items(prefix))[b"g"]))) == 6
-    assert_bitwise(open_checkpoint(prefix).read("g"), tf.train.load_checkpoint(prefix).get_tensor("g"))
+    prefix = grid_checkpoint(tmp_path / "grid.ckpt", grid, [0, 2, 6], [0, 3, 5, 7], key=key)
+    assert len(extents_of(entry(dict(index_items(prefix))[key.encode()]))) == 6
+    assert_bitwise(open_checkpoint(prefix).read(key), tf.train.load_checkpoint(prefix).get_tensor(key))
     words = np.array([[b"a", b"bb", b""], [b"\x00\xff", "é".encode(), b"z" * 300]], dtype=object)
     prefix = grid_checkpoint(tmp_path / "words.ckpt", words, [0, 1, 2], [0, 2, 3], key="s")
     ours = open_checkpoint(prefix).read("s")

@@ -1,0 +1,130 @@
+"""The command line's subcommands (issue #12): ls, diff, rename, strip, promote-ema, average, convert."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ckptwidgets.__main__ import COMMANDS
+
+from conftest import save_graph_checkpoint
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "ckptwidgets", *map(str, args)], capture_output=True, text=True,
+                          env=ENV, timeout=300, cwd=cwd)
+
+
+def tf_values(prefix) -> dict:
+    reader = tf.train.load_checkpoint(str(prefix))
+    return {key: reader.get_tensor(key) for key in reader.get_variable_to_shape_map()}
+
+
+@pytest.fixture
+def trained(tmp_path):
+    graph = tf.Graph()
+    v1_ = tf.compat.v1
+    with graph.as_default():
+        w = v1_.Variable([[1.0, 2.0]], name="net/w")
+        step = v1_.train.get_or_create_global_step()
+        train = v1_.train.AdamOptimizer(0.1).minimize(v1_.reduce_sum(w * w), global_step=step)
+        with tf.control_dependencies([train]):
+            update = v1_.train.ExponentialMovingAverage(0.5).apply([w])
+        with v1_.Session(graph=graph) as sess:
+            sess.run(v1_.global_variables_initializer())
+            sess.run(update)
+            return v1_.train.Saver().save(sess, str(tmp_path / "trained.ckpt"))
+
+
+def test_every_subcommand_has_help():
+    for command in COMMANDS:
+        run = cli(command, "--help")
+        assert run.returncode == 0 and run.stdout.startswith(f"usage: ckptwidgets {command}"), (command, run.stderr)
+    top = cli("--help")
+    assert top.returncode == 0 and all(command in top.stdout for command in COMMANDS)
+
+
+def test_ls_and_the_bare_path_list_the_same(base_ckpt):
+    assert cli("ls", base_ckpt).stdout == cli(base_ckpt).stdout != ""
+
+
+def test_rename_dry_run_writes_nothing_then_writes(tmp_path, trained):
+    out = tmp_path / "renamed.ckpt"
+    dry = cli("rename", trained, out, "--rule", "net/=serving/", "--rule", "global_step -> step", "--dry-run")
+    assert dry.returncode == 0 and "serving/w" in dry.stdout and "(dry run: nothing written)" in dry.stdout
+    assert not list(tmp_path.glob("renamed.ckpt*"))
+    run = cli("rename", trained, out, "--rule", "net/=serving/", "--rule", "global_step -> step")
+    assert run.returncode == 0 and run.stdout.startswith("Wrote ") and str(out) in run.stdout
+    values = tf_values(out)
+    assert "serving/w" in values and "step" in values and "net/w" not in values
+
+
+def test_strip_promote_ema_and_average(tmp_path, trained):
+    assert cli("strip", trained, tmp_path / "s.ckpt").returncode == 0
+    assert sorted(tf_values(tmp_path / "s.ckpt")) == ["global_step", "net/w", "net/w/ExponentialMovingAverage"]
+    assert cli("promote-ema", trained, tmp_path / "p.ckpt", "--strip", "--state-file").returncode == 0
+    original = tf_values(trained)
+    np.testing.assert_array_equal(tf_values(tmp_path / "p.ckpt")["net/w"], original["net/w/ExponentialMovingAverage"])
+    assert tf.train.latest_checkpoint(str(tmp_path)) == str(tmp_path / "p.ckpt")
+    a = save_graph_checkpoint(tmp_path / "a.ckpt", {"w": [1.0, 2.0]})
+    b = save_graph_checkpoint(tmp_path / "b.ckpt", {"w": [3.0, 5.0]})
+    assert cli("average", tmp_path / "avg.ckpt", a, b).returncode == 0
+    assert tf_values(tmp_path / "avg.ckpt")["w"].tolist() == [2.0, 3.5]
+
+
+def test_diff(tmp_path):
+    a = save_graph_checkpoint(tmp_path / "a.ckpt", {"w": [1.0, 2.0], "gone": [1.0]})
+    b = save_graph_checkpoint(tmp_path / "b.ckpt", {"w": [1.0, 2.5], "new": [7.0, 8.0, 9.0]})
+    run = cli("diff", a, b)
+    assert run.returncode == 0, run.stderr
+    assert "w" in run.stdout and "gone" in run.stdout and "new" in run.stdout
+
+
+def test_convert_with_a_model_function(tmp_path):
+    source = save_graph_checkpoint(tmp_path / "tf1.ckpt", {"old/dense/kernel": np.ones((2, 3), np.float32),
+                                                           "old/dense/bias": [1.0, 2.0, 3.0]})
+    (tmp_path / "mymodels.py").write_text(textwrap.dedent(
+        """
+        import keras
+
+        def build():
+            return keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, name="dense")], name="net")
+        """
+    ))
+    run = cli("convert", source, tmp_path / "tf2" / "ckpt", "--model", "mymodels:build", "--rule", "old/=net/",
+              cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "object-based" in run.stdout
+    values = tf_values(tmp_path / "tf2" / "ckpt")
+    kernels = [key for key in values if key.startswith("model/") and "kernel" in key]
+    assert "_CHECKPOINTABLE_OBJECT_GRAPH" in values and len(kernels) == 1
+    np.testing.assert_array_equal(values[kernels[0]], np.ones((2, 3), np.float32))
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (("rename", "{missing}", "{out}", "--rule", "a/=b/"), "No checkpoint at"),
+        (("rename", "{src}", "{out}", "--rule", "nonsense"), "is not OLD=NEW"),
+        (("rename", "{src}", "{out}", "--rule", "old/=single"), "maps a scope to a single name"),
+        (("strip", "{src}", "{src}"), "is the input checkpoint itself"),
+        (("average", "{out}", "{src}"), "two checkpoints or more"),
+        (("convert", "{src}", "{out}", "--model", "nope"), "is not MODULE:FUNCTION"),
+        (("convert", "{src}", "{out}", "--model", "no_such_module_here:build"), "cannot import"),
+        (("ls", "{src}", "--filter", "kind:slots"), "Unknown kind"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(tmp_path, base_ckpt, args, fragment):
+    values = {"src": base_ckpt, "out": tmp_path / "out.ckpt", "missing": tmp_path / "missing.ckpt"}
+    run = cli(*[a.format(**values) for a in args])
+    assert run.returncode == 2, (run.stdout, run.stderr)
+    lines = run.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and fragment in lines[-1] and "Traceback" not in run.stderr, run.stderr
+    assert not list(tmp_path.glob("out.ckpt*"))
