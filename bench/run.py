@@ -36,6 +36,7 @@ MEASUREMENTS = {
     "mapper": "bench.mapper",
     "ema": "bench.ema_explorer",
     "listing": "bench.listing",
+    "writing": "bench.writing",
 }
 
 

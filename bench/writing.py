@@ -30,7 +30,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -241,14 +240,14 @@ def memory_row(ctx, scratch: Path) -> Row:
             if kind == "ckptwidgets":
                 private.values.append(result["private"])
     note = "" if exact else " (peak not resettable: lower bound)"
-    limit = largest + MEMORY_SLACK
+    limit, over = largest + MEMORY_SLACK, ours.median - largest
     return Row(
         NAME,
         f"peak RSS growth rewriting a {format_bytes(size)} checkpoint (largest tensor {format_bytes(largest)}), "
         f"`plan_write(p).rename(...).write(out)` in a fresh process{note}",
         f"{format_bytes(ours.median)} ± {format_bytes(ours.spread)} (private: {format_bytes(private.median)})",
         f"`load_checkpoint` + `get_tensor` each + `SaveV2`: {format_bytes(base.median)} ± {format_bytes(base.spread)}",
-        f"largest tensor + {format_bytes(ours.median - largest)}",
+        f"{ours.median / base.median:.2f}x (largest tensor {'+' if over >= 0 else '−'} {format_bytes(abs(over))})",
         f"≤ largest tensor + {format_bytes(MEMORY_SLACK)}",
         ours.median,
         limit,

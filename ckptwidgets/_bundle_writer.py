@@ -194,7 +194,10 @@ class BundleWriter:
 
     def abort(self) -> None:
         """Close and delete what was written."""
-        self._data.close()
+        try:
+            self._data.close()
+        except OSError:
+            pass  # a full disk fails the flush of the last buffered bytes again; the file is closed anyway
         for path in (self.prefix + DATA_SUFFIX, self.prefix + ".index"):
             if os.path.exists(path):
                 os.remove(path)

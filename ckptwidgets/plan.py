@@ -42,6 +42,7 @@ each part's slice of it. ``plan.var_list`` gives ``{key: [parts]}``, as ``Saver`
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
@@ -50,7 +51,7 @@ from ._candidates import fits, shapes_compatible
 from ._format import format_shape
 from ._matching import Rules, map_variables, patterns
 from ._partitions import var_list_names
-from ._variables import VarInfo, collect_by_name, partitioned_parts, variable_name
+from ._variables import VarInfo, collect_by_name, is_variable, partitioned_parts, variable_name
 from .errors import PlanError
 from .reader import Checkpoint, Entry, open_checkpoint
 
@@ -119,8 +120,11 @@ class RestorePlan:
     prefer_ema : bool
     """
 
-    def __init__(self, checkpoint, infos, mapping, duplicates, conflicts, rules, prefer_ema, shared=True, compatible=None):
+    def __init__(self, checkpoint, infos, mapping, duplicates, conflicts, rules, prefer_ema, shared=True, compatible=None,
+                 given_root=False):
         self.checkpoint: Checkpoint = checkpoint
+        self._given_root = given_root  # the variables came as a model / module: named by object path
+        self._hints = None  # (revision, hints)
         self._infos: dict[str, VarInfo] = infos
         self._variables: dict | None = None  # built on first use
         self._mapping: dict[str, str] = mapping
@@ -462,6 +466,19 @@ class RestorePlan:
 
         return to_code(self, style)
 
+    @property
+    def hints(self) -> list[str]:
+        """What to do when the plan maps none of its variables (empty otherwise).
+
+        E.g. an object-based checkpoint planned against a list of variables: pass the model;
+        names under another scope: the rule that maps them (:mod:`ckptwidgets._hints`).
+        """
+        if self._hints is None or self._hints[0] != self._revision:
+            from ._hints import hints
+
+            self._hints = (self._revision, hints(self, self._given_root))
+        return list(self._hints[1])
+
     def __repr__(self) -> str:
         analysis = self._analysis()
         problems, unused, unmapped = analysis.problems, analysis.unused, analysis.unmapped
@@ -474,6 +491,8 @@ class RestorePlan:
             text += f"\n  {problem.reason}: {problem.message}"
         if len(problems) > 3:
             text += f"\n  ... and {len(problems) - 3} more problems"
+        for hint in self.hints:
+            text += f"\n  hint: {hint}"
         return text
 
 
@@ -572,4 +591,5 @@ def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, ex
     } if keep or drop else set()
     table = Rules(rules, infos)
     mapping, conflicts, compatible = map_variables(ckpt, infos, table, skipped, prefer_ema)
-    return RestorePlan(ckpt, infos, mapping, duplicates, conflicts, rules, prefer_ema, shared, compatible)
+    given_root = not isinstance(variables, (list, tuple, Mapping)) and not is_variable(variables)
+    return RestorePlan(ckpt, infos, mapping, duplicates, conflicts, rules, prefer_ema, shared, compatible, given_root)

@@ -362,3 +362,46 @@ def test_ten_thousand_variables_by_ten_thousand_entries():
     assert plan.status("new/layer3/w1") == "shape_mismatch"
     assert len(plan.candidates("new/layer3/w1", limit=20)) == 20
     assert time.perf_counter() - start < 1.0
+
+
+# --- hints where a user is lost (issue #11) -------------------------------------------
+
+
+def test_hint_an_object_based_checkpoint_wants_the_model(tmp_path):
+    import keras
+
+    def build():
+        return keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")], name="net")
+
+    model = build()
+    prefix = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
+    fresh = build()
+    plan = plan_restore(prefix, fresh.variables)  # a list of variables: nothing matches by name
+    assert plan.mapping == {} and "object-based" in plan.hints[0] and "Pass the model" in plan.hints[0]
+    assert "hint: Checkpoint" in repr(plan)
+    whole = plan_restore(prefix, tf.train.Checkpoint(model=fresh))  # the trackable: named by object path
+    assert whole.unmapped == [] and whole.hints == []
+
+
+def test_hint_a_saved_model_variable_list(tmp_path):
+    module = tf.Module()
+    module.dense = tf.Module()
+    module.dense.kernel = tf.Variable([1.0, 2.0], name="kernel")
+    module.f = tf.function(lambda: module.dense.kernel * 2.0, input_signature=[])
+    tf.saved_model.save(module, str(tmp_path / "exported"))
+    loaded = tf.saved_model.load(str(tmp_path / "exported"))
+    plan = plan_restore(str(tmp_path / "exported"), [loaded.dense.kernel])  # named 'kernel': no match
+    assert plan.mapping == {} and "tf.saved_model.load returned" in plan.hints[0]
+    assert plan_restore(str(tmp_path / "exported"), loaded).mapping == {"dense/kernel": "dense/kernel/.ATTRIBUTES/VARIABLE_VALUE"}
+
+
+def test_hint_the_scope_rule_that_would_map_the_names(tmp_path):
+    prefix = save_graph_checkpoint(tmp_path / "m.ckpt", {"net/dense/kernel": [[1.0]], "net/dense/bias": [1.0]})
+    kernel, bias = tf.Variable([[0.0]], name="dense/kernel"), tf.Variable([0.0], name="dense/bias")
+    plan = plan_restore(prefix, [kernel, bias])
+    assert plan.hints == ["rules={'net/': '/'} would map 2 of the 2 unmapped variables "
+                          "(checkpoint names under 'net/' <- variable names under '/')."]
+    assert plan_restore(prefix, [kernel, bias], rules={"net/": "/"}).unmapped == []
+    deeper = tf.Variable([[0.0]], name="student/net/dense/kernel")
+    assert "rules={'/': 'student/'}" in plan_restore(prefix, [deeper]).hints[0]
+    assert plan_restore(prefix, [tf.Variable([[0.0]], name="net/dense/kernel")]).hints == []  # all mapped

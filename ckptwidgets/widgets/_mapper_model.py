@@ -230,6 +230,9 @@ class MapperModel(HasTraits):
             warning = f"{len(unmapped)} variable(s) have no checkpoint key and {verb}: {_names(unmapped)}."
         else:
             warning = f"{len(unmapped)} variable(s) have no checkpoint key and will keep their current values: {_names(unmapped)}."
+        hints = plan.hints if unmapped else []
+        if hints:  # matched (almost) nothing: say what to do instead
+            warning += " Hint: " + " ".join(hints[:2])
         self.set_trait("warning", warning)
         self._refilter()
         self._regenerate()
