@@ -451,3 +451,29 @@ def test_plan_candidates_stop_early_and_skip_the_object_graph(big_ckpt, ema_ckpt
         assert plan.candidates(first, limit=1)[0].key == ckpt.entries[-1].key or (
             ckpt.entries[-1].shape != shapes[first]
         )
+
+
+def test_save_as_checkpoint_writes_what_the_plan_maps(tmp_path, base_ckpt):
+    a1, a2 = tf.Variable([0.0], name="other-v1"), tf.Variable([0.0], name="other-v2")
+    mapper = VariableMapper(base_ckpt, [a1, a2], rules={"v1": "other-v1", "v2": "other-v2"})
+    mapper.save_path.value = str(tmp_path / "mapped" / "model.ckpt")
+    mapper.save_button.click()
+    assert mapper.model.saved == str(tmp_path / "mapped" / "model.ckpt")
+    assert "Saved 2 tensor(s)" in mapper.message.value
+    reader = tf.train.load_checkpoint(mapper.model.saved)
+    assert reader.get_tensor("other-v1").tolist() == [1.0] and reader.get_tensor("other-v2").tolist() == [2.0]
+    mapper.save_button.click()  # exists now: refused, said, nothing changed
+    assert "already exists" in mapper.message.value and mapper.model.message_kind == "error"
+    mapper.save_overwrite.value = True
+    mapper.save_button.click()
+    assert "Saved 2 tensor(s)" in mapper.message.value
+    mapper.save_path.value = " "
+    mapper.save_button.click()
+    assert "Type the prefix" in mapper.message.value
+
+
+def test_save_as_refuses_a_plan_with_problems(tmp_path, base_ckpt):
+    mapper = VariableMapper(base_ckpt, [tf.Variable([0.0] * 4, name="v1")])
+    mapper.save_path.value = str(tmp_path / "bad.ckpt")
+    mapper.save_button.click()
+    assert "fix them before saving" in mapper.message.value and not list(tmp_path.glob("bad.ckpt*"))

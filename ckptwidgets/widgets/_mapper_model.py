@@ -108,6 +108,7 @@ class MapperModel(HasTraits):
     graph_mode = Bool(False, read_only=True, help="True when the variables live in a tf.Graph (need a session).")
     initialize_unmapped = Bool(help="Run the initializers of unmapped variables when restoring (graph mode).")
     report = Any(None, read_only=True, help="The RestoreReport of the last restore, or None.")
+    saved = Unicode("", read_only=True, help="Prefix of the checkpoint the last 'Save as' wrote ('' for none).")
     progress = Tuple((0, 0), read_only=True, help="(done, total) tensors of the running or last restore.")
     message = Unicode("", read_only=True, help="A message for the user ('' for none).")
     message_kind = Enum(("error", "warning", "info", ""), default_value="", read_only=True, help="Kind of message.")
@@ -409,6 +410,31 @@ class MapperModel(HasTraits):
             f"left {len(report.left_alone)} alone, in {report.seconds:.2f} s.",
             "info",
         )
+        return report
+
+    def save_as(self, path, overwrite: bool = False):
+        """Write what the plan maps, under the variables' names, as a new checkpoint at ``path``.
+
+        The "Save as checkpoint..." button: :func:`ckptwidgets.write.from_plan` written with
+        the writer's checks (nothing is written for a plan with problems or an existing
+        ``path`` without ``overwrite``). Returns the ``WriteReport``; errors are also said
+        in ``message``.
+        """
+        from ..write import from_plan
+
+        if self.plan is None:
+            raise PlanError(f"Nothing to save: {self.message}")
+        if not str(path).strip():
+            error = PlanError("Type the prefix to write, e.g. mapped/model.ckpt.")
+            self._say(str(error), "warning")
+            raise error
+        try:
+            report = from_plan(self.plan).write(str(path).strip(), overwrite=overwrite, progress=False)
+        except CheckpointError as error:
+            self._say(str(error))
+            raise
+        self.set_trait("saved", report.prefix)
+        self._say(f"Saved {len(report.keys)} tensor(s) under the variables' names to {report.prefix!r}.", "info")
         return report
 
     def _progress(self, done, total):

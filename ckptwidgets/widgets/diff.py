@@ -277,7 +277,7 @@ class DiffModel(HasTraits):
         if len(self.rows) > rows:
             lines.append(f"... {len(self.rows) - rows:,} more")
         if self.row is not None and self.details:
-            lines.extend(self.details[1:])
+            lines.extend([f"selected {self.details[0]}", *self.details[1:]])
         return "\n".join(lines)
 
 

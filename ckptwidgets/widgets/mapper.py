@@ -137,6 +137,14 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
         self.progress = widgets.IntProgress(value=0, min=0, max=1, style={"description_width": "initial"},
                                             layout=widgets.Layout(display="none", width="16em", margin="0 0 0 0.6em"))
         model.observe(self._on_progress, "progress")
+        # --- save what the plan maps as a checkpoint of its own
+        self.save_path = widgets.Text(placeholder="prefix to write, e.g. mapped/model.ckpt",
+                                      layout=widgets.Layout(width="24em"))
+        self.save_overwrite = widgets.Checkbox(value=False, description="overwrite", indent=False,
+                                               layout=widgets.Layout(width="auto"))
+        self.save_button = widgets.Button(description="Save as checkpoint...", icon="save",
+                                          tooltip="Write what the plan maps, under the variables' names")
+        self.save_button.on_click(self._save_clicked)
         self.report = widgets.HTML("")
         self.report.add_class(CSS_CLASSES["report"])
         model.observe(self._on_report, "report")
@@ -158,6 +166,8 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
             widgets.HBox([self.restore_button, self.progress],
                          layout=widgets.Layout(align_items="center", justify_content="flex-start")),
             self.report,
+            widgets.HBox([self.save_button, self.save_path, self.save_overwrite],
+                         layout=widgets.Layout(flex_flow="row wrap", align_items="center")),
         ])
         self.code_panel = widgets.VBox([self.style_buttons, self.code])
         self.code_accordion = widgets.Accordion([self.code_panel], titles=("code",), selected_index=None)
@@ -251,6 +261,12 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
 
     def _suggest(self, text):
         self.assign_key.options = tuple(self.model.key_suggestions(text))
+
+    def _save_clicked(self, _button):
+        try:
+            self.model.save_as(self.save_path.value, overwrite=self.save_overwrite.value)
+        except CheckpointError:
+            pass  # shown by the model's message
 
     def _restore_clicked(self, _button):
         try:
