@@ -36,7 +36,9 @@ _LAZY = {
     "WritePlan": "write",
     "ema_trace": "ema",
     "EMATrace": "ema",
+    "diff_checkpoints": "diff",
     "CheckpointBrowser": "widgets",
+    "CheckpointDiff": "widgets",
     "VariableMapper": "widgets",
     "EMAExplorer": "widgets",
 }

@@ -194,7 +194,9 @@ def classify_names(names, present=None) -> list[tuple[str, str | None]]:
     append, cached, mark = out.append, _SEGMENT_RULES.get, SLOT_MARK
     optimizer_scopes: set[str] = set()  # scopes holding an optimizer's counter ("" for the root)
     candidates = []  # (index, owner name, scope, segment) of possible structural slots
-    owners: dict = {}  # head -> (owner, scope) or None
+    unowned = []  # (index, head, segment) whose head is no name: maybe <scope>/<variable>
+    lasts = set()  # every last segment: a scoped owner must end like its head
+    add_last = lasts.add
     for index, name in enumerate(names):
         cut = name.rfind("/")
         last = name[cut + 1 :]
@@ -207,19 +209,16 @@ def classify_names(names, present=None) -> list[tuple[str, str | None]]:
                 optimizer_scopes.add(name[: cut + 1])
             continue
         append(plain)
+        add_last(last)
         if cut > 0:
             head = name[:cut]
             if head in shapes:
                 if _same(shapes[head], shapes[name]):
                     candidates.append((index, head, "", last))
-                continue
-            # <scope>/<variable>/<segment>: an optimizer built inside a scope. Names share
-            # heads (kernel, bias and their shadows), so the search is cached per head.
-            found = owners.get(head, _UNSEEN)
-            if found is _UNSEEN:
-                found = owners[head] = _scoped_owner(head, shapes)
-            if found is not None and _same(shapes[found[0]], shapes[name]):
-                candidates.append((index, found[0], found[1], last))
+            else:
+                unowned.append((index, head, last))
+    if unowned:
+        _scoped_candidates(names, shapes, unowned, lasts, candidates)
     if candidates:
         # Scopes whose slots were found are optimizers' too (Keras 2 Adagrad has no counter).
         optimizer_scopes |= _accept_structural(names, out, candidates, optimizer_scopes)
@@ -227,6 +226,19 @@ def classify_names(names, present=None) -> list[tuple[str, str | None]]:
     if scoped:  # only checkpoints with an optimizer under a scope pay for this
         _hyperparameters(names, shapes, out, scoped)
     return out
+
+
+def _scoped_candidates(names, shapes, unowned, lasts, candidates) -> None:
+    """``<scope>/<variable>/<segment>`` (an optimizer built inside a scope) among the names
+    whose head is no name. Cheap for model checkpoints: an owner ends with its head's last
+    segment, so only heads ending like some name are searched, once per distinct head."""
+    owners: dict = {}
+    for index, head, last in unowned:
+        found = owners.get(head, _UNSEEN)
+        if found is _UNSEEN:
+            found = owners[head] = _scoped_owner(head, shapes) if head[head.rfind("/") + 1 :] in lasts else None
+        if found is not None and _same(shapes[found[0]], shapes[names[index]]):
+            candidates.append((index, found[0], found[1], last))
 
 
 _UNSEEN = object()

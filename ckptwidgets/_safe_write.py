@@ -259,6 +259,8 @@ def write_plan(plan, out, overwrite=False, state_file=False, progress=None) -> W
         raise WriteError(f"Nothing was written to {prefix!r}: {error}") from None
     except OSError as error:
         where = error.filename or folder
+        if os.path.basename(os.fsdecode(where)).startswith(os.path.basename(temp) + "."):
+            where = folder  # our hidden temporary files: the folder is what a user can fix
         raise WriteError(
             f"Nothing was written to {prefix!r}: {error.strerror or error} ({where!r}). The inputs are unchanged."
         ) from None
