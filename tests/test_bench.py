@@ -25,6 +25,8 @@ ROWS = {
     "listing": ["`python -m ckptwidgets PATH` as a fresh process",
                 "the same wall time, against TF's `inspect_checkpoint`",
                 "peak RSS of the process", "the same peak RSS, against TF's `inspect_checkpoint`"],
+    "writing": ["`plan_write(p).write(out)`", "the same rewrite, against copying the files",
+                "`average(5 checkpoints).write(out)`", "peak RSS growth rewriting"],
 }
 # Rows printed only when the package has the feature they time.
 COPY_ROW = "`ckpt.read(key, copy=True)`"  # Checkpoint.read(key, copy=...)

@@ -25,7 +25,7 @@ ISSUE_2_NOTEBOOKS = [
     "04_exponential_moving_averages.ipynb",
     "05_restore_the_moving_average.ipynb",
 ]
-ALL_NOTEBOOKS = ISSUE_2_NOTEBOOKS + ["06_explore_a_real_checkpoint.ipynb"]
+ALL_NOTEBOOKS = ISSUE_2_NOTEBOOKS + ["06_explore_a_real_checkpoint.ipynb", "07_write_a_converted_checkpoint.ipynb"]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 # Text that means TensorFlow (or another library) leaked log noise into a cell.
@@ -367,6 +367,182 @@ def test_06_explore_a_real_checkpoint():
     assert gap.startswith("largest |shadow - raw weight|: ") and float(gap.rsplit(" ", 1)[1]) > 0.01, gap
 
 
+# Notebook 07 (issue #12): what the training run saves, entry by entry (no values: those
+# depend on the platform's float arithmetic; the notebook prints the checks on them).
+_07_ENTRIES = [
+    ("beta1_power", "meta", "[]", 4),
+    ("beta2_power", "meta", "[]", 4),
+    ("global_step", "meta", "[]", 8),
+    ("model/hidden/bias", "variable", "[8]", 32),
+    ("model/hidden/bias/Adam", "slot", "[8]", 32),
+    ("model/hidden/bias/Adam_1", "slot", "[8]", 32),
+    ("model/hidden/bias/ExponentialMovingAverage", "ema", "[8]", 32),
+    ("model/hidden/kernel", "variable", "[4, 8]", 128),
+    ("model/hidden/kernel/Adam", "slot", "[4, 8]", 128),
+    ("model/hidden/kernel/Adam_1", "slot", "[4, 8]", 128),
+    ("model/hidden/kernel/ExponentialMovingAverage", "ema", "[4, 8]", 128),
+    ("model/out/bias", "variable", "[2]", 8),
+    ("model/out/bias/Adam", "slot", "[2]", 8),
+    ("model/out/bias/Adam_1", "slot", "[2]", 8),
+    ("model/out/bias/ExponentialMovingAverage", "ema", "[2]", 8),
+    ("model/out/kernel", "variable", "[8, 2]", 64),
+    ("model/out/kernel/Adam", "slot", "[8, 2]", 64),
+    ("model/out/kernel/Adam_1", "slot", "[8, 2]", 64),
+    ("model/out/kernel/ExponentialMovingAverage", "ema", "[8, 2]", 64),
+]
+_07_TOTALS = "meta      3 entries   16 B\nvariable  4 entries  232 B\nslot      8 entries  464 B\nema       4 entries  232 B\n"
+_07_SERVING_PLAN = (
+    "Write 5 tensors (240 B):\n"
+    "key                  from                                          op    dtype    shape   size\n"
+    "global_step          =                                             copy  int64    []      8 B\n"
+    "model/hidden/bias    model/hidden/bias/ExponentialMovingAverage    copy  float32  [8]     32 B\n"
+    "model/hidden/kernel  model/hidden/kernel/ExponentialMovingAverage  copy  float32  [4, 8]  128 B\n"
+    "model/out/bias       model/out/bias/ExponentialMovingAverage       copy  float32  [2]     8 B\n"
+    "model/out/kernel     model/out/kernel/ExponentialMovingAverage     copy  float32  [8, 2]  64 B\n"
+    "Left out (18):\n"
+    "  beta1_power: optimizer state (meta)\n"
+    "  beta2_power: optimizer state (meta)\n"
+    + "".join(
+        f"  model/{w}/{slot}: kind slot\n" for w in ("hidden/bias", "hidden/kernel", "out/bias", "out/kernel")
+        for slot in ("Adam", "Adam_1")
+    )
+    + "".join(
+        f"  model/{w}/ExponentialMovingAverage: promoted to 'model/{w}'\n"
+        f"  model/{w}: replaced by its shadow 'model/{w}/ExponentialMovingAverage'\n"
+        for w in ("hidden/bias", "hidden/kernel", "out/bias", "out/kernel")
+    )
+)
+_07_WEIGHTS = ["model/hidden/kernel", "model/hidden/bias", "model/out/kernel", "model/out/bias"]
+
+
+@pytest.mark.notebook
+def test_07_write_a_converted_checkpoint():
+    nb = execute("07_write_a_converted_checkpoint.ipynb")
+    # The TF1 run: five checkpoints, every 10 steps, all kept.
+    train = cell_text(nb, "07-train").splitlines()
+    assert [line.split(":")[0] for line in train[:5]] == [f"step {n}" for n in (10, 20, 30, 40, 50)], train
+    for line in train[:5]:
+        assert 0 < float(line.rsplit(" ", 1)[1]) < 100, line
+    assert train[5:] == [str([f"model.ckpt-{n}" for n in (10, 20, 30, 40, 50)])], train
+    shows_exactly(
+        nb,
+        "07-open",
+        "".join(f"{key:45} {kind:8} {shape:7} {nbytes:4} B\n" for key, kind, shape, nbytes in _07_ENTRIES)
+        + "\n" + _07_TOTALS,
+    )
+    shows_exactly(nb, "07-by-hand", "model/hidden/bias [8]\nmodel/hidden/kernel [4, 8]\nmodel/out/bias [2]\nmodel/out/kernel [8, 2]\n")
+    # Strip + promote: the dry run, then the sizes before and after.
+    shows_exactly(nb, "07-cw-plan", _07_SERVING_PLAN)
+    written = (
+        "wrote 5 tensors: ['global_step', 'model/hidden/bias', 'model/hidden/kernel', 'model/out/bias', 'model/out/kernel']\n"
+        "training checkpoint run/model.ckpt-50:\n"
+        "  model.ckpt-50.data-00000-of-00001          944 B\n"
+        "  model.ckpt-50.index                    INDEX B\n"
+        "  model.ckpt-50.meta                     META B\n"
+        + "".join("  " + line + "\n" for line in _07_TOTALS.splitlines())
+        + "serving checkpoint serving/model.ckpt:\n"
+        "  model.ckpt.data-00000-of-00001             240 B\n"
+        "  model.ckpt.index                       INDEX B\n"
+        "  meta      1 entries    8 B\n"
+        "  variable  4 entries  232 B\n"
+    )
+    pattern = re.escape(written).replace("INDEX", r" *[1-9][\d,]*").replace("META", r" *[1-9]\d?,\d{3}")
+    assert re.fullmatch(pattern, cell_text(nb, "07-cw-write")), cell_text(nb, "07-cw-write")
+    # A plain Saver restores the shadows (not the raw weights), as the hand-written program saved them.
+    shows_exactly(
+        nb,
+        "07-cw-saver",
+        f"Saver() restored: {_07_WEIGHTS}\n"
+        "each equals its EMA shadow at step 50: True\n"
+        "each differs from the raw weight: True\n"
+        "the same values as the hand-written checkpoint: True\n",
+    )
+    renamed = [name.replace("model/", "serving/") for name in _07_WEIGHTS]
+    shows_exactly(
+        nb,
+        "07-cw-rename",
+        "Write 5 tensors (240 B):\n"
+        "key                    from                 op    dtype    shape   size\n"
+        "global_step            =                    copy  int64    []      8 B\n"
+        "serving/hidden/bias    model/hidden/bias    copy  float32  [8]     32 B\n"
+        "serving/hidden/kernel  model/hidden/kernel  copy  float32  [4, 8]  128 B\n"
+        "serving/out/bias       model/out/bias       copy  float32  [2]     8 B\n"
+        "serving/out/kernel     model/out/kernel     copy  float32  [8, 2]  64 B\n"
+        f"init_from_checkpoint loaded: {renamed}\n"
+        "the serving weights: True\n"
+        "a plain Saver() loads them too: True\n",
+    )
+    # convert: Keras 3 paths carry the Sequential model's name; the result is object-based.
+    shows_exactly(
+        nb,
+        "07-cw-convert",
+        "Keras paths: ['net/hidden/kernel', 'net/hidden/bias', 'net/out/kernel', 'net/out/bias']\n"
+        "  _CHECKPOINTABLE_OBJECT_GRAPH                            meta\n"
+        + "".join(
+            f"  model/_functional/_operations/{n}/{v}/.ATTRIBUTES/VARIABLE_VALUE variable\n"
+            for n in (1, 2) for v in ("_kernel", "bias")
+        )
+        + "  save_counter/.ATTRIBUTES/VARIABLE_VALUE                 meta\n",
+    )
+    shows_exactly(
+        nb,
+        "07-cw-convert-check",
+        "CheckpointLoadStatus assert_existing_objects_matched: ok\neach Keras weight equals its TF1 shadow: True\n",
+    )
+    # average: float64 mean rounded once, the step counter from the last checkpoint.
+    shows_exactly(
+        nb,
+        "07-cw-average",
+        "Write 19 tensors (944 B):\n"
+        "key                                           from                                                        op    dtype    shape   size\n"
+        "global_step                                   =                                                           copy  int64    []      8 B\n"
+        "model/out/bias                                mean of 3 x 'model/out/bias'                                mean  float32  [2]     8 B\n"
+        "every float tensor is the float64 mean, rounded once: True\n"
+        "global_step: 50\n",
+    )
+    compare = cell_text(nb, "07-cw-compare").splitlines()
+    assert compare[0] == "step       raw       EMA", compare
+    rows = [re.fullmatch(r" *(\d+) +(-?\d\.\d{5}) +(-?\d\.\d{5})", line) for line in compare[1:6]]
+    assert all(rows) and [int(r.group(1)) for r in rows] == [10, 20, 30, 40, 50], compare
+    mean = re.fullmatch(r"mean of steps 30, 40, 50: (-?\d\.\d{5})", compare[6])
+    assert mean, compare
+    # The printed mean is the mean of the printed raw values of steps 30-50 (each rounded to 1e-5).
+    assert abs(float(mean.group(1)) - sum(float(r.group(2)) for r in rows[2:]) / 3) <= 2e-5, compare
+    assert compare[7] == "the EMA of step 50 equals the shadow saved in the last checkpoint: True", compare
+    plot_cell = next(cell for cell in nb.cells if cell.get("id") == "07-cw-compare")
+    assert any("image/png" in out.get("data", {}) for out in plot_cell.outputs)
+    # The diff widget: two steps of the run, slots filtered out, one row selected.
+    shows_widget(nb, "07-cw-diff", "CheckpointDiff a: ")
+    shows_match(nb, "07-cw-diff", r"^CheckpointDiff a: \S+/run/model\.ckpt-40 \(19 entries\)  ·  b: \S+/run/model\.ckpt-50 \(19 entries\)\n")
+    shows(nb, "07-cw-diff", "\n19 changed\nshowing all, filter '!kind:slot': 11 rows\n")
+    shows(nb, "07-cw-diff", "\n... 1 more\nselected changed: model/hidden/kernel\na model/hidden/kernel: [4, 8] float32: min ")
+    shows(nb, "07-cw-diff", "\nb model/hidden/kernel: [4, 8] float32: min ")
+    assert "/Adam" not in cell_text(nb, "07-cw-diff"), cell_text(nb, "07-cw-diff")
+    models = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"].values()
+    assert any(
+        model["state"].get("_model_name") == "ImageModel" and any(b["path"] == ["value"] and b["data"] for b in model.get("buffers", ()))
+        for model in models
+    ), "the diff's histogram was never sent to the front end"
+    # The same from the shell: every one of the 19 entries changed.
+    diff = cell_text(nb, "07-cw-diff-shell").splitlines()
+    assert diff[:5] == [
+        "$ python -m ckptwidgets diff run/model.ckpt-40 run/model.ckpt-50",
+        "a: run/model.ckpt-40 (19 entries)",
+        "b: run/model.ckpt-50 (19 entries)",
+        "19 changed",
+        "status   key                                           shape   dtype    max |a-b|  rel. change",
+    ], diff
+    assert all(line.startswith("changed  ") for line in diff[5:]), diff
+    assert sorted(line.split()[1] for line in diff[5:]) == [key for key, *_ in _07_ENTRIES], diff
+    shows_exactly(
+        nb,
+        "07-shell",
+        "$ python -m ckptwidgets promote-ema run/model.ckpt-50 serving2/model.ckpt --strip --dry-run\n"
+        + _07_SERVING_PLAN
+        + "(dry run: nothing written)\nserving2 written: False\n",
+    )
+
+
 def test_notebooks_exist():
     missing = [name for name in ALL_NOTEBOOKS if not (NOTEBOOKS / name).is_file()]
     assert not missing, f"missing notebooks: {missing}"
@@ -384,7 +560,7 @@ def test_notebooks_02_to_06_use_ckptwidgets(name):
         assert ids.index(f"{number}-cw-md") < ids.index(f"{number}-summary"), name
     widget_cells = [
         c for c in nb.cells
-        if c.cell_type == "code" and re.search(r"ckptwidgets\.(VariableMapper|EMAExplorer|CheckpointBrowser)\(", c.source)
+        if c.cell_type == "code" and re.search(r"ckptwidgets\.(VariableMapper|EMAExplorer|CheckpointBrowser|CheckpointDiff)\(", c.source)
     ]
     assert widget_cells, f"{name} shows no widget"
 

@@ -33,6 +33,8 @@ from ckptwidgets import CheckpointNotFoundError, CorruptCheckpointError, WriteEr
 from ckptwidgets.sources.arrays import ArraySource
 from ckptwidgets.write import average, plan_write
 
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="signals, resource limits and users are POSIX")
+
 v1_ = tf.compat.v1
 ROOT = Path(__file__).resolve().parent.parent
 TEMPORARY = re.compile(r"^\..*ckptwidgets-tmp-")
@@ -45,6 +47,8 @@ MB = 1 << 20
 def checkpoint_files(prefix) -> list[str]:
     """Names of the files of ``prefix`` in its folder (index, data shards, meta), sorted."""
     folder, base = os.path.split(os.fspath(prefix))
+    if not os.path.isdir(folder):
+        return []
     return sorted(n for n in os.listdir(folder) if n.startswith(base + "."))
 
 
@@ -66,14 +70,13 @@ def temporaries(folder) -> list[str]:
     return sorted(n for n in os.listdir(folder) if TEMPORARY.match(n))
 
 
-def assert_nothing_under(prefix, temporaries_too=True) -> None:
-    """No file of ``prefix`` (and, unless told otherwise, no temporary file) in its folder."""
+def assert_nothing_under(prefix) -> None:
+    """No file of ``prefix`` and no temporary file in its folder (if there is one)."""
     folder = os.path.dirname(os.fspath(prefix))
-    if not os.path.isdir(folder):
-        return
-    assert checkpoint_files(prefix) == [], os.listdir(folder)
-    if temporaries_too:
-        assert temporaries(folder) == [], os.listdir(folder)
+    if os.path.isdir(folder):
+        assert checkpoint_files(prefix) == [] and temporaries(folder) == [], os.listdir(folder)
+    with pytest.raises(CheckpointNotFoundError):
+        open_checkpoint(os.fspath(prefix))
     with pytest.raises(CheckpointNotFoundError):
         open_checkpoint(os.fspath(prefix))
 
@@ -81,8 +84,7 @@ def assert_nothing_under(prefix, temporaries_too=True) -> None:
 def assert_reads_back(prefix, expected) -> None:
     """The checkpoint at ``prefix`` holds exactly ``expected`` (a Checkpoint, or ``{key: array}``), bit for bit."""
     ckpt = open_checkpoint(os.fspath(prefix))
-    keys = expected.keys() if isinstance(expected, dict) else expected.keys()
-    assert ckpt.keys() == sorted(keys)
+    assert ckpt.keys() == sorted(expected.keys())
     for key in ckpt.keys():
         want = expected[key] if isinstance(expected, dict) else expected.read(key)
         got = ckpt.read(key)
@@ -317,6 +319,27 @@ def test_a_failure_between_the_two_renames_leaves_nothing(tmp_path, monkeypatch,
     assert os.listdir(tmp_path) == []
 
 
+def test_a_failure_writing_the_state_file_says_the_checkpoint_is_there(tmp_path, monkeypatch):
+    (tmp_path / "checkpoint").write_text('model_checkpoint_path: "older.ckpt"\n')
+    real_replace, calls = os.replace, []
+
+    def replace(src, dst, *args, **kwargs):
+        calls.append(dst)
+        if os.path.basename(dst) == "checkpoint":
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    out = tmp_path / "out.ckpt"
+    with pytest.raises(WriteError, match=r"The checkpoint was written to .*out.ckpt'.* but not the folder's "
+                                         r"'checkpoint' file naming it: No space left on device"):
+        plan_write(ArraySource(_ten_tensors())).write(out, state_file=True, progress=False)
+    assert len(calls) == 3
+    assert_reads_back(out, _ten_tensors())
+    assert (tmp_path / "checkpoint").read_text() == 'model_checkpoint_path: "older.ckpt"\n'  # untouched
+    assert temporaries(tmp_path) == []
+
+
 # --- refusals ---------------------------------------------------------------------------
 
 
@@ -487,8 +510,8 @@ def test_kill_9_from_outside_at_the_moments_seen_in_the_folder(tmp_path, big_sou
     }
     proc = _kill_when({"sources": [source], "out": str(out)}, conditions[moment], out.parent)
     state = _after_a_kill(out, source, before)
-    if moment != "temporary-files-go":
-        assert proc.returncode == -signal.SIGKILL and state == "absent"
+    if moment != "temporary-files-go":  # (that one may come after the index too: then it is complete)
+        assert proc.returncode == -signal.SIGKILL and state == "absent", (proc.returncode, state)
 
 
 def test_kill_9_at_a_range_of_delays(tmp_path, big_source):
@@ -515,9 +538,11 @@ def test_kill_9_while_overwriting(tmp_path, big_source):
     """With overwrite=True the final name holds the old checkpoint intact, the new one, or no index."""
     source, before = big_source
     states = {}
-    kills = {"streaming": ["progress", 0.5, None], "read-back-done": ["replace", 1, "before"],
-             "old-index-removed": ["remove", 1, "after"], "between-the-renames": ["replace", 2, "before"],
-             "index-renamed": ["replace", 2, "after"]}
+    # The move begins by removing the old index (the old checkpoint is gone from then on),
+    # then its data files; then the new data file and index are renamed into place.
+    kills = {"streaming": ["progress", 0.5, None], "read-back-done": ["remove", 1, "before"],
+             "old-index-removed": ["remove", 1, "after"], "old-files-removed": ["replace", 1, "before"],
+             "between-the-renames": ["replace", 2, "before"], "index-renamed": ["replace", 2, "after"]}
     for moment, kill in kills.items():
         out = save(tmp_path / moment / "model.ckpt", {"old": np.arange(5, dtype=np.float32)})
         old = sha256s(out)
@@ -526,7 +551,7 @@ def test_kill_9_while_overwriting(tmp_path, big_source):
         states[moment] = _after_a_kill(out, source, before, old)
         shutil.rmtree(tmp_path / moment)
     assert states == {"streaming": "old", "read-back-done": "old", "old-index-removed": "absent",
-                      "between-the-renames": "absent", "index-renamed": "complete"}
+                      "old-files-removed": "absent", "between-the-renames": "absent", "index-renamed": "complete"}
 
 
 @pytest.mark.xfail(strict=True, reason="sources/_paths.py takes a leftover hidden '.<name>.ckptwidgets-tmp-*.index' "
@@ -539,6 +564,18 @@ def test_a_leftover_temporary_is_not_opened_as_the_folders_checkpoint(tmp_path, 
     assert [n for n in temporaries(out.parent) if n.endswith(".index")]  # a complete temporary checkpoint is left
     with pytest.raises(CheckpointNotFoundError):
         open_checkpoint(str(out.parent))  # the folder holds no checkpoint
+
+
+@pytest.mark.xfail(strict=True, reason="sources/_paths.py counts a leftover hidden '.<name>.ckptwidgets-tmp-*.index' "
+                                       "as a second checkpoint of the folder (reported, not fixed here)")
+def test_a_leftover_temporary_beside_the_checkpoint_does_not_hide_it(tmp_path, big_source):
+    source, before = big_source
+    out = tmp_path / "out" / "model.ckpt"
+    code, _, stderr = run_child({"sources": [source], "out": str(out), "kill": ["replace", 1, "before"]})
+    assert code == -signal.SIGKILL, stderr
+    plan_write(source).write(out, progress=False)
+    assert [n for n in temporaries(out.parent) if n.endswith(".index")]
+    assert open_checkpoint(str(out.parent)).prefix == str(out)  # the folder's one checkpoint
 
 
 def test_a_leftover_temporary_is_not_opened_under_the_final_name(tmp_path, big_source):
@@ -705,6 +742,7 @@ def constant_checkpoint(prefix, sizes, offset=0.0) -> str:
 
 
 SLACK = 200 * 1000 * 1000  # the issue's bound: the largest tensor + 200 MB
+linux_only = pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc/self/status (Linux)")
 
 
 def _check_rewrite(tmp_path, sizes):
@@ -741,20 +779,19 @@ def _check_average(tmp_path, sizes, count=3):
     return used
 
 
-def test_a_rewrite_takes_the_memory_of_one_tensor(tmp_path):
-    # 400 MB in 100 MB tensors: holding the whole checkpoint breaks the issue's bound.
-    _check_rewrite(tmp_path, [100 * MB] * 4)
-
-
-def test_an_average_takes_private_memory_of_one_chunk(tmp_path):
-    _check_average(tmp_path, [100 * MB] * 2)
-
-
-@pytest.mark.slow
+@linux_only
 def test_a_1_gb_rewrite_takes_the_memory_of_one_tensor(tmp_path):
+    # 1.1 GB in tensors of at most 268 MB (about 10 s): holding two tensors breaks the bound.
     _check_rewrite(tmp_path, [256 * MB] * 4 + [16 * MB] * 4)
 
 
+@linux_only
+def test_an_average_takes_private_memory_of_one_chunk(tmp_path):
+    # 3 x 210 MB in 105 MB tensors: a float64 copy of one tensor breaks the bound.
+    _check_average(tmp_path, [100 * MB] * 2)
+
+
+@linux_only
 @pytest.mark.slow
 def test_an_average_of_three_1_gb_checkpoints_takes_private_memory_of_one_chunk(tmp_path):
     _check_average(tmp_path, [256 * MB] * 4 + [16 * MB] * 4)

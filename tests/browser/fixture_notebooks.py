@@ -78,6 +78,30 @@ browser
 '''
 
 
+DIFF_CHECKPOINTS = '''\
+# Two steps of one run: the weights moved, one scope was renamed, one entry is new.
+rng = np.random.default_rng(1)
+kernel = rng.normal(0.0, 0.2, (16, 8)).astype(np.float32)
+bias = rng.normal(0.0, 0.05, (8,)).astype(np.float32)
+step_a = {"dense/kernel": kernel, "dense/bias": bias, "head/w": np.ones((8, 2), np.float32),
+          "global_step": np.array(100, dtype=np.int64)}
+step_b = {"dense/kernel": kernel + rng.normal(0.0, 0.02, kernel.shape).astype(np.float32),
+          "dense/bias": bias * 0.5, "classifier/w": np.ones((8, 2), np.float32),
+          "global_step": np.array(200, dtype=np.int64), "extra/scale": np.array([2.0], np.float32)}
+prefixes = []
+for name, tensors in (("step-100", step_a), ("step-200", step_b)):
+    prefix = str(workdir / name)
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=list(tensors), shape_and_slices=[""] * len(tensors),
+                      tensors=[tf.constant(v) for v in tensors.values()])
+    prefixes.append(prefix)
+'''
+
+DIFF_SHOW = '''\
+diff = ckptwidgets.CheckpointDiff(*prefixes)
+diff
+'''
+
+
 def _notebook(*sources):
     nb = new_notebook(cells=[new_code_cell(source) for source in sources])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
@@ -89,6 +113,7 @@ NOTEBOOKS = {
     "mapper.ipynb": (SETUP, MAPPER_CHECKPOINT, MAPPER_SHOW),
     "ema_explorer.ipynb": (SETUP, EMA_SHOW),
     "browser.ipynb": (SETUP, BROWSER_CHECKPOINT, BROWSER_SHOW),
+    "diff.ipynb": (SETUP, DIFF_CHECKPOINTS, DIFF_SHOW),
 }
 
 

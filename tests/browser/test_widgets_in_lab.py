@@ -23,7 +23,7 @@ from .fixture_notebooks import HOSTILE_KEY
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
-WIDGET_CLASSES = ("VariableMapper", "EMAExplorer", "CheckpointBrowser")
+WIDGET_CLASSES = ("VariableMapper", "EMAExplorer", "CheckpointBrowser", "CheckpointDiff")
 
 # Console errors that are not about the page's widgets, each with why it is harmless.
 # None has been seen so far; the test prints every error it ignores.
@@ -246,6 +246,30 @@ def test_browser_filter_and_select(fixture_page, screenshot_dir):
     assert lab_page.execute("print(browser.model.selected, len(browser.model.matches))").strip() == "dense/kernel 10"
 
     screenshot(lab_page, widget, screenshot_dir / "browser.png")
+    assert_console_clean(lab_page)
+
+
+# --- CheckpointDiff ------------------------------------------------------------------------
+
+def test_diff_shows_renames_and_a_selected_row(fixture_page, screenshot_dir):
+    lab_page = fixture_page("diff.ipynb")
+    check_run(lab_page)
+    widget = rendered_widgets(lab_page, 1).first
+    grid = widget.locator(".widget-gridbox")
+    expect()(grid.get_by_text("head/w", exact=True)).to_be_visible()
+    expect()(grid.get_by_text("classifier/w", exact=True)).to_be_visible()  # a rename: one row
+    expect()(grid.get_by_text("extra/scale", exact=True)).to_be_visible()
+
+    grid_cell_before(grid, "dense/kernel", 2).first.click()  # the row's select button (key in a)
+    histogram = widget.locator("img")
+    expect()(histogram).to_be_visible(timeout=30_000)
+    lab_page.page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=histogram.element_handle())
+    assert lab_page.execute("print(diff.model.selected)").strip() == "dense/kernel"
+    screenshot(lab_page, widget, screenshot_dir / "diff.png")
+
+    widget.get_by_placeholder(re.compile("filter keys")).fill("dense")
+    expect()(grid.get_by_text("classifier/w", exact=True)).to_have_count(0)
+    expect()(grid.get_by_text("dense/bias", exact=True)).to_have_count(2)  # its key in a and in b
     assert_console_clean(lab_page)
 
 
