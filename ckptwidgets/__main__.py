@@ -116,10 +116,13 @@ def _size(entry) -> str:
 def _report(ckpt, entries, total: int) -> str:
     from ._format import format_shape, human_size, text_table
 
-    shards = len(ckpt.files) - 1
-    style = "object-based" if ckpt.object_based else "name-based"
     shown = f"{len(entries)} of {total} entries" if len(entries) != total else f"{total} entries"
-    lines = [f"checkpoint {ckpt.prefix} ({style}, {shown}, {shards} data file{'s' if shards != 1 else ''})", ""]
+    if ckpt.source.format == "tf-bundle":
+        shards = len(ckpt.files) - 1
+        style = "object-based" if ckpt.object_based else "name-based"
+        lines = [f"checkpoint {ckpt.prefix} ({style}, {shown}, {shards} data file{'s' if shards != 1 else ''})", ""]
+    else:  # another format: its name says what the file is
+        lines = [f"checkpoint {ckpt.prefix} ({ckpt.source.format}, {shown})", ""]
     if not entries:
         lines.append("no entries match")
         return "\n".join(lines)

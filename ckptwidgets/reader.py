@@ -142,8 +142,9 @@ class Checkpoint:
         self._by_key = dict(zip([r.key for r in records], entries))
         # Object-based entries are also found by their name without the suffix.
         self._by_name = {e[1]: e for e in entries if e[1] is not e[0] and e[1] != e[0]}  # (name, key)
-        # Entries the format itself keeps as bookkeeping (the object graph): never restored.
-        self.bookkeeping = frozenset([r[0] for r in records if r[5] is not None])  # (key, ..., kind)
+        # The format's own serialized structure (TF2's object graph and its other attributes:
+        # strings the source marks meta): no variable ever takes one, no write drops one.
+        self.bookkeeping = frozenset([r[0] for r in records if r[5] == "meta" and r[2] == "string"])  # (key, name, dtype, ..., kind)
 
     # --- mapping-like access -------------------------------------------------
     def __getitem__(self, key: str) -> Entry:

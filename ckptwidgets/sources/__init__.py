@@ -5,6 +5,8 @@ through this protocol; nothing else in the package knows how a format stores its
 
 - :mod:`.bundle`: TensorFlow's tensor bundle (``.index`` + ``.data-*`` files), what
   ``tf.train.Checkpoint`` and ``tf.compat.v1.train.Saver`` write; read without TensorFlow.
+- :mod:`.keras`: Keras weight files (``.weights.h5``, ``.keras`` archives, legacy Keras 2
+  ``.h5``), read with h5py, without TensorFlow or Keras.
 - :mod:`.arrays`: tensors held in memory (a dict of numpy arrays), for tests, for
   checkpoints built in code, and as the smallest example of a source.
 
@@ -33,7 +35,7 @@ __all__ = ["Record", "Source", "OPTIONAL", "FORMATS", "open_source", "is_source"
 #: Modules of this package tried in order by :func:`open_source`. Each has
 #: ``detect(path) -> Source | None``; the last one (the TF bundle) never returns None: it
 #: raises the error that explains what is at the path instead.
-FORMATS = ("bundle",)
+FORMATS = ("keras", "bundle")
 
 
 class Record(NamedTuple):

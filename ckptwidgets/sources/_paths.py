@@ -108,7 +108,12 @@ def _indexes(folder: str, files: _Files) -> list[str]:
         names = files.listdir(folder)
     except OSError:
         return []
-    return sorted(os.path.join(folder, name[: -len(".index")]) for name in names if name.endswith(".index"))
+    return sorted(
+        os.path.join(folder, name[: -len(".index")])
+        for name in names
+        # A write's hidden temporary prefix (.name.ckptwidgets-tmp-xxxx) left by a kill is no checkpoint.
+        if name.endswith(".index") and not (name.startswith(".") and ".ckptwidgets-tmp-" in name)
+    )
 
 
 def step_of(prefix: str) -> tuple[str, int] | None:
