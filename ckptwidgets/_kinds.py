@@ -194,9 +194,8 @@ def classify_names(names, present=None) -> list[tuple[str, str | None]]:
     append, cached, mark = out.append, _SEGMENT_RULES.get, SLOT_MARK
     optimizer_scopes: set[str] = set()  # scopes holding an optimizer's counter ("" for the root)
     candidates = []  # (index, owner name, scope, segment) of possible structural slots
-    unowned = []  # (index, head, segment) whose head is no name: maybe <scope>/<variable>
-    lasts = set()  # every last segment: a scoped owner must end like its head
-    add_last = lasts.add
+    unowned = set()  # heads that are no name: maybe <scope>/<variable>
+    add_unowned = unowned.add
     for index, name in enumerate(names):
         cut = name.rfind("/")
         last = name[cut + 1 :]
@@ -209,16 +208,15 @@ def classify_names(names, present=None) -> list[tuple[str, str | None]]:
                 optimizer_scopes.add(name[: cut + 1])
             continue
         append(plain)
-        add_last(last)
         if cut > 0:
             head = name[:cut]
             if head in shapes:
                 if _same(shapes[head], shapes[name]):
                     candidates.append((index, head, "", last))
             else:
-                unowned.append((index, head, last))
+                add_unowned(head)
     if unowned:
-        _scoped_candidates(names, shapes, unowned, lasts, candidates)
+        _scoped_candidates(names, shapes, out, unowned, candidates)
     if candidates:
         # Scopes whose slots were found are optimizers' too (Keras 2 Adagrad has no counter).
         optimizer_scopes |= _accept_structural(names, out, candidates, optimizer_scopes)
@@ -228,20 +226,25 @@ def classify_names(names, present=None) -> list[tuple[str, str | None]]:
     return out
 
 
-def _scoped_candidates(names, shapes, unowned, lasts, candidates) -> None:
+def _scoped_candidates(names, shapes, out, unowned, candidates) -> None:
     """``<scope>/<variable>/<segment>`` (an optimizer built inside a scope) among the names
     whose head is no name. Cheap for model checkpoints: an owner ends with its head's last
-    segment, so only heads ending like some name are searched, once per distinct head."""
-    owners: dict = {}
-    for index, head, last in unowned:
-        found = owners.get(head, _UNSEEN)
-        if found is _UNSEEN:
-            found = owners[head] = _scoped_owner(head, shapes) if head[head.rfind("/") + 1 :] in lasts else None
-        if found is not None and _same(shapes[found[0]], shapes[names[index]]):
-            candidates.append((index, found[0], found[1], last))
-
-
-_UNSEEN = object()
+    segment, which must then be a segment seen before (``_SEGMENT_RULES`` caches every one),
+    so few heads are searched, once each; the names are walked again only if one is found."""
+    seen = _SEGMENT_RULES
+    owners = {}
+    for head in unowned:
+        if head[head.rfind("/") + 1 :] in seen:
+            found = _scoped_owner(head, shapes)
+            if found is not None:
+                owners[head] = found
+    if not owners:
+        return
+    for index, name in enumerate(names):
+        cut = name.rfind("/")
+        found = owners.get(name[:cut]) if cut > 0 and out[index][0] == "variable" else None
+        if found is not None and _same(shapes[found[0]], shapes[name]):
+            candidates.append((index, found[0], found[1], name[cut + 1 :]))
 
 
 def _scoped_owner(head: str, shapes) -> tuple[str, str] | None:
