@@ -120,7 +120,9 @@ def block_items(block: bytes) -> list[tuple[bytes, bytes]]:
     append = out.append
     pos = 0
     key = b""
+    whole = []  # offsets of entries that store their whole key (shared == 0)
     while pos < limit:
+        start = pos
         shared, unshared, length = block[pos], block[pos + 1], block[pos + 2]
         if shared | unshared | length < 0x80:
             pos += 3
@@ -131,10 +133,28 @@ def block_items(block: bytes) -> list[tuple[bytes, bytes]]:
         end = pos + unshared
         if shared > len(key) or end + length > limit:
             raise Damaged("has an entry that runs past the end of its block")
+        if not shared:
+            whole.append(start)
         key = key[:shared] + block[pos:end]
         pos = end + length
         append((key, block[end:pos]))
+    _check_restarts(block, limit, whole, bool(out))
     return out
+
+
+def _check_restarts(block: bytes, limit: int, whole: list, has_entries: bool) -> None:
+    # TensorFlow's table reader seeks by binary search over the restart points: each must be
+    # the start of an entry storing its whole key, else it fails ("bad entry in block") on
+    # an index this sequential walk could read. A valid table is valid both ways.
+    if not has_entries:
+        return  # an empty block (the metaindex) has one restart point at 0 and nothing there
+    count = (len(block) - 4 - limit) // 4
+    if count == 0:
+        raise Damaged("has a block with entries but no restart points")
+    restarts = struct.unpack_from(f"<{count}I", block, limit)
+    starts = set(whole)
+    if any(r not in starts for r in restarts) or list(restarts) != sorted(set(restarts)):
+        raise Damaged("has a block whose restart points are not the starts of whole keys")
 
 
 def data_blocks(buf: bytes) -> list[bytes]:
