@@ -56,52 +56,52 @@ def _common(parser) -> None:
     parser.add_argument("--state-file", action="store_true", help="also write the folder's 'checkpoint' file naming OUT as the latest")
 
 
+def _command(subparsers, name, help, description, *, out_first=False):
+    """A writing subcommand with its ``SRC`` and ``OUT`` arguments (``average`` takes OUT first)."""
+    p = subparsers.add_parser(name, help=help, description=description)
+    if not out_first:
+        p.add_argument("src", metavar="SRC", help="the checkpoint to read (prefix, .index file or folder)")
+    p.add_argument("out", metavar="OUT", help="the prefix to write")
+    return p
+
+
 def add_parsers(subparsers) -> None:
     """Add the writing subcommands to an ``argparse`` subparsers object."""
-    p = subparsers.add_parser("rename", help="write a copy with keys renamed", description="Write a copy of SRC with keys renamed by rules.")
-    p.add_argument("src", metavar="SRC", help="the checkpoint to read (prefix, .index file or folder)")
-    p.add_argument("out", metavar="OUT", help="the prefix to write")
+    p = _command(subparsers, "rename", "write a copy with keys renamed", "Write a copy of SRC with keys renamed by rules.")
     p.add_argument("--rule", action="append", required=True, metavar="OLD=NEW", help=_RULES_HELP)
     _common(p)
 
-    p = subparsers.add_parser(
-        "strip", help="write a copy without optimizer state",
-        description="Write a copy of SRC without optimizer state: by default slots and the optimizer's "
+    p = _command(
+        subparsers, "strip", "write a copy without optimizer state",
+        "Write a copy of SRC without optimizer state: by default slots and the optimizer's "
         "meta entries (beta powers, iter, hyperparameters); global_step and save_counter are kept.",
     )
-    p.add_argument("src", metavar="SRC")
-    p.add_argument("out", metavar="OUT")
     p.add_argument("--kind", action="append", choices=KINDS, metavar="KIND",
                    help=f"drop entries of this kind instead ({', '.join(KINDS)}); repeat for several")
     p.add_argument("--filter", metavar="FILTER", help="also drop the entries this filter keeps (e.g. 'kind:ema', 'Adam')")
     _common(p)
 
-    p = subparsers.add_parser(
-        "promote-ema", help="write each EMA shadow under its variable's key",
-        description="Write a copy of SRC in which each ExponentialMovingAverage shadow replaces its variable "
+    p = _command(
+        subparsers, "promote-ema", "write each EMA shadow under its variable's key",
+        "Write a copy of SRC in which each ExponentialMovingAverage shadow replaces its variable "
         "(the shadows themselves are dropped): the averaged model loads without EMA code.",
     )
-    p.add_argument("src", metavar="SRC")
-    p.add_argument("out", metavar="OUT")
     p.add_argument("--strip", action="store_true", help="also drop the optimizer state (as the strip command)")
     _common(p)
 
-    p = subparsers.add_parser(
-        "average", help="write the mean of several checkpoints",
-        description="Write the mean of SRC checkpoints of one model: float tensors averaged in float64 and "
-        "rounded once, others taken from the last. Keys, shapes and dtypes must agree.",
+    p = _command(
+        subparsers, "average", "write the mean of several checkpoints",
+        "Write the mean of SRC checkpoints of one model: float tensors averaged in float64 and "
+        "rounded once, others taken from the last. Keys, shapes and dtypes must agree.", out_first=True,
     )
-    p.add_argument("out", metavar="OUT")
     p.add_argument("src", metavar="SRC", nargs="+", help="two or more checkpoints")
     _common(p)
 
-    p = subparsers.add_parser(
-        "convert", help="write a TF2 object-based checkpoint for a model",
-        description="Convert a TF1 name-based checkpoint into a TF2 object-based one for the model that "
+    p = _command(
+        subparsers, "convert", "write a TF2 object-based checkpoint for a model",
+        "Convert a TF1 name-based checkpoint into a TF2 object-based one for the model that "
         "MODULE:FUNCTION builds, as tf.train.Checkpoint(model=...) writes it. Needs TensorFlow.",
     )
-    p.add_argument("src", metavar="SRC")
-    p.add_argument("out", metavar="OUT")
     p.add_argument("--model", required=True, metavar="MODULE:FUNCTION",
                    help="a function that builds the model (a Keras model or tf.Module), e.g. mymodels:build; "
                    "MODULE is imported from the current folder or the Python path")

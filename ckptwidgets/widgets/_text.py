@@ -17,6 +17,7 @@ import ipywidgets as widgets
 from ipywidgets.widgets.widget_string import LabelStyle
 
 __all__ = [
+    "show_png",
     "LabelStyle",
     "label_style",
     "text_label",
@@ -90,6 +91,15 @@ def set_message(label: widgets.Label, text: str, kind: str = "error") -> None:
     label.tooltip = text or None
     label.style.text_color = MESSAGE_COLORS[kind] if text else None
     label.layout.display = None if text else "none"
+
+
+def show_png(image: widgets.Image, png: bytes) -> None:
+    """Show ``png`` in ``image``, or hide the image when there is none (no empty frame)."""
+    if png:
+        image.value = png
+        image.layout.display = None
+    else:
+        image.layout.display = "none"
 
 
 def pre_html(text: str, max_height: str | None = None) -> str:

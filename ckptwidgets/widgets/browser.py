@@ -29,7 +29,7 @@ from .._format import TensorStats, compare_text, finite_values, format_shape, hu
 from ..errors import CheckpointError, PlanError
 from ..reader import KINDS, Checkpoint, Entry, open_checkpoint
 from ._table import Column, PagedTable, PAGE_SIZE
-from ._text import CSS_CLASSES, PlainTextRepr, label_style, message_label, set_message, text_label
+from ._text import CSS_CLASSES, PlainTextRepr, label_style, message_label, set_message, text_label, show_png
 
 __all__ = ["BrowserModel", "CheckpointBrowser", "HistogramCanvas", "FILTER_PLACEHOLDER"]
 
@@ -493,11 +493,7 @@ class CheckpointBrowser(PlainTextRepr, widgets.VBox):
             self.histogram.layout.display = "none"
 
     def _show_histogram(self, change):
-        if change.new:
-            self.histogram.value = change.new
-            self.histogram.layout.display = None
-        else:
-            self.histogram.layout.display = "none"
+        show_png(self.histogram, change.new)
 
     # --- view -> model -------------------------------------------------------------------
     def _on_step_box(self, change):

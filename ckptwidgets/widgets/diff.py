@@ -25,7 +25,7 @@ from .._format import format_shape, tensor_stats, text_table
 from ..diff import SORTS, STATUS_LABELS, CheckpointDiff as Diff, DiffRow, diff_checkpoints, show_key
 from ..errors import CheckpointError, PlanError
 from ._table import Column, PagedTable, PAGE_SIZE
-from ._text import PlainTextRepr, label_style, message_label, set_message, text_label
+from ._text import PlainTextRepr, label_style, message_label, set_message, text_label, show_png
 
 __all__ = ["DiffModel", "CheckpointDiff", "STATUS_FILTERS", "CSS_CLASS"]
 
@@ -382,11 +382,7 @@ class CheckpointDiff(PlainTextRepr, widgets.VBox):
             self.histogram.layout.display = "none"
 
     def _show_histogram(self, change):
-        if change.new:
-            self.histogram.value = change.new
-            self.histogram.layout.display = None
-        else:
-            self.histogram.layout.display = "none"
+        show_png(self.histogram, change.new)
 
     # --- view -> model -------------------------------------------------------------------
     def _row_clicked(self, index: int):
