@@ -157,6 +157,11 @@ if spec.get("fsize") is not None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (spec["fsize"], spec["fsize"]))
 if spec.get("uid") is not None:
+    # Import what the write imports lazily while the files are still readable: the package
+    # may live in a folder the unprivileged user cannot read (a clone under a mktemp dir).
+    import ckptwidgets._bundle_writer, ckptwidgets._safe_write, ml_dtypes, tqdm.auto  # noqa: F401,E401
+    from ckptwidgets._dtypes import BY_NAME
+    BY_NAME["float32"].numpy
     os.setgid(spec["uid"])
     os.setuid(spec["uid"])
 print("started", flush=True)
