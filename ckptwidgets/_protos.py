@@ -30,6 +30,7 @@ __all__ = [
     "TensorShapeProto",
     "TensorSliceProto",
     "VersionDef",
+    "TrackableObjectGraph",
 ]
 
 # The messages of tensor_bundle.proto and of what it imports (tensor_shape.proto,
@@ -90,6 +91,35 @@ message_type {
   field { name: "crc32c" number: 6 label: LABEL_OPTIONAL type: TYPE_FIXED32 }
   field { name: "slices" number: 7 label: LABEL_REPEATED type: TYPE_MESSAGE type_name: ".tensorflow.TensorSliceProto" }
 }
+# trackable_object_graph.proto: what a TF2 checkpoint's _CHECKPOINTABLE_OBJECT_GRAPH holds
+# (registered savers and has_checkpoint_values are left out: unknown fields are skipped).
+message_type {
+  name: "TrackableObjectGraph"
+  field { name: "nodes" number: 1 label: LABEL_REPEATED type: TYPE_MESSAGE type_name: ".tensorflow.TrackableObjectGraph.TrackableObject" }
+  nested_type {
+    name: "TrackableObject"
+    field { name: "children" number: 1 label: LABEL_REPEATED type: TYPE_MESSAGE type_name: ".tensorflow.TrackableObjectGraph.TrackableObject.ObjectReference" }
+    field { name: "attributes" number: 2 label: LABEL_REPEATED type: TYPE_MESSAGE type_name: ".tensorflow.TrackableObjectGraph.TrackableObject.SerializedTensor" }
+    field { name: "slot_variables" number: 3 label: LABEL_REPEATED type: TYPE_MESSAGE type_name: ".tensorflow.TrackableObjectGraph.TrackableObject.SlotVariableReference" }
+    nested_type {
+      name: "ObjectReference"
+      field { name: "node_id" number: 1 label: LABEL_OPTIONAL type: TYPE_INT32 }
+      field { name: "local_name" number: 2 label: LABEL_OPTIONAL type: TYPE_STRING }
+    }
+    nested_type {
+      name: "SerializedTensor"
+      field { name: "name" number: 1 label: LABEL_OPTIONAL type: TYPE_STRING }
+      field { name: "full_name" number: 2 label: LABEL_OPTIONAL type: TYPE_STRING }
+      field { name: "checkpoint_key" number: 3 label: LABEL_OPTIONAL type: TYPE_STRING }
+    }
+    nested_type {
+      name: "SlotVariableReference"
+      field { name: "original_variable_node_id" number: 1 label: LABEL_OPTIONAL type: TYPE_INT32 }
+      field { name: "slot_name" number: 2 label: LABEL_OPTIONAL type: TYPE_STRING }
+      field { name: "slot_variable_node_id" number: 3 label: LABEL_OPTIONAL type: TYPE_INT32 }
+    }
+  }
+}
 """
 
 
@@ -98,7 +128,8 @@ def _message_classes() -> dict:
     # the default pool, and both may be loaded in one process.
     pool = descriptor_pool.DescriptorPool()
     pool.Add(text_format.Parse(_FILE, descriptor_pb2.FileDescriptorProto()))
-    names = ("BundleEntryProto", "BundleHeaderProto", "TensorShapeProto", "TensorSliceProto", "VersionDef")
+    names = ("BundleEntryProto", "BundleHeaderProto", "TensorShapeProto", "TensorSliceProto", "VersionDef",
+             "TrackableObjectGraph")
     return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow." + name)) for name in names}
 
 
@@ -108,3 +139,4 @@ BundleHeaderProto = _CLASSES["BundleHeaderProto"]
 TensorShapeProto = _CLASSES["TensorShapeProto"]
 TensorSliceProto = _CLASSES["TensorSliceProto"]
 VersionDef = _CLASSES["VersionDef"]
+TrackableObjectGraph = _CLASSES["TrackableObjectGraph"]

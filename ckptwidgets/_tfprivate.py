@@ -10,6 +10,10 @@ TensorFlow or Keras release that moves one breaks one function, each with a publ
 - ``object_paths(root)``: the object path of every variable under a trackable root, as
   ``tf.train.Checkpoint`` names them (its own ``graph_view`` traversal).
 - ``is_trackable(obj)``: ``tensorflow.python.trackable.base.Trackable``, which TF does not export.
+- ``keras_weight_keys(obj)``: the dataset path Keras 3's ``save_weights`` gives each variable
+  of a model / layer / optimizer (``layers/dense_1/vars/0``): Keras computes it in its
+  private ``saving_lib._save_state`` walk, which is run here with a store that records
+  instead of writing (no public API says where a variable goes); None when that walk moved.
 - ``save_slice_info(var)``: where a part of a partitioned variable sits in the full tensor
   (``._save_slice_info``, a ``tf.Variable.SaveSliceInfo``; TF has no public getter, so the
   fallback is its private method ``_get_save_slice_info``, and None when neither exists).
@@ -24,6 +28,7 @@ __all__ = [
     "object_paths",
     "is_trackable",
     "save_slice_info",
+    "keras_weight_keys",
 ]
 
 
@@ -74,3 +79,64 @@ def save_slice_info(var):
         return var._get_save_slice_info()
     except (AttributeError, TypeError):
         return None
+
+
+def _recording_store(base):
+    """A Keras ``H5IOStore`` (Keras' walk insists on the type) that records instead of writing:
+    ``make(path)`` gives a group where ``group["0"] = value`` records ``(path, "0", value)``.
+    Built without ``__init__``: no file."""
+
+    class RecordingStore(base):
+        def __bool__(self):
+            return True
+
+        def make(self, path, metadata=None):
+            written = self.written
+
+            class Group(dict):
+                def __setitem__(self, index, value):
+                    written.append((path, index, value))
+                    super().__setitem__(index, value)
+
+            return Group()
+
+    store = object.__new__(RecordingStore)
+    store.written = []
+    return store
+
+
+def _owner(root, path: str):
+    """The object at attribute path ``path`` under ``root`` (``"optimizer"``), or None."""
+    obj = root
+    for name in path.split("/") if path else ():
+        obj = getattr(obj, name, None)
+    return obj
+
+
+def keras_weight_keys(obj) -> dict[int, str] | None:
+    """``{id(keras variable): dataset path}`` as ``obj.save_weights`` would write them
+    (``obj`` a Keras 3 model, layer or optimizer), or None when Keras' walk is not available.
+
+    Layers hand Keras' store their variables; an optimizer hands it ``numpy()`` copies, so
+    its entries are matched back by index to the ``variables`` of the object at that path.
+    """
+    try:
+        from keras.src.saving import saving_lib
+    except ImportError:
+        return None
+    store = _recording_store(saving_lib.H5IOStore)
+    try:
+        saving_lib._save_state(obj, weights_store=store, assets_store=None, inner_path="", visited_saveables=set())
+    except (AttributeError, TypeError, ValueError):
+        return None
+    keys: dict[int, str] = {}
+    for path, index, value in store.written:
+        key = f"{path}/vars/{index}" if path else f"vars/{index}"
+        if not hasattr(value, "path"):  # a copy: the variable is the owner's variables[index]
+            owned = getattr(_owner(obj, path), "variables", None)
+            try:
+                value = owned[int(index)]
+            except (TypeError, ValueError, IndexError):
+                continue
+        keys.setdefault(id(value), key)
+    return keys

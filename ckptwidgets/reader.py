@@ -210,6 +210,14 @@ class Checkpoint:
 
         return CandidateIndex(self)
 
+    @cached_property
+    def object_graph(self):
+        """The saved objects of a TF2 checkpoint and how they reach each other
+        (:class:`~ckptwidgets._object_graph.ObjectGraph`), read on first use; None for
+        name-based checkpoints and formats without one."""
+        graph = getattr(self.source, "object_graph", None)
+        return graph() if graph is not None else None
+
     @property
     def steps(self) -> tuple[tuple[int, str], ...]:
         """``(step, prefix)`` of every checkpoint of this training run in its folder, by step.

@@ -113,7 +113,9 @@ class Source(Protocol):
 #:
 #: - ``steps() -> [(step, location)]``: the checkpoints of the same training run beside this
 #:   one, by step (a TF bundle: ``model.ckpt-0``, ``-999``, ``-1000``).
-OPTIONAL = ("steps",)
+#: - ``object_graph() -> ObjectGraph | None``: the saved objects and how they reach each
+#:   other (:mod:`ckptwidgets._object_graph`; a TF2 bundle's ``_CHECKPOINTABLE_OBJECT_GRAPH``).
+OPTIONAL = ("steps", "object_graph")
 
 
 def is_source(obj) -> bool:

@@ -25,6 +25,7 @@ import os
 import struct
 
 from .. import _bundle, _partitions, _sstable, _tensordata
+from .._object_graph import ObjectGraph
 from .._quiet import import_tensorflow
 from ..errors import CorruptCheckpointError
 from ._paths import first_line, is_remote, resolve_prefix, steps_beside
@@ -79,6 +80,21 @@ class BundleSource:
     def steps(self) -> list[tuple[int, str]]:
         """``(step, prefix)`` of the checkpoints of the same run beside this one (``model.ckpt-N``)."""
         return steps_beside(self.location)
+
+    def object_graph(self):
+        """The parsed ``_CHECKPOINTABLE_OBJECT_GRAPH`` of a TF2 checkpoint, else None.
+
+        Raises CorruptCheckpointError when the entry is there but is no object graph.
+        """
+        if not self.object_based:
+            return None
+        value = self.read(OBJECT_GRAPH_KEY)
+        try:
+            return ObjectGraph.parse(value.item() if hasattr(value, "item") else value)
+        except ValueError as error:
+            raise CorruptCheckpointError(
+                f"Checkpoint {self.location!r}: its {OBJECT_GRAPH_KEY} entry is damaged ({error})."
+            ) from None
 
     # --- reading ------------------------------------------------------------------
     def _entries(self) -> dict:
