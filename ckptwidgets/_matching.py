@@ -67,6 +67,12 @@ class Rules:
                         i.alias for i in infos.values() if i.alias
                     ]
                     if var_side not in known:
+                        # A cut inside a scope's name ('block_2_' of 'block_2_conv/...'): say what a
+                        # rule is (issue #15); a cut inside a variable's own name is a typo (below).
+                        starting = [n for n in dict.fromkeys(known)
+                                    if n.startswith(var_side) and "/" in n[len(var_side):]]
+                        if starting:
+                            raise PlanError(_prefix_rule_message(ckpt_side, var_side, starting))
                         close = difflib.get_close_matches(var_side, list(dict.fromkeys(known)), n=3, cutoff=0.5)
                         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
                         raise PlanError(
@@ -80,12 +86,13 @@ class Rules:
     def __bool__(self) -> bool:
         return bool(self.exact or self.scopes)
 
-    def matcher(self, ckpt: Checkpoint):
+    def matcher(self, ckpt: Checkpoint, exact_names: bool = True):
         """``match(name) -> (entry, conflict_keys)`` over ``ckpt``: rules first, then the exact name.
 
         ``entry`` comes from the most specific rule level that finds a key (else the exact
-        name, else None); ``conflict_keys`` lists the keys when that level finds several. A
-        closure over the dicts it needs, as it runs once per variable.
+        name, unless ``exact_names`` is False, else None); ``conflict_keys`` lists the keys
+        when that level finds several. A closure over the dicts it needs, as it runs once per
+        variable.
         """
         exact, scopes, lengths = self.exact.get, self.scopes.get, self.lengths
         by_key, by_name = ckpt.by_key.get, ckpt.by_name.get
@@ -115,9 +122,24 @@ class Rules:
                 found = _present(prefixes, name[length:], find)
                 if found:
                     return found
+            if not exact_names:
+                return None, None
             return by_key(name) or by_name(name), None
 
         return match
+
+
+def _prefix_rule_message(ckpt_side: str, var_side: str, starting: list) -> str:
+    """Why ``teacher/block_1_ -> student/block_2_`` is no rule: a side without '/' is one whole name."""
+    shown = ", ".join(repr(n) for n in starting[:3]) + (f" and {len(starting) - 3:,} more" if len(starting) > 3 else "")
+    cut = var_side.rfind("/") + 1
+    example = starting[0][: starting[0].find("/", len(var_side)) + 1] if "/" in starting[0][len(var_side):] else ""
+    ckpt_example = ckpt_side + example[len(var_side):] if example else ckpt_side + "…/"
+    suggestion = f" ({ckpt_example!r} -> {example!r})" if example else ""
+    return (f"Rule {ckpt_side!r}: {var_side!r} has no trailing '/', so it names one whole variable, and no variable "
+            f"is called that; {len(starting):,} variable name(s) start with it ({shown}). A rule maps one name "
+            f"exactly or a whole scope: end both sides with '/'{suggestion}; a rule cannot rename part of a name "
+            f"segment ({var_side[cut:]!r}).")
 
 
 def _matched_name(info: VarInfo) -> str:
@@ -155,13 +177,20 @@ def _present(prefixes: list[str], rest: str, find):
     return (None, list(found)) if found else None
 
 
-def map_variables(ckpt: Checkpoint, infos: dict, rules: Rules, skipped: set, prefer_ema: bool):
+def map_variables(ckpt: Checkpoint, infos: dict, rules: Rules, skipped: set, prefer_ema: bool,
+                  structural: dict | None = None):
     """``(mapping, conflicts, compatible)``: the key of every variable found one, the rule
     conflicts, and whether every mapped key is present and fits its variable's shape and dtype.
 
     One pass of dict lookups; without rules ``ckpt.find`` is inlined (10,000 calls add up).
     ``compatible`` is the analysis' shape and dtype check, done here with the entry at hand.
+
+    ``structural``: ``{name: key}`` found by structure (the object graph walked as TensorFlow
+    restores, the dataset Keras would load): for those variables rules still come first, then
+    that key (kept when absent from the checkpoint: a ``missing_key``), then the exact name.
     """
+    if structural:
+        return _map_with_structure(ckpt, infos, rules, skipped, prefer_ema, structural)
     mapping: dict[str, str] = {}
     conflicts: dict[str, list[str]] = {}
     compatible = True
@@ -187,6 +216,51 @@ def map_variables(ckpt: Checkpoint, infos: dict, rules: Rules, skipped: set, pre
         if entry is None:
             explicit = rules.exact.get(name_matched)
             if explicit:  # a one-name rule to an absent key: keep it, reported as missing_key
+                mapping[name] = explicit[0]
+                compatible = False
+            continue
+        if shadows is not None and entry.kind != "ema":
+            entry = shadows.get(entry.name, entry)
+        mapping[name] = entry.key
+        if compatible and not fits(info.shape, info.dtype, entry):
+            compatible = False
+    return mapping, conflicts, compatible
+
+
+def _map_with_structure(ckpt, infos, rules, skipped, prefer_ema, structural):
+    """:func:`map_variables` for a root matched by structure: per variable, rules (not the
+    exact-name fallback) on its name then its object path, the structural key, then exact names."""
+    mapping: dict[str, str] = {}
+    conflicts: dict[str, list[str]] = {}
+    compatible = True
+    find = ckpt.find
+    shadows = ckpt.ema_shadows if prefer_ema else None
+    match = rules.matcher(ckpt, exact_names=False) if rules else None
+    for name, info in infos.items():
+        if skipped and name in skipped:
+            continue
+        name_matched = name if info.part is None else info.part.full_name
+        entry = conflict = None
+        if match is not None:
+            entry, conflict = match(name_matched)
+            if entry is None and conflict is None and info.alias is not None:
+                entry, conflict = match(info.alias)
+            if conflict:
+                conflicts[name] = conflict
+                continue
+        if entry is None:
+            key = structural.get(name)
+            if key is not None:
+                entry = find(key)
+                if entry is None:  # the key this structure reads is absent: a missing_key
+                    mapping[name] = key
+                    compatible = False
+                    continue
+        if entry is None:
+            entry = find(name_matched) or (find(info.alias) if info.alias is not None else None)
+        if entry is None:
+            explicit = rules.exact.get(name_matched)
+            if explicit:
                 mapping[name] = explicit[0]
                 compatible = False
             continue

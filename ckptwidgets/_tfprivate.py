@@ -14,6 +14,7 @@ TensorFlow or Keras release that moves one breaks one function, each with a publ
   of a model / layer / optimizer (``layers/dense_1/vars/0``): Keras computes it in its
   private ``saving_lib._save_state`` walk, which is run here with a store that records
   instead of writing (no public API says where a variable goes); None when that walk moved.
+  ``keras_weight_groups(obj)``: the ``vars`` groups (and their ``name`` attributes) of that walk.
 - ``save_slice_info(var)``: where a part of a partitioned variable sits in the full tensor
   (``._save_slice_info``, a ``tf.Variable.SaveSliceInfo``; TF has no public getter, so the
   fallback is its private method ``_get_save_slice_info``, and None when neither exists).
@@ -29,6 +30,7 @@ __all__ = [
     "is_trackable",
     "save_slice_info",
     "keras_weight_keys",
+    "keras_weight_groups",
 ]
 
 
@@ -91,17 +93,21 @@ def _recording_store(base):
             return True
 
         def make(self, path, metadata=None):
+            self.groups.append((path, (metadata or {}).get("name")))
             written = self.written
 
             class Group(dict):
                 def __setitem__(self, index, value):
-                    written.append((path, index, value))
-                    super().__setitem__(index, value)
+                    # An optimizer hands numpy copies: keep none (memory), only where they go.
+                    kept = value if hasattr(value, "path") else None
+                    written.append((path, index, kept))
+                    super().__setitem__(index, kept)
 
             return Group()
 
     store = object.__new__(RecordingStore)
     store.written = []
+    store.groups = []
     return store
 
 
@@ -140,3 +146,27 @@ def keras_weight_keys(obj) -> dict[int, str] | None:
                 continue
         keys.setdefault(id(value), key)
     return keys
+
+
+def keras_weight_groups(obj) -> list[tuple[str, str | None]] | None:
+    """``[(path, object name)]`` of every ``vars`` group ``obj.save_weights`` would make, in
+    Keras' order, empty ones included (``("layers/dropout", "dropout")``; ``""`` is the root),
+    or None when Keras' walk is not available. A writer makes the same groups with the same
+    ``name`` attributes, so the file reads as one Keras wrote."""
+    try:
+        from keras.src.saving import saving_lib
+    except ImportError:
+        return None
+    store = _recording_store(saving_lib.H5IOStore)
+    try:
+        saving_lib._save_state(obj, weights_store=store, assets_store=None, inner_path="", visited_saveables=set())
+    except (AttributeError, TypeError, ValueError):
+        return None
+    # A group without a name (Keras makes it on its first value) exists only if it holds one.
+    used = {path for path, _index, _value in store.written}
+    seen, groups = set(), []
+    for path, name in store.groups:
+        if path not in seen and (name is not None or path in used):
+            seen.add(path)
+            groups.append((path, name))
+    return groups

@@ -38,7 +38,7 @@ from ._partitions import Part
 from ._quiet import import_tensorflow
 from .errors import PlanError
 
-__all__ = ["VarInfo", "collect", "collect_by_name", "variable_name", "is_variable", "partitioned_parts"]
+__all__ = ["VarInfo", "collect", "collect_by_name", "variable_name", "is_variable", "partitioned_parts", "is_keras_object"]
 
 _OUTPUT_INDEX = re.compile(r":\d+$")
 
@@ -235,6 +235,12 @@ def _object_paths(root) -> tuple[list, dict]:
     return found, {i: paths[i] for i in seen}
 
 
+def is_keras_object(obj) -> bool:
+    """A Keras 3 object (model, layer, optimizer), subclasses defined elsewhere included; by
+    the modules of its classes, so that Keras is never imported here (tf_keras' are not)."""
+    return any(kind.__module__.startswith("keras.") for kind in type(obj).__mro__)
+
+
 def _is_trackable_root(obj) -> bool:
     return _tfprivate.is_trackable(obj) and not is_variable(obj)
 
@@ -271,7 +277,7 @@ def _named(variables) -> tuple[list, object]:
             found, paths = _object_paths(variables)
         except Exception:  # the private traversal changed: fall back to the public variables
             found, paths = list(getattr(variables, "variables", ())), {}
-        keras_root = type(variables).__module__.startswith("keras")
+        keras_root = is_keras_object(variables)
         if keras_root:
             found = list(variables.variables)  # Keras: the model's own list, named by .path
         pairs, kinds = [], []

@@ -211,6 +211,47 @@ def _checkpoint(plan) -> list[str]:
     return lines
 
 
+def _keras_file(plan, style: str) -> list[str]:
+    """Every style for a Keras weights file: TensorFlow's readers cannot open HDF5, so the
+    values are read with h5py (a ``.keras`` archive's ``model.weights.h5`` through zipfile),
+    all before any is assigned."""
+    needs = "`variables` (dict name -> variable)" + (" and `sess` (None in eager mode)" if style == "saver" else "")
+    lines = _header(plan, style, needs)
+    lines.remove("import tensorflow as tf")
+    lines[1:1] = [
+        f"# {plan.checkpoint.prefix!r} is a Keras weights file, which TensorFlow's Saver and readers cannot open:",
+        "# its datasets are read with h5py, every one before any variable is assigned.",
+    ]
+    lines[0:1] = [lines[0].replace("from a checkpoint", "from a Keras weights file")]
+    archive = getattr(plan.checkpoint.source, "format", "") == "keras-archive"
+    lines.insert(lines.index("") if "" in lines else len(lines), "import h5py")
+    if archive:
+        lines.insert(lines.index("import h5py"), "import zipfile")
+        lines.append('with zipfile.ZipFile(checkpoint_path) as archive, archive.open("model.weights.h5") as member, '
+                     'h5py.File(member, "r") as f:')
+    else:
+        lines.append('with h5py.File(checkpoint_path, "r") as f:')
+    lines.append("    values = {")
+    infos = plan.infos
+    for name, key in plan.mapping.items():
+        part = infos[name].part
+        where = "[()]" if part is None else format_box(part.box)
+        lines.append(f"        {name!r}: f[{key!r}]{where},")
+    lines.append("    }")
+    lines.append("for name, value in values.items():")
+    if style == "saver":  # graph-mode variables take their value through the session
+        lines += [
+            "    if sess is None:",
+            "        variables[name].assign(value)",
+            "    else:",
+            "        variables[name].load(value, sess)",
+        ]
+    else:
+        lines.append("    variables[name].assign(value)")
+    _unmapped_note(plan, lines, "they keep their current values")
+    return lines
+
+
 def to_code(plan, style: str = "saver") -> str:
     """Python source that performs ``plan`` in the given style.
 
@@ -236,4 +277,6 @@ def to_code(plan, style: str = "saver") -> str:
     builders = {"saver": _saver, "init_from_checkpoint": _init_from_checkpoint, "checkpoint": _checkpoint}
     if style not in builders:
         raise PlanError(f"Unknown code style {style!r}; choose one of {', '.join(map(repr, STYLES))}.")
+    if getattr(plan.checkpoint.source, "format", "").startswith("keras-"):
+        return "\n".join(_keras_file(plan, style)) + "\n"
     return "\n".join(builders[style](plan)) + "\n"

@@ -32,6 +32,25 @@ Matching, per variable (dict lookups only, never a scan of the entries per varia
 3. ``prefer_ema=True``: when ``<matched name>/ExponentialMovingAverage`` exists, that shadow key
    replaces the match.
 
+Structure, where the checkpoint has one (between the rules and the names of step 2):
+
+- TF2 checkpoint, trackable root (a Keras 3 model, ``tf.train.Checkpoint(model=m)``, a
+  ``tf.Module``): the checkpoint's object graph is walked from its root in parallel with the
+  live objects, child by child by local name, as ``tf.train.Checkpoint.restore`` does
+  (:mod:`ckptwidgets._graph_match`), so a Keras 3 kernel keyed
+  ``optimizer/_trainable_variables/0/...`` still finds its key. A bare model planned against
+  ``tf.train.Checkpoint(model=m).write(...)`` is matched under the child ``model`` (and the
+  other way round); ``plan.hints`` says so.
+- Keras 3 file (``.weights.h5``, ``.keras``), Keras 3 model root: each variable gets the
+  dataset ``model.load_weights`` reads into it (``layers/dense_1/vars/0``); keys the file
+  lacks are ``missing_key`` problems. Keras variables in a list or dict are placed by their
+  owner's name and their order (:mod:`ckptwidgets._keras_match`).
+
+``match="order"``: a Keras 2 checkpoint (TF2 ``layer_with_weights-N`` objects, or a legacy
+``.h5``, which ``model.load_weights`` also reads by order) into a Keras model of the same
+architecture, by layer order and weight order within each layer (:mod:`ckptwidgets._order`);
+``plan.hints`` lists which layer went where and any counts that differ. No rules.
+
 Partitioned variables (TF1 ``partitioner=``): a ``PartitionedVariable`` among the variables
 stands for its parts, each a variable of the plan named as TensorFlow names it
 (``"w/part_0"``; under a dict key ``K``, ``"K/part_0"``), and so does a variable carrying a
@@ -49,13 +68,19 @@ from typing import NamedTuple
 
 from ._candidates import fits, shapes_compatible
 from ._format import format_shape
+from ._graph_match import graph_keys
+from ._keras_match import is_keras3_file, keras_file_keys
 from ._matching import Rules, map_variables, patterns
+from ._order import order_keys
 from ._partitions import var_list_names
 from ._variables import VarInfo, collect_by_name, is_variable, partitioned_parts, variable_name
 from .errors import PlanError
 from .reader import Checkpoint, Entry, open_checkpoint
 
-__all__ = ["plan_restore", "RestorePlan", "Problem", "Assignment", "VarInfo", "variable_name"]
+__all__ = ["plan_restore", "RestorePlan", "Problem", "Assignment", "VarInfo", "variable_name", "MATCHES"]
+
+#: The ways :func:`plan_restore` can pair variables with keys (its ``match``).
+MATCHES = ("name", "order")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,12 +143,16 @@ class RestorePlan:
         ``{name: variable}`` for every variable of the plan, in input order.
     rules : dict
     prefer_ema : bool
+    match : str
+        ``"name"`` or ``"order"``, as given to :func:`plan_restore`.
     """
 
     def __init__(self, checkpoint, infos, mapping, duplicates, conflicts, rules, prefer_ema, shared=True, compatible=None,
-                 given_root=False):
+                 given_root=False, match="name", notes=()):
         self.checkpoint: Checkpoint = checkpoint
+        self.match = match
         self._given_root = given_root  # the variables came as a model / module: named by object path
+        self._notes = list(notes)  # how the structure was matched (a child descended into, counts that differ)
         self._hints = None  # (revision, hints)
         self._infos: dict[str, VarInfo] = infos
         self._variables: dict | None = None  # built on first use
@@ -468,15 +497,19 @@ class RestorePlan:
 
     @property
     def hints(self) -> list[str]:
-        """What to do when the plan maps none of its variables (empty otherwise).
+        """How the plan was matched, where that needs saying, and what to do when it maps
+        none of its variables.
 
-        E.g. an object-based checkpoint planned against a list of variables: pass the model;
-        names under another scope: the rule that maps them (:mod:`ckptwidgets._hints`).
+        First the notes of structural matching (the checkpoint's child the model was found
+        under, ``match="order"``'s pairing of layers and any counts that differ), then, for
+        a plan that maps nothing, e.g. an object-based checkpoint planned against a list of
+        variables: pass the model; names under another scope: the rule that maps them
+        (:mod:`ckptwidgets._hints`).
         """
         if self._hints is None or self._hints[0] != self._revision:
             from ._hints import hints
 
-            self._hints = (self._revision, hints(self, self._given_root))
+            self._hints = (self._revision, self._notes + hints(self, self._given_root))
         return list(self._hints[1])
 
     def __repr__(self) -> str:
@@ -539,7 +572,7 @@ def _search(patterns_, name: str, info: VarInfo) -> bool:
     return info.part is not None and any(p.search(info.part.full_name) for p in patterns_)
 
 
-def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, exclude=None) -> RestorePlan:
+def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, exclude=None, match="name") -> RestorePlan:
     """Match checkpoint keys to variables and check the result.
 
     Parameters
@@ -562,6 +595,12 @@ def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, ex
         excluded, get no key (partial restore, as tf-slim's ``get_variables_to_restore``).
         They stay in the plan as unmapped, so ``restore(..., initialize_unmapped=True)``
         initialises them in graph mode.
+    match : {"name", "order"}
+        ``"name"`` (the default): rules, then structure where the checkpoint has one (a TF2
+        object graph walked as TensorFlow restores, the dataset a Keras 3 file holds for each
+        variable), then names. ``"order"``: a Keras 2 checkpoint (TF2 ``layer_with_weights-N``
+        or legacy ``.h5``) into a Keras model of the same architecture, by layer order and
+        weight order within each layer (:mod:`ckptwidgets._order`); no rules.
 
     Returns
     -------
@@ -570,7 +609,8 @@ def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, ex
     Raises
     ------
     PlanError
-        A non-variable among ``variables`` (named with its type), no variables, bad rules.
+        A non-variable among ``variables`` (named with its type), no variables, bad rules, an
+        unknown ``match`` or one that does not fit the checkpoint and variables.
 
     Examples
     --------
@@ -578,8 +618,11 @@ def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, ex
     >>> plan.problems                                                     # doctest: +SKIP
     []
     """
+    if match not in MATCHES:
+        raise PlanError(f"Unknown match {match!r}; choose one of {', '.join(map(repr, MATCHES))}.")
     ckpt = open_checkpoint(ckpt)
     infos, duplicates, shared = collect_by_name(variables)
+    given_root = not isinstance(variables, (list, tuple, Mapping)) and not is_variable(variables)
     keep, drop = patterns(include, "include"), patterns(exclude, "exclude")
     # Filtered-out variables stay in the plan, unmapped: in graph mode they still need an
     # initializer, and the plan must be able to say so (the scenario 1 error).
@@ -589,7 +632,60 @@ def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, ex
         for name, info in infos.items()
         if (keep and not _search(keep, name, info)) or _search(drop, name, info)
     } if keep or drop else set()
+    if match == "order":
+        mapping, notes = _by_order(ckpt, variables, infos, skipped, rules, prefer_ema, given_root)
+        return RestorePlan(ckpt, infos, mapping, duplicates, {}, rules, prefer_ema, shared, None, given_root,
+                           match, notes)
     table = Rules(rules, infos)
-    mapping, conflicts, compatible = map_variables(ckpt, infos, table, skipped, prefer_ema)
-    given_root = not isinstance(variables, (list, tuple, Mapping)) and not is_variable(variables)
-    return RestorePlan(ckpt, infos, mapping, duplicates, conflicts, rules, prefer_ema, shared, compatible, given_root)
+    structural, notes = _structure(ckpt, variables, infos, given_root)
+    mapping, conflicts, compatible = map_variables(ckpt, infos, table, skipped, prefer_ema, structural)
+    legacy = getattr(ckpt.source, "layout", None) == "legacy"
+    if given_root and (len(mapping) < len(infos) if legacy else not mapping) and _keras2_structure(ckpt, variables):
+        notes.append(
+            f"Keras file {ckpt.prefix!r} is a legacy .h5, which model.load_weights reads by layer order: "
+            "plan_restore(ckpt, model, match='order') pairs its layers with this model's the same way."
+            if legacy else
+            f"Checkpoint {ckpt.prefix!r} was written from a Keras 2 model (its layers are numbered, not named): "
+            "plan_restore(ckpt, model, match='order') pairs them with this model's layers by order."
+        )
+    return RestorePlan(ckpt, infos, mapping, duplicates, conflicts, rules, prefer_ema, shared, compatible, given_root,
+                       match, notes)
+
+
+def _structure(ckpt, variables, infos, given_root) -> tuple[dict | None, list[str]]:
+    """``({name: key}, notes)`` found by structure, before names: the object graph of a TF2
+    checkpoint walked from a trackable root, or the dataset Keras 3 loads into each variable."""
+    if is_keras3_file(ckpt):
+        return keras_file_keys(ckpt, variables, infos, given_root)
+    if not given_root or not ckpt.object_based or ckpt.object_graph is None:
+        return None, []
+    return graph_keys(ckpt, variables, {name: info.variable for name, info in infos.items() if info.part is None})
+
+
+def _keras2_structure(ckpt, model) -> bool:
+    """A Keras 2 checkpoint (legacy .h5, or layer_with_weights-N objects) and a model with layers."""
+    if not hasattr(model, "layers"):
+        return False
+    if getattr(ckpt.source, "layout", None) == "legacy":
+        return True
+    return ckpt.object_based and any(e.key.startswith("layer_with_weights-") or "/layer_with_weights-" in e.key
+                                     for e in ckpt.entries)
+
+
+def _by_order(ckpt, model, infos, skipped, rules, prefer_ema, given_root) -> tuple[dict, list[str]]:
+    if rules:
+        raise PlanError(
+            "match='order' pairs variables by position, so rules (which rename) do not apply: leave them out and "
+            "edit the plan with plan.assign(variable, key)."
+        )
+    if prefer_ema:
+        raise PlanError("prefer_ema=True looks up shadows by name; match='order' pairs by position: use one.")
+    if not given_root:
+        raise PlanError("match='order' pairs the layers of a Keras model: pass the model itself, not a list or dict.")
+    keys, notes = order_keys(ckpt, model)
+    mapping = {
+        name: keys[id(info.variable)]
+        for name, info in infos.items()
+        if id(info.variable) in keys and name not in skipped
+    }
+    return mapping, notes
