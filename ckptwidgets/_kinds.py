@@ -2,7 +2,9 @@
 
 One classifier for every source (:mod:`ckptwidgets.sources`). A source names its entries
 (``name``: the key without what the format appends, e.g. TF2's ``/.ATTRIBUTES/VARIABLE_VALUE``)
-and may already know that an entry is bookkeeping (``kind="meta"``: TF2's object graph);
+and may already know that an entry is bookkeeping (``kind="meta"``: TF2's object graph) or
+whose state it is (``kind="ema"``/``"slot"`` with ``base``: a Keras 3 optimizer's averages,
+which only the object graph or the file's layout tells, :mod:`ckptwidgets._keras_ema`);
 everything else is decided here, from the names, their shapes and their neighbours.
 
 Optimizer state is recognised by structure, not by a list of optimizer names: a *slot* is
@@ -63,7 +65,8 @@ _POWER = re.compile(r"^beta[12]_power(_\d+)?$")
 _COUNTERS = ("iter", "iterations", "_iterations")
 # Keras 3 optimizers keep their state in a flat list `<optimizer>/_variables/N` (the model
 # weights are `<optimizer>/_trainable_variables/N`); which weight a state belongs to is not
-# recorded, so those slots have base None.
+# in the keys, so those slots have base None here (the bundle source gives the bases, and
+# marks the use_ema averages, from the object graph).
 _KERAS3_STATE = re.compile(r"^(.*/)?_variables/\d+$")
 _UNIQUIFIED = re.compile(r"_\d+$")
 
@@ -300,18 +303,21 @@ def _accept_structural(names, out, candidates, optimizer_scopes) -> set[str]:
 def classify_records(records) -> list[tuple[str, str | None]]:
     """``(kind, base key)`` for each record of a source (``key``, ``name``, ``shape``, ``kind``).
 
-    A record's own ``kind`` wins; otherwise its ``name`` is classified, and a base name is
-    turned back into the key of the entry with that name (for a shadow whose variable is
-    absent, the key the variable would have: the shadow's key with the name replaced).
+    A record's own ``kind`` wins, with its own ``base`` (a key; a record without that field:
+    None): the format knows (a Keras 3 optimizer's averages, from the object graph).
+    Otherwise its ``name`` is classified, and a base name is turned back into the key of the
+    entry with that name (for a shadow whose variable is absent, the key the variable would
+    have: the shadow's key with the name replaced).
     """
     names = [r[1] for r in records]
     shapes = dict(zip(names, [r[3] for r in records]))
     by_name = None  # name -> key, built when the first base needs it
     out = []
     append = out.append
-    for (key, name, _dtype, _shape, _nbytes, own), decided in zip(records, classify_names(names, shapes)):
+    for record, decided in zip(records, classify_names(names, shapes)):
+        key, name, own = record[0], record[1], record[5]
         if own is not None:
-            append((own, None))
+            append((own, record[6] if len(record) > 6 else None))
         elif decided[1] is None:
             append(decided)
         else:

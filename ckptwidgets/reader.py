@@ -76,7 +76,9 @@ def classify(key: str, keys) -> tuple[str, str | None]:
     The decision :func:`open_checkpoint` makes for each entry (one classifier,
     :mod:`ckptwidgets._kinds`): the result depends on neighbours, e.g. ``w/Adam`` is a slot
     only if ``w`` is there, with its shape. ``keys``: every key of the checkpoint, as a
-    mapping ``{key: shape}`` (or a collection of keys, when shapes are unknown).
+    mapping ``{key: shape}`` (or a collection of keys, when shapes are unknown). From the
+    keys alone: whose a Keras 3 optimizer's ``_variables/N`` is, which the checkpoint's
+    object graph says, is not seen here (base None).
 
     Examples
     --------
@@ -97,7 +99,7 @@ def _entries(records, kinds) -> list[Entry]:
     new = tuple.__new__
     return [
         new(Entry, (key, name, shape, dtype, nbytes, kind, base))
-        for (key, name, dtype, shape, nbytes, _kind), (kind, base) in zip(records, kinds)
+        for (key, name, dtype, shape, nbytes, _kind, _base), (kind, base) in zip(records, kinds)
     ]
 
 

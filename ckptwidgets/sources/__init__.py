@@ -55,7 +55,12 @@ class Record(NamedTuple):
         Size of the values (0 for strings, resources and variants: not known from an index).
     kind : str or None
         ``"meta"`` when the format itself knows the entry is bookkeeping (TF2's object
-        graph); None leaves the decision to the classifier (:mod:`ckptwidgets._kinds`).
+        graph), ``"ema"`` / ``"slot"`` when it knows whose state the entry is (a Keras 3
+        optimizer's averages, from the object graph or the file's layout); None leaves the
+        decision to the classifier (:mod:`ckptwidgets._kinds`).
+    base : str or None
+        With ``kind`` ``"ema"`` or ``"slot"``: the *key* of the variable the entry belongs to,
+        when the format says it (None: unknown).
     """
 
     key: str
@@ -64,6 +69,7 @@ class Record(NamedTuple):
     shape: tuple
     nbytes: int
     kind: str | None = None
+    base: str | None = None
 
 
 @runtime_checkable

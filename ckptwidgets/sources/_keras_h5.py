@@ -20,7 +20,10 @@ The optimizer is at ``optimizer`` (a ``LossScaleOptimizer``'s inner one at
 then per-variable state (EMA averages first with ``use_ema=True``, then each variable's
 slots). Its ``0`` is named ``<optimizer>/iteration``, a float scalar ``1``
 ``<optimizer>/learning_rate`` (what Keras 3 calls them: ``adam/iteration``); both, and
-every other scalar (a loss scale, its counter), are ``meta``, the rest ``slot``.
+every other scalar (a loss scale, its counter), are ``meta``, the rest ``slot``; with
+``records(f, use_ema=True)`` the averages are ``ema`` records with their variable's key as
+``base`` where :func:`ema_bases` decides it (a flat model; base None where shapes fit
+several variables).
 Metrics (tf_keras saves them under ``metrics``) are ``meta``.
 
 Legacy (Keras 2 ``save_weights("m.h5")`` and ``model.save("m.h5")``, Keras 3's
@@ -58,7 +61,7 @@ import numpy as np
 from .._dtypes import dtype_info, numpy_type
 from . import Record
 
-__all__ = ["KERAS3", "LEGACY", "Unreadable", "records", "dataset", "value", "describe"]
+__all__ = ["KERAS3", "LEGACY", "Unreadable", "records", "dataset", "value", "describe", "ema_bases"]
 
 KERAS3, LEGACY = "keras3", "legacy"
 
@@ -73,10 +76,20 @@ class Unreadable(Exception):
     """The file is HDF5 but not Keras weights, or holds what Keras refuses; the message says which."""
 
 
-def records(f) -> tuple[str, tuple]:
-    """``(layout, records sorted by key)`` of an open ``h5py.File``; :class:`Unreadable` if neither layout."""
+def records(f, use_ema: bool = False, counters=None) -> tuple[str, tuple]:
+    """``(layout, records sorted by key)`` of an open ``h5py.File``; :class:`Unreadable` if neither layout.
+
+    ``use_ema``: the optimizer kept ``use_ema=True`` averages (the file cannot say it; a
+    ``.keras`` archive's config does): they are found by :func:`ema_bases` and become
+    ``ema`` records with their variable's key as ``base``, when that is unambiguous.
+    ``counters``: how many of the optimizer's first variables are counters (2, or 1 with a
+    learning-rate schedule), when known.
+    """
     if _group(f, "vars") is not None or _group(f, "layers") is not None:
         layout, items = KERAS3, _keras3(f)
+        bases = ema_bases(f, counters) if use_ema else None
+        if bases:
+            items = [_average(item, bases[item.key]) if item.key in bases else item for item in items]
     else:
         weights = _group(f, "model_weights")
         root = weights if weights is not None and _has_list(weights, "layer_names") else f
@@ -191,6 +204,89 @@ def _own_variables(group, path: str, owner: str, context: str | None, out: list,
             elif top and item == "1" and scalar and node.dtype.kind == "f":
                 name = f"{owner}/learning_rate"
         out.append(Record(key, name, dtype, shape, math.prod(shape) * itemsize, kind))
+
+
+def _average(item: Record, base: str) -> Record:
+    # By index, as the other state: "adam/learning_rate" was a guess a schedule can make wrong.
+    owner, index = item.name.rpartition("/")[0], item.key.rpartition("/")[2]
+    name = item.name if item.name.endswith(f"/vars/{index}") else f"{owner}/vars/{index}"
+    return item._replace(name=name, kind="ema", base=base)
+
+
+def ema_bases(f, counters=None) -> dict[str, str] | None:
+    """``{average key: variable key}`` of a Keras 3 file whose optimizer had ``use_ema=True``,
+    or None when the file's structure does not decide it (:func:`ckptwidgets._keras_ema.from_layout`:
+    a flat model only, the layers in the order Keras wrote them)."""
+    from .._keras_ema import from_layout
+
+    inner = _group(f, "optimizer")
+    if inner is not None and _group(inner, "inner_optimizer") is not None:  # a LossScaleOptimizer
+        inner, path = _group(inner, "inner_optimizer"), "optimizer/inner_optimizer/vars"
+    else:
+        path = "optimizer/vars"
+    optimizer = _group(inner, "vars") if inner is not None else None
+    layers = _flat_layers(f)
+    if optimizer is None or layers is None:
+        return None
+    shapes = _indexed_shapes(optimizer)
+    if shapes is None:
+        return None
+    if counters is None:
+        second = optimizer.get("1") if len(shapes) > 1 else None
+        counters = (2, 1) if second is not None and shapes[1] == () and second.dtype.kind == "f" else (1,)
+    elif isinstance(counters, int):
+        counters = (counters,)
+    return from_layout(layers, path, shapes, tuple(counters))
+
+
+def _indexed_shapes(group) -> list | None:
+    """Shapes of datasets ``0``..``N-1`` of a ``vars`` group, or None when it holds anything else."""
+    names = list(group)
+    if sorted(names) != sorted(str(i) for i in range(len(names))):
+        return None
+    out = []
+    for i in range(len(names)):
+        node = _child(group, str(i), f"{group.name}/{i}")
+        if not isinstance(node, h5py.Dataset):
+            return None
+        out.append(tuple(int(d) for d in node.shape or ()))
+    return out
+
+
+def _flat_layers(f) -> list | None:
+    """``[(vars path, shapes)]`` of a flat model's objects in the order Keras wrote them (their
+    data offsets), or None when the model is not flat: something at the root besides
+    ``layers``, ``vars``, the optimizer and metrics, or a layer holding more than ``vars``
+    (the order Keras saves those in is not the order it trains them in)."""
+    found = []
+    for name in f:
+        if name in ("vars", "optimizer", *_METRICS):
+            continue
+        if name != "layers":
+            return None
+        layers = _group(f, "layers")
+        if layers is None:
+            return None
+        for layer in layers:
+            group = _group(layers, layer)
+            if group is None or set(group) - {"vars"}:
+                return None
+            if "vars" in group:
+                found.append((f"layers/{layer}/vars", _group(group, "vars")))
+    if _group(f, "vars") is not None:
+        found.append(("vars", _group(f, "vars")))
+    ordered = []
+    for path, group in found:
+        shapes = _indexed_shapes(group) if group is not None else None
+        if shapes is None:
+            return None
+        if not shapes:
+            continue
+        offsets = [group[str(i)].id.get_offset() for i in range(len(shapes))]
+        if None in offsets:  # an empty or compact dataset: where it was written is unknown
+            return None
+        ordered.append((min(offsets), path, shapes))
+    return [(path, shapes) for _, path, shapes in sorted(ordered)]
 
 
 # --- Keras 2 (legacy .h5) ----------------------------------------------------------------

@@ -45,9 +45,9 @@ def records(keys, infos) -> list[Record]:
     append = out.append
     for key, (dtype, shape, nbytes) in zip(keys, infos):
         if key.endswith(suffix):
-            append(new(Record, (key, key[:cut], dtype, shape, nbytes, None)))
+            append(new(Record, (key, key[:cut], dtype, shape, nbytes, None, None)))
         elif key == OBJECT_GRAPH_KEY or "/.ATTRIBUTES/" in key:
-            append(new(Record, (key, key, dtype, shape, nbytes, "meta")))
+            append(new(Record, (key, key, dtype, shape, nbytes, "meta", None)))
         else:
-            append(new(Record, (key, key, dtype, shape, nbytes, None)))
+            append(new(Record, (key, key, dtype, shape, nbytes, None, None)))
     return out

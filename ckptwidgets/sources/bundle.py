@@ -6,6 +6,11 @@ LevelDB-style table (:mod:`ckptwidgets._sstable`, crc32c of every block checked)
 aborts the process on some damaged entries); tensor bytes come from the data shards with
 their crc32c checked (:mod:`ckptwidgets._tensordata`), memory-mapped when large.
 
+A TF2 checkpoint holding a Keras 3 optimizer (``<opt>/_iterations`` beside
+``<opt>/_variables/N``) has its object graph read when the records are listed: it says
+which ``_variables/N`` are ``use_ema`` averages and slots, and of which variable
+(:mod:`ckptwidgets._keras_ema`); the records carry that as ``kind`` and ``base``.
+
 A partitioned variable's tensor (saved as slices of one full key) is assembled from its
 slices (:mod:`ckptwidgets._partitions`), each read and checked as any tensor. TensorFlow is
 imported only for what it alone can do: ``variant`` tensors are read with its reader, and
@@ -25,6 +30,7 @@ import os
 import struct
 
 from .. import _bundle, _partitions, _sstable, _tensordata
+from .._keras_ema import from_object_graph, suggests_optimizer
 from .._object_graph import ObjectGraph
 from .._quiet import import_tensorflow
 from ..errors import CorruptCheckpointError
@@ -71,7 +77,15 @@ class BundleSource:
         return at < len(keys) and keys[at] == OBJECT_GRAPH_KEY
 
     def records(self):
-        return records(self._index.keys, self._index.infos)
+        found = records(self._index.keys, self._index.infos)
+        # A Keras 3 optimizer's averages and slots are `_variables/N` by position: whose they
+        # are is in the object graph, read only when the keys show such an optimizer.
+        if self.object_based and suggests_optimizer(self._index.keys):
+            graph = self.object_graph()
+            known = from_object_graph(graph) if graph is not None else {}
+            if known:
+                found = [r._replace(kind=known[r.key][0], base=known[r.key][1]) if r.key in known else r for r in found]
+        return found
 
     def files(self) -> list[str]:
         shards = self._index.num_shards

@@ -6,6 +6,12 @@ names follow the layer names stored beside them (``hidden/vars/0``, ``adam/itera
 legacy ``hidden/kernel``) and optimizer state is ``slot`` / ``meta`` as the layout says:
 :mod:`ckptwidgets.sources._keras_h5` describes both layouts.
 
+A Keras 3 optimizer with ``use_ema=True`` keeps one average per trainable variable right
+after its ``iteration`` and ``learning_rate``: a ``.keras`` archive's ``config.json`` says
+so, and those become ``ema`` entries whose ``base`` is the variable's key, when the layout
+decides which is whose (:mod:`ckptwidgets._keras_ema`); a bare ``.weights.h5`` does not say
+it: ``KerasSource(path, use_ema=True)`` does (``open_checkpoint`` takes the source).
+
 A ``.keras`` archive's ``model.weights.h5`` is read in place when it is stored
 uncompressed, as Keras writes it: h5py reads through a window onto that byte range of the
 archive, so memory stays bounded by the tensor read. Its CRC-32 is checked once, on the
@@ -47,6 +53,7 @@ optimizer/vars/2 adam/vars/2 slot
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import stat
@@ -134,6 +141,13 @@ class KerasSource:
         The file.
     archive : bool
         ``path`` is a ``.keras`` zip archive (its ``model.weights.h5`` is read).
+    use_ema : bool or None
+        Whether the optimizer kept ``use_ema=True`` averages. None: what the file says (a
+        ``.keras`` archive's ``config.json``; a bare ``.weights.h5`` says nothing, so its
+        optimizer state stays ``slot``). True for a ``.weights.h5`` one knows was saved with
+        ``use_ema=True``. Either way the averages become ``ema`` entries with their
+        variable's key as ``base`` only when the file's structure decides which is whose
+        (:mod:`ckptwidgets._keras_ema`: a flat Functional or Sequential model).
 
     Attributes
     ----------
@@ -147,7 +161,7 @@ class KerasSource:
     object_based = False
     restore_prefix = None
 
-    def __init__(self, path: str, archive: bool = False):
+    def __init__(self, path: str, archive: bool = False, use_ema: bool | None = None):
         from . import _keras_h5  # h5py: imported only when a Keras file is opened
 
         self.location = path
@@ -157,9 +171,12 @@ class KerasSource:
         self._checked = self._member is None or not self._member.stored
         if self._member is not None and not self._member.stored:
             self._extracted = self._extract()
+        counters = None
+        if use_ema is None:
+            use_ema, counters = self._config_ema() if archive else (False, None)
         try:
             with self._open() as f:
-                self.layout, self._records = _keras_h5.records(f)
+                self.layout, self._records = _keras_h5.records(f, bool(use_ema), counters)
         except CorruptCheckpointError:
             raise
         except (_keras_h5.Unreadable, *_DAMAGE) as error:
@@ -206,6 +223,26 @@ class KerasSource:
             return self._h5.value(ds)
         except (self._h5.Unreadable, *_DAMAGE) as error:
             raise CorruptCheckpointError(f"Cannot read key {key!r} from {self._what()}: {first_line(error)}") from None
+
+    def _config_ema(self) -> tuple[bool, int | None]:
+        """``(use_ema, counters)`` from a ``.keras`` archive's ``config.json``: whether the
+        compiled optimizer kept averages (a LossScaleOptimizer's inner one) and how many
+        counters come first (1 with a learning-rate schedule, else 2). Only a Functional or
+        Sequential model counts: a subclassed one trains its layers in another order than
+        Keras saves them. A missing or unreadable config says nothing: (False, None)."""
+        try:
+            with zipfile.ZipFile(self.location) as archive:
+                config = json.loads(archive.read("config.json"))
+            model = config.get("class_name")
+            optimizer = (config.get("compile_config") or {}).get("optimizer") or {}
+            settings = optimizer.get("config") or {}
+            if optimizer.get("class_name") == "LossScaleOptimizer":
+                settings = (settings.get("inner_optimizer") or {}).get("config") or {}
+        except (KeyError, ValueError, AttributeError, *_DAMAGE):
+            return False, None
+        if model not in ("Functional", "Sequential") or settings.get("use_ema") is not True:
+            return False, None
+        return True, 1 if isinstance(settings.get("learning_rate"), dict) else 2
 
     def _what(self) -> str:
         if self._member is not None:
