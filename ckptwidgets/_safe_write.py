@@ -30,7 +30,7 @@ import numpy as np
 from ._bundle_writer import DATA_SUFFIX, BundleWriter
 from .errors import CheckpointError, WriteError
 
-__all__ = ["write_plan", "WriteReport", "CHUNK_ELEMENTS", "output_prefix", "existing_files", "temporary_prefix", "move_into_place", "remove_temporary"]
+__all__ = ["write_plan", "WriteReport", "CHUNK_ELEMENTS", "output_prefix", "existing_files", "temporary_prefix", "move_into_place", "remove_temporary", "item_value", "progress_callbacks"]
 
 #: Means are computed over this many elements at a time (8 bytes each in float64).
 CHUNK_ELEMENTS = 1 << 22
@@ -121,6 +121,22 @@ def _mean_chunks(item):
         for array in arrays:
             total += array[start : start + CHUNK_ELEMENTS]
         yield (total / count).astype(out_type)
+
+
+def item_value(item) -> np.ndarray:
+    """One item's whole output value: copied, cast, or the float64 mean rounded once.
+
+    For writers that take a tensor whole (HDF5 datasets); the bundle writer streams means
+    in chunks instead.
+    """
+    if item.op == "mean":
+        return np.concatenate(list(_mean_chunks(item))).reshape(item.shape)
+    return np.asarray(_values(item))
+
+
+def progress_callbacks(total: int, progress):
+    """``(tick(done), close())`` for a ``progress`` argument (None: tqdm, False, or a callable)."""
+    return _progress(total, progress)
 
 
 def _progress(total: int, progress):

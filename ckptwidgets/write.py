@@ -18,7 +18,10 @@ variables' names) and :func:`average` (N checkpoints of one model, a float64 mea
 Writing (:mod:`ckptwidgets._safe_write`) streams one tensor at a time into a temporary
 prefix in the destination folder, reads every tensor back (checksum and value), and only
 then moves the files into place; the inputs are never touched. Output is a name-based TF
-checkpoint (``Saver``, ``load_checkpoint``, ``init_from_checkpoint`` read it).
+checkpoint (``Saver``, ``load_checkpoint``, ``init_from_checkpoint`` read it); with
+``write("net.weights.h5", model=model)``, a Keras 3 weights file laid out for that model
+(:mod:`ckptwidgets._keras_writer`), which ``model.load_weights`` takes: the migration path
+from a TF1 checkpoint to Keras 3 is ``from_plan(plan_restore(ckpt, model)).write(...)``.
 
 Example
 -------
@@ -226,14 +229,20 @@ class WritePlan:
     def ok(self) -> bool:
         return not self.problems
 
-    def write(self, out, overwrite=False, state_file=False, progress=None):
+    def write(self, out, overwrite=False, state_file=False, progress=None, *, model=None, keep_unmapped=False):
         """Write the checkpoint to prefix ``out`` (safely: :mod:`ckptwidgets._safe_write`).
+
+        With ``model=`` (a built Keras 3 model) and ``out`` ending in ``.weights.h5``, write
+        that model's weights file instead (:mod:`ckptwidgets._keras_writer`): the plan's keys
+        are the model's variable names (what :func:`from_plan` gives), laid out as
+        ``model.save_weights`` lays them out, so ``model.load_weights(out)`` takes it.
 
         Parameters
         ----------
         out : str or os.PathLike
             The output prefix (``"serving.ckpt"`` writes ``serving.ckpt.index`` and
-            ``serving.ckpt.data-00000-of-00001``); its folder is made if missing.
+            ``serving.ckpt.data-00000-of-00001``); its folder is made if missing. With
+            ``model=``: the file, ending in ``.weights.h5``.
         overwrite : bool
             Replace an existing checkpoint at ``out`` (also an input's own prefix).
         state_file : bool
@@ -241,10 +250,18 @@ class WritePlan:
         progress : None, False or callable
             None: a tqdm bar (a widget in Jupyter) when the write takes over a second;
             False: none; a callable gets ``(bytes done, bytes total)``.
+        model : Keras 3 model, optional
+            Write ``out`` as this model's ``.weights.h5``. Every variable Keras saves must
+            have a key in the plan (else :class:`WriteError` naming the unmapped ones);
+            a built optimizer's state is written as the model's optimizer holds it.
+        keep_unmapped : bool
+            With ``model=``: write the model's current value for a variable the plan does
+            not map, instead of refusing.
 
         Returns
         -------
         WriteReport
+            (a ``KerasWriteReport`` with ``placed`` and ``kept`` for a ``.weights.h5``)
 
         Raises
         ------
@@ -254,7 +271,24 @@ class WritePlan:
         """
         from ._safe_write import write_plan
 
+        if model is not None or str(out).endswith(".weights.h5"):
+            return self._write_keras(out, model, keep_unmapped, overwrite, state_file, progress)
         return write_plan(self, out, overwrite=overwrite, state_file=state_file, progress=progress)
+
+    def _write_keras(self, out, model, keep_unmapped, overwrite, state_file, progress):
+        from ._keras_writer import SUFFIX, write_weights
+        from .errors import WriteError
+
+        if model is None:
+            raise WriteError(
+                f"Writing the Keras weights file {str(out)!r} needs the model whose layout it takes: "
+                "plan.write(out, model=model)."
+            )
+        if state_file:
+            raise WriteError("state_file=True names a TF checkpoint; a Keras weights file has no state file.")
+        if not str(out).endswith(SUFFIX):
+            raise WriteError(f"With model=, the output is a Keras weights file ending in {SUFFIX!r}; got {str(out)!r}.")
+        return write_weights(self, out, model, keep_unmapped=keep_unmapped, overwrite=overwrite, progress=progress)
 
     def __str__(self) -> str:
         rows = [[item.key, _from(item), item.op, item.dtype, format_shape(item.shape), human_size(item.nbytes)] for item in self.items]
