@@ -23,6 +23,7 @@ True
 """
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 
@@ -31,6 +32,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import AutoLocator
 
+from ._diagram import mapping_diagram
+from ._fonts import cjk_fonts, font_family, fonts
+
 __all__ = [
     "ema_figure",
     "update_ema_figure",
@@ -38,6 +42,9 @@ __all__ = [
     "update_histogram_figure",
     "figure_to_png",
     "format_value",
+    "mapping_diagram",
+    "cjk_fonts",
+    "font_family",
     "FIGSIZE",
     "DPI",
 ]
@@ -55,6 +62,7 @@ _SHADOW_COLOR = "#1f77b4"
 _CLOSED_COLOR = "#d62728"
 _TARGET_COLOR = "#2ca02c"
 _REACH_COLOR = "#ff7f0e"
+_COMPARE_COLOR = "#9467bd"
 
 
 def format_value(x) -> str:
@@ -81,6 +89,21 @@ def _new_figure(figsize, dpi, layout="constrained") -> Figure:
     return fig
 
 
+def _with_fonts(function):
+    """Build the figure's artists with the CJK fallback font list (:mod:`ckptwidgets._fonts`).
+
+    Each text keeps the family list it was created with, so Chinese keys in titles draw
+    as glyphs, not boxes, when a CJK font is installed; rcParams are restored on return.
+    """
+
+    @functools.wraps(function)
+    def build(*args, **kwargs):
+        with fonts():
+            return function(*args, **kwargs)
+
+    return build
+
+
 def _artist(fig: Figure, gid: str):
     for ax in fig.axes:
         for artist in (*ax.lines, *ax.texts, *ax.collections, *ax.patches):
@@ -89,6 +112,7 @@ def _artist(fig: Figure, gid: str):
     raise KeyError(f"Figure has no artist with gid {gid!r}; was it built by ema_figure or histogram_figure?")
 
 
+@_with_fonts
 def ema_figure(
     trace,
     closed=None,
@@ -99,6 +123,9 @@ def ema_figure(
     title=None,
     figsize=FIGSIZE,
     dpi=DPI,
+    log_steps=False,
+    compare=None,
+    compare_label="compared",
 ) -> Figure:
     """Plot a shadow variable converging: the values, the shadow, its closed form.
 
@@ -118,7 +145,13 @@ def ema_figure(
         Only used in the label of ``reach_step``.
     title : str, optional
     figsize, dpi
-        Keep them small: every redraw encodes a PNG of this size.
+        Keep them small: every redraw encodes a PNG of this size (twice :data:`DPI` is
+        crisp on a high-density screen shown at ``figsize * DPI`` CSS pixels).
+    log_steps : bool
+        A logarithmic step axis (with ``num_updates`` the decay changes in the first steps).
+    compare : array, optional
+        A second shadow drawn on the same axes (dashed), labelled ``compare_label``:
+        fixed decay next to ``num_updates``, say.
 
     Returns
     -------
@@ -142,26 +175,31 @@ def ema_figure(
     ax.plot([], [], color=_RAW_COLOR, lw=0.8, gid="values", label="variable value")
     ax.plot([], [], color=_SHADOW_COLOR, lw=2.0, gid="shadow", label="shadow (ema_trace)")
     ax.plot([], [], color=_CLOSED_COLOR, lw=1.2, ls=":", gid="closed", label="closed form")
+    ax.plot([], [], color=_COMPARE_COLOR, lw=1.6, ls="--", gid="compare", label="compared")
     ax.axhline(0.0, color=_TARGET_COLOR, lw=0.8, ls="--", gid="target", label="target")
     ax.axvline(0.0, color=_REACH_COLOR, lw=0.8, ls="--", gid="reach")
     ax.plot([], [], "o", color=_SHADOW_COLOR, ms=5, gid="first")
     ax.annotate(
         "", (0, 0), xytext=(8, -4), textcoords="offset points", fontsize=8, va="top", gid="first_label"
     )
+    # In axes height (y from 0 to 1) beside the vertical line, on a white box: never on the noise.
     ax.annotate(
-        "", (0, 0), xytext=(5, -14), textcoords="offset points", fontsize=8, color=_REACH_COLOR,
-        gid="reach_label",
+        "", (0, 0.04), xycoords=ax.get_xaxis_transform(), xytext=(4, 0), textcoords="offset points",
+        fontsize=8, color=_REACH_COLOR, va="bottom", gid="reach_label",
+        bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.9),
     )
     ax.set_xlabel("update step")
     ax.set_ylabel("value")
     ax.grid(True, lw=0.3, alpha=0.5)
     return update_ema_figure(
-        fig, trace, closed, target, reach_step, reach_fraction=reach_fraction, title=title
+        fig, trace, closed, target, reach_step, reach_fraction=reach_fraction, title=title,
+        log_steps=log_steps, compare=compare, compare_label=compare_label,
     )
 
 
 def update_ema_figure(
-    fig, trace, closed=None, target=None, reach_step=None, *, reach_fraction=0.95, title=None
+    fig, trace, closed=None, target=None, reach_step=None, *, reach_fraction=0.95, title=None,
+    log_steps=False, compare=None, compare_label="compared",
 ) -> Figure:
     """Put new data into a figure made by :func:`ema_figure`; returns the same figure.
 
@@ -185,6 +223,12 @@ def update_ema_figure(
         closed = np.asarray(closed, dtype=np.float64).ravel()
         closed_line.set_data(np.arange(1, closed.size + 1), closed)
     closed_line.set_visible(closed is not None)
+    compare_line = _artist(fig, "compare")
+    if compare is not None:
+        compare = np.asarray(compare, dtype=np.float64).ravel()
+        compare_line.set_data(np.arange(1, compare.size + 1), compare)
+        compare_line.set_label(compare_label)
+    compare_line.set_visible(compare is not None)
     target_line = _artist(fig, "target")
     target_line.set_visible(target is not None)
     if target is not None:
@@ -202,18 +246,35 @@ def update_ema_figure(
     shown = reach_step is not None and 1 <= reach_step <= n
     if shown:
         reach.set_xdata([reach_step, reach_step])
-        reach_label.xy = (reach_step, shadow[reach_step - 1])
-        reach_label.set_text(f"{reach_fraction:.0%} at step {reach_step}")
+        # Where the curves are not: the bottom of the axes for a rising shadow, the top for a
+        # falling one; left of the line when it is in the right third (the legend's side).
+        rising = target is None or shadow[reach_step - 1] >= shadow[0]
+        right_side = reach_step > (n ** (2 / 3) if log_steps else n * 2 / 3)
+        reach_label.xy = (reach_step, 0.04 if rising else 0.96)
+        reach_label.set_va("bottom" if rising else "top")
+        reach_label.set_ha("right" if right_side else "left")
+        reach_label.xyann = (-4 if right_side else 4, 0)
+        reach_label.set_text(f"{reach_fraction:.0%} at step {reach_step:,}")
     reach.set_visible(shown)
     reach_label.set_visible(shown)
 
     # Limits from the data, not relim(): axhline/axvline would drag them to 0.
-    series = [shadow] + ([values] if noisy else []) + ([closed] if closed is not None else [])
+    series = ([shadow] + ([values] if noisy else []) + ([closed] if closed is not None else [])
+              + ([compare] if compare is not None else []))
     finite = np.concatenate([s[np.isfinite(s)] for s in series]) if n else np.zeros(0)
     low = min([0.0] + ([finite.min()] if finite.size else []) + ([target] if target is not None else []))
     high = max([0.0] + ([finite.max()] if finite.size else []) + ([target] if target is not None else []))
     pad = (high - low) * 0.06 or 1.0
-    ax.set_xlim(0, max(n, 1) * 1.02)
+    if log_steps:
+        if ax.get_xscale() != "log":
+            ax.set_xscale("log")
+        ax.set_xlim(0.9, max(n, 2) * 1.1)
+        ax.set_xlabel("update step (log scale)")
+    else:
+        if ax.get_xscale() != "linear":
+            ax.set_xscale("linear")
+        ax.set_xlim(0, max(n, 1) * 1.02)
+        ax.set_xlabel("update step")
     ax.set_ylim(low - pad, high + pad)
     ax.set_title(title or "", fontsize=9, parse_math=False)
     _update_legend(ax)
@@ -226,7 +287,8 @@ def _update_legend(ax) -> None:
     labels = tuple(h.get_label() for h in handles)
     legend = ax.get_legend()
     if legend is None or tuple(t.get_text() for t in legend.get_texts()) != labels:
-        ax.legend(handles, labels, loc="lower right", fontsize=7, frameon=False)
+        # Centre right: below a rising shadow's plateau, above the reach label at the bottom.
+        ax.legend(handles, labels, loc="center right", fontsize=7, framealpha=0.85, edgecolor="none")
 
 
 def _numeric(values) -> tuple[np.ndarray | None, bool]:
@@ -245,6 +307,7 @@ def _numeric(values) -> tuple[np.ndarray | None, bool]:
     return (flat if finite.all() else flat[finite]), sampled
 
 
+@_with_fonts
 def histogram_figure(
     values, shadow=None, title="", *, bins=40, figsize=FIGSIZE, dpi=DPI
 ) -> Figure:

@@ -192,3 +192,192 @@ def test_title_in_a_script_the_font_lacks_draws_without_warnings():
         warnings.simplefilter("error")
         png = figure_to_png(histogram_figure([1.0, 2.0, 3.0], title="变量/权重"))
     assert png[:4] == b"\x89PNG"
+
+
+# --- mapping_diagram (issue #14 item 6) -------------------------------------------------------
+
+from ckptwidgets import _diagram  # noqa: E402  (its colours)
+
+
+def _texts(fig):
+    """``{gid: text}`` of the diagram's texts (arrows are annotations: their text is empty)."""
+    return {t.get_gid(): t.get_text() for t in fig.axes[0].texts if t.get_gid()}
+
+
+def _by_gid(fig, gid):
+    return next(t for t in fig.axes[0].texts if t.get_gid() == gid)
+
+
+def _color(artist):
+    from matplotlib.colors import to_hex
+
+    return to_hex(artist.get_color())
+
+
+def _arrow_color(fig, name):
+    from matplotlib.colors import to_hex
+
+    return to_hex(_by_gid(fig, f"arrow:{name}").arrow_patch.get_edgecolor())
+
+
+def test_mapping_diagram_partial_restore_greys_the_unmapped_variable(base_ckpt):
+    import tensorflow as tf
+
+    import ckptwidgets
+
+    v1, v2 = tf.Variable([0.0], name="v1"), tf.Variable([0.0], name="v2")
+    plan = ckptwidgets.plan_restore(base_ckpt, [v1, v2], include="v1")
+    assert plan.unmapped == ["v2"]
+    fig = plots.mapping_diagram(plan)
+    assert isinstance(fig, Figure)
+    texts = _texts(fig)
+    assert texts["key:v1"] == "v1 [1]" and texts["key:v2"] == "v2 [1]"
+    assert texts["var:v1"] == "v1 [1]" and texts["var:v2"] == "v2 [1]  (unmapped)"
+    assert "arrow:v1" in texts and "arrow:v2" not in texts
+    assert texts["title"] == "my_test_model.ckpt: 1 of 2 variables mapped"
+    grey = _diagram._GREY
+    assert _color(_by_gid(fig, "var:v2")) == grey and _color(_by_gid(fig, "key:v2")) == grey  # unmapped, unused
+    assert _color(_by_gid(fig, "var:v1")) != grey
+    arrow = _by_gid(fig, "arrow:v1")
+    assert arrow.xy[1] == arrow.xyann[1] == 0  # row 0 of the keys into row 0 of the variables
+    assert plots.figure_to_png(fig).startswith(PNG)
+
+
+def test_mapping_diagram_renamed_by_rules(base_ckpt):
+    import tensorflow as tf
+
+    import ckptwidgets
+
+    a1, a2 = tf.Variable([0.0], name="other-v1"), tf.Variable([0.0], name="other-v2")
+    plan = ckptwidgets.plan_restore(base_ckpt, [a1, a2], rules={"v1": "other-v1", "v2": "other-v2"})
+    fig = plots.mapping_diagram(plan, title="变量重命名 renamed")
+    texts = _texts(fig)
+    assert texts["title"] == "变量重命名 renamed"
+    assert {g for g in texts if g.startswith("arrow:")} == {"arrow:other-v1", "arrow:other-v2"}
+    # Arrows cross names: key v2 (row 1) into other-v2 (row 1), nothing greyed.
+    arrow = _by_gid(fig, "arrow:other-v2")
+    assert arrow.xyann[1] == -1 and arrow.xy[1] == -1
+    assert _arrow_color(fig, "other-v1") == _diagram._ARROW
+    assert not any(g.startswith(("problem:", "kind:")) for g in texts)
+
+
+def test_mapping_diagram_ema_shadows_into_the_variables(ema_ckpt):
+    import tensorflow as tf
+
+    import ckptwidgets
+
+    v, v2 = tf.Variable(0.0, name="v"), tf.Variable(0.0, name="v2")
+    plan = ckptwidgets.plan_restore(ema_ckpt, [v, v2], prefer_ema=True)
+    assert plan.mapping == {"v": "v/ExponentialMovingAverage", "v2": "v2/ExponentialMovingAverage"}
+    fig = plots.mapping_diagram(plan)
+    texts = _texts(fig)
+    assert texts["kind:v/ExponentialMovingAverage"] == "EMA" and texts["kind:v2/ExponentialMovingAverage"] == "EMA"
+    assert "kind:v" not in texts  # plain variables carry no badge
+    # Keys in checkpoint order: v, v/ExponentialMovingAverage, v2, v2/ExponentialMovingAverage.
+    assert _by_gid(fig, "arrow:v").xyann[1] == -1 and _by_gid(fig, "arrow:v2").xyann[1] == -3
+    assert _arrow_color(fig, "v") == _diagram._EMA
+    grey = _diagram._GREY
+    assert _color(_by_gid(fig, "key:v")) == grey and _color(_by_gid(fig, "key:v2")) == grey  # the raw values: unused
+
+
+def test_mapping_diagram_shape_problem_is_red_with_both_shapes(base_ckpt):
+    import tensorflow as tf
+
+    import ckptwidgets
+
+    big, v2 = tf.Variable([0.0] * 4, name="v1"), tf.Variable([0.0], name="v2")
+    plan = ckptwidgets.plan_restore(base_ckpt, [big, v2])
+    assert [p.reason for p in plan.problems] == ["shape_mismatch"]
+    fig = plots.mapping_diagram(plan)
+    texts = _texts(fig)
+    red = _diagram._RED
+    assert texts["key:v1"] == "v1 [1]" and texts["var:v1"] == "v1 [4]"
+    assert texts["problem:v1"] == "shape ≠" and "problem:v2" not in texts
+    assert _color(_by_gid(fig, "key:v1")) == red and _color(_by_gid(fig, "var:v1")) == red
+    assert _arrow_color(fig, "v1") == red and _arrow_color(fig, "v2") != red
+    assert texts["title"].endswith("1 with problems")
+
+
+def test_mapping_diagram_elides_long_lists_and_keeps_problems(tmp_path):
+    import tensorflow as tf
+
+    import ckptwidgets
+    from conftest import save_graph_checkpoint
+
+    prefix = save_graph_checkpoint(tmp_path / "many.ckpt", {f"net/l{i:02d}/w": [float(i)] for i in range(30)})
+    variables = [tf.Variable([0.0], name=f"net/l{i:02d}/w") for i in range(29)] + [tf.Variable([0.0, 0.0], name="net/l29/w")]
+    plan = ckptwidgets.plan_restore(prefix, variables)
+    fig = plots.mapping_diagram(plan, max_rows=8)
+    texts = _texts(fig)
+    assert sum(g.startswith("var:") for g in texts) == 7 and texts["more_vars"] == "… 23 more variables"
+    assert sum(g.startswith("key:") for g in texts) == 7 and texts["more_keys"] == "… 23 more keys"
+    assert "var:net/l29/w" in texts and "problem:net/l29/w" in texts  # the problem is kept in view
+    # Deterministic: the same plan, the same picture.
+    assert plots.figure_to_png(fig) == plots.figure_to_png(plots.mapping_diagram(plan, max_rows=8))
+    long = [tf.Variable([0.0], name="a/very/long/scope/name/that/never/seems/to/end/at/all/kernel")]
+    texts = _texts(plots.mapping_diagram(ckptwidgets.plan_restore(prefix, long)))
+    shown = texts["var:" + long[0].name.split(":")[0]]
+    assert "…" in shown and shown.endswith("kernel [1]  (unmapped)")
+
+
+def test_mapping_diagram_needs_no_pyplot(base_ckpt):
+    import tensorflow as tf
+
+    import ckptwidgets
+
+    plan = ckptwidgets.plan_restore(base_ckpt, [tf.Variable([0.0], name="v1")])
+    had_pyplot = "matplotlib.pyplot" in sys.modules
+    plots.mapping_diagram(plan)
+    assert had_pyplot or "matplotlib.pyplot" not in sys.modules
+
+
+# --- CJK text (issue #14 item 7) -----------------------------------------------------------
+
+
+def test_chinese_text_draws_with_a_cjk_font_and_no_missing_glyphs(base_ckpt):
+    """No empty boxes: every figure function draws Chinese text with real glyphs.
+
+    Skipped when no CJK font is installed, except in CI (``CI`` set), where it fails:
+    binder/apt.txt and .ci/run install fonts-wqy-microhei.
+    """
+    import os
+    import warnings
+
+    import tensorflow as tf
+
+    import ckptwidgets
+
+    if not plots.cjk_fonts():
+        message = "no CJK font installed (apt-get install fonts-wqy-microhei): Chinese text would draw as boxes"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    assert plots.font_family()[1] in plots.cjk_fonts()
+    plan = ckptwidgets.plan_restore(base_ckpt, [tf.Variable([0.0], name="v1")])
+    t = ema_trace(10.0, steps=20, decay=0.9)
+    figures = [
+        plots.mapping_diagram(plan, title="部分恢复：检查点 → 变量"),
+        plots.histogram_figure([1.0, 2.0, 3.0], title="变量/权重 影子变量"),
+        plots.ema_figure(t, target=10.0, title="滑动平均 衰减率 0.9"),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Glyph 21464 (\N{CJK UNIFIED IDEOGRAPH-53D8}) missing from font(s) DejaVu Sans."
+        for fig in figures:
+            fig.canvas.draw()  # not figure_to_png: it silences that warning where no CJK font exists
+    assert _by_gid(figures[0], "title").get_fontfamily()[1] in plots.cjk_fonts()
+
+
+def test_the_binder_image_and_ci_install_the_cjk_font():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    assert "fonts-wqy-microhei" in (root / "binder" / "apt.txt").read_text().split()
+    assert "fonts-wqy-microhei" in (root / ".ci" / "run").read_text()
+
+
+def test_fonts_leave_global_rcparams_alone():
+    import matplotlib
+
+    before = list(matplotlib.rcParams["font.family"])
+    plots.histogram_figure([1.0], title="检查点")
+    assert list(matplotlib.rcParams["font.family"]) == before
