@@ -163,7 +163,7 @@ def test_bad_path_shows_the_reason(tmp_path):
     missing = str(tmp_path / "nope.ckpt")
     browser = CheckpointBrowser(missing)
     assert browser.model.checkpoint is None
-    assert browser.children == (browser.message,)
+    assert browser.children[1:] == (browser.message,)  # after the stylesheet
     assert "No checkpoint at" in browser.message.value and missing in browser.message.value
     assert "No checkpoint at" in repr(browser)
 
@@ -466,3 +466,98 @@ def test_without_steps_no_dropdown_shows(base_ckpt):
     assert browser.model.steps == () and browser.model.step is None
     assert browser.step_box.layout.display == "none"
     assert "step" not in repr(browser).splitlines()[2]
+
+
+# --- issue #15 item 5: navigation that scales ------------------------------------------------
+
+def _sizes_source():
+    rng = np.random.default_rng(0)
+    arrays = {f"block_{i}/w": rng.normal(size=(i, 3)).astype(np.float32) for i in (1, 2, 10, 11)}
+    arrays["block_2/w/ExponentialMovingAverage"] = (arrays["block_2/w"] * 0.9).astype(np.float32)
+    arrays["global_step"] = np.array(7, dtype=np.int64)
+    return Checkpoint(ArraySource(arrays))
+
+
+def test_sort_natural_kind_size_shape():
+    browser = CheckpointBrowser(_sizes_source())
+    assert keys_shown(browser) == ["block_1/w", "block_2/w", "block_2/w/ExponentialMovingAverage", "block_10/w",
+                                   "block_11/w", "global_step"]  # block_2 before block_10
+    browser.sort_box.value = "size"
+    assert keys_shown(browser)[:2] == ["block_11/w", "block_10/w"] and keys_shown(browser)[-1] == "global_step"
+    browser.sort_box.value = "kind"
+    kinds = [label.value for label in browser.table.column("kind") if label.value]
+    assert kinds == sorted(kinds, key=["variable", "ema", "slot", "meta"].index)
+    browser.sort_box.value = "shape"
+    assert keys_shown(browser)[0] == "global_step"  # rank 0 first, then [1, 3], [2, 3], [10, 3]...
+    assert keys_shown(browser)[1:3] == ["block_1/w", "block_2/w"]
+    assert [label for label, _ in browser.sort_box.options][0].startswith("key (block_2 before block_10)")
+
+
+def test_first_last_and_page_box_and_one_page_has_no_pager(tmp_path):
+    prefix = save_graph_checkpoint(tmp_path / "m.ckpt", {f"w{i}": float(i) for i in range(60)})
+    browser = CheckpointBrowser(prefix, page_size=10)
+    table = browser.table
+    assert table.first_button.disabled and table.page_box.value == 1 and table.page_box.max == 6
+    table.last_button.click()
+    assert table.page == 5 and keys_shown(browser)[-1] == "w59" and table.page_box.value == 6
+    table.first_button.click()
+    assert keys_shown(browser)[0] == "w0"
+    table.page_box.value = 3  # typed, Enter
+    assert table.page == 2 and keys_shown(browser)[0] == "w20"  # natural order: w2 .. w9 then w10
+    browser.filter_box.value = "w5"
+    assert table.n_pages == 2
+    browser.filter_box.value = "w59"
+    assert table.n_pages == 1 and table.prev_button.layout.display == "none"
+    assert table.page_box.layout.display == "none" and table.pager_label.value == "page 1 of 1 · 1 rows"
+
+
+def test_jump_to_a_key_selects_and_highlights_its_row(tmp_path):
+    prefix = save_graph_checkpoint(tmp_path / "m.ckpt", {f"w{i}": float(i) for i in range(60)})
+    browser = CheckpointBrowser(prefix, page_size=10)
+    browser.jump_box.value = "w42"
+    assert browser.table.page == 4 and browser.model.selected == "w42"
+    row = keys_shown(browser).index("w42")
+    key_cell = browser.table.column("key")[row]
+    assert "ckptwidgets-selected" in key_cell._dom_classes
+    others = [c for i, c in enumerate(browser.table.column("key")) if i != row]
+    assert not any("ckptwidgets-selected" in c._dom_classes for c in others)
+    browser.table.first_button.click()  # the selected row is not on this page: no highlight
+    assert not any("ckptwidgets-selected" in c._dom_classes for c in browser.table.column("key"))
+    browser.jump_box.value = "nothing like it"
+    assert "No key shown matches 'nothing like it'" in browser.message.value
+    # The details sit beside the table (wrapping under it when narrow), not below the page.
+    assert browser.body.children == (browser.table, browser.details)
+    assert browser.body.layout.flex_flow == "row wrap"
+
+
+def test_histogram_of_raw_minus_ema():
+    browser = CheckpointBrowser(_sizes_source())
+    model = browser.model
+    model.selected = "block_1/w"  # no shadow: no choice offered
+    assert browser.histogram_box.layout.display == "none" and model.difference_values() is None
+    model.selected = "block_2/w"
+    assert browser.histogram_box.layout.display is None
+    before = model.png
+    browser.histogram_box.value = "difference"
+    raw = model.checkpoint.read("block_2/w")
+    np.testing.assert_allclose(np.sort(model.difference_values()), np.sort((raw - (raw * 0.9).astype(np.float32)).ravel()),
+                               rtol=1e-6)
+    assert model.png != before and model.png.startswith(b"\x89PNG")
+    assert "−" in model.canvas.figure.axes[0].get_title()
+
+
+def test_every_widget_carries_the_stylesheet_that_wraps_text(ema_ckpt, tmp_path):
+    from ckptwidgets import CheckpointDiff, EMAExplorer, VariableMapper
+    from ckptwidgets.widgets import reload_hint
+    from ckptwidgets.widgets._text import STYLESHEET
+
+    views = [CheckpointBrowser(ema_ckpt), CheckpointBrowser(str(tmp_path / "missing")),
+             VariableMapper(ema_ckpt, [tf.Variable(0.0, name="v")]), EMAExplorer(steps=10),
+             CheckpointDiff(ema_ckpt, ema_ckpt)]
+    for view in views:
+        assert "ckptwidgets-root" in view._dom_classes, type(view).__name__
+        sheets = [c for c in view.children if isinstance(c, widgets.HTML) and c.value.startswith("<style>")]
+        assert len(sheets) == 1 and sheets[0].layout.display == "none", type(view).__name__
+    assert "white-space: normal" in STYLESHEET and "overflow-x: auto" in STYLESHEET
+    hint = reload_hint()._repr_html_()
+    assert "run this cell again" in hint and "Error displaying widget" not in hint

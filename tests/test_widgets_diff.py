@@ -171,7 +171,7 @@ def test_strings_and_unknown_keys():
 def test_bad_path_is_a_message_not_a_traceback(tmp_path, pair):
     missing = str(tmp_path / "nope.ckpt")
     view = CheckpointDiff(pair[0], missing)
-    assert view.model.diff is None and view.children == (view.message,)
+    assert view.model.diff is None and view.children[0] is view.message and len(view.children) == 2  # and the stylesheet
     assert "No checkpoint at" in view.message.value and missing in view.message.value
     assert view.message.layout.display is None and view.message.style.text_color == "#b00020"
     assert repr(view).startswith("CheckpointDiff: No checkpoint at")

@@ -153,3 +153,67 @@ def test_plain_text_repr(explorer):
 def test_css_classes(explorer):
     assert "ckptwidgets-ema" in explorer._dom_classes
     assert "ckptwidgets-message" in explorer.message._dom_classes
+
+
+# --- issue #14 item 8, issue #15 item 6 ------------------------------------------------------
+
+def test_typed_decay_is_used_and_a_bad_one_is_said(explorer):
+    model = explorer.model
+    assert explorer.decay_box.value == "0.99" and explorer.decay_slider.readout is False
+    explorer.decay_box.value = "0.995"  # Enter (continuous_update=False) or blur
+    assert model.decay == 0.995 and explorer.decay_slider.value == 0.995
+    assert explorer.decay_slider.label == "0.995"  # off the grid: the slider gains it
+    assert model.reach_step is None and "not reached in 400 steps" in explorer.summary.value
+    explorer.decay_box.value = "1.5"
+    assert model.decay == 0.995 and explorer.decay_box.value == "0.995"
+    assert "strictly between 0 and 1" in explorer.message.value and explorer.message.layout.display is None
+    explorer.decay_box.value = "zero point nine"
+    assert "must be a number" in explorer.message.value
+    explorer.decay_box.value = "0.9"
+    assert model.decay == 0.9 and explorer.message.value == ""
+    explorer.decay_slider.value = 0.98
+    assert explorer.decay_box.value == "0.98"
+
+
+def test_compare_draws_fixed_decay_and_num_updates_on_one_plot(explorer):
+    model = explorer.model
+    assert model.compare_trace is None
+    compare_line = [line for line in model.figure.axes[0].lines if line.get_gid() == "compare"][0]
+    assert not compare_line.get_visible()
+    explorer.compare_box.value = True
+    assert model.compare_trace is not None and model.compare_trace.decay[0] == np.float32(2 / 11)
+    assert compare_line.get_visible() and compare_line.get_label().startswith("num_updates")
+    legend = [t.get_text() for t in model.figure.axes[0].get_legend().get_texts()]
+    assert any(t.startswith("num_updates") for t in legend), legend
+    assert "compared (num_updates): step 1 8.181818" in explorer.summary.value
+    explorer.num_updates_box.value = True  # the other way round: fixed decay is compared
+    assert model.compare_trace.decay[0] == np.float32(0.99)
+    assert compare_line.get_label() == "fixed decay 0.99"
+    explorer.compare_box.value = False
+    assert model.compare_trace is None and not compare_line.get_visible()
+
+
+def test_num_updates_turns_on_a_log_step_axis(explorer):
+    ax = explorer.model.figure.axes[0]
+    assert ax.get_xscale() == "linear" and not explorer.log_box.value
+    explorer.num_updates_box.value = True
+    assert explorer.model.log_steps and explorer.log_box.value and ax.get_xscale() == "log"
+    assert "log" in ax.get_xlabel()
+    explorer.log_box.value = False
+    assert ax.get_xscale() == "linear"
+    assert EMAExplorer(num_updates=True, steps=50).model.log_steps
+
+
+def test_reach_label_sits_off_the_data_and_the_png_is_high_density(explorer):
+    model = explorer.model
+    ax = model.figure.axes[0]
+    label = [t for t in ax.texts if t.get_gid() == "reach_label"][0]
+    assert label.get_text() == "95% at step 299"
+    assert label.xy[1] == 0.04 and label.get_bbox_patch() is not None  # axes height, boxed
+    explorer.noisy_box.value = True
+    assert label.xy[1] == 0.04
+    from PIL import Image
+    import io
+    width, _ = Image.open(io.BytesIO(model.png)).size
+    assert width == round(6.0 * 180)  # 2x dpi, shown at 540 CSS px
+    assert explorer.image.layout.width == "540px"

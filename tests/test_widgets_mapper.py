@@ -291,7 +291,7 @@ def test_filter_box(base_ckpt):
 
 def test_bad_path_is_a_message(tmp_path):
     mapper = VariableMapper(str(tmp_path / "missing.ckpt"), [tf.Variable(1.0, name="v")])
-    assert mapper.plan is None and mapper.children == (mapper.message,)
+    assert mapper.plan is None and mapper.children[1:] == (mapper.message,)  # after the stylesheet
     assert "No checkpoint at" in mapper.message.value
     assert "No checkpoint at" in repr(mapper)
     assert "ckptwidgets-mapper" in mapper._dom_classes
@@ -477,3 +477,112 @@ def test_save_as_refuses_a_plan_with_problems(tmp_path, base_ckpt):
     mapper.save_path.value = str(tmp_path / "bad.ckpt")
     mapper.save_button.click()
     assert "fix them before saving" in mapper.message.value and not list(tmp_path.glob("bad.ckpt*"))
+
+
+# --- issue #15: the view is always current ---------------------------------------------------
+
+
+def test_plan_change_greys_out_the_report_and_a_refusal_removes_it(base_ckpt):
+    sess, (v1, w) = graph_vars(("v1", [5.0]), ("w", [0.0, 0.0]))
+    mapper = VariableMapper(base_ckpt, [v1, w], session=sess)
+    mapper.restore_button.click()
+    assert mapper.model.report_current and "'v1' <- 'v1'" in html.unescape(mapper.report.value)
+    assert mapper.progress.layout.display is None and mapper.progress.value == 1
+    assert "ckptwidgets-stale" not in mapper.report._dom_classes
+    assert mapper.full_report_button.layout.display is None
+    cell(mapper, "v1", "checkpoint key").value = NONE  # the plan changes
+    assert not mapper.model.report_current
+    assert "ckptwidgets-stale" in mapper.report._dom_classes
+    assert "Out of date: the plan changed since this restore." in mapper.report.value
+    assert mapper.progress.layout.display == "none"
+    assert mapper.full_report_button.layout.display == "none" and mapper.report_download.value == ""
+    cell(mapper, "w", "checkpoint key").value = "v2"  # [1] into [2]: a refused restore
+    mapper.restore_button.click()
+    assert mapper.message.value.startswith("Nothing was restored")
+    assert mapper.report.value == "" and mapper.progress.layout.display == "none"
+
+
+def test_full_report_and_code_download_need_no_python(base_ckpt):
+    import base64
+    import re
+
+    sess, variables = graph_vars(*[(f"x{i}", [0.0]) for i in range(30)])
+    rules = "\n".join(f"v1 -> x{i}" for i in range(1))
+    mapper = VariableMapper(base_ckpt, variables, session=sess, rules=rules)
+    for i in range(1, 30):
+        mapper.plan.assign(f"x{i}", "v2")
+    mapper.restore()
+    assert "and 20 more" in html.unescape(mapper.report.value)  # the short report
+    mapper.full_report_button.value = True
+    assert "'x29' <- 'v2'" in html.unescape(mapper.report.value)
+    data = re.search(r'href="data:text/plain;charset=utf-8;base64,([^"]+)"', mapper.report_download.value).group(1)
+    assert base64.b64decode(data).decode().count(" <- ") == 30
+    assert mapper.code_download.value == ""  # the code panel is closed: nothing generated
+    mapper.code_accordion.selected_index = 0
+    link = mapper.code_download.value
+    assert 'download="restore_saver.py"' in link
+    code = base64.b64decode(re.search(r"base64,([^\"]+)\"", link).group(1)).decode()
+    assert code == mapper.plan.to_code("saver")
+    mapper.style_buttons.value = "checkpoint"
+    assert 'download="restore_checkpoint.py"' in mapper.code_download.value
+
+
+def test_rules_apply_on_enter_and_say_what_changed(base_ckpt):
+    sess, (a1, a2) = graph_vars(("other-v1", [0.0]), ("other-v2", [0.0]))
+    mapper = VariableMapper(base_ckpt, [a1, a2], session=sess)
+    mapper.rule_box.value = "v1 -> other-v1"  # Enter in a one-line box (continuous_update=False)
+    assert mapper.plan.mapping == {"other-v1": "v1"} and mapper.rule_box.value == ""
+    assert mapper.rules_box.value == "v1 -> other-v1"
+    assert mapper.message.value.startswith("Rules applied (1 rule): 1 variable(s) changed key; 1 of 2 variables mapped")
+    cell(mapper, "other-v2", "checkpoint key").value = "v1"  # by hand
+    mapper.rule_box.value = "v2 -> other-v2"
+    assert mapper.plan.mapping == {"other-v1": "v1", "other-v2": "v1"}  # the manual edit is kept...
+    assert "Kept 1 manual edit(s) over the automatic matching: 'other-v2' (the rules give 'v2')" in mapper.message.value
+    assert mapper.message.style.text_color == "#8a5300"  # ...and said, as a warning
+    mapper.rule_box.value = "nonsense"  # not added, not applied, said
+    assert mapper.rule_box.value == "nonsense" and "has no '->'" in mapper.rules_message.value
+    assert mapper.rules_box.value == "v1 -> other-v1\nv2 -> other-v2"
+    mapper.automap_button.click()
+    assert mapper.plan.mapping == {"other-v1": "v1", "other-v2": "v2"}
+    assert mapper.message.value.startswith("Auto-map: matched again")
+    mapper.rules_box.value = ""
+    mapper.apply_rules_button.click()
+    assert mapper.message.value.startswith("No rules: matched by name")
+
+
+def test_prefix_rule_without_slash_says_what_is_wrong(base_ckpt):
+    sess, variables = graph_vars(("student/block_2_conv/kernel", [0.0]), ("student/block_2_bn/beta", [0.0]))
+    mapper = VariableMapper(base_ckpt, variables, session=sess)
+    mapper.rule_box.value = "teacher/block_1_ -> student/block_2_"
+    message = mapper.rules_message.value
+    assert "has no trailing '/'" in message and "2 variable name(s) start with it" in message, message
+    assert "'teacher/block_1_conv/' -> 'student/block_2_conv/'" in message, message
+    assert "Did you mean" not in message
+
+
+def test_prefer_ema_keeps_a_raw_key_chosen_by_hand_and_says_so(ema_ckpt, base_ckpt):
+    v, v2 = tf.Variable(0.0, name="v"), tf.Variable(0.0, name="v2")
+    mapper = VariableMapper(ema_ckpt, [v, v2])
+    cell(mapper, "v", "checkpoint key").value = "v2"
+    cell(mapper, "v", "checkpoint key").value = "v"  # back to the automatic key, but chosen by hand
+    mapper.prefer_ema_box.value = True
+    assert mapper.plan.mapping == {"v": "v", "v2": "v2/ExponentialMovingAverage"}
+    assert "prefer EMA on: 1 variable(s) now read their shadow" in mapper.message.value
+    assert "Kept 1 manual edit(s)" in mapper.message.value and "'v' (the rules give 'v/ExponentialMovingAverage')" in mapper.message.value
+    plain = VariableMapper(base_ckpt, [tf.Variable([0.0], name="v1")])
+    plain.prefer_ema_box.value = True
+    assert plain.message.value.startswith("prefer EMA changes nothing here: this checkpoint has no ExponentialMovingAverage")
+
+
+def test_code_download_follows_edits_past_the_preview(base_ckpt):
+    import base64
+    import re
+
+    sess, variables = graph_vars(*[(f"x{i}", [0.0]) for i in range(300)])
+    mapper = VariableMapper(base_ckpt, variables, session=sess)
+    mapper.code_accordion.selected_index = 0
+    preview = mapper.code.value
+    mapper.plan.assign("x299", "v1")  # beyond the preview's lines
+    code = base64.b64decode(re.search(r"base64,([^\"]+)\"", mapper.code_download.value).group(1)).decode()
+    assert "'x299'" in code and code == mapper.plan.to_code("saver")
+    assert "lines: plan.to_code(style) gives all" in html.unescape(preview) or mapper.code.value == preview

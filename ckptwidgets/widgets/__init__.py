@@ -12,6 +12,7 @@ from .diff import CheckpointDiff, DiffModel
 from .ema_explorer import EMAExplorer, EMAModel
 from ._mapper_model import MapperModel
 from .mapper import VariableMapper
+from ._text import reload_hint
 
 __all__ = ["CheckpointBrowser", "BrowserModel", "VariableMapper", "MapperModel", "EMAExplorer", "EMAModel",
-           "CheckpointDiff", "DiffModel"]
+           "CheckpointDiff", "DiffModel", "reload_hint"]

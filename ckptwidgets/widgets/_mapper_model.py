@@ -108,13 +108,16 @@ class MapperModel(HasTraits):
     graph_mode = Bool(False, read_only=True, help="True when the variables live in a tf.Graph (need a session).")
     initialize_unmapped = Bool(help="Run the initializers of unmapped variables when restoring (graph mode).")
     report = Any(None, read_only=True, help="The RestoreReport of the last restore, or None.")
+    report_current = Bool(False, read_only=True, help="False once the plan changed (or a restore was refused) "
+                          "since `report`: the view greys the old report out and hides the progress bar.")
     saved = Unicode("", read_only=True, help="Prefix of the checkpoint the last 'Save as' wrote ('' for none).")
     progress = Tuple((0, 0), read_only=True, help="(done, total) tensors of the running or last restore.")
     message = Unicode("", read_only=True, help="A message for the user ('' for none).")
     message_kind = Enum(("error", "warning", "info", ""), default_value="", read_only=True, help="Kind of message.")
     revision = Int(0, read_only=True, help="Incremented after every change of the plan (views refresh on it).")
 
-    def __init__(self, ckpt_or_path, variables, session=None, rules=None, prefer_ema=False, **kwargs):
+    def __init__(self, ckpt_or_path, variables, session=None, rules=None, prefer_ema=False, match="name", **kwargs):
+        self._match = match  # plan_restore's match: "order" pairs a Keras 2 checkpoint's layers by position
         self._ready = False  # derived state is computed once, at the end of __init__
         super().__init__(session=session, **kwargs)
         self._options_cache: dict = {}
@@ -124,6 +127,8 @@ class MapperModel(HasTraits):
         self._problems: dict = {}
         self._variables = variables
         self._code_rules, self._code_text = None, None
+        self._adding = False
+        self._chosen: dict = {}  # {name: key or None} chosen in the widget since the last Auto-map
         try:
             self.set_trait("checkpoint", open_checkpoint(ckpt_or_path))
         except CheckpointError as error:
@@ -159,11 +164,17 @@ class MapperModel(HasTraits):
             return self._code_rules
         return parse_rules(self.rules_text)
 
-    def _replan(self, keep_edits: bool) -> bool:
-        """Build a new plan from rules and prefer_ema; re-apply manual edits if asked."""
+    def _replan(self, keep_edits: bool, why: str | None = None) -> bool:
+        """Build a new plan from rules and prefer_ema; re-apply manual edits if asked.
+
+        ``why`` (``"rules"``, ``"prefer_ema"``, ``"automap"``) makes it say in ``message``
+        what changed: keys changed, manual edits kept over the rules, no shadows to prefer.
+        """
+        before = dict(self._mapping) if self.plan is not None else None
         try:
             rules = self._parsed_rules()
-            plan = plan_restore(self.checkpoint, self._variables, rules=rules or None, prefer_ema=self.prefer_ema)
+            plan = plan_restore(self.checkpoint, self._variables, rules=rules or None, prefer_ema=self.prefer_ema,
+                                match=self._match)
         except PlanError as error:
             self.set_trait("rules_error", str(error))
             if self.plan is not None:
@@ -171,12 +182,14 @@ class MapperModel(HasTraits):
             # The first plan: without the rules (a second PlanError is about the variables
             # themselves, a programming error, and propagates).
             rules = {}
-            plan = plan_restore(self.checkpoint, self._variables, prefer_ema=self.prefer_ema)
+            plan = plan_restore(self.checkpoint, self._variables, prefer_ema=self.prefer_ema, match=self._match)
         else:
             self.set_trait("rules_error", "")
         self.set_trait("rules", dict(rules))
         edits = self.manual_edits() if keep_edits and self.plan is not None else {}
+        self._chosen = {n: k for n, k in self._chosen.items() if n in edits}
         auto = plan.mapping
+        kept_over = {n: auto.get(n) for n, key in edits.items() if auto.get(n) != key}
         for name, key in edits.items():
             if key is None:
                 plan.unassign(name)
@@ -189,22 +202,94 @@ class MapperModel(HasTraits):
         self.set_trait("plan", plan)
         plan.on_change(self._on_plan_edit)
         self._on_plan_edit()
+        if why is not None and before is not None:
+            self._say(*self._replan_message(why, before, kept_over))
+        return True
+
+    def _replan_message(self, why: str, before: dict, kept_over: dict) -> tuple[str, str]:
+        """What a re-plan changed, in one message (issue #15: every state change is said)."""
+        after = self._mapping
+        changed = sum(1 for n in self.plan.variables if before.get(n) != after.get(n))
+        mapped = f"{len(after):,} of {len(self.plan.variables):,} variables mapped"
+        kind = "info"
+        if why == "prefer_ema":
+            if not self.checkpoint.ema_shadows:
+                return ("prefer EMA changes nothing here: this checkpoint has no ExponentialMovingAverage "
+                        "shadows (no '<variable>/ExponentialMovingAverage' entries).", "warning")
+            head = (f"prefer EMA {'on' if self.prefer_ema else 'off'}: {changed:,} variable(s) now read "
+                    f"{'their shadow' if self.prefer_ema else 'their raw value'}; {mapped}.")
+        elif why == "automap":
+            head = f"Auto-map: matched again from names, rules and prefer EMA, manual edits dropped; {changed:,} key(s) changed; {mapped}."
+        else:
+            count = len(self.rules)
+            head = (f"Rules applied ({count} rule{'' if count == 1 else 's'}): {changed:,} variable(s) changed key; {mapped}."
+                    if count else f"No rules: matched by name; {changed:,} variable(s) changed key; {mapped}.")
+        if kept_over:
+            shown = [f"{n!r} (the rules give {k!r})" if k else f"{n!r} (the rules give no key)"
+                     for n, k in list(kept_over.items())[:3]]
+            more = f" and {len(kept_over) - 3:,} more" if len(kept_over) > 3 else ""
+            head += (f" Kept {len(kept_over):,} manual edit(s) over the automatic matching: {', '.join(shown)}{more};"
+                     " Auto-map drops manual edits.")
+            kind = "warning"
+        return head, kind
+
+    def apply_rules(self) -> bool:
+        """Apply ``rules_text`` now (the Apply button; Enter in the rule box); False if it does not parse."""
+        if self.checkpoint is None:
+            return False
+        return self._replan(keep_edits=True, why="rules")
+
+    def add_rule(self, line: str) -> bool:
+        """Add one ``ckpt_scope/ -> var_scope/`` line to the rules and apply them (the rule box's Enter).
+
+        A rule that does not parse, or names no variable, is not added: ``rules_error`` says why.
+        """
+        line = (line or "").strip()
+        if not line:
+            return False
+        try:
+            parse_rules(line)
+        except PlanError as error:
+            self.set_trait("rules_error", str(error))
+            return False
+        previous = self.rules_text
+        text = (previous.rstrip("\n") + "\n" + line) if previous.strip() else line
+        self._adding = True
+        try:
+            self.rules_text = text
+        finally:
+            self._adding = False
+        if not self._replan(keep_edits=True, why="rules"):
+            self._adding = True
+            try:
+                self.rules_text = previous  # the error stays in rules_error
+            finally:
+                self._adding = False
+            return False
         return True
 
     def manual_edits(self) -> dict:
-        """``{name: key or None}`` where the plan differs from its automatic matching."""
+        """``{name: key or None}`` edited by hand: where the plan differs from its automatic
+        matching, and keys chosen in the widget that happen to equal it (a raw key chosen
+        by hand stays when prefer EMA turns on)."""
         mapping = self.plan.mapping
-        return {n: mapping.get(n) for n in self.plan.variables if mapping.get(n) != self._auto.get(n)}
+        edits = {n: mapping.get(n) for n in self.plan.variables if mapping.get(n) != self._auto.get(n)}
+        for name, key in self._chosen.items():
+            if name not in edits and mapping.get(name) == key:
+                edits[name] = key
+        return edits
 
     def automap(self) -> None:
         """Match again from the rules and prefer_ema, dropping manual edits (the Auto-map button)."""
-        if self.checkpoint is not None and self._replan(keep_edits=False):
-            self._say("")
+        if self.checkpoint is not None:
+            chosen, self._chosen = self._chosen, {}
+            if not self._replan(keep_edits=False, why="automap"):
+                self._chosen = chosen
 
     @observe("rules_text", "prefer_ema")
     def _on_inputs(self, change):
-        if self._ready:
-            self._replan(keep_edits=True)
+        if self._ready and not self._adding:
+            self._replan(keep_edits=True, why="rules" if change.name == "rules_text" else "prefer_ema")
 
     # --- derived state -------------------------------------------------------------------
     def _on_plan_edit(self):
@@ -237,6 +322,9 @@ class MapperModel(HasTraits):
         self.set_trait("warning", warning)
         self._refilter()
         self._regenerate()
+        if self.report_current:  # the last report no longer describes what a restore would do
+            self.set_trait("report_current", False)
+            self.set_trait("progress", (0, 0))
         self.set_trait("revision", self.revision + 1)
 
     @observe("initialize_unmapped")
@@ -356,8 +444,10 @@ class MapperModel(HasTraits):
         try:
             if key is None or key == NONE:
                 self.plan.unassign(name)
+                self._chosen[name] = None
             else:
                 self.plan.assign(name, key)
+                self._chosen[name] = key
         except PlanError as error:
             self._say(str(error))
             raise
@@ -401,9 +491,13 @@ class MapperModel(HasTraits):
             report = restore_plan(self.plan, session=self.session, initialize_unmapped=bool(initialize_unmapped),
                                   progress=self._progress)
         except CheckpointError as error:
+            # Nothing was restored: no old report or full bar above the refusal.
+            self.set_trait("report_current", False)
+            self.set_trait("progress", (0, 0))
             self._say(str(error))
             raise
         self.set_trait("report", report)
+        self.set_trait("report_current", True)
         self.set_trait("progress", (len(report.restored), len(report.restored)))
         self._say(
             f"Restored {len(report.restored)} variable(s), initialised {len(report.initialized)}, "
@@ -452,6 +546,27 @@ class MapperModel(HasTraits):
     def report_text(self, lines: int = 40) -> str:
         """The first ``lines`` lines of the last restore's report ('' before any restore)."""
         return first_lines(str(self.report), lines, "lines") if self.report is not None else ""
+
+    def full_report_text(self) -> str:
+        """The last report with every variable: each restored one (``name <- key``), initialised, left alone."""
+        report = self.report
+        if report is None:
+            return ""
+        lines = [f"Restored {len(report.restored):,} variable(s) from {report.checkpoint!r} "
+                 f"({report.nbytes:,} bytes, {report.seconds:.3f} s)"]
+        lines += [f"  {name!r} <- {key!r}" for name, key in report.restored]
+        lines.append(f"Initialised {len(report.initialized):,}:")
+        lines += [f"  {name!r}" for name in report.initialized]
+        lines.append(f"Left alone {len(report.left_alone):,}:")
+        lines += [f"  {name!r}" for name in report.left_alone]
+        return "\n".join(lines)
+
+    def full_code(self) -> str:
+        """All of ``plan.to_code(style)`` (``code`` holds its first lines), or why it cannot be generated."""
+        try:
+            return self.plan.to_code(self.style)
+        except CheckpointError as error:
+            return f"# Cannot generate {self.style!r} code for this plan: {error}"
 
     def counts_text(self) -> str:
         c = self.counts

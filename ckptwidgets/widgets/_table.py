@@ -112,13 +112,26 @@ class PagedTable(widgets.VBox):
                 align_items="center",
             ),
         )
-        self.prev_button = widgets.Button(icon="chevron-left", tooltip="Previous page", layout=widgets.Layout(width="3em"))
-        self.next_button = widgets.Button(icon="chevron-right", tooltip="Next page", layout=widgets.Layout(width="3em"))
+        button = widgets.Layout(width="3em")
+        self.first_button = widgets.Button(icon="angle-double-left", tooltip="First page", layout=button)
+        self.prev_button = widgets.Button(icon="chevron-left", tooltip="Previous page", layout=button)
+        self.next_button = widgets.Button(icon="chevron-right", tooltip="Next page", layout=button)
+        self.last_button = widgets.Button(icon="angle-double-right", tooltip="Last page", layout=button)
+        self.first_button.on_click(lambda _b: setattr(self, "page", 0))
         self.prev_button.on_click(lambda _b: self.turn(-1))
         self.next_button.on_click(lambda _b: self.turn(+1))
+        self.last_button.on_click(lambda _b: setattr(self, "page", self.n_pages - 1))
+        # Page numbers from 1 as people count; Enter or leaving the box goes there.
+        self.page_box = widgets.BoundedIntText(value=1, min=1, max=1, description="page", continuous_update=False,
+                                               style={"description_width": "initial"},
+                                               layout=widgets.Layout(width="9em"))
+        self.page_box.observe(lambda c: setattr(self, "page", c.new - 1), "value")
         self.pager_label = text_label("")
-        pager = widgets.HBox([self.prev_button, self.pager_label, self.next_button], layout=widgets.Layout(align_items="center"))
-        super().__init__([self.grid, pager], **kwargs)
+        self.pager = widgets.HBox([self.first_button, self.prev_button, self.page_box, self.next_button,
+                                   self.last_button, self.pager_label],
+                                  layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
+        self.selected_row = None
+        super().__init__([self.grid, self.pager], **kwargs)
         self.add_class(CSS_CLASSES["table"])
         for row in range(page_size):
             self.clear_row(row)  # hidden until filled
@@ -150,9 +163,36 @@ class PagedTable(widgets.VBox):
         return slice(start, min(start + self.page_size, self.n_rows))
 
     def _update_pager(self):
-        self.prev_button.disabled = self.page <= 0
-        self.next_button.disabled = self.page >= self.n_pages - 1
+        first, last = self.page <= 0, self.page >= self.n_pages - 1
+        self.prev_button.disabled = self.first_button.disabled = first
+        self.next_button.disabled = self.last_button.disabled = last
         self.pager_label.value = f"page {self.page + 1} of {self.n_pages} · {self.n_rows:,} rows"
+        self.page_box.max = self.n_pages
+        self.page_box.value = self.page + 1
+        # One page needs no pager: only its count of rows.
+        display = "none" if self.n_pages <= 1 else None
+        for control in (self.first_button, self.prev_button, self.page_box, self.next_button, self.last_button):
+            control.layout.display = display
+
+    def go_to_row(self, index: int) -> int:
+        """Show the page holding data row ``index`` (from 0); returns that row's place on the page."""
+        self.page = index // self.page_size
+        return index - self.page * self.page_size
+
+    def highlight(self, row: int | None) -> None:
+        """Mark ``row`` of this page as the selected one (None: no row); one class per text cell."""
+        if row == self.selected_row:
+            return
+        for index in (self.selected_row, row):
+            if index is None:
+                continue
+            for cell, col in zip(self.cells[index], self.columns):
+                if col.kind == "text":
+                    if index == row:
+                        cell.add_class(CSS_CLASSES["selected"])
+                    else:
+                        cell.remove_class(CSS_CLASSES["selected"])
+        self.selected_row = row
 
     # --- rows ----------------------------------------------------------------------------
     def set_row(self, row: int, texts, tooltips=None, button_tooltip: str | None = None) -> None:

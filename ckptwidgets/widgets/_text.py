@@ -10,6 +10,7 @@ a key like ``loss$a$`` into math; the ``mathjax_ignore`` / ``tex2jax_ignore`` cl
 """
 from __future__ import annotations
 
+import base64
 import html
 
 import ipywidgets as widgets
@@ -25,6 +26,12 @@ __all__ = [
     "set_message",
     "pre_html",
     "PlainTextRepr",
+    "download_link",
+    "stylesheet",
+    "STYLESHEET",
+    "RELOAD_HINT",
+    "reload_hint",
+    "ReloadHint",
     "NO_MATH",
     "MESSAGE_COLORS",
     "CSS_CLASSES",
@@ -41,6 +48,9 @@ CSS_CLASSES = {
     "table": "ckptwidgets-table",
     "report": "ckptwidgets-report",
     "message": "ckptwidgets-message",
+    "root": "ckptwidgets-root",
+    "selected": "ckptwidgets-selected",
+    "stale": "ckptwidgets-stale",
 }
 
 MESSAGE_COLORS = {"error": "#b00020", "warning": "#8a5300", "info": "#1b5e20", "": None}
@@ -116,6 +126,95 @@ def pre_html(text: str, max_height: str | None = None) -> str:
     if max_height:
         style += f";max-height:{html.escape(max_height)}"
     return f'<pre class="{" ".join(NO_MATH)}" style="{style}">{html.escape(text)}</pre>'
+
+
+#: CSS for every ckptwidgets widget, sent once per widget in a hidden ``HTML`` (a ``<style>``
+#: applies wherever it sits in the page: JupyterLab, Notebook 7, VS Code, Colab).
+#: ipywidgets' ``Label`` is one line that cuts its text and renders no ``tooltip``
+#: (only a description's); here labels inside our widgets wrap instead, so names, keys,
+#: shapes with dtype and messages are shown whole; tables scroll sideways inside the widget
+#: when their columns cannot fit (900 px with JupyterLab's side panel open).
+STYLESHEET = """
+.ckptwidgets-root div.widget-label { white-space: normal; overflow-wrap: anywhere; height: auto;
+  min-height: var(--jp-widgets-inline-height, 28px); line-height: 1.35; padding-top: 4px; padding-bottom: 4px; }
+.ckptwidgets-root .ckptwidgets-message { white-space: pre-wrap; max-width: 100%; }
+.ckptwidgets-root .ckptwidgets-table { max-width: 100%; overflow-x: auto; }
+.ckptwidgets-root .ckptwidgets-table .widget-gridbox { min-width: min-content; }
+.ckptwidgets-root .ckptwidgets-table .widget-gridbox > div.widget-label { padding-right: 0.4em; }
+.ckptwidgets-root .ckptwidgets-selected { background: #fff3c4; outline: 1px solid #e0b400; }
+.ckptwidgets-root .ckptwidgets-stale { opacity: 0.45; }
+.ckptwidgets-root select:focus, .ckptwidgets-root button:focus-visible, .ckptwidgets-root input:focus
+  { outline: 2px solid #1a73e8; outline-offset: 1px; }
+.ckptwidgets-root .widget-toggle-button.mod-active { background: #1b5e20; color: white; }
+.ckptwidgets-root .widget-html-content { white-space: normal; overflow-wrap: anywhere; }
+.ckptwidgets-root a.ckptwidgets-download { color: var(--jp-content-link-color, #1a73e8); text-decoration: underline; }
+.ckptwidgets-root .widget-button { min-width: max-content; }
+"""
+
+#: What a reader sees where a widget cannot be drawn any more (the kernel restarted or the
+#: page was reloaded: the widget's model lived in the old kernel).
+RELOAD_HINT = "This widget lived in a kernel that has restarted (or the page was reloaded): run this cell again."
+
+
+#: Shown after each "Error displaying widget: model not found" of a JupyterLab / Notebook 7
+#: page (the widget's output holds only that text), by the CSS of :func:`reload_hint`.
+_RELOAD_CSS = (
+    ".jp-OutputArea-output.jupyter-widgets:not(:has(*))::after { content: '%s'; display: block; "
+    "color: #8a5300; font-weight: bold; white-space: normal; }" % RELOAD_HINT.replace("'", "\\'")
+)
+
+
+class ReloadHint:
+    """The setup cell's one line about reloads; ``reload_hint()`` makes one.
+
+    Its ``text/html`` (kept in the saved notebook, unlike widget state) says what to do when
+    a widget shows "Error displaying widget: model not found", and carries CSS that puts the
+    same sentence under each such error in JupyterLab and Notebook 7 (a trusted notebook
+    keeps the ``<style>``; otherwise the line itself remains).
+    """
+
+    text = ("ckptwidgets: if a widget below is missing or says \"model not found\", the kernel restarted "
+            "or the page was reloaded: run its cell again (or Run All).")
+
+    def _repr_html_(self) -> str:
+        return (f'<style>{_RELOAD_CSS}</style><div class="ckptwidgets-reload-hint" '
+                f'style="color:#555;font-size:12px">{html.escape(self.text)}</div>')
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def reload_hint() -> ReloadHint:
+    """Show as the last expression of a notebook's setup cell: see :class:`ReloadHint`.
+
+    Examples
+    --------
+    >>> print(repr(reload_hint()))  # doctest: +ELLIPSIS
+    ckptwidgets: if a widget below is missing or says "model not found", ... run its cell again (or Run All).
+    """
+    return ReloadHint()
+
+
+def stylesheet() -> widgets.HTML:
+    """A hidden ``HTML`` holding :data:`STYLESHEET` (add it to a widget with class ``ckptwidgets-root``)."""
+    return widgets.HTML(f"<style>{STYLESHEET}</style>", layout=widgets.Layout(display="none"))
+
+
+def download_link(text: str, filename: str, label: str, mime: str = "text/plain") -> str:
+    """HTML of a link that downloads ``text`` as ``filename`` (a ``data:`` URI: no server, no JavaScript).
+
+    ``filename`` and ``label`` are ours, escaped anyway; ``text`` is base64, so a hostile key
+    inside it is only bytes of the file.
+
+    Examples
+    --------
+    >>> download_link("x = 1", "restore.py", "Download")  # doctest: +ELLIPSIS
+    '<a download="restore.py" href="data:text/plain;charset=utf-8;base64,eCA9IDE=" ...>Download</a>'
+    """
+    data = base64.b64encode(text.encode("utf-8")).decode("ascii")
+    return (f'<a download="{html.escape(filename)}" href="data:{mime};charset=utf-8;base64,{data}" '
+            f'title="{html.escape(label)}: {html.escape(filename)}" class="ckptwidgets-download" '
+            f'style="margin-right:1em">{html.escape(label)}</a>')
 
 
 class PlainTextRepr:

@@ -25,7 +25,7 @@ from .._format import format_shape, tensor_stats, text_table
 from ..diff import SORTS, STATUS_LABELS, CheckpointDiff as Diff, DiffRow, diff_checkpoints, show_key
 from ..errors import CheckpointError, PlanError
 from ._table import Column, PagedTable, PAGE_SIZE
-from ._text import PlainTextRepr, label_style, message_label, set_message, text_label, show_png
+from ._text import CSS_CLASSES, PlainTextRepr, label_style, message_label, set_message, show_png, stylesheet, text_label
 
 __all__ = ["DiffModel", "CheckpointDiff", "STATUS_FILTERS", "CSS_CLASS"]
 
@@ -313,8 +313,9 @@ class CheckpointDiff(PlainTextRepr, widgets.VBox):
         self.model = model = DiffModel(a, b, rtol=rtol, atol=atol)
         self.message = message_label()
         if model.diff is None:
-            super().__init__([self.message], **kwargs)
+            super().__init__([self.message, stylesheet()], **kwargs)
             self.add_class(CSS_CLASS)
+            self.add_class(CSS_CLASSES["root"])
             set_message(self.message, model.error)
             return
         self.title = text_label(model.title_text(), style=label_style(font_weight="bold"))
@@ -348,8 +349,9 @@ class CheckpointDiff(PlainTextRepr, widgets.VBox):
         self.controls = widgets.HBox([self.status_box, self.sort_box, self.filter_box],
                                      layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
         super().__init__([self.title, self.counts, self.controls, self.filter_message, self.table, self.message,
-                          self.details], **kwargs)
+                          self.details, stylesheet()], **kwargs)
         self.add_class(CSS_CLASS)
+        self.add_class(CSS_CLASSES["root"])
         model.observe(self._on_rows, "rows")
         model.observe(self._show_details, "details")
         model.observe(self._show_histogram, "png")

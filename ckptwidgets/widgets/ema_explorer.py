@@ -25,13 +25,17 @@ from traitlets import Any, Bool, Bytes, Float, HasTraits, Int, TraitError, Unico
 from .. import plots
 from ..ema import closed_form, ema_trace, steps_to_reach
 from ..errors import CheckpointError, PlanError
-from ._text import CSS_CLASSES, PlainTextRepr, label_style, message_label, set_message, text_label
+from ._text import CSS_CLASSES, PlainTextRepr, label_style, message_label, set_message, stylesheet, text_label
 
 __all__ = ["EMAModel", "EMAExplorer", "decay_options", "training_trajectory", "MAX_STEPS"]
 
 #: Above this a single redraw runs TensorFlow long enough to feel stuck.
 MAX_STEPS = 100_000
-_INPUTS = ("decay", "steps", "target", "initial", "num_updates", "zero_debias", "noisy", "noise", "seed", "fraction")
+_INPUTS = ("decay", "steps", "target", "initial", "num_updates", "zero_debias", "noisy", "noise", "seed", "fraction",
+           "compare", "log_steps")
+#: The EMA plot is drawn at twice the other figures' dpi and shown at their size: crisp on
+#: high-density screens (each redraw costs about twice as much encoding).
+EMA_DPI = 2 * plots.DPI
 # 1 - decay on a roughly logarithmic 1-2-3-5-7 grid: equal slider moves, equal ratios.
 _GAPS = ("0.5", "0.3", "0.2", "0.1", "0.07", "0.05", "0.03", "0.02", "0.01", "0.007", "0.005",
          "0.003", "0.002", "0.001", "0.0007", "0.0005", "0.0003", "0.0002", "0.0001")
@@ -109,8 +113,11 @@ class EMAModel(HasTraits):
     noise = Float(1.0, help="Standard deviation of the noise in noisy mode.")
     seed = Int(0, help="Random seed of the noisy trajectory.")
     fraction = Float(0.95, help="Mark the step where the shadow has closed this fraction of the gap.")
+    compare = Bool(False, help="Also draw the shadow with the other num_updates setting (fixed decay vs num_updates).")
+    log_steps = Bool(False, help="Logarithmic step axis; num_updates turns it on (its decay changes in the first steps).")
 
     trace = Any(None, read_only=True, help="The EMATrace from TensorFlow (None after an error).")
+    compare_trace = Any(None, read_only=True, help="With `compare`: the EMATrace with num_updates flipped, else None.")
     closed = Any(None, read_only=True, help="The float64 closed form, one value per step.")
     first_step = Float(float("nan"), read_only=True, help="The shadow after step 1 (float32 value).")
     reach_step = Int(None, allow_none=True, read_only=True, help="First step reaching `fraction`, or None.")
@@ -123,6 +130,7 @@ class EMAModel(HasTraits):
         self._figure = None
         self._drawn = None
         self._ready = False  # the constructor's trait notifications must not draw N times
+        kwargs.setdefault("log_steps", bool(kwargs.get("num_updates", False)))
         super().__init__(**kwargs)
         self._ready = True
         self.recompute()
@@ -162,9 +170,10 @@ class EMAModel(HasTraits):
             return training_trajectory(self.steps, self.target, self.initial, self.noise, self.seed)
         return np.full(self.steps, self.target)
 
-    def _key(self):
+    def _key(self, num_updates=None):
         values = ("noisy", self.noise, self.seed) if self.noisy else ("constant",)
-        return (self.decay, self.steps, self.target, self.initial, self.num_updates, self.zero_debias) + values
+        num_updates = self.num_updates if num_updates is None else num_updates
+        return (self.decay, self.steps, self.target, self.initial, num_updates, self.zero_debias) + values
 
     def _computed(self, key):
         # Slider positions repeat (back and forth): keep recent traces, TF runs ~15 us/step.
@@ -172,7 +181,7 @@ class EMAModel(HasTraits):
             self._cache.move_to_end(key)
             return self._cache[key]
         values = self.values()
-        args = dict(decay=self.decay, num_updates=self.num_updates, zero_debias=self.zero_debias, initial=self.initial)
+        args = dict(decay=self.decay, num_updates=key[4], zero_debias=self.zero_debias, initial=self.initial)
         trace = ema_trace(values, **args)
         closed = closed_form(values, **args)
         self._cache[key] = (trace, closed)
@@ -183,18 +192,33 @@ class EMAModel(HasTraits):
     @observe(*_INPUTS)
     def _on_input(self, change):
         if self._ready:
+            if change.name == "num_updates":
+                # num_updates changes the decay in the first steps: show them (one redraw).
+                self._ready = False
+                try:
+                    self.log_steps = change.new
+                finally:
+                    self._ready = True
             self.recompute()
+
+    @property
+    def compare_label(self) -> str:
+        """The legend of the compared shadow: the other ``num_updates`` setting."""
+        return (f"fixed decay {self.decay!r}" if self.num_updates
+                else f"num_updates: min({self.decay!r}, (1+n)/(10+n))")
 
     def recompute(self) -> None:
         """Recompute trace, markers and picture for the current inputs (a no-op if unchanged)."""
-        key = self._key() + (self.fraction,)
+        key = self._key() + (self.fraction, self.compare, self.log_steps)
         if key == self._drawn:
             return
         try:
             trace, closed = self._computed(self._key())
+            other = self._computed(self._key(not self.num_updates))[0] if self.compare else None
         except CheckpointError as error:  # PlanError from ema.py: e.g. zero_debias with initial != 0
             self.set_trait("error", str(error))
             self.set_trait("trace", None)
+            self.set_trait("compare_trace", None)
             self._drawn = None
             return
         self.set_trait("error", "")
@@ -202,15 +226,17 @@ class EMAModel(HasTraits):
         self.set_trait("closed", closed)
         self.set_trait("first_step", float(trace.shadow[0]))
         self.set_trait("reach_step", reach)
+        self.set_trait("compare_trace", other)
         self.set_trait("trace", trace)
         self._draw(trace, closed, reach)
         self._drawn = key
 
     def _draw(self, trace, closed, reach):
+        compare = self.compare_trace.shadow if self.compare_trace is not None else None
         args = dict(closed=closed, target=self.target, reach_step=reach, reach_fraction=self.fraction,
-                    title=self.title())
+                    title=self.title(), log_steps=self.log_steps, compare=compare, compare_label=self.compare_label)
         if self._figure is None:
-            self._figure = plots.ema_figure(trace, **args)
+            self._figure = plots.ema_figure(trace, dpi=EMA_DPI, **args)
         else:
             plots.update_ema_figure(self._figure, trace, **args)
         self.set_trait("png", plots.figure_to_png(self._figure))
@@ -242,7 +268,35 @@ class EMAModel(HasTraits):
         else:
             parts.append(f"{self.fraction:.0%} of the way to {self.target:g} not reached in {self.steps:,} steps")
         parts.append(f"after {self.steps:,} steps: {plots.format_value(trace.shadow[-1])}")
+        if self.compare_trace is not None:
+            other = self.compare_trace
+            reach = steps_to_reach(other, self.fraction, target=self.target) if self.target != self.initial else None
+            where = f"{self.fraction:.0%} at step {reach:,}" if reach is not None else f"{self.fraction:.0%} not reached"
+            parts.append(f"compared ({'fixed decay' if self.num_updates else 'num_updates'}): "
+                         f"step 1 {plots.format_value(other.shadow[0])}, {where}")
         return " · ".join(parts)
+
+    def set_decay_text(self, text: str) -> str:
+        """Set ``decay`` from typed text (the box beside the slider); returns '' or why not.
+
+        Examples
+        --------
+        >>> model = EMAModel(steps=10)
+        >>> model.set_decay_text("0.995"), model.decay
+        ('', 0.995)
+        >>> model.set_decay_text("1.5")
+        'decay must be strictly between 0 and 1 (in float32), got 1.5'
+        """
+        text = (text or "").strip()
+        try:
+            value = float(text)
+        except ValueError:
+            return f"decay must be a number strictly between 0 and 1, like 0.99; got {text!r}"
+        try:
+            self.decay = value
+        except TraitError as error:
+            return str(error)
+        return ""
 
     def __repr__(self) -> str:
         inputs = ", ".join(f"{name}={getattr(self, name)!r}" for name in _INPUTS[:6])
@@ -287,8 +341,14 @@ class EMAExplorer(PlainTextRepr, widgets.VBox):
         self.decay_slider = widgets.SelectionSlider(
             options=decay_options(model.decay), value=model.decay, description="decay",
             tooltip="EMA decay; each slider step multiplies 1 - decay by about 1.5-2",
-            layout=widgets.Layout(width="26em"),
+            # The readout of a SelectionSlider ignores typing: the box beside it takes it.
+            readout=False, layout=widgets.Layout(width="20em", max_width="100%"),
         )
+        # Any decay, typed: applied on Enter or when the box loses focus.
+        self.decay_box = widgets.Text(value=repr(model.decay), continuous_update=False,
+                                      placeholder="type a decay, Enter", layout=widgets.Layout(width="8em"))
+        self.decay_box.add_class("ckptwidgets-decay-box")
+        self.decay_box.observe(self._decay_typed, "value")
         self.steps_slider = widgets.IntSlider(
             value=model.steps, min=1, max=max(5000, model.steps), step=1, description="steps",
             continuous_update=False, layout=widgets.Layout(width="26em"),
@@ -298,11 +358,18 @@ class EMAExplorer(PlainTextRepr, widgets.VBox):
                                                 layout=widgets.Layout(width="auto"))
         self.zero_debias_box = widgets.Checkbox(value=model.zero_debias, description="zero_debias", indent=False,
                                                 layout=widgets.Layout(width="auto"))
+        self.compare_box = widgets.Checkbox(value=model.compare, description="compare num_updates", indent=False,
+                                            layout=widgets.Layout(width="auto"))
+        self.log_box = widgets.Checkbox(value=model.log_steps, description="log steps", indent=False,
+                                        layout=widgets.Layout(width="auto"))
         self.noisy_box = widgets.Checkbox(value=model.noisy, description="noisy training values", indent=False,
                                           layout=widgets.Layout(width="auto"))
         self.noise_slider = widgets.FloatSlider(value=model.noise, min=0.0, max=5.0, step=0.1, description="noise",
                                                 continuous_update=False, disabled=not model.noisy)
-        self.image = widgets.Image(value=model.png, format="png", layout=widgets.Layout(max_width="560px"))
+        # Drawn at EMA_DPI, shown at the size of a DPI figure: crisp on high-density screens.
+        width = round(plots.FIGSIZE[0] * plots.DPI)
+        self.image = widgets.Image(value=model.png, format="png",
+                                   layout=widgets.Layout(width=f"{width}px", max_width="100%", height="auto"))
         self.summary = text_label(model.summary(), style=label_style(font_family="monospace"))
         self.message = message_label()
         set_message(self.message, model.error)
@@ -311,7 +378,8 @@ class EMAExplorer(PlainTextRepr, widgets.VBox):
         model.observe(lambda c: setattr(self.steps_slider, "max", max(self.steps_slider.max, c.new)), "steps")
         for control, name in ((self.steps_slider, "steps"),
                               (self.num_updates_box, "num_updates"), (self.zero_debias_box, "zero_debias"),
-                              (self.noisy_box, "noisy"), (self.noise_slider, "noise")):
+                              (self.noisy_box, "noisy"), (self.noise_slider, "noise"),
+                              (self.compare_box, "compare"), (self.log_box, "log_steps")):
             widgets.link((control, "value"), (model, name))
         # Not a link: a typed number the model refuses (inf, nan) is a message, not a traceback.
         self.target_box.observe(self._target_typed, "value")
@@ -324,15 +392,19 @@ class EMAExplorer(PlainTextRepr, widgets.VBox):
         model.observe(lambda c: setattr(self.noise_slider, "disabled", not c.new), "noisy")
 
         rows = [
-            widgets.HBox([self.decay_slider, self.steps_slider], layout=widgets.Layout(flex_flow="row wrap")),
-            widgets.HBox([self.target_box, self.num_updates_box, self.zero_debias_box, self.noisy_box,
-                          self.noise_slider], layout=widgets.Layout(flex_flow="row wrap", align_items="center")),
+            widgets.HBox([self.decay_slider, self.decay_box, self.steps_slider],
+                         layout=widgets.Layout(flex_flow="row wrap", align_items="center")),
+            widgets.HBox([self.target_box, self.num_updates_box, self.compare_box, self.log_box, self.zero_debias_box,
+                          self.noisy_box, self.noise_slider],
+                         layout=widgets.Layout(flex_flow="row wrap", align_items="center")),
             self.image,
             self.summary,
             self.message,
+            stylesheet(),
         ]
         super().__init__(rows)
         self.add_class(CSS_CLASSES["ema"])
+        self.add_class(CSS_CLASSES["root"])
 
     def _target_typed(self, change):
         try:
@@ -345,10 +417,19 @@ class EMAExplorer(PlainTextRepr, widgets.VBox):
     def _decay_moved(self, change):
         self.model.decay = change.new
 
+    def _decay_typed(self, change):
+        if change.new.strip() == repr(self.model.decay):
+            return
+        why = self.model.set_decay_text(change.new)
+        set_message(self.message, why or self.model.error)
+        if why:  # the box shows what is used, the message says why the typed value was not
+            self.decay_box.value = repr(self.model.decay)
+
     def _on_decay(self, change):
         if change.new not in [value for _, value in self.decay_slider.options]:
             self.decay_slider.options = decay_options(change.new)
         self.decay_slider.value = change.new
+        self.decay_box.value = repr(change.new)
 
     def _redrawn(self, change):
         # Replacing the bytes swaps the picture in place: no clear, so no flicker.

@@ -23,7 +23,8 @@ from ..errors import CheckpointError, PlanError
 from ..plan import RestorePlan
 from ._mapper_model import NONE, OTHER, SHOW, STYLES, MapperModel
 from ._table import Column, PagedTable, PAGE_SIZE
-from ._text import CSS_CLASSES, PlainTextRepr, label_style, message_label, pre_html, set_message, text_label
+from ._text import (CSS_CLASSES, PlainTextRepr, download_link, label_style, message_label, pre_html, set_message,
+                    stylesheet, text_label)
 
 __all__ = ["VariableMapper"]
 
@@ -57,15 +58,16 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
     """
 
     def __init__(self, ckpt_or_path, variables, session=None, rules=None, prefer_ema=False,
-                 page_size: int = PAGE_SIZE, **kwargs):
+                 page_size: int = PAGE_SIZE, match: str = "name", **kwargs):
         # preview=False: the code panel starts closed; opening it generates the code.
         self.model = model = MapperModel(ckpt_or_path, variables, session=session, rules=rules,
-                                         prefer_ema=prefer_ema, preview=False)
+                                         prefer_ema=prefer_ema, preview=False, match=match)
         self.message = message_label()
         model.observe(lambda _c: set_message(self.message, model.message, model.message_kind), "message")
         if model.plan is None:
-            super().__init__([self.message], **kwargs)
+            super().__init__([stylesheet(), self.message], **kwargs)
             self.add_class(CSS_CLASSES["mapper"])
+            self.add_class(CSS_CLASSES["root"])
             set_message(self.message, model.message, model.message_kind)
             return
         self._syncing = False
@@ -82,7 +84,8 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
         set_message(self.filter_message, model.filter_error)
         model.observe(lambda c: set_message(self.filter_message, c.new), "filter_error")
         self.show_box = widgets.Dropdown(options=SHOW, value=model.show, description="show",
-                                         layout=widgets.Layout(width="12em"))
+                                         style={"description_width": "initial"},
+                                         layout=widgets.Layout(width="13em"))
         widgets.link((self.show_box, "value"), (model, "show"))
         self.prefer_ema_box = widgets.ToggleButton(value=model.prefer_ema, description="prefer EMA ★",
                                                    tooltip="Read each variable's ExponentialMovingAverage shadow")
@@ -92,17 +95,25 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
         self.automap_button.on_click(lambda _b: model.automap())
         self.rules_box = widgets.Textarea(
             value=model.rules_text, placeholder="rules, one per line:  ckpt_scope/ -> var_scope/",
-            continuous_update=False, rows=3, layout=widgets.Layout(width="36em"),
+            continuous_update=False, rows=3, layout=widgets.Layout(width="36em", max_width="100%"),
         )
         widgets.link((self.rules_box, "value"), (model, "rules_text"))
+        # A textarea takes Enter as a new line and applies on blur: one rule per Enter here,
+        # and a button for the box (clicking it blurs the box, which applies it).
+        self.rule_box = widgets.Text(placeholder="add a rule and press Enter:  ckpt_scope/ -> var_scope/",
+                                     continuous_update=False, layout=widgets.Layout(width="30em", max_width="100%"))
+        self.rule_box.observe(self._rule_typed, "value")
+        self.apply_rules_button = widgets.Button(description="Apply rules", icon="check",
+                                                 tooltip="Apply the rules box now (leaving it applies it too)")
+        self.apply_rules_button.on_click(lambda _b: model.apply_rules())
         self.rules_message = message_label()
         set_message(self.rules_message, model.rules_error)
         model.observe(lambda c: set_message(self.rules_message, c.new), "rules_error")
 
         # --- the table: fixed rows, values change
         self.table = PagedTable(
-            [Column("variable", "minmax(10em, 3fr)"), Column("shape", "minmax(8.5em, 1fr)"),
-             Column("checkpoint key", "minmax(14em, 4fr)", "dropdown"), Column("status", "9.5em")],
+            [Column("variable", "minmax(8em, 3fr)"), Column("shape", "minmax(6.5em, 1fr)"),
+             Column("checkpoint key", "minmax(12em, 4fr)", "dropdown"), Column("status", "minmax(7em, 9.5em)")],
             page_size=page_size,
         )
         self.key_dropdowns = self.table.column("checkpoint key")
@@ -123,7 +134,11 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
                                                    style={"button_width": "auto"})
         widgets.link((self.style_buttons, "value"), (model, "style"))
         self.code = widgets.HTML(pre_html(model.code, max_height="18em"))
-        model.observe(lambda c: setattr(self.code, "value", pre_html(c.new, max_height="18em")), "code")
+        # All of the code, as a file: a data: link (no JavaScript, so it works in every front end;
+        # a copy button would need a script, which ipywidgets' HTML does not run).
+        self.code_download = widgets.HTML("")
+        # On every change of what the code says (its first lines may stay the same).
+        model.observe(lambda c: self._show_code(), ["code", "revision", "style", "preview"])
 
         # --- restore
         self.warning = text_label("", style=label_style(text_color="#8a5300"))
@@ -135,7 +150,8 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
         self.restore_button.on_click(self._restore_clicked)
         # Right of the button: the "done/total" description at its own width, then a short bar.
         self.progress = widgets.IntProgress(value=0, min=0, max=1, style={"description_width": "initial"},
-                                            layout=widgets.Layout(display="none", width="16em", margin="0 0 0 0.6em"))
+                                            layout=widgets.Layout(display="none", width="16em", margin="0 0 0 0.6em"),
+                                            tooltip="tensors read")
         model.observe(self._on_progress, "progress")
         # --- save what the plan maps as a checkpoint of its own
         self.save_path = widgets.Text(placeholder="prefix to write, e.g. mapped/model.ckpt",
@@ -143,11 +159,17 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
         self.save_overwrite = widgets.Checkbox(value=False, description="overwrite", indent=False,
                                                layout=widgets.Layout(width="auto"))
         self.save_button = widgets.Button(description="Save as checkpoint...", icon="save",
-                                          tooltip="Write what the plan maps, under the variables' names")
+                                          tooltip="Write what the plan maps, under the variables' names",
+                                          layout=widgets.Layout(width="auto"))
         self.save_button.on_click(self._save_clicked)
         self.report = widgets.HTML("")
         self.report.add_class(CSS_CLASSES["report"])
-        model.observe(self._on_report, "report")
+        self.full_report_button = widgets.ToggleButton(value=False, description="full report", icon="list",
+                                                       tooltip="Every variable restored, initialised and left alone",
+                                                       layout=widgets.Layout(display="none", width="auto"))
+        self.full_report_button.observe(lambda _c: self._on_report(None), "value")
+        self.report_download = widgets.HTML("")
+        model.observe(self._on_report, ["report", "report_current", "message_kind"])
 
         model.observe(lambda _c: self._refresh(), "revision")
         model.observe(lambda _c: self._on_rows(), "rows")
@@ -157,7 +179,10 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
         matching = widgets.VBox([
             widgets.HBox([self.filter_box, self.show_box, self.prefer_ema_box, self.automap_button],
                          layout=widgets.Layout(flex_flow="row wrap", align_items="center")),
-            self.filter_message, self.rules_box, self.rules_message,
+            self.filter_message,
+            widgets.HBox([self.rules_box, self.apply_rules_button],
+                         layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start")),
+            self.rule_box, self.rules_message,
         ])
         by_hand = widgets.HBox([text_label("assign by hand:"), self.assign_variable, self.assign_key, self.assign_button],
                                layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
@@ -165,16 +190,20 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
             widgets.HBox([self.warning, self.initialize_box], layout=widgets.Layout(align_items="center")),
             widgets.HBox([self.restore_button, self.progress],
                          layout=widgets.Layout(align_items="center", justify_content="flex-start")),
+            widgets.HBox([self.full_report_button, self.report_download],
+                         layout=widgets.Layout(flex_flow="row wrap", align_items="center")),
             self.report,
             widgets.HBox([self.save_button, self.save_path, self.save_overwrite],
                          layout=widgets.Layout(flex_flow="row wrap", align_items="center")),
         ])
-        self.code_panel = widgets.VBox([self.style_buttons, self.code])
+        self.code_panel = widgets.VBox([self.style_buttons, self.code_download, self.code])
         self.code_accordion = widgets.Accordion([self.code_panel], titles=("code",), selected_index=None)
         widgets.dlink((self.code_accordion, "selected_index"), (model, "preview"), transform=lambda i: i is not None)
-        super().__init__([self.title, self.counts, matching, self.table, by_hand, self.code_accordion,
+        super().__init__([stylesheet(), self.title, self.counts, matching, self.table, by_hand, self.code_accordion,
                           restoring, self.message], **kwargs)
         self.add_class(CSS_CLASSES["mapper"])
+        self.add_class(CSS_CLASSES["root"])
+        self._show_code()
         self._refresh(fill=False)
         self._on_rows()
 
@@ -235,10 +264,44 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
         self.progress.max = max(total, 1)
         self.progress.value = done
         self.progress.description = f"{done}/{total}"
+        # A description's title is the tooltip, "null" when None: say what the numbers are.
+        self.progress.tooltip = f"{done} of {total} tensors read"
 
     def _on_report(self, change):
-        text = self.model.report_text()
-        self.report.value = pre_html(text) if text else ""
+        model = self.model
+        full = self.full_report_button.value
+        text = model.full_report_text() if full else model.report_text()
+        current = model.report_current
+        if text and not current and model.message_kind == "error":
+            text = ""  # a refused restore: nothing above the reason
+        elif text and not current:
+            text = "Out of date: the plan changed since this restore.\n" + text
+        self.report.value = pre_html(text, max_height="24em" if full else None) if text else ""
+        # A report about another plan is greyed out; after a refusal it is gone.
+        if current or not text:
+            self.report.remove_class(CSS_CLASSES["stale"])
+        else:
+            self.report.add_class(CSS_CLASSES["stale"])
+        shown = bool(text) and current
+        self.full_report_button.layout.display = None if shown else "none"
+        self.report_download.value = (download_link(model.full_report_text(), "restore-report.txt", "download the report")
+                                      if shown else "")
+        self.report_download.layout.display = None if shown else "none"
+
+    def _show_code(self):
+        model = self.model
+        self.code.value = pre_html(model.code, max_height="18em")
+        if not model.preview:
+            self.code_download.value = ""
+            return
+        # The whole code (the preview shows its first lines) in a file, as generated now.
+        self.code_download.value = download_link(model.full_code(), f"restore_{model.style}.py",
+                                                 "download all the code (.py)", mime="text/x-python")
+
+    def _rule_typed(self, change):
+        if change.new.strip() and self.model.add_rule(change.new):
+            self.rule_box.value = ""
+            self.rules_box.value = self.model.rules_text
 
     # --- view -> model ------------------------------------------------------------------
     def _on_dropdown(self, row: int, value):

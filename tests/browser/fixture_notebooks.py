@@ -102,6 +102,36 @@ diff
 '''
 
 
+LONG_CHECKPOINT = '''\
+# Long names that differ only at their ends (issue #15: "..._BN/moving_mea" vs "..._BN/moving_var"),
+# EMA shadows, a 4-d kernel, and variables of the same names in a graph.
+long_names = [f"encoder/stage_{s}/block_{b}/depthwise_conv_{c}_BN/moving_{m}"
+              for s in (1, 2) for b in (2, 10) for c in (1,) for m in ("mean", "variance")]
+tensors = {n: np.full(64, 0.5, np.float32) for n in long_names}
+for n in long_names[:4]:
+    tensors[n + "/ExponentialMovingAverage"] = np.full(64, 0.45, np.float32)
+kernel_key = "encoder/stage_2/block_10/depthwise_conv_1/depthwise_kernel_with_a_long_name"
+tensors[kernel_key] = np.zeros((3, 3, 64, 128), np.float32)
+long_prefix = str(workdir / "long-names.ckpt")
+tf.raw_ops.SaveV2(prefix=long_prefix, tensor_names=list(tensors), shape_and_slices=[""] * len(tensors),
+                  tensors=[tf.constant(v) for v in tensors.values()])
+long_graph = tf.Graph()
+with long_graph.as_default():
+    long_vars = [v1_.Variable(np.zeros(64, np.float32), name=n) for n in long_names]
+long_sess = v1_.Session(graph=long_graph)
+'''
+
+LONG_SHOW = '''\
+long_mapper = ckptwidgets.VariableMapper(long_prefix, long_vars, session=long_sess, page_size=5)
+long_mapper
+'''
+
+LONG_BROWSER = '''\
+long_browser = ckptwidgets.CheckpointBrowser(long_prefix, page_size=5)
+long_browser
+'''
+
+
 def _notebook(*sources):
     nb = new_notebook(cells=[new_code_cell(source) for source in sources])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
@@ -114,6 +144,8 @@ NOTEBOOKS = {
     "ema_explorer.ipynb": (SETUP, EMA_SHOW),
     "browser.ipynb": (SETUP, BROWSER_CHECKPOINT, BROWSER_SHOW),
     "diff.ipynb": (SETUP, DIFF_CHECKPOINTS, DIFF_SHOW),
+    "long_names.ipynb": (SETUP, LONG_CHECKPOINT, LONG_SHOW, LONG_BROWSER, EMA_SHOW),
+    "reload.ipynb": (SETUP + "from ckptwidgets.widgets import reload_hint\nreload_hint()\n", EMA_SHOW),
 }
 
 

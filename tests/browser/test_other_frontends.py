@@ -226,15 +226,16 @@ def test_voila_ema_slider_redraws_plot(voila_page):
     expect()(image).to_be_visible()
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
     slider = widget.locator(".widget-slider", has=page.locator("label", has_text="decay"))
-    readout = slider.locator(".widget-readout")
-    expect()(readout).to_have_text("0.99")
+    # The slider has no readout (a SelectionSlider's ignores typing): the box beside it shows and takes the decay.
+    readout = widget.locator(".ckptwidgets-decay-box input")
+    expect()(readout).to_have_value("0.99")
     summary = widget.get_by_text(re.compile(r"^step 1: shadow "))
     expect()(summary).to_contain_text("95% of the way to 10 at step 299")
 
     before_src, before_digest = image.get_attribute("src"), image_digest(image)
     slider.locator(".noUi-handle").focus()
     page.keyboard.press("ArrowLeft")  # one step down the log grid: 0.99 -> 0.98
-    expect()(readout).to_have_text("0.98")
+    expect()(readout).to_have_value("0.98")
     # The kernel (alive behind the dashboard) redraws: a new picture, a new summary.
     expect()(image).not_to_have_attribute("src", before_src, timeout=30_000)
     assert image_digest(image) != before_digest, "the plot's src changed but not its picture"

@@ -186,8 +186,9 @@ def test_ema_decay_slider_redraws_plot(fixture_page, screenshot_dir):
     expect()(image).to_be_visible()
     lab_page.page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
     slider = widget.locator(".widget-slider", has=lab_page.page.locator("label", has_text="decay"))
-    readout = slider.locator(".widget-readout")
-    expect()(readout).to_have_text("0.99")
+    # The slider has no readout (a SelectionSlider's ignores typing): the box beside it shows and takes the decay.
+    readout = widget.locator(".ckptwidgets-decay-box input")
+    expect()(readout).to_have_value("0.99")
     summary = widget.get_by_text(re.compile(r"^step 1: shadow "))
     expect()(summary).to_contain_text("step 1: shadow 0.099999905 (decay used 0.99) · 95% of the way to 10 at step 299")
 
@@ -196,7 +197,7 @@ def test_ema_decay_slider_redraws_plot(fixture_page, screenshot_dir):
     before_src, before_digest = image.get_attribute("src"), image_digest(image)
     slider.locator(".noUi-handle").focus()
     lab_page.page.keyboard.press("ArrowLeft")  # one step down the log grid: 0.99 -> 0.98
-    expect()(readout).to_have_text("0.98")
+    expect()(readout).to_have_value("0.98")
     expect()(image).not_to_have_attribute("src", before_src, timeout=30_000)
     assert image_digest(image) != before_digest, "the plot's src changed but not its picture"
     expect()(summary).to_contain_text("95% of the way to 10 at step 149")
@@ -271,6 +272,196 @@ def test_diff_shows_renames_and_a_selected_row(fixture_page, screenshot_dir):
     expect()(grid.get_by_text("classifier/w", exact=True)).to_have_count(0)
     expect()(grid.get_by_text("dense/bias", exact=True)).to_have_count(2)  # its key in a and in b
     assert_console_clean(lab_page)
+
+
+# --- issue #15: readable at 1400 px and at 900 px with the side panel open -------------------
+
+# Every element with text of its own inside a widget whose text does not fit its box, or
+# whose box sticks out of the widget, unless a scroll container holds it (the table, a
+# <pre>) or it or an ancestor carries a title. Selects are left out: the open list shows
+# every option whole, and a closed key dropdown has the key as its title.
+_JS_CLIPPED = """(root) => {
+  const rootRight = root.getBoundingClientRect().right;
+  const scrolls = (el) => ['auto', 'scroll'].includes(getComputedStyle(el).overflowX);
+  const problems = [];
+  for (const el of root.querySelectorAll('*')) {
+    if (['SELECT', 'OPTION', 'STYLE', 'IMG', 'INPUT', 'TEXTAREA', 'svg', 'path'].includes(el.tagName)) continue;
+    if (!el.getClientRects().length) continue;  // not displayed
+    const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!own) continue;
+    let held = false, titled = false;
+    for (let a = el; a && a !== root.parentElement; a = a.parentElement) {
+      if (a.title) titled = true;
+      if (a !== el && scrolls(a)) held = true;
+    }
+    const wide = el.scrollWidth > el.clientWidth + 1 && !scrolls(el);
+    const out = el.getBoundingClientRect().right > rootRight + 1 && !held;
+    if ((wide || out) && !titled) {
+      problems.push(`${el.tagName}.${el.className}: ${el.textContent.trim().slice(0, 70)} ` +
+                    `(scroll ${el.scrollWidth} > client ${el.clientWidth}, right ${Math.round(el.getBoundingClientRect().right)} of ${Math.round(rootRight)})`);
+    }
+  }
+  return problems;
+}"""
+
+_JS_LEFT_PANEL_OPEN = """() => { const s = document.querySelector('#jp-left-stack'); return !!s && s.offsetWidth > 0; }"""
+
+
+def set_layout(lab_page, width, side_panel):
+    """Viewport ``width`` px wide; JupyterLab's left panel (the file browser) open or closed."""
+    page = lab_page.page
+    page.set_viewport_size({"width": width, "height": 900})
+    if page.evaluate(_JS_LEFT_PANEL_OPEN) != side_panel:
+        page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id='filebrowser']").click()
+        page.wait_for_function(_JS_LEFT_PANEL_OPEN if side_panel else f"() => !({_JS_LEFT_PANEL_OPEN})()")
+    page.wait_for_timeout(500)  # a relayout
+
+
+@pytest.mark.parametrize("width, side_panel", [(1400, False), (900, True)], ids=["1400px", "900px-side-panel"])
+def test_no_text_is_cut_without_a_way_to_read_it(fixture_page, width, side_panel):
+    lab_page = fixture_page("long_names.ipynb")
+    check_run(lab_page)
+    outputs = rendered_widgets(lab_page, 3)
+    set_layout(lab_page, width, side_panel)
+    try:
+        mapper, browser = outputs.nth(0), outputs.nth(1)
+        # A long refusal, and a selection with statistics and a comparison.
+        lab_page.execute("long_mapper.plan.assign(long_names[0], kernel_key)")
+        mapper.locator("button", has_text=re.compile(r"^\s*Restore\s*$")).click()
+        message = mapper.locator(".ckptwidgets-message", has_text="Nothing was restored")
+        expect()(message).to_be_visible()
+        box = message.evaluate("e => [e.scrollWidth, e.clientWidth, e.getBoundingClientRect().height]")
+        assert box[0] <= box[1] + 1 and box[2] > 30, f"the refusal does not wrap: {box}"
+        grid = browser.locator(".widget-gridbox")
+        grid_cell_before(grid, "encoder/stage_1/block_2/depthwise_conv_1_BN/moving_mean", 1).click()
+        expect()(browser.get_by_text(re.compile(r"^raw 'encoder/stage_1/block_2/"))).to_be_visible()
+        for index in range(3):
+            output = outputs.nth(index)
+            output.scroll_into_view_if_needed()
+            problems = output.locator(".jupyter-widgets").first.evaluate(_JS_CLIPPED)
+            assert not problems, f"widget {index} at {width}px: text cut without a way to read it:\n" + "\n".join(problems)
+        # The whole name, both ends, is on the page.
+        for name in ("encoder/stage_1/block_2/depthwise_conv_1_BN/moving_mean",
+                     "encoder/stage_1/block_2/depthwise_conv_1_BN/moving_variance"):
+            expect()(mapper.get_by_text(name, exact=True)).to_be_visible()
+        expect()(mapper.get_by_text("[64] float32", exact=True).first).to_be_visible()
+    finally:
+        lab_page.execute("long_mapper.plan.unassign(long_names[0]); long_mapper.plan.assign(long_names[0], long_names[0])")
+        set_layout(lab_page, 1200, True)
+
+
+def test_stale_report_goes_grey_after_a_plan_change(fixture_page):
+    lab_page = fixture_page("long_names.ipynb")
+    mapper = rendered_widgets(lab_page, 3).nth(0)
+    mapper.locator("button", has_text=re.compile(r"^\s*Restore\s*$")).click()
+    report = mapper.locator(".ckptwidgets-report")
+    expect()(report).to_contain_text("Restored 8 variable")
+    expect()(mapper.locator("a.ckptwidgets-download", has_text="download the report")).to_be_visible()
+    expect()(mapper.locator(".widget-readout", has_text="8/8").or_(mapper.get_by_text("8/8"))).to_be_visible()
+    # Choose "(none)" for the first row: the plan changes.
+    select = mapper.locator(".widget-gridbox select").first
+    select.select_option(label="(none)")
+    expect()(report).to_have_class(re.compile("ckptwidgets-stale"))
+    expect()(report).to_contain_text("Out of date: the plan changed since this restore.")
+    assert report.evaluate("e => getComputedStyle(e).opacity") == "0.45"
+    expect()(mapper.locator(".widget-progress")).to_be_hidden()
+    lab_page.execute("long_mapper.model.automap()")
+
+
+def test_rules_apply_on_enter_and_the_message_says_so(fixture_page):
+    lab_page = fixture_page("long_names.ipynb")
+    mapper = rendered_widgets(lab_page, 3).nth(0)
+    box = mapper.get_by_placeholder(re.compile("add a rule and press Enter"))
+    box.fill("encoder/stage_1/ -> encoder/stage_2/")
+    box.press("Enter")
+    expect()(mapper.get_by_text(re.compile(r"^Rules applied \(1 rule\): 4 variable\(s\) changed key"))).to_be_visible()
+    expect()(mapper.locator("textarea")).to_have_value("encoder/stage_1/ -> encoder/stage_2/")
+    box.fill("encoder/stage_1 -> encoder/stage_2")  # no trailing '/'
+    box.press("Enter")
+    expect()(mapper.get_by_text(re.compile("has no trailing '/'"))).to_be_visible()
+    lab_page.execute("long_mapper.model.rules_text = ''")
+
+
+def test_browser_sorts_naturally_and_jumps_to_a_key(fixture_page):
+    lab_page = fixture_page("long_names.ipynb")
+    browser = rendered_widgets(lab_page, 3).nth(1)
+    grid = browser.locator(".widget-gridbox")
+    keys = lambda: [t.strip() for t in grid.locator("xpath=./*[position() mod 6 = 2]").all_inner_texts()][1:]  # noqa: E731
+    expect()(grid.get_by_text("encoder/stage_1/block_2/depthwise_conv_1_BN/moving_mean", exact=True)).to_be_visible()
+    first = keys()
+    assert first[0].startswith("encoder/stage_1/block_2/"), first  # block_2 before block_10
+    browser.locator("select").filter(has=lab_page.page.locator("option", has_text="size, largest first")).select_option(
+        label="size, largest first")
+    expect()(grid.get_by_text(re.compile("depthwise_kernel_with_a_long_name$"))).to_be_visible()
+    assert "depthwise_kernel_with_a_long_name" in keys()[0], keys()
+    jump = browser.get_by_placeholder("go to key, Enter")
+    jump.fill("encoder/stage_2/block_10/depthwise_conv_1_BN/moving_variance")
+    jump.press("Enter")
+    selected = browser.locator(".ckptwidgets-selected", has_text="moving_variance")
+    expect()(selected.first).to_be_visible()
+    assert selected.first.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(255, 243, 196)"
+    assert lab_page.execute("print(long_browser.model.selected)").strip().endswith("block_10/depthwise_conv_1_BN/moving_variance")
+    expect()(browser.get_by_text(re.compile(r"^page 3 of 3"))).to_be_visible()  # the last page holds it
+    browser.locator("button[title='First page']").click()
+    expect()(browser.get_by_text(re.compile(r"^page 1 of 3"))).to_be_visible()
+    browser.locator("button[title='Last page']").click()
+    expect()(browser.get_by_text(re.compile(r"^page 3 of 3"))).to_be_visible()
+
+
+def test_ema_decay_typed_in_the_box(fixture_page):
+    lab_page = fixture_page("long_names.ipynb")
+    ema = rendered_widgets(lab_page, 3).nth(2)
+    box = ema.locator(".ckptwidgets-decay-box input")
+    box.fill("0.995")
+    box.press("Enter")
+    expect()(ema.get_by_text(re.compile(r"^step 1: shadow 0\.049999"))).to_be_visible()
+    assert lab_page.execute("print(explorer.model.decay)").strip() == "0.995"
+    box.fill("2")
+    box.press("Enter")
+    expect()(ema.get_by_text(re.compile("decay must be strictly between 0 and 1"))).to_be_visible()
+    expect()(box).to_have_value("0.995")
+
+
+def test_dropdown_keys_reach_the_dropdown_not_the_notebook(fixture_page):
+    """Arrow keys on a focused, closed dropdown: measured, see the report of issue #15."""
+    lab_page = fixture_page("long_names.ipynb")
+    mapper = rendered_widgets(lab_page, 3).nth(0)
+    select = mapper.locator("select").filter(has=lab_page.page.locator("option", has_text="problems")).first
+    select.focus()
+    before = select.input_value()
+    lab_page.page.keyboard.press("ArrowDown")
+    lab_page.page.wait_for_timeout(500)
+    focused_inside = select.evaluate("e => document.activeElement === e")
+    after = select.input_value()
+    print(f"dropdown keyboard: value {before!r} -> {after!r}, focus kept: {focused_inside}")
+    if after == before or not focused_inside:
+        pytest.xfail("JupyterLab takes ArrowDown from a focused <select> in an output (not :read-write, no "
+                     "data-lm-suppress-shortcuts): needs a front-end change, see the report")
+    assert lab_page.execute("print(long_mapper.model.show)").strip() == after
+
+
+def test_after_a_restart_and_reload_the_page_says_to_run_the_cell_again(open_notebook, tmp_path):
+    from .conftest import _JS_PANEL
+
+    lab_page = open_notebook(fixtures.write("reload.ipynb", tmp_path))
+    try:
+        check_run(lab_page)
+        rendered_widgets(lab_page, 1)
+        page = lab_page.page
+        page.evaluate("""async () => {
+            const panel = window.jupyterapp.shell.currentWidget;
+            await panel.context.save();
+            await panel.sessionContext.session.kernel.restart();
+        }""")
+        page.reload()
+        page.wait_for_function(_JS_PANEL, timeout=120_000)
+        error = lab_page.notebook().locator(".jp-OutputArea-output.jupyter-widgets", has_text="Error displaying widget")
+        expect()(error).to_be_visible(timeout=60_000)
+        after = error.evaluate("e => getComputedStyle(e, '::after').content")
+        assert "run this cell again" in after, after
+        expect()(lab_page.notebook().get_by_text(re.compile("^ckptwidgets: if a widget below is missing"))).to_be_visible()
+    finally:
+        open_notebook.close(lab_page)
 
 
 # --- the teaching notebooks ----------------------------------------------------------------
