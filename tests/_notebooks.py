@@ -5,12 +5,16 @@ Shared by the notebook tests (and meant for later browser tests too):
 - ``run_notebook(path)`` executes every cell with nbclient in a fresh ``python3``
   kernel and returns the executed notebook. A failing cell becomes an
   ``AssertionError`` whose message holds that cell's source and traceback, so
-  pytest shows them.
+  pytest shows them. ``path`` may also be a notebook node (e.g. one with edited
+  cells), which is executed as it is, a copy.
+- ``executed(path)`` is ``run_notebook(path)`` once per test session: the notebook
+  tests and the exercise tests look at the same run of a committed notebook.
 - ``outputs_text(nb)``, ``stream_text(nb, name)``, ``cell_text(nb, cell_id)`` and
   ``has_png(nb)`` read the outputs.
 """
 from __future__ import annotations
 
+import copy
 import os
 import re
 import tempfile
@@ -20,7 +24,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-__all__ = ["run_notebook", "outputs_text", "stream_text", "cell_text", "has_png", "iter_outputs"]
+__all__ = ["run_notebook", "executed", "outputs_text", "stream_text", "cell_text", "has_png", "iter_outputs"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -29,7 +33,7 @@ def _strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
 
 
-def run_notebook(path, timeout=120, kernel_name="python3", cwd=None, env=None):
+def run_notebook(path, timeout=120, kernel_name="python3", cwd=None, env=None, name=None):
     """Execute the notebook at ``path`` top to bottom and return the executed node.
 
     The kernel runs in a fresh temporary directory (or ``cwd``), and its
@@ -37,9 +41,13 @@ def run_notebook(path, timeout=120, kernel_name="python3", cwd=None, env=None):
     ``tempfile.gettempdir()`` neither collide with parallel runs nor leave
     files behind. ``env`` adds or overrides kernel environment variables.
     ``timeout`` is per cell, in seconds. The notebook file is not modified.
+    ``path`` may be a notebook node instead, run as a copy; ``name`` names it in messages.
     """
-    path = Path(path)
-    nb = nbformat.read(path, as_version=4)
+    if isinstance(path, nbformat.NotebookNode):
+        nb, path = copy.deepcopy(path), Path(name or "edited notebook")
+    else:
+        path = Path(path)
+        nb = nbformat.read(path, as_version=4)
     with tempfile.TemporaryDirectory(prefix="nbrun-") as tmp:
         workdir = Path(cwd) if cwd is not None else Path(tmp)
         kernel_env = dict(os.environ)
@@ -67,6 +75,30 @@ def run_notebook(path, timeout=120, kernel_name="python3", cwd=None, env=None):
         except DeadKernelError as exc:
             raise AssertionError(f"{path.name}: the kernel died\n{exc}") from None
     return nb
+
+
+# (resolved path, mtime_ns, size) -> the executed notebook, or the AssertionError its run raised
+_EXECUTED: dict = {}
+
+
+def executed(path):
+    """``run_notebook(path)`` with the defaults, run once per process and then shared.
+
+    The same node is returned to every caller: read it, do not edit it. A failed run is
+    remembered too, and raised again (as a new ``AssertionError`` with the same message).
+    """
+    path = Path(path).resolve()
+    stat = path.stat()
+    key = (path, stat.st_mtime_ns, stat.st_size)
+    if key not in _EXECUTED:
+        try:
+            _EXECUTED[key] = run_notebook(path)
+        except AssertionError as error:
+            _EXECUTED[key] = error
+    result = _EXECUTED[key]
+    if isinstance(result, AssertionError):
+        raise AssertionError(str(result)) from None
+    return result
 
 
 def iter_outputs(nb, cell_type="code"):
