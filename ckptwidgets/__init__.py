@@ -66,7 +66,14 @@ __all__ = [
 ]
 
 
+#: Submodules reachable as attributes after a bare ``import ckptwidgets`` (imported on first
+#: use, so ``ckptwidgets.widgets.reload_hint()`` needs no ``import ckptwidgets.widgets``).
+_SUBMODULES = ("widgets", "plots", "checks", "write", "convert", "diff", "ema", "codegen")
+
+
 def __getattr__(name):
+    if name in _SUBMODULES:
+        return _import_module(f".{name}", __name__)  # the import binds it in globals()
     if name in _LAZY:
         value = getattr(_import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value

@@ -13,6 +13,7 @@ import functools
 import importlib.metadata
 import re
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -149,3 +150,18 @@ def test_runtime_names_python_3():
     match = re.fullmatch(r"python-3\.(\d+)(\.\d+)?", runtime)
     assert match, f"binder/runtime.txt should read like python-3.11, reads {runtime!r}"
     assert int(match.group(1)) >= 10, "the package requires Python >= 3.10 (pyproject.toml)"
+
+
+def test_submodules_are_attributes_after_a_bare_import():
+    """A notebook's setup cell does ``import ckptwidgets`` and then calls
+    ``ckptwidgets.widgets.reload_hint()``: the submodules load on first use, without TensorFlow."""
+    code = (
+        "import sys, ckptwidgets\n"
+        "assert 'ckptwidgets.widgets' not in sys.modules\n"
+        "print(repr(ckptwidgets.widgets.reload_hint())[:12])\n"
+        "assert callable(ckptwidgets.plots.mapping_diagram) and ckptwidgets.checks.TODO is not None\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "ckptwidgets:\n"
