@@ -245,7 +245,7 @@ _JS_RUN_ALL = """async (seconds) => {
       () => reject(new Error(`run-all did not finish in ${seconds} s`)), seconds * 1000));
   const ok = await Promise.race([app.commands.execute('notebook:run-all-cells'), timeout]);
   const problems = [];
-  let cells = 0, executed = 0, widgetViews = 0;
+  let cells = 0, executed = 0, widgetViews = 0, expectedErrors = 0;
   const models = panel.content.model.cells;
   for (let i = 0; i < models.length; i++) {
     const cell = models.get(i);
@@ -256,7 +256,7 @@ _JS_RUN_ALL = """async (seconds) => {
       const out = cell.outputs.get(j).toJSON();
       if (out.output_type === 'error') {
         // A cell tagged raises-exception shows its error on purpose (Lab runs on past it).
-        if ((cell.getMetadata('tags') || []).includes('raises-exception')) continue;
+        if ((cell.getMetadata('tags') || []).includes('raises-exception')) { expectedErrors++; continue; }
         problems.push(`cell ${i}: ${out.ename}: ${out.evalue}\\n${cell.sharedModel.getSource()}`);
       } else if (out.output_type === 'stream' && out.name === 'stderr') {
         problems.push(`cell ${i} wrote to stderr: ${out.text}`);
@@ -265,7 +265,7 @@ _JS_RUN_ALL = """async (seconds) => {
       }
     }
   }
-  return {ok, problems, cells, executed, widgetViews};
+  return {ok, problems, cells, executed, widgetViews, expectedErrors};
 }"""
 
 _JS_EXECUTE = """async (code) => {
