@@ -10,10 +10,7 @@ import pytest
 
 from ckptwidgets.checks import TODO, basics
 from conftest import save_graph_checkpoint, tf, v1_
-
-
-def result(check, *args, **kwargs):
-    return check.__wrapped__(*args, **kwargs)
+from _checks import result
 
 
 def printed_line(capsys, check, *args):

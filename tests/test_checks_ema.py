@@ -17,22 +17,7 @@ from ckptwidgets.checks import ema as checks
 from ckptwidgets.ema import ema_trace
 from ckptwidgets.widgets import EMAModel
 from conftest import tf, v1_
-
-
-def result(check, *args, **kwargs):
-    return check.__wrapped__(*args, **kwargs)
-
-
-def ok(res):
-    assert res.ok, res
-    return res
-
-
-def hint(res, *words):
-    assert not res.ok, res
-    for word in words:
-        assert word in res.message, res
-    return res
+from _checks import hint, ok, result
 
 
 # --- exercise 1: the shadow after one update ----------------------------------------------

@@ -11,10 +11,7 @@ import pytest
 import ckptwidgets
 from ckptwidgets.checks import TODO, partial
 from conftest import tf, v1_
-
-
-def result(check, *args, **kwargs):
-    return check.__wrapped__(*args, **kwargs)
+from _checks import result
 
 
 # --- exercise 1: predict the error ------------------------------------------------------

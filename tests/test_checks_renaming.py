@@ -10,10 +10,7 @@ import pytest
 import ckptwidgets
 from ckptwidgets.checks import TODO, renaming
 from conftest import tf, v1_
-
-
-def result(check, *args, **kwargs):
-    return check.__wrapped__(*args, **kwargs)
+from _checks import result
 
 
 @pytest.fixture(scope="module")

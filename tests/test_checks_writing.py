@@ -15,26 +15,11 @@ from ckptwidgets.checks import TODO, writing
 from ckptwidgets.sources.arrays import ArraySource
 from ckptwidgets.widgets import CheckpointDiff, DiffModel
 from conftest import tf, v1_
+from _checks import hint, ok, result
 
 SHADOW = "/ExponentialMovingAverage"
 WEIGHTS = ["model/hidden/bias", "model/hidden/kernel", "model/out/bias", "model/out/kernel"]
 SERVING = [name.replace("model/", "serving/") for name in WEIGHTS]
-
-
-def result(check, *args, **kwargs):
-    return check.__wrapped__(*args, **kwargs)
-
-
-def ok(res):
-    assert res.ok, res
-    return res
-
-
-def hint(res, *words):
-    assert not res.ok, res
-    for word in words:
-        assert word in res.message, res
-    return res
 
 
 # --- a training run: notebook 07's model, 2 steps, a checkpoint after each ------------------

@@ -17,19 +17,16 @@ from pathlib import Path
 import numpy as np
 
 from ..reader import open_checkpoint
-from . import TODO, check, correct, not_yet
+from ._answers import is_todo
+from . import check, correct, not_yet
 
 __all__ = ["save_with_step", "predict_scoped_key", "read_value"]
-
-
-def _is_todo(answer) -> bool:
-    return answer is TODO or answer is None or answer is Ellipsis
 
 
 @check
 def save_with_step(step_path, folder, step=1000):
     """``step_path`` is the prefix ``saver.save(sess, ..., global_step=step)`` returned in ``folder``."""
-    if _is_todo(step_path):
+    if is_todo(step_path):
         return not_yet(
             f"call saver.save(sess, prefix, global_step={step}) in a session and assign the prefix it "
             "returns to step_path."
@@ -60,7 +57,7 @@ def save_with_step(step_path, folder, step=1000):
 @check
 def predict_scoped_key(predicted_key, prefix):
     """``predicted_key`` is a key of the checkpoint at ``prefix`` (written by the scoped example)."""
-    if _is_todo(predicted_key):
+    if is_todo(predicted_key):
         return not_yet('replace TODO with the key you expect, a str such as "some/name".')
     if not isinstance(predicted_key, str):
         return not_yet(f"a checkpoint key is a str, not a {type(predicted_key).__name__}: write it in quotes.")
@@ -95,7 +92,7 @@ def predict_scoped_key(predicted_key, prefix):
 def read_value(value, key="v2", expected=(2.0,)):
     """``value`` is what the checkpoint holds under ``key`` (a float32 array equal to ``expected``)."""
     expected = np.asarray(expected, dtype=np.float32)
-    if _is_todo(value):
+    if is_todo(value):
         return not_yet(f'read the tensor with reader.get_tensor("{key}") and assign it to the answer.')
     if isinstance(value, str):
         if value == key:

@@ -27,13 +27,10 @@ import numpy as np
 
 from ..ema import ema_trace, steps_to_reach
 from ..plots import format_value
-from . import TODO, check, correct, not_yet
+from ._answers import as_int, is_todo
+from . import TODO, check, correct, not_yet  # the docstrings' examples use TODO
 
 __all__ = ["predict_first_shadow", "full_decay_step", "decay_reaches_90_by_50"]
-
-
-def _is_todo(answer) -> bool:
-    return answer is TODO or answer is None or answer is Ellipsis
 
 
 def _is_graph_tensor(answer) -> bool:
@@ -52,19 +49,6 @@ def _as_number(answer):
         return None
     if array.size == 1 and array.dtype.kind in "iuf":
         return float(array.reshape(()))
-    return None
-
-
-def _as_int(answer):
-    """``answer`` as an int (an int, an integral float or a str of digits), else None."""
-    if isinstance(answer, (bool, np.bool_)):
-        return None
-    if isinstance(answer, (int, np.integer)):
-        return int(answer)
-    if isinstance(answer, (float, np.floating)) and float(answer).is_integer():
-        return int(answer)
-    if isinstance(answer, str) and answer.strip().isdigit():
-        return int(answer.strip())
     return None
 
 
@@ -96,7 +80,7 @@ def predict_first_shadow(predicted_shadow, decay=0.99, value=10.0, initial=0.0):
     >>> predict_first_shadow(TODO)
     Not yet: replace TODO with a number: what ema.average(v) holds after one run of update, with v at 10.0 and the shadow starting at 0.0.
     """
-    if _is_todo(predicted_shadow):
+    if is_todo(predicted_shadow):
         return not_yet(
             f"replace TODO with a number: what ema.average(v) holds after one run of update, with v at {value!r} "
             f"and the shadow starting at {initial!r}."
@@ -167,12 +151,12 @@ def full_decay_step(answer, decay=0.99):
     >>> full_decay_step(TODO)
     Not yet: replace TODO with a step number n: the first n at which (1 + n) / (10 + n) is no longer below the decay 0.99.
     """
-    if _is_todo(answer):
+    if is_todo(answer):
         return not_yet(
             f"replace TODO with a step number n: the first n at which (1 + n) / (10 + n) is no longer below the "
             f"decay {decay!r}."
         )
-    n = _as_int(answer)
+    n = as_int(answer)
     if n is None:
         number = _as_number(answer)
         if number is not None and 0 < number < 1:
@@ -223,7 +207,7 @@ def decay_reaches_90_by_50(explorer, fraction=0.9, step=50):
     """
     model = _ema_model(explorer)
     if model is None:
-        if _is_todo(explorer):
+        if is_todo(explorer):
             return not_yet("pass the EMAExplorer of the exercise to the check (reach_explorer): it reads its decay.")
         if _as_number(explorer) is not None:
             return not_yet("pass the EMAExplorer itself to the check, not a number: it reads the decay set in the widget.")

@@ -15,8 +15,8 @@ Not yet: replace TODO with the dataset's path inside the file, a str like 'layer
 """
 from __future__ import annotations
 
-from ..plan import RestorePlan
-from . import TODO, check, correct, not_yet
+from ._answers import is_todo, plan_of
+from . import TODO, check, correct, not_yet  # the docstrings' examples use TODO
 
 __all__ = ["mapper_maps_the_logits", "weights_file_key", "EXPECTED_MAPPING"]
 
@@ -29,21 +29,12 @@ EXPECTED_MAPPING = {
 }
 
 
-def _is_todo(answer) -> bool:
-    return answer is TODO or answer is None or answer is Ellipsis
-
-
-def _plan_of(mapper):
-    plan = getattr(mapper, "plan", None)
-    return plan if isinstance(plan, RestorePlan) else None
-
-
 @check
 def mapper_maps_the_logits(mapper, expected=None, renamed=("output", "logits")):
     """Every variable of the mapper's plan takes its TF1 weights (``expected``: {variable: key})."""
     expected = dict(EXPECTED_MAPPING if expected is None else expected)
-    plan = _plan_of(mapper)
-    if plan is None:
+    plan, model = plan_of(mapper)
+    if model is None:
         return not_yet(f"pass the VariableMapper itself to the check, not a {type(mapper).__name__}.")
     old, new = renamed
     for problem in plan.problems:
@@ -79,7 +70,7 @@ def weights_file_key(answer, path, name="hidden/vars/1", variable="net/hidden/bi
     """``answer`` is the dataset path, inside the Keras weights file ``path``, of the record ``name``."""
     from ..reader import open_checkpoint
 
-    if _is_todo(answer):
+    if is_todo(answer):
         return not_yet("replace TODO with the dataset's path inside the file, a str like 'layers/<...>/vars/<i>'.")
     if not isinstance(answer, str):
         return not_yet(f"the path is a str, like 'layers/<...>/vars/<i>'; that is a {type(answer).__name__}.")

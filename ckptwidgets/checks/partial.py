@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..plan import RestorePlan
-from . import TODO, check, correct, not_yet
+from ._answers import is_todo, plan_of
+from . import check, correct, not_yet
 
 __all__ = ["predict_error", "fixed_sum", "finetune_mapper"]
 
@@ -28,10 +28,6 @@ _ERROR_CLASSES = {
 }
 
 
-def _is_todo(answer) -> bool:
-    return answer is TODO or answer is None or answer is Ellipsis
-
-
 def _class_name(answer) -> str:
     if isinstance(answer, type):
         return answer.__name__
@@ -42,7 +38,7 @@ def _class_name(answer) -> str:
 @check
 def predict_error(error_class, variable):
     """The prediction for ``var_list=[v2]``: ``FailedPreconditionError`` naming ``v1``."""
-    if _is_todo(error_class) or _is_todo(variable):
+    if is_todo(error_class) or is_todo(variable):
         return not_yet("replace both TODOs: the error's class name (a str) and the name of the variable it will complain about.")
     name = _class_name(error_class)
     var = str(getattr(variable, "name", variable)).strip().removesuffix(":0")
@@ -59,7 +55,7 @@ def predict_error(error_class, variable):
 @check
 def fixed_sum(total, expected=(3.0,)):
     """The learner evaluated ``v1 + v2`` after the v2-only restore and initialising v1: ``[3.]``."""
-    if _is_todo(total):
+    if is_todo(total):
         return not_yet(
             "in the session, after the restore, run the initialiser of the variable the saver does not load, "
             "then assign sess.run(total) to the answer."
@@ -87,19 +83,10 @@ def fixed_sum(total, expected=(3.0,)):
     return not_yet(f"{value.tolist()} is not [3.]: v1 should keep its initial 1.0 and v2 take 2.0 from the checkpoint.")
 
 
-def _plan_of(widget_or_plan):
-    if isinstance(widget_or_plan, RestorePlan):
-        return widget_or_plan, None
-    plan = getattr(widget_or_plan, "plan", None)
-    if isinstance(plan, RestorePlan):
-        return plan, getattr(widget_or_plan, "model", widget_or_plan)
-    return None, None
-
-
 @check
 def finetune_mapper(mapper, keep=("base/kernel", "base/bias"), new=("head/kernel", "head/bias")):
     """The mapper loads the ``keep`` variables under their own keys, leaves ``new`` out, and initialises them."""
-    plan, model = _plan_of(mapper)
+    plan, model = plan_of(mapper)
     if plan is None:
         return not_yet(f"pass the VariableMapper (or its plan) to the check, not a {type(mapper).__name__}.")
     mapping, problems = plan.mapping, plan.problems

@@ -11,26 +11,18 @@ Not yet: that is the straight mapping (v1 into a1); swap them: the checkpoint's 
 """
 from __future__ import annotations
 
-from .._variables import is_variable, variable_name
 from ..plan import RestorePlan
-from . import TODO, check, correct, not_yet
+from ._answers import is_todo, label
+from . import check, correct, not_yet
 
 __all__ = ["swapped_var_list", "root_rule_mapper"]
-
-
-def _is_todo(answer) -> bool:
-    return answer is TODO or answer is None or answer is Ellipsis
-
-
-def _name(obj) -> str:
-    return variable_name(obj) if is_variable(obj) else repr(obj)
 
 
 @check
 def swapped_var_list(var_list, a1, a2, keys=("v1", "v2")):
     """``var_list`` is the Saver dict loading checkpoint ``v1`` into ``a2`` and ``v2`` into ``a1``."""
     first, second = keys
-    if _is_todo(var_list):
+    if is_todo(var_list):
         return not_yet(f"replace TODO with a dict {{checkpoint key: variable}} for tf.compat.v1.train.Saver, keys {first!r} and {second!r}.")
     if not isinstance(var_list, dict):
         return not_yet(f"a Saver takes a dict {{checkpoint key: variable}} here; that is a {type(var_list).__name__}.")
@@ -51,9 +43,9 @@ def swapped_var_list(var_list, a1, a2, keys=("v1", "v2")):
     if var_list[first] is a1 and var_list[second] is a2:
         return not_yet(f"that is the straight mapping ({first} into a1); swap them: the checkpoint's {first!r} goes into a2, {second!r} into a1.")
     if var_list[first] is var_list[second]:
-        return not_yet(f"both keys go into {_name(var_list[first])}; each variable takes one key.")
+        return not_yet(f"both keys go into {label(var_list[first])}; each variable takes one key.")
     if var_list[first] is a2 and var_list[second] is a1:
-        return correct(f"Saver({{'{first}': a2, '{second}': a1}}) loads 1.0 into {_name(a2)} and 2.0 into {_name(a1)}: the dict, not the names, decides.")
+        return correct(f"Saver({{'{first}': a2, '{second}': a1}}) loads 1.0 into {label(a2)} and 2.0 into {label(a1)}: the dict, not the names, decides.")
     return not_yet("the values should be the graph's variables a1 and a2.")
 
 

@@ -28,29 +28,13 @@ import numpy as np
 
 from ..reader import open_checkpoint
 from ..write import KEEP_META, plan_write
-from . import TODO, check, correct, not_yet
+from ._answers import as_int, is_todo
+from . import TODO, check, correct, not_yet  # the docstrings' examples use TODO
 
 __all__ = ["predict_write_count", "serving_checkpoint", "most_changed_weight"]
 
 #: The suffix of an ``ExponentialMovingAverage`` shadow's key.
 SHADOW = "/ExponentialMovingAverage"
-
-
-def _is_todo(answer) -> bool:
-    return answer is TODO or answer is None or answer is Ellipsis
-
-
-def _as_int(answer):
-    """``answer`` as an int (an int, an integral float or a str of digits), else None."""
-    if isinstance(answer, bool):
-        return None
-    if isinstance(answer, (int, np.integer)):
-        return int(answer)
-    if isinstance(answer, (float, np.floating)) and float(answer).is_integer():
-        return int(answer)
-    if isinstance(answer, str) and answer.strip().lstrip("-").isdigit():
-        return int(answer.strip())
-    return None
 
 
 def _count(n: int, word: str) -> str:
@@ -69,9 +53,9 @@ def predict_write_count(answer, ckpt):
     ckpt : Checkpoint or str
         The training checkpoint (anything :func:`ckptwidgets.open_checkpoint` takes).
     """
-    if _is_todo(answer):
+    if is_todo(answer):
         return not_yet("replace TODO with a number: how many tensors will the serving plan write?")
-    n = _as_int(answer)
+    n = as_int(answer)
     if n is None:
         return not_yet(f"the answer is a number of tensors, an int such as 7; not a {type(answer).__name__}.")
     ckpt = open_checkpoint(ckpt)
@@ -163,7 +147,7 @@ def serving_checkpoint(prefix, source, scope="serving/", old_scope="model/"):
     >>> serving_checkpoint(TODO, "run/model.ckpt-40")
     Not yet: replace TODO with the prefix you wrote: exercise_prefix = plan.write(out).prefix, where plan strips, promotes the EMA and renames 'model/' to 'serving/'.
     """
-    if _is_todo(prefix):
+    if is_todo(prefix):
         return not_yet(
             "replace TODO with the prefix you wrote: exercise_prefix = plan.write(out).prefix, where plan strips, "
             f"promotes the EMA and renames {old_scope!r} to {scope!r}."
