@@ -128,6 +128,32 @@ def test_every_solution_belongs_to_an_exercise():
 
 
 # --- as committed ----------------------------------------------------------------------
+def listed_exercises(markdown: str, row_label) -> dict:
+    """``{notebook number: number of exercises}`` from a markdown table whose first column is
+    ``row_label(number)`` and whose last column lists the exercises separated by ``; ``."""
+    counts = {}
+    for path in PATHS:
+        number = path.name[:2]
+        rows = [line for line in markdown.splitlines() if line.startswith(f"| {row_label(path)} |")]
+        if rows:
+            items = rows[0].rstrip().rstrip("|").split(" | ")[-1]
+            counts[number] = len([item for item in items.split("; ") if item.strip()])
+    return counts
+
+
+def test_the_exercise_lists_match_the_notebooks():
+    """The README's notebook table and 00's exercise table name as many exercises as each
+    notebook has, so a teacher reading either is not misled."""
+    actual = {path.name[:2]: len(exercises(read(path))) for path in PATHS if not path.name.startswith("00")}
+    readme = (NOTEBOOKS.parent / "README.md").read_text(encoding="utf-8")
+    in_readme = listed_exercises(readme, lambda path: f"`{path.stem}`")
+    in_readme.pop("00", None)
+    assert in_readme == actual, f"README.md lists {in_readme} exercises, the notebooks have {actual}"
+    start_here = "\n".join(c.source for c in read(NOTEBOOKS / "00_start_here.ipynb").cells if c.cell_type == "markdown")
+    in_00 = listed_exercises(start_here.split("## Exercises", 1)[1], lambda path: path.name[:2])
+    assert in_00 == actual, f"00_start_here lists {in_00} exercises, the notebooks have {actual}"
+
+
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
 def test_as_committed_every_check_says_not_yet(path):
