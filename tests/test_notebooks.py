@@ -841,3 +841,28 @@ def test_08_migrate_to_keras3():
         "layers/dense_1/vars/0  logits/vars/0    [8, 2] \n"
         "layers/dense_1/vars/1  logits/vars/1    [2]    \n",
     )
+
+
+def _nav_targets(line: str) -> list:
+    return re.findall(r"\]\(([0-9a-z_]+\.ipynb)\)", line)
+
+
+@pytest.mark.parametrize("name", ALL_NOTEBOOKS)
+def test_every_notebook_has_navigation_goals_summary_and_reading(name):
+    """Issue #14 items 3 and 7, for every notebook: the same contents / previous / next line at
+    the top and the bottom (pointing at the notebooks around it), goals and summary in English
+    and Chinese, tensorflow.org links, and a Further reading list of links."""
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    names = sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    i = names.index(name)
+    first, last = nb.cells[0], nb.cells[-1]
+    assert first.cell_type == last.cell_type == "markdown" and first.source == last.source, name
+    expected = ["00_start_here.ipynb", names[i - 1]] + ([names[i + 1]] if i + 1 < len(names) else [])
+    assert _nav_targets(first.source) == expected, f"{name}: navigation line {first.source!r}"
+    markdown = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    text = "\n".join(markdown)
+    for part in ("**What you will learn**", "**学习目标**", "## Summary", "**小结**"):
+        assert part in text, f"{name} has no {part}"
+    assert text.count("https://www.tensorflow.org/") >= 5, f"{name} links tensorflow.org only {text.count('https://www.tensorflow.org/')} times"
+    reading = [m for m in markdown if m.startswith("## Further reading")]
+    assert len(reading) == 1 and len(re.findall(r"\]\(https://", reading[0])) >= 3, f"{name}: Further reading {reading}"
