@@ -561,3 +561,17 @@ def test_every_widget_carries_the_stylesheet_that_wraps_text(ema_ckpt, tmp_path)
     assert "white-space: normal" in STYLESHEET and "overflow-x: auto" in STYLESHEET
     hint = reload_hint()._repr_html_()
     assert "run this cell again" in hint and "Error displaying widget" not in hint
+
+
+def test_every_widget_with_controls_keeps_its_keys(ema_ckpt):
+    """Each widget's outermost box holds one hidden KeyboardGuard (issue #15: arrow keys on a
+    focused dropdown choose, they do not move the notebook; the browser tests press them)."""
+    from ckptwidgets import CheckpointDiff, EMAExplorer, VariableMapper
+    from ckptwidgets.widgets._keyboard import KeyboardGuard
+
+    views = [CheckpointBrowser(ema_ckpt), VariableMapper(ema_ckpt, [tf.Variable(0.0, name="v")]),
+             EMAExplorer(steps=10), CheckpointDiff(ema_ckpt, ema_ckpt)]
+    for view in views:
+        guards = [c for c in view.children if isinstance(c, KeyboardGuard)]
+        assert len(guards) == 1 and guards[0].layout.display == "none", type(view).__name__
+    assert "data-lm-suppress-shortcuts" in KeyboardGuard._esm and ":read-write" in KeyboardGuard._esm

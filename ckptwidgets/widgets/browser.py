@@ -32,6 +32,7 @@ from .._format import TensorStats, compare_text, finite_values, format_shape, hu
 from ..errors import CheckpointError, PlanError
 from ..reader import KINDS, Checkpoint, Entry, open_checkpoint
 from ._table import Column, PagedTable, PAGE_SIZE
+from ._keyboard import keyboard_guard
 from ._text import (CSS_CLASSES, PlainTextRepr, label_style, message_label, set_message, show_png, stylesheet,
                     text_label)
 
@@ -536,7 +537,7 @@ class CheckpointBrowser(PlainTextRepr, widgets.VBox):
         self.body = widgets.HBox([self.table, self.details],
                                  layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start", grid_gap="0 1em"))
         self.controls = widgets.HBox([], layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
-        super().__init__([stylesheet(), self.title, self.totals, self.controls, self.filter_message, self.message,
+        super().__init__([stylesheet(), keyboard_guard(), self.title, self.totals, self.controls, self.filter_message, self.message,
                           self.body], **kwargs)
         self.add_class(CSS_CLASSES["browser"])
         self.add_class(CSS_CLASSES["root"])

@@ -26,6 +26,7 @@ from ..diff import SORTS, STATUS_LABELS, CheckpointDiff as Diff, DiffRow, diff_c
 from ..errors import CheckpointError, PlanError
 from ._table import Column, PagedTable, PAGE_SIZE
 from ._text import CSS_CLASSES, PlainTextRepr, label_style, message_label, set_message, show_png, stylesheet, text_label
+from ._keyboard import keyboard_guard
 
 __all__ = ["DiffModel", "CheckpointDiff", "STATUS_FILTERS", "CSS_CLASS"]
 
@@ -349,7 +350,7 @@ class CheckpointDiff(PlainTextRepr, widgets.VBox):
         self.controls = widgets.HBox([self.status_box, self.sort_box, self.filter_box],
                                      layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
         super().__init__([self.title, self.counts, self.controls, self.filter_message, self.table, self.message,
-                          self.details, stylesheet()], **kwargs)
+                          self.details, stylesheet(), keyboard_guard()], **kwargs)
         self.add_class(CSS_CLASS)
         self.add_class(CSS_CLASSES["root"])
         model.observe(self._on_rows, "rows")

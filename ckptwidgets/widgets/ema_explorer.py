@@ -26,6 +26,7 @@ from .. import plots
 from ..ema import closed_form, ema_trace, steps_to_reach
 from ..errors import CheckpointError, PlanError
 from ._text import CSS_CLASSES, PlainTextRepr, label_style, message_label, set_message, stylesheet, text_label
+from ._keyboard import keyboard_guard
 
 __all__ = ["EMAModel", "EMAExplorer", "decay_options", "training_trajectory", "MAX_STEPS"]
 
@@ -401,6 +402,7 @@ class EMAExplorer(PlainTextRepr, widgets.VBox):
             self.summary,
             self.message,
             stylesheet(),
+            keyboard_guard(),
         ]
         super().__init__(rows)
         self.add_class(CSS_CLASSES["ema"])

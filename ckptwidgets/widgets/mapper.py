@@ -23,6 +23,7 @@ from ..errors import CheckpointError, PlanError
 from ..plan import RestorePlan
 from ._mapper_model import NONE, OTHER, SHOW, STYLES, MapperModel
 from ._table import Column, PagedTable, PAGE_SIZE
+from ._keyboard import keyboard_guard
 from ._text import (CSS_CLASSES, PlainTextRepr, download_link, label_style, message_label, pre_html, set_message,
                     stylesheet, text_label)
 
@@ -199,7 +200,7 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
         self.code_panel = widgets.VBox([self.style_buttons, self.code_download, self.code])
         self.code_accordion = widgets.Accordion([self.code_panel], titles=("code",), selected_index=None)
         widgets.dlink((self.code_accordion, "selected_index"), (model, "preview"), transform=lambda i: i is not None)
-        super().__init__([stylesheet(), self.title, self.counts, matching, self.table, by_hand, self.code_accordion,
+        super().__init__([stylesheet(), keyboard_guard(), self.title, self.counts, matching, self.table, by_hand, self.code_accordion,
                           restoring, self.message], **kwargs)
         self.add_class(CSS_CLASSES["mapper"])
         self.add_class(CSS_CLASSES["root"])

@@ -159,6 +159,29 @@ def test_notebook7_mapper_choose_key_and_restore(notebook7):
     assert_no_console_errors(page, nb_page.name, NOTEBOOK7_IGNORED)
 
 
+
+def test_notebook7_dropdown_keys_stay_in_the_widget(notebook7):
+    """Notebook 7 reads shortcuts in the capture phase, before any listener on the widget:
+    ArrowDown on a focused dropdown still chooses, and "d", "d" deletes no cell."""
+    nb_page = notebook7("mapper.ipynb")
+    page = nb_page.page
+    check_run(nb_page)
+    mapper = rendered_widgets(nb_page, 1).first.locator(".ckptwidgets-mapper")
+    expect()(mapper).to_have_attribute("data-ckptwidgets-keyboard", "kept")
+    cells = nb_page.notebook().locator(".jp-Cell")
+    count = cells.count()
+    select = mapper.locator("select").filter(has=page.locator("option", has_text="problems")).first
+    select.focus()
+    before = select.input_value()
+    page.keyboard.press("ArrowDown")
+    expect()(select).not_to_have_value(before)
+    page.keyboard.press("d")
+    page.keyboard.press("d")
+    page.wait_for_timeout(300)
+    expect()(cells).to_have_count(count)
+    assert select.evaluate("e => document.activeElement === e"), "the dropdown lost the focus"
+    assert_no_console_errors(page, nb_page.name, NOTEBOOK7_IGNORED)
+
 # --- Voila ---------------------------------------------------------------------------------
 
 class VoilaServer(ServerProcess):
