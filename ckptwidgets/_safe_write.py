@@ -259,7 +259,14 @@ def write_plan(plan, out, overwrite=False, state_file=False, progress=None) -> W
         for source in inputs:
             if _same_file(source, prefix):
                 raise WriteError(f"The output {prefix!r} is the input checkpoint itself; pass overwrite=True to replace it.")
-        if existing_files(prefix):
+        existing = existing_files(prefix)
+        if existing and not any(path.endswith(".index") for path in existing):
+            names = ", ".join(os.path.basename(path) for path in existing)
+            raise WriteError(
+                f"The output {prefix!r} already exists as data without its index ({names}): no checkpoint, "
+                "most likely left by a write that was killed while moving into place; pass overwrite=True to replace it."
+            )
+        if existing:
             raise WriteError(f"A checkpoint already exists at {prefix!r}; pass overwrite=True to replace it.")
     folder = os.path.dirname(prefix) or "."
     temp = temporary_prefix(prefix)

@@ -365,6 +365,26 @@ def test_the_source_under_another_spelling_and_an_existing_output_are_refused(tm
     assert temporaries(tmp_path / "src") == temporaries(tmp_path / "other") == []
 
 
+
+def test_data_left_without_its_index_is_named_and_replaced_on_request(tmp_path):
+    """A kill between the two renames leaves the data file under the final name and no index:
+    no checkpoint (TensorFlow cannot open it), but in the way of the next write, which says
+    what it found; overwrite=True replaces it."""
+    tensors = random_tensors(2, 1024)
+    source = save(tmp_path / "src" / "model.ckpt", tensors)
+    out = tmp_path / "out" / "model.ckpt"
+    out.parent.mkdir()
+    orphan = tmp_path / "out" / "model.ckpt.data-00000-of-00001"
+    orphan.write_bytes(b"half of an interrupted write")
+    with pytest.raises(WriteError, match=r"already exists as data without its index \(model\.ckpt\.data-00000-of-00001\)"
+                                         r".*killed while moving into place; pass overwrite=True"):
+        plan_write(source).write(out, progress=False)
+    assert orphan.read_bytes() == b"half of an interrupted write"
+    plan_write(source).write(out, overwrite=True, progress=False)
+    assert_reads_back(out, tensors)
+    assert tf_values(out).keys() == tensors.keys()
+    assert temporaries(tmp_path / "out") == []
+
 # --- overwrite=True ----------------------------------------------------------------------
 
 
