@@ -28,7 +28,7 @@ browser-deps:
 test: $(VENV)/.installed browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Regenerate docs/mapper.png, docs/browser.png and docs/ema_explorer.png (the browser
+# Regenerate the docs/*.png screenshots: mapper, browser, EMA explorer, diff, and the 900 px ones (the browser
 # tests take them; CKPTWIDGETS_SCREENSHOTS=1 writes them into docs/).
 screenshots: $(VENV)/.installed browser-deps
 	CKPTWIDGETS_SCREENSHOTS=1 $(BIN)/python -m pytest tests/browser -k "not notebook_runs_in_lab" $(PYTEST_ARGS)

@@ -318,7 +318,7 @@ def set_layout(lab_page, width, side_panel):
 
 
 @pytest.mark.parametrize("width, side_panel", [(1400, False), (900, True)], ids=["1400px", "900px-side-panel"])
-def test_no_text_is_cut_without_a_way_to_read_it(fixture_page, width, side_panel):
+def test_no_text_is_cut_without_a_way_to_read_it(fixture_page, screenshot_dir, width, side_panel):
     lab_page = fixture_page("long_names.ipynb")
     check_run(lab_page)
     outputs = rendered_widgets(lab_page, 3)
@@ -345,6 +345,9 @@ def test_no_text_is_cut_without_a_way_to_read_it(fixture_page, width, side_panel
                      "encoder/stage_1/block_2/depthwise_conv_1_BN/moving_variance"):
             expect()(mapper.get_by_text(name, exact=True)).to_be_visible()
         expect()(mapper.get_by_text("[64] float32", exact=True).first).to_be_visible()
+        if side_panel:  # the README shows the narrow layout beside the wide screenshots
+            screenshot(lab_page, mapper, screenshot_dir / f"mapper-{width}px.png")
+            screenshot(lab_page, browser, screenshot_dir / f"browser-{width}px.png")
     finally:
         lab_page.execute("long_mapper.plan.unassign(long_names[0]); long_mapper.plan.assign(long_names[0], long_names[0])")
         set_layout(lab_page, 1200, True)
