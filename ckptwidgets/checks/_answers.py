@@ -45,3 +45,12 @@ def plan_of(widget_or_plan):
     if isinstance(plan, RestorePlan):
         return plan, getattr(widget_or_plan, "model", widget_or_plan)
     return None, None
+
+
+def mapper_parts(mapper, trait: str):
+    """``(model, plan)`` of a VariableMapper (or its model) whose model has ``trait``, else
+    ``(None, None)``: the check was handed something else."""
+    plan, model = plan_of(mapper)
+    if model is None or not hasattr(model, trait):
+        return None, None
+    return model, plan

@@ -27,7 +27,7 @@ from .._variables import is_variable
 from ..errors import CheckpointError
 from ..plan import RestorePlan
 from ..reader import open_checkpoint
-from ._answers import is_todo, label
+from ._answers import is_todo, label, mapper_parts
 from . import check, correct, not_yet
 
 __all__ = ["only_v2_average", "predict_keras_average", "prefer_ema_mapper"]
@@ -227,12 +227,6 @@ def predict_keras_average(answer, weights=(10.0, 20.0, 30.0), momentum=0.75):
 
 
 # --- exercise 3: prefer EMA in the VariableMapper, and restore ------------------------------
-def _mapper_parts(mapper):
-    model = getattr(mapper, "model", mapper)
-    plan = getattr(model, "plan", None)
-    if not isinstance(plan, RestorePlan) or not hasattr(model, "prefer_ema"):
-        return None, None
-    return model, plan
 
 
 @check
@@ -240,7 +234,7 @@ def prefer_ema_mapper(mapper, name="v2"):
     """The mapper has prefer EMA on, maps ``name`` to its shadow, and was restored: the variable holds the shadow."""
     if isinstance(mapper, RestorePlan):
         return not_yet("pass the VariableMapper itself to the check, not its plan: the check reads its prefer EMA button and its last restore.")
-    model, plan = _mapper_parts(mapper)
+    model, plan = mapper_parts(mapper, "prefer_ema")
     if model is None:
         return not_yet(f"pass the VariableMapper itself to the check, not a {type(mapper).__name__}.")
     shadow = name + SHADOW

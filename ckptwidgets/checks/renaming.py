@@ -11,8 +11,7 @@ Not yet: that is the straight mapping (v1 into a1); swap them: the checkpoint's 
 """
 from __future__ import annotations
 
-from ..plan import RestorePlan
-from ._answers import is_todo, label
+from ._answers import is_todo, label, mapper_parts
 from . import check, correct, not_yet
 
 __all__ = ["swapped_var_list", "root_rule_mapper"]
@@ -49,18 +48,10 @@ def swapped_var_list(var_list, a1, a2, keys=("v1", "v2")):
     return not_yet("the values should be the graph's variables a1 and a2.")
 
 
-def _mapper_parts(mapper):
-    model = getattr(mapper, "model", mapper)
-    plan = getattr(mapper, "plan", None)
-    if not isinstance(plan, RestorePlan) or not hasattr(model, "rules_text"):
-        return None, None
-    return model, plan
-
-
 @check
 def root_rule_mapper(mapper, scope="net/", keys=("v1", "v2")):
     """The mapper's rules box holds one rule loading the checkpoint's root into ``scope``."""
-    model, plan = _mapper_parts(mapper)
+    model, plan = mapper_parts(mapper, "rules_text")
     if model is None:
         return not_yet(f"pass the VariableMapper itself to the check, not a {type(mapper).__name__}.")
     expected = {scope + key: key for key in keys}
