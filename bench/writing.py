@@ -4,8 +4,9 @@
   tensors of 16.8 MB, random values; 8 MB with ``--quick``) against TensorFlow writing the
   same tensors from eager variables, ``tf.compat.v1.train.Saver(variables).save`` (no meta
   graph, no state file), and against copying the two files (``shutil.copyfile``). Ours
-  reads every tensor from the input (checksums checked), writes a temporary prefix, fsyncs
-  it, reads every tensor back and renames it into place; ``Saver`` writes temporary files
+  reads every tensor from the input (checksums checked), writes a temporary prefix (synced
+  to disk from a thread as it is written), fsyncs it, reads every tensor back and renames
+  it into place; ``Saver`` writes temporary files
   and renames them too, but without an fsync or a read-back. Each side writes over its
   previous output (``overwrite=True`` for ours), the input in the page cache; before each
   timed call ``os.sync()`` writes out what the previous one left dirty (not timed: an fsync

@@ -2,6 +2,9 @@
 
 Private helper of :mod:`ckptwidgets.write`. Tensors are added one at a time and their bytes
 go straight to the data file, so memory stays at one tensor whatever the checkpoint's size.
+Every :data:`SYNC_EVERY_BYTES` the data written so far is handed to a
+:class:`~ckptwidgets._background_sync.BackgroundSync`, so the disk writes while we write and
+the final ``fsync`` waits for the last few megabytes, not for the whole file.
 The layout is TensorFlow's own (``tensorflow/core/util/tensor_bundle/tensor_bundle.cc``,
 ``tensorflow/core/lib/io/table_builder.cc``), the same our reader checks:
 
@@ -31,6 +34,7 @@ import struct
 import numpy as np
 
 from . import _protos
+from ._background_sync import BackgroundSync
 from ._dtypes import BY_NAME
 from ._tensordata import crc32c, mask
 
@@ -41,6 +45,8 @@ _MAGIC = 0xDB4775248B80FB57
 _BLOCK_BYTES = 4096
 _RESTART_EVERY = 16
 _UINT32_MAX = 0xFFFFFFFF
+#: After this many bytes more, the background thread is asked to sync the data file.
+SYNC_EVERY_BYTES = 64 << 20
 
 
 def _varint(n: int) -> bytes:
@@ -135,6 +141,8 @@ class BundleWriter:
         self.prefix = prefix
         self._data = open(prefix + DATA_SUFFIX, "wb")
         self._offset = 0
+        self._unsynced = 0
+        self._syncer: BackgroundSync | None = None
         self._entries: dict[str, bytes] = {}
         #: ``{key: crc32c of the bytes written}``, to check a read-back against.
         self.crcs: dict[str, int] = {}
@@ -155,8 +163,10 @@ class BundleWriter:
         crc, size = 0, 0
         for chunk in chunks:
             raw = np.ascontiguousarray(chunk, dtype=numpy).reshape(-1).view(np.uint8)
-            self._data.write(raw)
-            crc, size = crc32c(raw, crc), size + raw.size
+            for start in range(0, raw.size, SYNC_EVERY_BYTES):  # a big tensor is synced as it goes too
+                piece = raw[start : start + SYNC_EVERY_BYTES]
+                self._write(piece)
+                crc, size = crc32c(piece, crc), size + piece.size
         expected = int(np.prod(shape, dtype=np.int64)) * numpy.itemsize
         if size != expected:
             raise ValueError(f"key {key!r}: {size} bytes written for shape {list(shape)} of {dtype} ({expected})")
@@ -166,7 +176,7 @@ class BundleWriter:
         if key in self._entries:
             raise ValueError(f"key {key!r} is written twice")
         for piece in pieces:
-            self._data.write(piece)
+            self._write(piece)
             size += len(piece)
         entry = _protos.BundleEntryProto(dtype=BY_NAME[dtype].enum, offset=self._offset, size=size, crc32c=mask(crc))
         for d in shape:
@@ -176,10 +186,30 @@ class BundleWriter:
         self._offset += size
         return size
 
+    def _write(self, piece) -> None:
+        self._data.write(piece)
+        self._unsynced += len(piece) if isinstance(piece, bytes) else piece.nbytes
+        if self._unsynced < SYNC_EVERY_BYTES:
+            return
+        self._unsynced = 0
+        self._data.flush()
+        if self._syncer is None:  # small checkpoints never start the thread
+            self._syncer = BackgroundSync(self._data.fileno())
+        elif self._syncer.error is not None:
+            raise self._syncer.error
+        self._syncer.request()
+
+    def _stop_syncing(self) -> None:
+        if self._syncer is not None:
+            self._syncer.stop()
+            if self._syncer.error is not None:
+                raise self._syncer.error
+
     def finish(self) -> None:
         """Close the data file (flushed to disk) and write the index."""
         self._data.flush()
-        os.fsync(self._data.fileno())
+        self._stop_syncing()
+        os.fsync(self._data.fileno())  # what is left, and the file's size
         self._data.close()
         header = _protos.BundleHeaderProto(num_shards=1)
         header.version.producer = 1
@@ -195,6 +225,8 @@ class BundleWriter:
     def abort(self) -> None:
         """Close and delete what was written."""
         try:
+            if self._syncer is not None:
+                self._syncer.stop()
             self._data.close()
         except OSError:
             pass  # a full disk fails the flush of the last buffered bytes again; the file is closed anyway

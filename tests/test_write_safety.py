@@ -115,10 +115,11 @@ def random_tensors(count: int, nbytes: int, seed: int = 0) -> dict:
 
 # One write in a fresh process, described by a JSON spec: which checkpoints (one: a copy;
 # several: their average), where, and what interrupts it. ``kill: [name, n, when]`` sends
-# SIGKILL to itself just "before" or "after" the n-th call of ``os.<name>`` (fsync: the data
-# file is complete, then the index; replace: the data file moves, then the index; remove:
-# an overwritten checkpoint's index goes), or from the ``progress`` callback once that
-# fraction of the bytes is written. ``fsize`` limits the size of any file it writes (EFBIG
+# SIGKILL to itself just "before" or "after" the n-th call of ``os.<name>`` (fdatasync: the
+# background sync of the data file being written; fsync: the data file is complete, then
+# the index; replace: the data file moves, then the index; remove: an overwritten
+# checkpoint's index goes), or from the ``progress`` callback once that fraction of the
+# bytes is written. ``fsize`` limits the size of any file it writes (EFBIG
 # instead of SIGXFSZ); ``uid`` drops root before writing. Everything the write imports is
 # imported first.
 CHILD = r"""
@@ -306,6 +307,81 @@ def test_damage_found_by_the_read_back_leaves_nothing(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
+def _record_background_syncs(monkeypatch, every: int) -> list:
+    """Sync every ``every`` bytes; each sync appends ``(thread name, data file size)`` to the list returned."""
+    import threading
+
+    from ckptwidgets import _background_sync, _bundle_writer
+
+    real, calls = _background_sync.sync_data, []
+
+    def sync_data(fd):
+        calls.append((threading.current_thread().name, os.fstat(fd).st_size))
+        real(fd)
+
+    monkeypatch.setattr(_bundle_writer, "SYNC_EVERY_BYTES", every)
+    monkeypatch.setattr(_background_sync, "sync_data", sync_data)
+    return calls
+
+
+@pytest.mark.parametrize("tensors", [10, 1], ids=["ten-tensors", "one-big-tensor"])
+def test_the_data_is_synced_in_the_background_while_it_is_written(tmp_path, monkeypatch, tensors):
+    """The disk takes the data as it comes (not all of it at the final fsync), a big tensor in pieces too."""
+    values = random_tensors(tensors, 10 * MB // tensors)
+    source = save(tmp_path / "src" / "model.ckpt", values)
+    calls = _record_background_syncs(monkeypatch, MB)
+    out = tmp_path / "out" / "model.ckpt"
+
+    def progress(done, total):  # a slow source: the sync thread gets its turn between the writes
+        time.sleep(0.02)
+
+    if tensors == 1:  # one tensor is one progress tick: slow its pieces down instead
+        from ckptwidgets import _bundle_writer
+
+        real_write = _bundle_writer.BundleWriter._write
+
+        def slow_write(self, piece):
+            real_write(self, piece)
+            time.sleep(0.02)
+
+        monkeypatch.setattr(_bundle_writer.BundleWriter, "_write", slow_write)
+    plan_write(source).write(out, progress=progress)
+    total = os.path.getsize(str(out) + ".data-00000-of-00001")
+    assert total == 10 * MB
+    assert calls and all(name == "ckptwidgets-sync" for name, _ in calls), calls
+    assert any(0 < size < total for _, size in calls), (calls, total)  # before the last byte
+    assert {k: v.tobytes() for k, v in tf_values(out).items()} == {k: v.tobytes() for k, v in values.items()}
+
+
+def test_a_small_write_starts_no_sync_thread(tmp_path, monkeypatch):
+    calls = _record_background_syncs(monkeypatch, 64 * MB)
+    plan_write(ArraySource(_ten_tensors())).write(tmp_path / "out.ckpt", progress=False)
+    assert calls == []
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), OSError(5, "Input/output error")],
+                         ids=["ENOSPC", "EIO"])
+def test_a_background_sync_failing_leaves_nothing(tmp_path, monkeypatch, error):
+    """A full disk or a failing device often shows only when the data is synced: in the thread."""
+    from ckptwidgets import _background_sync, _bundle_writer
+
+    def sync_data(fd):
+        raise error
+
+    monkeypatch.setattr(_bundle_writer, "SYNC_EVERY_BYTES", MB)
+    monkeypatch.setattr(_background_sync, "sync_data", sync_data)
+    source = save(tmp_path / "src" / "model.ckpt", random_tensors(6, 2 * MB))
+    before = sha256s(source)
+    out = tmp_path / "out" / "model.ckpt"
+    with pytest.raises(WriteError) as info:
+        plan_write(source).write(out, progress=False)
+    assert str(info.value) == (
+        f"Nothing was written to {str(out)!r}: {error.strerror} ({str(out.parent)!r}). The inputs are unchanged."
+    )
+    assert os.listdir(out.parent) == []
+    assert sha256s(source) == before
+
+
 @pytest.mark.parametrize("error", [OSError(5, "Input/output error"), KeyboardInterrupt()], ids=["EIO", "ctrl-c"])
 def test_a_failure_between_the_two_renames_leaves_nothing(tmp_path, monkeypatch, error):
     real_replace, calls = os.replace, []
@@ -484,6 +560,7 @@ def _after_a_kill(out, source, before, old=None) -> str:
 # (id, kill spec, what the final name holds afterwards)
 KILLS = [
     ("streaming", ["progress", 0.5, None], "absent"),
+    ("synced-in-the-background", ["fdatasync", 1, "after"], "absent"),
     ("data-file-complete", ["fsync", 1, "after"], "absent"),
     ("temporary-checkpoint-complete", ["fsync", 2, "after"], "absent"),
     ("read-back-done", ["replace", 1, "before"], "absent"),
