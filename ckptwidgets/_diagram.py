@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ._fonts import font_family, fonts
-from ._format import format_shape
+from ._format import format_shape, short_labels
 
 __all__ = ["mapping_diagram"]
 
@@ -29,20 +29,19 @@ _RED = "#d62728"
 _INK = "#222222"
 _ROW = 0.27  # inches per row
 _FONT = 8.0
+_SMALL = 8.0  # badges and problem labels: 10 px at 90 dpi
+_LEGEND = 9.0  # the legend under the columns: as big as the column headers
 _CHAR = 0.6 * _FONT / 72  # inches per character of DejaVu Sans Mono
 _KEY_X, _ARROW_X0, _ARROW_X1, _VAR_X = 0.085, 0.445, 0.565, 0.58
 _PROBLEM_LABELS = {"shape_mismatch": "shape ≠", "dtype_mismatch": "dtype ≠", "missing_key": "no such key",
                    "duplicate_variable": "duplicate"}
 
 
-def _fit(text: str, suffix: str, chars: int) -> str:
-    """``text + suffix`` in at most ``chars`` characters, eliding the inside of ``text`` (its end is kept longer)."""
-    room = chars - len(suffix)
-    if len(text) > room:
-        keep = max(room - 1, 2)
-        tail = (2 * keep) // 3  # the end says more: "…/ExponentialMovingAverage", "…/kernel"
-        text = text[: keep - tail] + "…" + text[len(text) - tail:]
-    return text + suffix
+def _fit(text: str, suffix: str, chars: int, among) -> str:
+    """``text + suffix`` in at most ``chars`` characters: ``text`` shortened by
+    :func:`~ckptwidgets._format.short_labels` among the texts of its column, so what tells
+    it apart from the others stays (the common start goes first, then the middle)."""
+    return short_labels(among, chars - len(suffix))[text] + suffix
 
 
 def _pick(items: list, priority, limit: int) -> list:
@@ -161,17 +160,17 @@ def mapping_diagram(plan, *, max_rows: int = 12, title: str | None = None, width
             used = key not in unused
             color = _INK if used else _GREY
             if entry is None:
-                text, color = _fit(key, "  (not in checkpoint)", key_chars), _RED
+                text, color = _fit(key, "  (not in checkpoint)", key_chars, keys), _RED
             else:
                 color = _RED if key in problem_keys else color
                 suffix = f" {format_shape(entry.shape)}"
                 if any(problems[n].reason == "dtype_mismatch" and problems[n].key == key for n in problems):
                     suffix += f" {entry.dtype}"
-                text = _fit(key, suffix, key_chars)
+                text = _fit(key, suffix, key_chars, keys)
                 if entry.kind in ("ema", "slot", "meta"):
                     badge = {"ema": "EMA", "slot": "slot", "meta": "meta"}[entry.kind]
                     tint = _EMA if entry.kind == "ema" else _GREY
-                    ax.text(0.012, y, badge, ha="left", va="center", fontsize=6.5, color="white", fontweight="bold", family="DejaVu Sans",
+                    ax.text(0.012, y, badge, ha="left", va="center", fontsize=_SMALL - 0.5, color="white", fontweight="bold", family="DejaVu Sans",
                             bbox={"boxstyle": "round,pad=0.2", "fc": tint if used else _GREY, "ec": "none"},
                             gid=f"kind:{key}")
             ax.text(_KEY_X, y, text, ha="left", va="center", fontsize=_FONT, color=color, family=mono, gid=f"key:{key}")
@@ -191,7 +190,7 @@ def mapping_diagram(plan, *, max_rows: int = 12, title: str | None = None, width
             if state == "unmapped":
                 suffix += "  (unmapped)"
             color = _RED if problem is not None else _GREY if state == "unmapped" else _INK
-            ax.text(_VAR_X, y, _fit(name, suffix, var_chars), ha="left", va="center", fontsize=_FONT, color=color,
+            ax.text(_VAR_X, y, _fit(name, suffix, var_chars, shown_vars), ha="left", va="center", fontsize=_FONT, color=color,
                     family=mono, style="italic" if state == "unmapped" else "normal", gid=f"var:{name}")
         if more_vars:
             ax.text(_VAR_X, -len(shown_vars), f"… {more_vars} more variables", ha="left", va="center",
@@ -211,12 +210,13 @@ def mapping_diagram(plan, *, max_rows: int = 12, title: str | None = None, width
             if problem is not None:
                 label = _PROBLEM_LABELS.get(problem.reason, problem.reason)
                 ax.text((_ARROW_X0 + _ARROW_X1) / 2, (start - i) / 2 + 0.28, label, ha="center", va="bottom",
-                        fontsize=6.5, color=_RED, gid=f"problem:{name}")
+                        fontsize=_SMALL, color=_RED, gid=f"problem:{name}")
 
         hidden = sum(1 for e in ckpt.entries if e.kind in ("slot", "meta") and e.key not in all_keys)
-        legend = "→ restores     orange: from an EMA shadow     grey: unused key / unmapped variable     red: problem"
-        ax.text(0.5, -(rows - 0.5 + foot) + 0.75, legend, ha="center", va="center", fontsize=6.5, color=_INK, gid="legend")
+        legend = "→ restores    orange: from an EMA shadow    grey: unused key / unmapped variable    red: problem"
+        ax.text(0.5, -(rows - 0.5 + foot) + 0.75, legend, ha="center", va="center", fontsize=_LEGEND, color=_INK,
+                gid="legend")
         if hidden:
             ax.text(0.5, -(rows - 0.5 + foot) + 0.3, f"({hidden} optimizer slot and bookkeeping entries not shown)",
-                    ha="center", va="center", fontsize=6.5, color=_GREY, gid="not_shown")
+                    ha="center", va="center", fontsize=_SMALL, color=_GREY, gid="not_shown")
     return fig

@@ -32,6 +32,8 @@ __all__ = [
     "compare_text",
     "text_table",
     "shorten",
+    "short_labels",
+    "ELLIPSIS",
     "first_lines",
 ]
 
@@ -187,6 +189,113 @@ def shorten(text: str, width: int) -> str:
     if width <= 0:
         return ""
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+#: What a label puts where it leaves part of a key out.
+ELLIPSIS = "…"
+
+
+def _elided(parts: list[str], kept: tuple[int, ...]) -> list[str]:
+    """The pieces of a label keeping the components ``kept`` (sorted indices) of ``parts``;
+    ``None`` stands for each run of components left out."""
+    pieces: list = []
+    last = -1
+    for index in kept:
+        if index != last + 1:
+            pieces.append(None)
+        pieces.append(parts[index])
+        last = index
+    if last != len(parts) - 1:
+        pieces.append(None)
+    return pieces
+
+
+def _label_of(pieces, sep: str) -> str:
+    return sep.join(ELLIPSIS if p is None else p for p in pieces)
+
+
+def _matches(pieces, sep: str, text: str) -> bool:
+    """Whether ``text`` reads as the label ``pieces``: each ``None`` one or more components
+    left out, a piece starting with ``…`` the end of a component."""
+    import re
+
+    pattern = sep.join(".+" if p is None else ".+" + re.escape(p[1:]) if p.startswith(ELLIPSIS) else re.escape(p)
+                       for p in pieces)
+    return re.fullmatch(pattern, text, flags=re.DOTALL) is not None
+
+
+def short_labels(texts, width: int, sep: str = "/") -> dict[str, str]:
+    """``{text: label}``: each text in at most ``width`` characters where it can be, no two labels equal.
+
+    A text that fits is its own label. A longer one leaves whole ``sep``-separated components
+    out (``…`` stands for them) and keeps what tells it apart from the other texts: its last
+    component, then the components where it differs (a common prefix such as ``teacher/``
+    goes first); where that is still too long, the start of its last component goes too
+    (``…MovingAverage``). A label reads as exactly one of ``texts`` (each ``…`` standing for
+    what was left out), so a label that would also fit another text is not used; where none
+    fits ``width``, the end of the text is kept (``…`` and its last characters) when that is
+    unambiguous, else the shortest unambiguous label, longer than ``width``. Wherever a label
+    is shown, show the whole text on hover (a title or tooltip).
+
+    Examples
+    --------
+    >>> keys = ["teacher/Conv_1_bn/gamma/ExponentialMovingAverage", "teacher/Conv_1_bn/beta/ExponentialMovingAverage"]
+    >>> list(short_labels(keys, 32).values())
+    ['…/gamma/ExponentialMovingAverage', '…/beta/ExponentialMovingAverage']
+    >>> list(short_labels(keys, 22).values())
+    ['…/gamma/…MovingAverage', '…/beta/…lMovingAverage']
+    >>> short_labels(["a/b", "c"], 10)
+    {'a/b': 'a/b', 'c': 'c'}
+    """
+    texts = list(dict.fromkeys(str(t) for t in texts))
+    width = max(int(width), 4)
+    by_last: dict[str, list[str]] = {}
+    for text in texts:
+        by_last.setdefault(text.rsplit(sep, 1)[-1], []).append(text)
+    return {text: text if len(text) <= width else _short_label(text, width, sep, texts, by_last) for text in texts}
+
+
+#: The shortest end of a last component a label keeps ("…Average"), unless nothing else fits.
+_MIN_END = 7
+
+
+def _short_label(text: str, width: int, sep: str, texts: list[str], by_last: dict) -> str:
+    parts = text.split(sep)
+    n = len(parts)
+    # Only texts with the same last component can read as a label that keeps it.
+    rivals = [t for t in by_last.get(parts[-1], []) if t != text]
+
+    def unique(pieces):
+        return not any(_matches(pieces, sep, t) for t in rivals)
+
+    kept_sets = set()
+    for head in (1, 0):
+        for tail in range(1, n - head):
+            kept = tuple(range(head)) + tuple(range(n - tail, n))
+            kept_sets.add(kept)
+            for middle in range(head, n - tail):  # one more component from the middle
+                kept_sets.add(tuple(sorted(kept + (middle,))))
+    # Most of the text kept first; among equals, the one keeping more of the end.
+    ranked = sorted(((_elided(parts, kept), kept) for kept in kept_sets),
+                    key=lambda pk: (-len(_label_of(pk[0], sep)), [-k for k in reversed(pk[1])]))
+    for pieces, _ in ranked:
+        if len(_label_of(pieces, sep)) <= width and unique(pieces):
+            return _label_of(pieces, sep)
+    end = ELLIPSIS + text[len(text) - (width - 1):]
+    for shortest_end in (_MIN_END, 3):  # the last component cut from its start, as little as can be
+        for pieces, _ in reversed(ranked):
+            over = len(_label_of(pieces, sep)) - width + 1
+            if len(parts[-1]) - over >= shortest_end:
+                pieces = pieces[:-1] + [ELLIPSIS + parts[-1][over:]]
+                if unique(pieces):
+                    return _label_of(pieces, sep)
+        if not any(t.endswith(end[1:]) for t in texts if t != text):
+            return end  # the end of the text tells it apart
+    for pieces, _ in reversed(ranked):
+        if unique(pieces):
+            label = _label_of(pieces, sep)
+            return label if len(label) < len(text) else text
+    return text
 
 
 def text_table(headers, rows, max_widths=None) -> str:

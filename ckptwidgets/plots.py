@@ -342,7 +342,8 @@ def histogram_figure(
     # Fixed margins instead of a layout engine: constrained layout tripled the cost of
     # each drawing (it draws twice to measure), and the furniture here hardly changes size.
     fig = _new_figure(figsize, dpi, layout=None)
-    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.16, top=0.9)
+    # The top margin holds two rows: the title, and under it the legend (off the bars).
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.16, top=0.82)
     ax = fig.add_subplot()
     # Two step patches hold every picture: filled bins (raw) and an outline (shadow) for a
     # histogram, and bars of one element each for a small tensor. Redraws move their data.
@@ -381,7 +382,7 @@ def update_histogram_figure(fig, values, shadow=None, title="", *, bins=40) -> F
     zero, message = _artist(fig, "zero"), _artist(fig, "message")
     # parse_math=False: a key such as "a$b$" is a name, not mathtext. A fixed y: placing
     # the title automatically measures every tick label again on each drawing.
-    ax.set_title(title, fontsize=9, parse_math=False, y=1.0, pad=4)
+    ax.set_title(title, fontsize=9, parse_math=False, y=1.0, pad=_LEGEND_ROW)
     raw, sampled = _numeric(values)
     shade = None if shadow is None else _numeric(shadow)[0]
     if raw is None or raw.size == 0:
@@ -389,7 +390,7 @@ def update_histogram_figure(fig, values, shadow=None, title="", *, bins=40) -> F
             artist.set_visible(False)
         message.set_visible(True)
         ax.set_axis_off()
-        _update_histogram_legend(ax, False, "upper right")
+        _update_histogram_legend(ax, False)
         return fig
     message.set_visible(False)
     ax.set_axis_on()
@@ -412,7 +413,6 @@ def update_histogram_figure(fig, values, shadow=None, title="", *, bins=40) -> F
         pad = (high - low) * 0.08 or 1.0
         ax.set_xlim(-0.6, n - 0.4)
         ax.set_ylim(low - (pad if low < 0 else 0), high + (pad if high > 0 or low == 0 else 0))
-        tops = [float(heights[-1]), float(heights[0])] if n > 1 else [0.0, 1.0]
     else:
         both = np.concatenate([raw, shade]) if with_shadow else raw
         low, high = float(both.min()), float(both.max())
@@ -434,25 +434,30 @@ def update_histogram_figure(fig, values, shadow=None, title="", *, bins=40) -> F
         zero.set_visible(False)
         ax.set_xlim(low - (high - low) * 0.02, high + (high - low) * 0.02)
         ax.set_ylim(0, (top or 1) * 1.08)
-        third = max(1, bins // 3)
-        tops = [float(counts[-third:].max()), float(counts[:third].max())]
     shadow_patch.set_visible(with_shadow)
-    # The legend goes in the upper corner whose side is lower: loc="best" would search
-    # every position against the data on each drawing (a third of its cost).
-    _update_histogram_legend(ax, with_shadow, "upper left" if tops[0] > tops[1] else "upper right")
+    _update_histogram_legend(ax, with_shadow)
     return fig
 
 
-def _update_histogram_legend(ax, shown: bool, loc: str) -> None:
-    # Rebuilt only when the shadow's look changes (bars or outline), not per redraw.
+#: Font size of the histogram's legend (9 pt: 11 px at :data:`DPI`, as the axis labels).
+LEGEND_FONTSIZE = 9
+# Points between the top of the axes and the title: the legend's row.
+_LEGEND_ROW = 17
+
+
+def _update_histogram_legend(ax, shown: bool) -> None:
+    # Above the axes, right-aligned, in its own row under the title: never on the bars,
+    # whatever the data (and no loc="best" search on each drawing). Rebuilt only when the
+    # shadow's look changes (bars or outline), not per redraw.
     legend = ax.get_legend()
     shadow = next(p for p in ax.patches if p.get_gid() == "shadow")
     look = "legend bars" if shadow.get_fill() else "legend outline"  # kept as the legend's gid
     if shown and (legend is None or legend.get_gid() != look):
-        legend = ax.legend(handles=list(ax.patches), fontsize=7, frameon=False, loc=loc)
+        legend = ax.legend(handles=list(ax.patches), fontsize=LEGEND_FONTSIZE, frameon=False, loc="lower right",
+                           bbox_to_anchor=(1.0, 1.0), ncols=2, borderaxespad=0.1, borderpad=0.1,
+                           handlelength=1.5, columnspacing=1.2)
         legend.set_gid(look)
     if legend is not None:
-        legend.set_loc(loc)
         legend.set_visible(shown)
 
 

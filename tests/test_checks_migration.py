@@ -126,3 +126,22 @@ def test_weights_key_before_the_file_exists(tmp_path, capsys):
     migration.weights_file_key("layers/dense/vars/1", tmp_path / "net.weights.h5")
     out = capsys.readouterr().out
     assert out.startswith("Not yet: weights_file_key could not check this (CheckpointNotFoundError") and out.count("\n") == 1
+
+
+def test_mapper_manual_pick_blocks_the_rule_and_the_hint_says_how_out(mapper):
+    """Issue #23: a wrong pick in a dropdown, then the rule the hint suggests: the pick wins, and
+    the hint must lead to what works (the 'Let rules decide' button), not repeat the rule."""
+    mapper.model.choose("net/logits/kernel", "mlp/output/kernel/Adam")  # a wrong pick by hand
+    mapper.rule_box.value = "mlp/output/ -> net/logits/"  # the rule the check suggests
+    assert mapper.plan.key_of("net/logits/kernel") == "mlp/output/kernel/Adam"  # the pick is kept
+    result = maps(mapper)
+    assert not result.ok and "picked by hand" in result.message and "'Let rules decide'" in result.message
+    assert "the rules give it the right key" in result.message, result.message
+    mapper.let_rules_button.click()
+    assert maps(mapper).ok
+
+    mapper.model.rules_text = "mlp/ -> net/"
+    mapper.model.choose("net/logits/kernel", None)  # "(none)" by hand, and no rule for it yet
+    result = maps(mapper)
+    assert "has no key yet" in result.message and "'mlp/output/ -> net/logits/'" in result.message
+    assert "click 'Let rules decide' above the table before adding a rule" in result.message, result.message

@@ -381,3 +381,73 @@ def test_fonts_leave_global_rcparams_alone():
     before = list(matplotlib.rcParams["font.family"])
     plots.histogram_figure([1.0], title="检查点")
     assert list(matplotlib.rcParams["font.family"]) == before
+
+
+# --- issue #23: readable labels and legends --------------------------------------------------
+
+def _mobilenet_like(tmp_path):
+    """A teacher checkpoint with EMA shadows whose keys differ only in the middle (issue #23: three
+    rows read ``teacher/Con…nentialMovingAverage [1280]``), and student variables of the same names."""
+    from conftest import save_graph_checkpoint
+
+    shapes = {"Conv_1/kernel": [1, 1, 4, 1280]}
+    shapes.update({f"Conv_1_bn/{v}": [1280] for v in ("gamma", "beta", "moving_mean", "moving_variance")})
+    shapes.update({f"block_{i}_expand_BN/{v}": [96] for i in (1, 12) for v in ("gamma", "beta")})
+    values = {}
+    for name, shape in shapes.items():
+        values[f"teacher/{name}"] = np.zeros(shape, np.float32)
+    prefix = save_graph_checkpoint(tmp_path / "teacher.ckpt", values, ema_decay=0.99)
+    return prefix, shapes
+
+
+def test_mapping_diagram_labels_tell_keys_apart(tmp_path):
+    import tensorflow as tf
+
+    import ckptwidgets
+
+    prefix, shapes = _mobilenet_like(tmp_path)
+    variables = [tf.Variable(np.zeros(shape, np.float32), name=f"student/{name}") for name, shape in shapes.items()]
+    plan = ckptwidgets.plan_restore(prefix, variables, rules={"teacher/": "student/"}, prefer_ema=True)
+    assert all(a.key.endswith("/ExponentialMovingAverage") for a in plan.assignments)
+    fig = plots.mapping_diagram(plan, max_rows=12)
+    texts = _texts(fig)
+    keys = [t for g, t in texts.items() if g.startswith("key:")]
+    names = [t for g, t in texts.items() if g.startswith("var:")]
+    assert len(keys) == 11 and len(names) == 9  # rows: 9 variables, 9 shadows and 2 unused keys
+    assert len(set(keys)) == len(keys), sorted(keys)
+    assert len(set(names)) == len(names), sorted(names)
+    # What tells the four [1280] shadows apart stays readable.
+    for v in ("gamma", "beta", "moving_mean", "moving_variance"):
+        (label,) = [t for g, t in texts.items() if g == f"key:teacher/Conv_1_bn/{v}/ExponentialMovingAverage"]
+        assert f"/{v}/" in label and label.endswith(" [1280]"), label
+    for text in fig.axes[0].texts:  # every label fits the column it is drawn in
+        if text.get_gid().startswith("key:"):
+            assert len(text.get_text()) <= 40, text.get_text()
+
+
+def test_mapping_diagram_legend_is_readable(base_ckpt):
+    import tensorflow as tf
+
+    import ckptwidgets
+
+    plan = ckptwidgets.plan_restore(base_ckpt, [tf.Variable([0.0], name="v1")])
+    fig = plots.mapping_diagram(plan)
+    legend = _by_gid(fig, "legend")
+    assert legend.get_fontsize() >= 9  # 11 px at 90 dpi; it was 6.5 pt (8 px)
+    fig.canvas.draw()
+    assert legend.get_window_extent().width < fig.bbox.width  # whole, inside the figure
+
+
+def test_histogram_legend_is_readable_and_off_the_bars():
+    rng = np.random.default_rng(0)
+    for values in (rng.normal(size=1000), np.arange(5.0)):  # a histogram, and bars per element
+        fig = plots.histogram_figure(values, shadow=values * 0.9, title="teacher/block_12_depthwise_BN/moving_variance")
+        ax = fig.axes[0]
+        legend = ax.get_legend()
+        assert legend.get_visible() and all(t.get_fontsize() >= 9 for t in legend.get_texts())
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        box, axes, title = legend.get_window_extent(renderer), ax.get_window_extent(renderer), ax.title.get_window_extent(renderer)
+        assert box.y0 >= axes.y1 - 1, (box, axes)  # above the plotting area: on no bar
+        assert title.y0 >= box.y1 - 1, (title, box)  # and under the title, not on it
+        assert box.y1 <= fig.bbox.y1 and box.x1 <= fig.bbox.x1 + 1

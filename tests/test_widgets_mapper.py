@@ -54,7 +54,7 @@ def test_partial_restore_warns_and_initialises(base_ckpt):
 
     cell(mapper, "v2", "checkpoint key").value = NONE  # the user picks "(none)"
     assert mapper.plan.unmapped == ["v2"]
-    assert cell(mapper, "v2", "status").value == "– unmapped"
+    assert cell(mapper, "v2", "status").value == "– unmapped · ✎ by hand"  # picked by hand: marked
     assert mapper.counts.value == "2 variables: mapped 1 · unmapped 1 · problems 0 · unused entries 1"
     # Graph mode: initialising is on by default, and the warning says what will happen.
     assert mapper.initialize_box.value is True and not mapper.initialize_box.disabled
@@ -205,7 +205,7 @@ def test_shape_mismatch_is_shown_and_restore_refused(base_ckpt):
     assert labels["v1"] == "✗ v1  [1] float32"  # incompatible keys are marked
     dropdown.value = "v1"
     status = cell(mapper, "w", "status")
-    assert status.value == "✗ shape mismatch"
+    assert status.value == "✗ shape mismatch · ✎ by hand"
     assert "[4]" in status.tooltip and "[1]" in status.tooltip
     assert mapper.model.counts["problems"] == 1
     mapper.restore_button.click()  # refused: a message, not a traceback
@@ -238,13 +238,13 @@ def test_plan_edits_from_code_update_the_row(base_ckpt):
     mapper.code_accordion.selected_index = 0
     mapper.plan.assign("v2", "v1")
     assert cell(mapper, "v2", "checkpoint key").value == "v1"
-    assert cell(mapper, "v2", "status").value == "✓ mapped"
+    assert cell(mapper, "v2", "status").value == "✓ mapped · ✎ by hand"  # from code, as from the dropdown
     assert "'v1': variables['v2']" in mapper.model.code or "variables['v2']" in mapper.model.code
     mapper.plan.unassign("v1")
     assert cell(mapper, "v1", "checkpoint key").value == NONE
     assert mapper.counts.value.endswith("unmapped 1 · problems 0 · unused entries 1")
     mapper.plan.assign("v1", "nope")  # recorded, reported as missing
-    assert cell(mapper, "v1", "status").value == "✗ missing key"
+    assert cell(mapper, "v1", "status").value == "✗ missing key · ✎ by hand"
     labels = [label for label, value in cell(mapper, "v1", "checkpoint key").options if value == "nope"]
     assert labels == ["✗ nope  (not in checkpoint)"]
 
@@ -586,3 +586,70 @@ def test_code_download_follows_edits_past_the_preview(base_ckpt):
     code = base64.b64decode(re.search(r"base64,([^\"]+)\"", mapper.code_download.value).group(1)).decode()
     assert "'x299'" in code and code == mapper.plan.to_code("saver")
     assert "lines: plan.to_code(style) gives all" in html.unescape(preview) or mapper.code.value == preview
+
+
+# --- issue #23: feedback that leads somewhere, labels that tell keys apart ---------------------
+
+def test_a_rule_that_maps_nothing_is_a_warning_that_says_why(base_ckpt):
+    sess, (a1, a2) = graph_vars(("net/logits/kernel", [0.0]), ("net/logits/bias", [0.0]))
+    mapper = VariableMapper(base_ckpt, [a1, a2], session=sess)
+    mapper.rule_box.value = "/ -> net/logit/"  # a typo on the variable side
+    message = mapper.message.value
+    assert mapper.model.message_kind == "warning" and mapper.message.style.text_color == "#8a5300", message
+    assert "Rule '/ -> net/logit/' maps nothing: no variable name starts with 'net/logit/'" in message, message
+    assert "the closest variable scope is 'net/logits/'" in message, message
+    mapper.model.rules_text = "mlp/ -> net/logits/"  # no such scope in the checkpoint
+    assert mapper.model.message_kind == "warning"
+    assert "no checkpoint key starts with 'mlp/'" in mapper.message.value, mapper.message.value
+    mapper.model.rules_text = "/ -> net/logits/"  # keys 'kernel' and 'bias' are not in it either
+    assert "it gives 'net/logits/kernel' the key 'kernel', which the checkpoint does not have" in mapper.message.value
+    mapper.model.rules_text = "v1 -> net/logits/bias"  # one that maps: info, green
+    assert mapper.model.message_kind == "info" and "maps nothing" not in mapper.message.value
+
+
+def test_picks_by_hand_are_marked_and_let_rules_decide_drops_them(base_ckpt):
+    sess, (a1, a2) = graph_vars(("other-v1", [0.0]), ("other-v2", [0.0]))
+    mapper = VariableMapper(base_ckpt, [a1, a2], session=sess, rules="v1 -> other-v1")
+    assert mapper.model.manual_picks == () and mapper.let_rules_button.layout.display == "none"
+    cell(mapper, "other-v1", "checkpoint key").value = "v2"  # a wrong pick by hand
+    assert mapper.model.manual_picks == ("other-v1",)
+    assert cell(mapper, "other-v1", "status").value == "✓ mapped · ✎ by hand"
+    assert "Picked by hand" in cell(mapper, "other-v1", "status").tooltip
+    assert "'Let rules decide'" in cell(mapper, "other-v1", "status").tooltip
+    assert mapper.let_rules_button.layout.display is None and mapper.let_rules_button.description == "Let rules decide"
+    mapper.rule_box.value = "v2 -> other-v2"  # the rules do not move the pick, and say how to
+    assert mapper.plan.mapping == {"other-v1": "v2", "other-v2": "v2"}
+    assert "(rows marked '✎ by hand'); 'Let rules decide' drops them." in mapper.message.value
+    mapper.let_rules_button.click()
+    assert mapper.plan.mapping == {"other-v1": "v1", "other-v2": "v2"}
+    assert mapper.model.manual_picks == () and mapper.let_rules_button.layout.display == "none"
+    assert cell(mapper, "other-v1", "status").value == "✓ mapped"
+    assert mapper.message.value.startswith("Let rules decide: 1 key(s) picked by hand dropped")
+    mapper.model.choose("other-v2", "v2")  # the key it has, chosen again: a pick too
+    assert mapper.model.manual_picks == ("other-v2",)
+    assert mapper.model.let_rules_decide(["other-v1"]) == 0 and mapper.model.manual_picks == ("other-v2",)
+
+
+def test_key_dropdowns_keep_what_tells_keys_apart_and_show_all_on_hover(tmp_path):
+    from conftest import save_graph_checkpoint
+
+    from ckptwidgets.widgets._mapper_model import KEY_LABEL_CHARS
+
+    layers = [f"block_{i}_expand_kernel" for i in (1, 2, 12)] + ["block_1_expand_kernel_with_a_longer_name"]
+    prefix = save_graph_checkpoint(tmp_path / "teacher.ckpt", {f"teacher/{n}": np.zeros((1, 1, 4, 8), np.float32)
+                                                               for n in layers}, ema_decay=0.99)
+    sess, variables = graph_vars(*((f"student/{n}", np.zeros((1, 1, 4, 8), np.float32)) for n in layers))
+    mapper = VariableMapper(prefix, variables, session=sess, rules="teacher/ -> student/", prefer_ema=True)
+    name = "student/block_1_expand_kernel"
+    dropdown = cell(mapper, name, "checkpoint key")
+    key = "teacher/block_1_expand_kernel/ExponentialMovingAverage"
+    assert dropdown.value == key
+    labels = [label for label, value in dropdown.options if value not in (NONE, OTHER)]
+    assert len(set(labels)) == len(labels), labels  # no two options read the same
+    label = dict((v, lab) for lab, v in dropdown.options)[key]
+    assert label.startswith("★ ") and len(label) <= KEY_LABEL_CHARS + 2, label
+    assert "block_1_expand_kernel/" in label and label.endswith("MovingAverage"), label  # its end, and what differs
+    # The whole key, shape and dtype on hover.
+    assert dropdown.tooltip == f"★ {key}  [1, 1, 4, 8] float32"
+    dropdown.value = NONE
+    assert dropdown.tooltip.startswith("(none): no key is read into this variable")

@@ -40,24 +40,33 @@ def mapper_maps_the_logits(mapper, expected=None, renamed=("output", "logits")):
     for problem in plan.problems:
         if problem.variable in expected:
             return not_yet(f"the mapper shows a problem for {problem.variable!r}: {problem.message}")
+    picks = set(getattr(model, "manual_picks", ()))  # rows whose key was picked by hand
     for name, key in expected.items():
         got = plan.key_of(name)
+        # A rule cannot change a row picked by hand: every hint for one says how to free it.
+        picked = name in picks
+        free = ""
+        if picked:
+            free = (" It was picked by hand (its row says '✎ by hand'), and rules never change a pick: "
+                    + ("click 'Let rules decide' above the table, and the rules give it the right key."
+                       if model.automatic_key(name) == key else
+                       "click 'Let rules decide' above the table before adding a rule, or pick in the dropdown."))
         if got is None:
             return not_yet(
                 f"{name!r} has no key yet: pick one in its dropdown (the 2018 code called this layer {old!r}), "
-                f"or add the rule 'mlp/{old}/ -> net/{new}/' to the rules box."
+                f"or add the rule 'mlp/{old}/ -> net/{new}/' to the rules box.{free}"
             )
         if got != key:
             entry = plan.checkpoint.find(got)
             if entry is not None and entry.kind == "slot":
                 return not_yet(
                     f"{name!r} takes {got!r}, an optimizer slot (Adam's running average) of the same shape: "
-                    "pick the weights themselves, the key without the optimizer's suffix."
+                    f"pick the weights themselves, the key without the optimizer's suffix.{free}"
                 )
             leaf = name.rsplit("/", 1)[-1]
             return not_yet(
                 f"{name!r} takes {got!r}, which is not this layer's {leaf!r}: look for the key ending in "
-                f"'/{leaf}' under the scope the 2018 code gave this layer ('mlp/{old}/' for {new!r})."
+                f"'/{leaf}' under the scope the 2018 code gave this layer ('mlp/{old}/' for {new!r}).{free}"
             )
     return correct(
         f"all {len(expected)} variables take the 2018 weights; the two of {new!r} come from the scope "

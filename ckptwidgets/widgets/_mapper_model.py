@@ -14,6 +14,8 @@ Example
 """
 from __future__ import annotations
 
+import difflib
+
 from traitlets import (
     Any,
     Bool,
@@ -29,15 +31,16 @@ from traitlets import (
 
 from .._candidates import fits
 from .._filter import Filter, parse_filter
-from .._format import first_lines, format_shape, text_table
-from .._rules import format_rules, parse_rules
+from .._format import first_lines, format_shape, short_labels, text_table
+from .._rules import format_rules, is_root, parse_rules
 from ..codegen import STYLES
 from ..errors import CheckpointError, PlanError
 from ..plan import RestorePlan, plan_restore, variable_name
 from ..reader import Checkpoint, open_checkpoint
 from ..restore import restore as restore_plan
 
-__all__ = ["MapperModel", "STYLES", "SHOW", "STATUS_TEXT", "CANDIDATES", "PREVIEW_LINES", "NONE", "OTHER"]
+__all__ = ["MapperModel", "STYLES", "SHOW", "STATUS_TEXT", "CANDIDATES", "PREVIEW_LINES", "NONE", "OTHER",
+           "KEY_LABEL_CHARS", "MANUAL_MARK", "LET_RULES_DECIDE"]
 
 SHOW = ("all", "problems", "unmapped", "mapped")
 STATUS_TEXT = {
@@ -52,9 +55,39 @@ STATUS_TEXT = {
 CANDIDATES = 50
 #: Lines of generated code / report sent to the browser; the rest is one call away.
 PREVIEW_LINES = 200
+#: Characters of a key in a dropdown's option: a closed dropdown shows about this many at
+#: its narrowest (900 px with JupyterLab's side panel open). Longer keys are shortened by
+#: :func:`~ckptwidgets._format.short_labels` so what tells them apart stays; the dropdown's
+#: tooltip holds the whole key with its shape and dtype.
+KEY_LABEL_CHARS = 40
+#: Added to the status of a row whose key was picked by hand (rules do not change it).
+MANUAL_MARK = "✎ by hand"
+#: The button that clears manual picks (:meth:`MapperModel.let_rules_decide`).
+LET_RULES_DECIDE = "Let rules decide"
 # Option values that cannot be checkpoint keys (a NUL byte never appears in a TF key).
 NONE = "\x00none"
 OTHER = "\x00other"
+
+
+def _scopes(names) -> list[str]:
+    """Every scope (``a/``, ``a/b/``) of ``names``, first seen first."""
+    found = {}
+    for name in names:
+        parts = name.split("/")[:-1]
+        for end in range(1, len(parts) + 1):
+            found["/".join(parts[:end]) + "/"] = None
+    return list(found)
+
+
+def _closest(text: str, among, what: str) -> str:
+    """``"; the closest <what> is '...'"``, or the first few when none is close ('' for none)."""
+    among = list(among)
+    close = difflib.get_close_matches(text, among, n=1, cutoff=0.5)
+    if close:
+        return f"; the closest {what} is {close[0]!r}"
+    if among:
+        return f"; {what}s are e.g. {', '.join(repr(s) for s in among[:3])}"
+    return ""
 
 
 def _names(names, limit=5) -> str:
@@ -114,6 +147,8 @@ class MapperModel(HasTraits):
     progress = Tuple((0, 0), read_only=True, help="(done, total) tensors of the running or last restore.")
     message = Unicode("", read_only=True, help="A message for the user ('' for none).")
     message_kind = Enum(("error", "warning", "info", ""), default_value="", read_only=True, help="Kind of message.")
+    manual_picks = Tuple(read_only=True, help="Names of the variables whose key (or '(none)') was picked by hand: "
+                         "rules and prefer EMA leave them alone until let_rules_decide() (the 'Let rules decide' button).")
     revision = Int(0, read_only=True, help="Incremented after every change of the plan (views refresh on it).")
 
     def __init__(self, ckpt_or_path, variables, session=None, rules=None, prefer_ema=False, match="name", **kwargs):
@@ -128,6 +163,7 @@ class MapperModel(HasTraits):
         self._variables = variables
         self._code_rules, self._code_text = None, None
         self._adding = False
+        self._batch = False  # let_rules_decide edits many rows and refreshes once
         self._chosen: dict = {}  # {name: key or None} chosen in the widget since the last Auto-map
         try:
             self.set_trait("checkpoint", open_checkpoint(ckpt_or_path))
@@ -224,14 +260,56 @@ class MapperModel(HasTraits):
             count = len(self.rules)
             head = (f"Rules applied ({count} rule{'' if count == 1 else 's'}): {changed:,} variable(s) changed key; {mapped}."
                     if count else f"No rules: matched by name; {changed:,} variable(s) changed key; {mapped}.")
+            idle = self.idle_rules()
+            if idle:
+                (side, target), why = next(iter(idle.items()))
+                more = f" ({len(idle) - 1:,} more rule(s) map nothing either)" if len(idle) > 1 else ""
+                head += f" Rule '{side} -> {target}' maps nothing: {why}{more}"
+                kind = "warning"
         if kept_over:
             shown = [f"{n!r} (the rules give {k!r})" if k else f"{n!r} (the rules give no key)"
                      for n, k in list(kept_over.items())[:3]]
             more = f" and {len(kept_over) - 3:,} more" if len(kept_over) > 3 else ""
-            head += (f" Kept {len(kept_over):,} manual edit(s) over the automatic matching: {', '.join(shown)}{more};"
-                     " Auto-map drops manual edits.")
+            head += (f" Kept {len(kept_over):,} manual edit(s) over the automatic matching: {', '.join(shown)}{more}"
+                     f" (rows marked {MANUAL_MARK!r}); '{LET_RULES_DECIDE}' drops them.")
             kind = "warning"
         return head, kind
+
+    def idle_rules(self) -> dict:
+        """``{(checkpoint side, variable side): why}`` for each rule that maps no variable.
+
+        A scope rule maps a variable when the variable's name starts with its variable side
+        and the checkpoint has the key its checkpoint side gives (the rest of the name after
+        it); ``why`` names the side that finds nothing and the closest scope that exists.
+        """
+        if self.plan is None:
+            return {}
+        names = self.plan.variables
+        keys = [e.key for e in self.checkpoint.entries]
+        idle = {}
+        for side, target in self.rules.items():
+            if not isinstance(target, str):
+                continue  # {key: variable}: the variable exists, and a missing key is the plan's problem
+            scope = not is_root(side) and side.endswith("/") or is_root(side)
+            if not scope:
+                if self.checkpoint.find(side) is None:
+                    idle[(side, target)] = f"the checkpoint has no key {side!r}{_closest(side, keys, 'key')}."
+                continue
+            var_scope, ckpt_scope = ("" if is_root(target) else target), ("" if is_root(side) else side)
+            under = [n for n in names if n.startswith(var_scope)]
+            if not under:
+                idle[(side, target)] = (f"no variable name starts with {target!r}"
+                                        f"{_closest(var_scope, _scopes(names), 'variable scope')}.")
+            elif not any(k.startswith(ckpt_scope) for k in keys):
+                idle[(side, target)] = (f"no checkpoint key starts with {side!r}"
+                                        f"{_closest(ckpt_scope, _scopes(keys), 'checkpoint scope')}.")
+            elif not any(self.checkpoint.find(ckpt_scope + n[len(var_scope):]) is not None for n in under):
+                example = under[0]
+                wanted = ckpt_scope + example[len(var_scope):]
+                idle[(side, target)] = (f"it gives {example!r} the key {wanted!r}, which the checkpoint does not have, "
+                                        f"and likewise for the other {len(under) - 1:,} variable(s) under {target!r}"
+                                        f"{_closest(wanted, keys, 'key')}.")
+        return idle
 
     def apply_rules(self) -> bool:
         """Apply ``rules_text`` now (the Apply button; Enter in the rule box); False if it does not parse."""
@@ -279,6 +357,35 @@ class MapperModel(HasTraits):
                 edits[name] = key
         return edits
 
+    def let_rules_decide(self, names=None) -> int:
+        """Drop the keys picked by hand (of ``names``, default all): the rules, names and
+        prefer EMA decide those rows again (the 'Let rules decide' button). Returns how many
+        rows changed back; other manual picks stay."""
+        if self.plan is None:
+            return 0
+        picks = self.manual_edits()
+        names = list(picks) if names is None else [n for n in names if n in picks]
+        self._batch = True
+        try:
+            for name in names:
+                self._chosen.pop(name, None)
+                key = self._auto.get(name)
+                if key is None:
+                    self.plan.unassign(name)
+                else:
+                    self.plan.assign(name, key)
+        finally:
+            self._batch = False
+        self._on_plan_edit()
+        mapped = f"{len(self._mapping):,} of {len(self.plan.variables):,} variables mapped"
+        self._say(f"{LET_RULES_DECIDE}: {len(names):,} key(s) picked by hand dropped, the rules decide them again; "
+                  f"{mapped}." if names else f"{LET_RULES_DECIDE}: no key was picked by hand; {mapped}.", "info")
+        return len(names)
+
+    def automatic_key(self, name: str) -> str | None:
+        """The key rules, names and prefer EMA give ``name`` (what it reads without a manual pick)."""
+        return self._auto.get(name)
+
     def automap(self) -> None:
         """Match again from the rules and prefer_ema, dropping manual edits (the Auto-map button)."""
         if self.checkpoint is not None:
@@ -293,7 +400,7 @@ class MapperModel(HasTraits):
 
     # --- derived state -------------------------------------------------------------------
     def _on_plan_edit(self):
-        if not self._ready:
+        if not self._ready or self._batch:
             return
         plan = self.plan
         self._mapping = plan.mapping
@@ -320,6 +427,7 @@ class MapperModel(HasTraits):
         if hints:  # matched (almost) nothing: say what to do instead
             warning += " Hint: " + " ".join(hints[:2])
         self.set_trait("warning", warning)
+        self.set_trait("manual_picks", tuple(self.manual_edits()))
         self._refilter()
         self._regenerate()
         if self.report_current:  # the last report no longer describes what a restore would do
@@ -380,10 +488,18 @@ class MapperModel(HasTraits):
         return format_shape(shape), dtype
 
     def status_text(self, name: str) -> tuple[str, str | None]:
-        """``(status shown in the row, tooltip)``: the problem's message for a problem."""
+        """``(status shown in the row, tooltip)``: the problem's message for a problem; a key
+        picked by hand is marked :data:`MANUAL_MARK`, and its tooltip says what that means."""
         status = self.plan.status(name)
         problem = self._problems.get(name)
-        return STATUS_TEXT.get(status, status), (problem.message if problem is not None else None)
+        text, why = STATUS_TEXT.get(status, status), (problem.message if problem is not None else None)
+        if name in self.manual_picks:
+            auto = self._auto.get(name)
+            text += f" · {MANUAL_MARK}"
+            why = ((why + " ") if why else "") + (
+                f"Picked by hand: rules and prefer EMA do not change this row (they give "
+                f"{repr(auto) if auto else 'no key'}); '{LET_RULES_DECIDE}' clears the picks.")
+        return text, why
 
     def row_texts(self, name: str) -> tuple[list[str], list[str | None]]:
         """``(texts, tooltips)`` of the text cells of a row: variable, shape and dtype, status."""
@@ -399,32 +515,45 @@ class MapperModel(HasTraits):
         "(other key…)" to type any key.
         """
         shape, dtype = self.plan.describe(name)
+        current = self._mapping.get(name)
         # Candidates do not depend on edits except for the current key, which goes first:
         # cached per variable (computed without it) until the plan is rebuilt.
         if name not in self._options_cache:
-            self._options_cache[name] = [
-                (self._option_label(e, shape, dtype), e.key)
-                for e in self.plan.candidates(name, limit=CANDIDATES)
-            ]
-        options = self._options_cache[name]
-        current = self._mapping.get(name)
-        if current is not None:
-            others = [option for option in options if option[1] != current]
-            if len(others) < len(options):
-                options = [next(o for o in options if o[1] == current)] + others
+            self._options_cache[name] = list(self.plan.candidates(name, limit=CANDIDATES))
+        entries = self._options_cache[name]
+        if current is not None and not any(e.key == current for e in entries):
+            entries = [self.checkpoint.find(current) or current] + entries
+        elif current is not None:
+            entries = [e for e in entries if e.key == current] + [e for e in entries if e.key != current]
+        labels = short_labels([e if isinstance(e, str) else e.key for e in entries], KEY_LABEL_CHARS)
+        options = []
+        for entry in entries:
+            if isinstance(entry, str):  # a key typed by hand that the checkpoint lacks
+                options.append((f"✗ {labels[entry]}  (not in checkpoint)", entry))
             else:
-                entry = self.checkpoint.find(current)
-                label = self._option_label(entry, shape, dtype) if entry is not None else f"✗ {current}  (not in checkpoint)"
-                options = [(label, current)] + options
+                options.append((self._option_label(entry, shape, dtype, labels[entry.key]), entry.key))
         return [("(none)", NONE)] + options + [("(other key…)", OTHER)]
 
+    def option_tooltip(self, name: str) -> str:
+        """All of what the key dropdown of ``name`` shows, whole: its key with shape and dtype
+        (the option's label may be shortened), or what "(none)" means."""
+        current = self._mapping.get(name)
+        if current is None:
+            return "(none): no key is read into this variable; pick one here, or type any key below"
+        entry = self.checkpoint.find(current)
+        if entry is None:
+            return f"✗ {current}  (not in checkpoint)"
+        shape, dtype = self.plan.describe(name)
+        return self._option_label(entry, shape, dtype, entry.key, whole=True)
+
     @staticmethod
-    def _option_label(entry, shape, dtype) -> str:
+    def _option_label(entry, shape, dtype, key_label: str, whole: bool = False) -> str:
+        """``★`` for an EMA shadow; a key that does not fit the variable is marked ``✗`` and
+        shows its shape and dtype (a fitting one has the row's, shown beside it)."""
         mark = "★ " if entry.kind == "ema" else ""
-        text = f"{mark}{entry.key}  {format_shape(entry.shape)} {entry.dtype}"
         if not fits(shape, dtype, entry):
-            text = "✗ " + text
-        return text
+            return f"✗ {mark}{key_label}  {format_shape(entry.shape)} {entry.dtype}"
+        return f"{mark}{key_label}  {format_shape(entry.shape)} {entry.dtype}" if whole else f"{mark}{key_label}"
 
     def key_suggestions(self, text: str, limit: int = CANDIDATES) -> list[str]:
         """Up to ``limit`` checkpoint keys containing every word of ``text`` (for a key box)."""
@@ -443,14 +572,16 @@ class MapperModel(HasTraits):
         """Set the key of ``name`` from a dropdown value (None or "(none)" unassigns)."""
         try:
             if key is None or key == NONE:
-                self.plan.unassign(name)
                 self._chosen[name] = None
+                self.plan.unassign(name)
             else:
                 self.plan.assign(name, key)
                 self._chosen[name] = key
         except PlanError as error:
             self._say(str(error))
             raise
+        if name not in self.manual_picks:  # the same key again: no plan change, but now a pick
+            self._on_plan_edit()
 
     def choose_typed(self, name: str, key: str) -> bool:
         """Assign a key typed by hand (any key, also one not offered); False if it was not.
@@ -581,6 +712,7 @@ class MapperModel(HasTraits):
         table = []
         for name in self.rows[:rows]:
             (name, shape, status), _ = self.row_texts(name)
+            status = status.replace(f" · {MANUAL_MARK}", "")  # listed below, one line for all
             table.append([name, shape, self._mapping.get(name, "(none)"), status])
         lines.append(text_table(["variable", "shape", "checkpoint key", "status"], table, max_widths=[40, 24, 50, 0]))
         if len(self.rows) > rows:
@@ -589,4 +721,7 @@ class MapperModel(HasTraits):
             lines.append(f"{problem.reason}: {problem.message}")
         if self.warning:
             lines.append(self.warning)
+        if self.manual_picks:
+            lines.append(f"Picked by hand (rules and prefer EMA leave them; let_rules_decide() drops them): "
+                         f"{_names(list(self.manual_picks))}")
         return "\n".join(lines)

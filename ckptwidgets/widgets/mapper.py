@@ -21,7 +21,7 @@ import ipywidgets as widgets
 from .._filter import NAME_FILTER_SYNTAX
 from ..errors import CheckpointError, PlanError
 from ..plan import RestorePlan
-from ._mapper_model import NONE, OTHER, SHOW, STYLES, MapperModel
+from ._mapper_model import LET_RULES_DECIDE, NONE, OTHER, SHOW, STYLES, MapperModel
 from ._table import Column, PagedTable, PAGE_SIZE
 from ._keyboard import keyboard_guard
 from ._text import (CSS_CLASSES, PlainTextRepr, download_link, label_style, message_label, pre_html, set_message,
@@ -94,6 +94,12 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
         self.automap_button = widgets.Button(description="Auto-map", icon="magic",
                                              tooltip="Match again from names, rules and prefer EMA; drops manual edits")
         self.automap_button.on_click(lambda _b: model.automap())
+        # Shown while a row keeps a key picked by hand (marked in its status): rules skip those rows.
+        self.let_rules_button = widgets.Button(description=LET_RULES_DECIDE, icon="undo",
+                                               tooltip="Drop the keys picked by hand (rows marked ✎ by hand): "
+                                                       "the rules, names and prefer EMA decide them again",
+                                               layout=widgets.Layout(display="none"))
+        self.let_rules_button.on_click(lambda _b: model.let_rules_decide())
         self.rules_box = widgets.Textarea(
             value=model.rules_text, placeholder="rules, one per line:  ckpt_scope/ -> var_scope/",
             continuous_update=False, rows=3, layout=widgets.Layout(width="36em", max_width="100%"),
@@ -113,8 +119,9 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
 
         # --- the table: fixed rows, values change
         self.table = PagedTable(
-            [Column("variable", "minmax(8em, 3fr)"), Column("shape", "minmax(6.5em, 1fr)"),
-             Column("checkpoint key", "minmax(12em, 4fr)", "dropdown"), Column("status", "minmax(7em, 9.5em)")],
+            # The key column fits a shortened key (KEY_LABEL_CHARS) whole at its narrowest.
+            [Column("variable", "minmax(7em, 3fr)"), Column("shape", "minmax(6.5em, 1fr)"),
+             Column("checkpoint key", "minmax(21em, 4fr)", "dropdown"), Column("status", "minmax(7em, 9.5em)")],
             page_size=page_size,
         )
         self.key_dropdowns = self.table.column("checkpoint key")
@@ -178,7 +185,7 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
         model.observe(lambda _c: setattr(self.table, "page", 0), ["filter_text", "show"])
 
         matching = widgets.VBox([
-            widgets.HBox([self.filter_box, self.show_box, self.prefer_ema_box, self.automap_button],
+            widgets.HBox([self.filter_box, self.show_box, self.prefer_ema_box, self.automap_button, self.let_rules_button],
                          layout=widgets.Layout(flex_flow="row wrap", align_items="center")),
             self.filter_message,
             widgets.HBox([self.rules_box, self.apply_rules_button],
@@ -232,6 +239,7 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
         self.warning.value = self.model.warning
         self.warning.tooltip = self.model.warning or None
         self.initialize_box.layout.visibility = "visible" if self.model.initialize_applies else "hidden"
+        self.let_rules_button.layout.display = None if self.model.manual_picks else "none"
         if fill:
             self._fill_page()
 
@@ -255,7 +263,7 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
                     dropdown.options = options
                 current = model.current_key(name)
                 dropdown.value = NONE if current is None else current
-                dropdown.tooltip = current
+                dropdown.tooltip = model.option_tooltip(name)  # the label may be shortened
         finally:
             self._syncing = False
 
