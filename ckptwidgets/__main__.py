@@ -9,7 +9,12 @@ Git-style subcommands, each with ``--help``:
 - ``rename``, ``strip``, ``promote-ema``, ``average``, ``convert``: write a new checkpoint
   (:mod:`ckptwidgets._cli_write`); ``--dry-run`` prints the plan and writes nothing.
 
-User errors print one ``error:`` line and exit 2; success exits 0.
+User errors print one ``error:`` line and exit 2; success exits 0. Messages name the
+command line's options (``--overwrite``, ``--rule old/=new/``), not the Python keywords the
+same errors name in a notebook. A mistyped command is named with the closest one
+(``unknown command 'lss' (did you mean 'ls'?)``). TensorFlow, where a command needs it
+(``convert``), is imported before anything else with its start-up log lines off
+(:mod:`ckptwidgets._quiet`).
 
 ``--filter`` takes the filter language of the widgets (:mod:`ckptwidgets._filter`):
 ``--filter 'dense !bias !kind:slot'``; ``--regex`` a regular expression (``re.search``);
@@ -32,10 +37,13 @@ total     2        8 B
 from __future__ import annotations
 
 import argparse
+import ast
+import difflib
+import os
 import re
 import sys
 
-__all__ = ["main", "format_key", "COMMANDS"]
+__all__ = ["main", "format_key", "command_line_words", "COMMANDS"]
 
 _UNSIZED = ("string", "resource", "variant")  # the index does not say how big these are
 
@@ -151,7 +159,12 @@ def main(argv=None) -> int:
         The arguments after the program name (``sys.argv[1:]`` when None).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
+    if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
+        if not _names_a_path(argv[0]):
+            close = difflib.get_close_matches(argv[0], COMMANDS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (commands: {', '.join(COMMANDS)})"
+            print(f"error: unknown command {argv[0]!r}{hint}", file=sys.stderr)
+            return 2
         argv = ["ls", *argv]  # python -m ckptwidgets PATH: the listing, as before subcommands
     args = _parser().parse_args(argv)
     if args.command is None:
@@ -170,8 +183,65 @@ def main(argv=None) -> int:
 
         return _cli_write.run(args)
     except CheckpointError as error:
-        print(f"error: {_one_line(error)}", file=sys.stderr)
+        print(f"error: {command_line_words(_one_line(error))}", file=sys.stderr)
         return 2
+
+
+def _names_a_path(word: str) -> bool:
+    """True when the first word is a checkpoint to list, not a (mistyped) command: it exists
+    (as a file, a folder or a prefix) or is spelled like a path."""
+    if os.path.exists(word) or os.path.exists(word + ".index"):
+        return True
+    return any(mark in word for mark in ("/", os.sep, ".", "~")) or word.endswith(".index")
+
+
+#: Python keywords that name a command-line option in the messages the library raises.
+_OPTIONS = {"overwrite": "--overwrite", "state_file": "--state-file", "prefer_ema": "--prefer-ema",
+            "rules": "--rule", "rule": "--rule", "kinds": "--kind", "filter": "--filter", "dry_run": "--dry-run"}
+_DICT = r"\{[^{}]*\}"
+
+
+def _rule_options(text: str) -> str | None:
+    """``{'old/': 'new/'}`` as ``--rule old/=new/`` (one per rule); None when it is not a rules dict."""
+    import shlex
+
+    try:
+        rules = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return None
+    if not isinstance(rules, dict) or not rules or not all(isinstance(k, str) and isinstance(v, str) for k, v in rules.items()):
+        return None
+    return " ".join(f"--rule {shlex.quote(f'{old}={new}')}" for old, new in rules.items())
+
+
+def command_line_words(message: str) -> str:
+    """A library message as the command line says it: ``pass overwrite=True`` -> ``pass --overwrite``,
+    ``rules={'a/': 'b/'}`` and ``rule {'a/': 'b/'}`` -> ``--rule a/=b/``.
+
+    Examples
+    --------
+    >>> command_line_words("A checkpoint already exists at 'x'; pass overwrite=True to replace it.")
+    "A checkpoint already exists at 'x'; pass --overwrite to replace it."
+    >>> command_line_words("The rule {'modle/': 'net/'} renames nothing; try rules={'old/': '/'}.")
+    'The --rule modle/=net/ renames nothing; try --rule old/=/.'
+    """
+    def rules(match):
+        options = _rule_options(match.group(2))
+        return match.group(0) if options is None else match.group(1) + options
+
+    message = re.sub(rf"(\brules?=|\brule |\bpair |\be\.g\. )({_DICT})", rules, message)
+    message = re.sub(r"\brules?=--rule", "--rule", message)
+    message = re.sub(r"\brule --rule", "--rule", message)
+    message = re.sub(r"\bpair --rule", "--rule", message)
+
+    def keyword(match):
+        option = _OPTIONS.get(match.group(1))
+        if option is None:
+            return match.group(0)
+        value = match.group(2)
+        return option if value in ("True", "") or option == "--rule" else f"{option} {value}"
+
+    return re.sub(r"\b([a-z_]+)=(True|[\w'\"./:-]*)(?=[\s,;.)]|$)", keyword, message)
 
 
 def _one_line(error) -> str:

@@ -154,6 +154,10 @@ def _builder(spec: str):
 def run(args) -> int:
     """Run one writing subcommand; return its exit status."""
     if args.command == "convert":
+        from ._quiet import import_tensorflow
+
+        # Before the user's module: it imports TensorFlow (or Keras) and would do it loudly.
+        import_tensorflow()
         from .convert import convert
 
         model = _builder(args.model)()

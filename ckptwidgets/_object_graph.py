@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 from ._protos import DecodeError, TrackableObjectGraph
 
-__all__ = ["ObjectGraph", "Node", "VALUE_ATTRIBUTE", "escape"]
+__all__ = ["ObjectGraph", "Node", "VALUE_ATTRIBUTE", "escape", "checkpoint_keys", "prune"]
 
 #: The attribute name of a variable's value (``<path>/.ATTRIBUTES/VARIABLE_VALUE``).
 VALUE_ATTRIBUTE = "VARIABLE_VALUE"
@@ -73,10 +73,7 @@ class ObjectGraph:
     @classmethod
     def parse(cls, data: bytes) -> ObjectGraph:
         """Parse the serialized proto; ``ValueError`` when it is not one."""
-        try:
-            proto = TrackableObjectGraph.FromString(bytes(data))
-        except (DecodeError, TypeError) as error:
-            raise ValueError(f"not a TrackableObjectGraph: {error}") from None
+        proto = _proto(data)
         count = len(proto.nodes)
         nodes = []
         for node in proto.nodes:
@@ -138,3 +135,110 @@ class ObjectGraph:
         for name in names:
             node = self.child(node, name) if node is not None else None
         return node
+
+
+def _proto(data: bytes):
+    try:
+        return TrackableObjectGraph.FromString(bytes(data))
+    except (DecodeError, TypeError) as error:
+        raise ValueError(f"not a TrackableObjectGraph: {error}") from None
+
+
+def checkpoint_keys(data: bytes) -> set[str]:
+    """Every checkpoint key a serialized graph's attributes name; ``ValueError`` when it is no graph."""
+    proto = _proto(data)
+    return {attribute.checkpoint_key for node in proto.nodes for attribute in node.attributes}
+
+
+def prune(data: bytes, kept_keys) -> bytes:
+    """The serialized graph naming only ``kept_keys``: what a checkpoint that left keys out needs.
+
+    TensorFlow's object-based restore reads every attribute of every node it matches, so a
+    graph naming a key the file lacks fails (``NotFoundError: Key ... not found``) as soon
+    as the reader's model has that object (an optimizer, a ``saved_model`` holding one).
+    Attributes whose key is not kept go; so does every node whose contents all went (a
+    variable of the optimizer, a slot, then the optimizer if nothing of it is left), the
+    edges and slot references to it, and ``has_checkpoint_values`` is recomputed as
+    TensorFlow computes it. Nodes that held nothing to begin with (a layer without
+    weights) stay: the graph stays the model's.
+    """
+    kept_keys = set(kept_keys)
+    proto = _proto(data)
+    nodes = proto.nodes
+    had_contents = [bool(n.children or n.attributes or n.slot_variables or n.HasField("registered_saver")) for n in nodes]
+    removed: set[int] = set()
+    pruned = False
+    for node in nodes:
+        kept = [a for a in node.attributes if a.checkpoint_key in kept_keys]
+        if len(kept) != len(node.attributes):
+            del node.attributes[:]
+            node.attributes.extend(kept)
+            pruned = True
+    if not pruned:
+        return bytes(data)
+    changed = True
+    while changed:  # a removed node can empty its parents: repeat until nothing more goes
+        changed = False
+        for node_id, node in enumerate(nodes):
+            if node_id in removed:
+                continue
+            _keep_references(node, removed)
+            empty = not (node.children or node.attributes or node.slot_variables or node.HasField("registered_saver"))
+            if node_id and empty and had_contents[node_id]:
+                removed.add(node_id)
+                changed = True
+    return _renumbered(proto, removed).SerializeToString()
+
+
+def _keep_references(node, removed: set) -> None:
+    """Drop ``node``'s child edges and slot references that lead to a removed node."""
+    children = [c for c in node.children if c.node_id not in removed]
+    if len(children) != len(node.children):
+        del node.children[:]
+        node.children.extend(children)
+    slots = [s for s in node.slot_variables
+             if s.original_variable_node_id not in removed and s.slot_variable_node_id not in removed]
+    if len(slots) != len(node.slot_variables):
+        del node.slot_variables[:]
+        node.slot_variables.extend(slots)
+
+
+def _renumbered(proto, removed: set):
+    """A new graph without the ``removed`` nodes, the others' ids closed up."""
+    new_id = {}
+    for node_id in range(len(proto.nodes)):
+        if node_id not in removed:
+            new_id[node_id] = len(new_id)
+    out = TrackableObjectGraph()
+    for node_id, node in enumerate(proto.nodes):
+        if node_id in removed:
+            continue
+        copy = out.nodes.add()
+        copy.CopyFrom(node)
+        for child in copy.children:
+            child.node_id = new_id[child.node_id]
+        for slot in copy.slot_variables:
+            slot.original_variable_node_id = new_id[slot.original_variable_node_id]
+            slot.slot_variable_node_id = new_id[slot.slot_variable_node_id]
+    _mark_checkpoint_values(out)
+    return out
+
+
+def _mark_checkpoint_values(proto) -> None:
+    """``has_checkpoint_values`` as TensorFlow sets it: a node with attributes or a registered
+    saver, and every node above one by child edges (slot references do not count)."""
+    if not any(node.HasField("has_checkpoint_values") for node in proto.nodes):
+        return  # an older writer that did not set it: TensorFlow then looks at the contents
+    parents: dict[int, set] = {}
+    for node_id, node in enumerate(proto.nodes):
+        for child in node.children:
+            parents.setdefault(child.node_id, set()).add(node_id)
+    marked = {i for i, node in enumerate(proto.nodes) if node.attributes or node.HasField("registered_saver")}
+    queue = deque(marked)
+    while queue:
+        for parent in parents.pop(queue.popleft(), ()):
+            if parent not in marked:
+                marked.add(parent)
+                queue.append(parent)
+    for node_id, node in enumerate(proto.nodes):
+        node.has_checkpoint_values.value = node_id in marked

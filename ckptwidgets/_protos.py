@@ -91,8 +91,9 @@ message_type {
   field { name: "crc32c" number: 6 label: LABEL_OPTIONAL type: TYPE_FIXED32 }
   field { name: "slices" number: 7 label: LABEL_REPEATED type: TYPE_MESSAGE type_name: ".tensorflow.TensorSliceProto" }
 }
-# trackable_object_graph.proto: what a TF2 checkpoint's _CHECKPOINTABLE_OBJECT_GRAPH holds
-# (registered savers and has_checkpoint_values are left out: unknown fields are skipped).
+# trackable_object_graph.proto: what a TF2 checkpoint's _CHECKPOINTABLE_OBJECT_GRAPH holds.
+# registered_saver and has_checkpoint_values (a google.protobuf.BoolValue) are described by
+# messages of the same wire format, so that a pruned graph can clear or keep them.
 message_type {
   name: "TrackableObjectGraph"
   field { name: "nodes" number: 1 label: LABEL_REPEATED type: TYPE_MESSAGE type_name: ".tensorflow.TrackableObjectGraph.TrackableObject" }
@@ -117,6 +118,17 @@ message_type {
       field { name: "original_variable_node_id" number: 1 label: LABEL_OPTIONAL type: TYPE_INT32 }
       field { name: "slot_name" number: 2 label: LABEL_OPTIONAL type: TYPE_STRING }
       field { name: "slot_variable_node_id" number: 3 label: LABEL_OPTIONAL type: TYPE_INT32 }
+    }
+    field { name: "registered_saver" number: 4 label: LABEL_OPTIONAL type: TYPE_MESSAGE type_name: ".tensorflow.TrackableObjectGraph.TrackableObject.RegisteredSaver" }
+    field { name: "has_checkpoint_values" number: 5 label: LABEL_OPTIONAL type: TYPE_MESSAGE type_name: ".tensorflow.TrackableObjectGraph.TrackableObject.BoolValue" }
+    nested_type {
+      name: "RegisteredSaver"
+      field { name: "name" number: 1 label: LABEL_OPTIONAL type: TYPE_STRING }
+      field { name: "object_name" number: 2 label: LABEL_OPTIONAL type: TYPE_STRING }
+    }
+    nested_type {
+      name: "BoolValue"
+      field { name: "value" number: 1 label: LABEL_OPTIONAL type: TYPE_BOOL }
     }
   }
 }

@@ -4,10 +4,14 @@ Private helper of :mod:`ckptwidgets.write`. The steps, each one a point where a 
 ``kill -9``, a full disk or a read-only folder leaves the inputs unchanged and nothing
 under the output's name:
 
-1. refuse an output that exists, or is an input's own prefix, unless ``overwrite``;
+1. refuse an output that is one of the inputs, however it is spelled (a relative path,
+   ``./``, a link, the ``.index`` file, a folder whose latest checkpoint it is), even with
+   ``overwrite`` (:func:`refuse_own_source`, for bundles and ``.weights.h5`` files alike);
+   refuse an output that exists unless ``overwrite``;
 2. stream every tensor into a temporary prefix in the destination folder
    (``.<name>.ckptwidgets-tmp-<random>``, hidden), one tensor in memory at a time
-   (means in float64 chunks);
+   (means in float64 chunks; a TF2 object graph pruned to the keys written, so that
+   TensorFlow's object-based restore finds every key it names);
 3. read every tensor back with our reader: each tensor's crc32c against its index entry,
    which holds the crc32c of the bytes as they were written (so a read-back that differs
    from what was written fails there; the index's blocks have their own checksums);
@@ -29,8 +33,9 @@ import numpy as np
 
 from ._bundle_writer import DATA_SUFFIX, BundleWriter
 from .errors import CheckpointError, WriteError
+from .sources._tfkeys import OBJECT_GRAPH_KEY
 
-__all__ = ["write_plan", "WriteReport", "CHUNK_ELEMENTS", "output_prefix", "existing_files", "temporary_prefix", "move_into_place", "remove_temporary", "item_value", "progress_callbacks"]
+__all__ = ["write_plan", "refuse_own_source", "WriteReport", "CHUNK_ELEMENTS", "output_prefix", "existing_files", "temporary_prefix", "move_into_place", "remove_temporary", "item_value", "progress_callbacks"]
 
 #: Means are computed over this many elements at a time (8 bytes each in float64).
 CHUNK_ELEMENTS = 1 << 22
@@ -96,13 +101,18 @@ def existing_files(prefix: str) -> list[str]:
     )
 
 
-def _values(item):
-    """The output value of an item: an array (or a list of float64-mean chunks for ``"mean"``)."""
-    if item.op != "mean":
-        ckpt, key = item.sources[0]
-        value = ckpt.read(key)
-        return value if item.op == "copy" else np.asarray(value).astype(_numpy(item.dtype))
-    return None
+def _values(item, keys=()):
+    """The output value of an item (None for ``"mean"``: see :func:`_mean_chunks`);
+    ``keys``, the keys written, are what a ``"prune"``d object graph may name."""
+    if item.op == "mean":
+        return None
+    ckpt, key = item.sources[0]
+    value = ckpt.read(key)
+    if item.op == "prune":
+        from ._object_graph import prune
+
+        return prune(value, keys)
+    return value if item.op == "copy" else np.asarray(value).astype(_numpy(item.dtype))
 
 
 def _numpy(dtype: str):
@@ -152,13 +162,14 @@ def _progress(total: int, progress):
 
 def _write_tensors(plan, temp: str, tick) -> dict:
     writer = BundleWriter(temp)
+    keys = set(plan.keys)
     try:
         done = 0
         for item in plan.items:
             if item.op == "mean":
                 done += writer.add_chunks(item.key, item.dtype, item.shape, _mean_chunks(item))
             else:
-                done += writer.add(item.key, _values(item), item.dtype)
+                done += writer.add(item.key, _values(item, keys), item.dtype)
             tick(done)
         writer.finish()
     except BaseException:
@@ -181,7 +192,21 @@ def _verify(plan, temp: str) -> None:
         # The reader checks the bytes' crc32c against the index entry, which is the crc32c the
         # writer computed of what it wrote (a second crc32c here would compute the same number).
         value = written.read(entry.key)
+        if entry.key == OBJECT_GRAPH_KEY:
+            _verify_graph(temp, value, expected)
         del value  # unmapped now: the next read must not map a second tensor beside this one
+
+
+def _verify_graph(temp: str, data, keys) -> None:
+    """The object graph names only keys the checkpoint holds (TensorFlow reads each one)."""
+    from ._object_graph import checkpoint_keys
+
+    try:
+        missing = sorted(checkpoint_keys(data) - set(keys))
+    except ValueError:
+        return  # copied as the source had it: not ours to judge
+    if missing:
+        raise WriteError(f"The object graph written to {temp!r} names keys it does not hold, e.g. {missing[0]!r}.")
 
 
 def move_into_place(temp: str, prefix: str, overwrite: bool) -> list[str]:
@@ -241,8 +266,44 @@ def remove_temporary(temp: str) -> None:
             os.remove(os.path.join(folder, name))
 
 
-def _same_file(a: str, b: str) -> bool:
-    return os.path.realpath(a + ".index") == os.path.realpath(b + ".index")
+def _output_files(out) -> tuple[str, list[str]]:
+    """``(the output as messages name it, the files writing it may replace)``."""
+    path = os.fsdecode(os.fspath(out))
+    if path.endswith(".weights.h5"):
+        return path, [path]
+    prefix = output_prefix(out)
+    files = [prefix + ".index", prefix + DATA_SUFFIX, *existing_files(prefix)]
+    if os.path.isdir(path):  # a folder names its latest checkpoint when read: refuse that too
+        from .reader import open_checkpoint
+
+        try:
+            files += open_checkpoint(path).files
+        except CheckpointError:
+            pass
+    return prefix, files
+
+
+def refuse_own_source(plan, out) -> None:
+    """:class:`WriteError` when writing ``out`` would replace a file ``plan`` reads.
+
+    Files are compared by their real paths, so every spelling of an input is refused (a
+    relative path, ``./``, a link, ``.index``), with or without ``overwrite``: a write
+    reads its inputs while it writes, and a checkpoint is never rewritten in place.
+    """
+    shown, files = _output_files(out)
+    targets = {os.path.realpath(f) for f in files}
+    seen = set()
+    for item in plan.items:
+        for ckpt, _key in item.sources:
+            if id(ckpt) in seen:
+                continue
+            seen.add(id(ckpt))
+            if any(os.path.realpath(f) in targets for f in ckpt.files):
+                raise WriteError(
+                    f"The output {shown!r} is the input checkpoint itself ({ckpt.prefix!r}): nothing was written. "
+                    "Write to another name; a checkpoint is never written over one it is read from, "
+                    "even with overwrite=True."
+                )
 
 
 def write_plan(plan, out, overwrite=False, state_file=False, progress=None) -> WriteReport:
@@ -254,11 +315,7 @@ def write_plan(plan, out, overwrite=False, state_file=False, progress=None) -> W
             f"Nothing was written to {prefix!r}: the plan has {len(plan.problems)} problem(s):\n"
             + "\n".join(f"  - {p}" for p in plan.problems)
         )
-    inputs = {ckpt.prefix for item in plan.items for ckpt, _ in item.sources}
     if not overwrite:
-        for source in inputs:
-            if _same_file(source, prefix):
-                raise WriteError(f"The output {prefix!r} is the input checkpoint itself; pass overwrite=True to replace it.")
         existing = existing_files(prefix)
         if existing and not any(path.endswith(".index") for path in existing):
             names = ", ".join(os.path.basename(path) for path in existing)

@@ -37,13 +37,15 @@ Example
 """
 from __future__ import annotations
 
+import difflib
 from typing import NamedTuple
 
 from ._filter import filter_entries
 from ._format import format_shape, human_size, text_table
 from ._rules import check_rule, is_root
-from .errors import PlanError
+from .errors import CheckpointError, PlanError
 from .reader import open_checkpoint
+from .sources._tfkeys import OBJECT_GRAPH_KEY
 
 __all__ = ["WriteItem", "WritePlan", "plan_write", "from_plan", "average", "FLOAT_DTYPES", "KEEP_META"]
 
@@ -67,7 +69,8 @@ class WriteItem(NamedTuple):
         Its dtype in the output.
     shape : tuple of int
     op : str
-        ``"copy"``, ``"cast"`` (to ``dtype``) or ``"mean"`` (of the sources, in float64).
+        ``"copy"``, ``"cast"`` (to ``dtype``), ``"mean"`` (of the sources, in float64) or
+        ``"prune"`` (a TF2 object graph without what names keys the plan leaves out).
     """
 
     key: str
@@ -95,7 +98,7 @@ class WritePlan:
     """
 
     def __init__(self, items, dropped=(), problems=(), notes=()):
-        self.items: list[WriteItem] = sorted(items, key=lambda item: item.key)
+        self.items: list[WriteItem] = _graphs_pruned(sorted(items, key=lambda item: item.key))
         #: ``[(input key, why)]`` of entries left out.
         self.dropped: list[tuple[str, str]] = list(dropped)
         #: Sentences saying why the plan cannot be written as it is.
@@ -123,38 +126,49 @@ class WritePlan:
         after the rules. Object-based keys are renamed by name, their
         ``/.ATTRIBUTES/VARIABLE_VALUE`` kept, and the object graph is dropped (it names the
         old keys: the result is read by name).
+
+        Raises
+        ------
+        PlanError
+            A rule or pair that renames nothing (a typo such as ``{"modle/": "net/"}``);
+            the message names it and the closest scope or key there is.
         """
         exact, scopes = _parse_rules(rules)
         pairs = dict(pairs or {})
         for old, new in pairs.items():
             if not isinstance(old, str) or not isinstance(new, str) or not new:
                 raise PlanError(f"Rename pairs are {{old key: new key}} of non-empty str; got {old!r}: {new!r}.")
-        known = {item.key for item in self.items}
-        problems = [
-            f"Rename {old!r} -> {new!r}: there is no key {old!r} in the checkpoint."
-            for old, new in list(exact.items()) + list(pairs.items())
-            if old not in known
-        ]
-        items, dropped, notes = [], [], []
+        items, dropped, notes, used = [], [], [], set()
         for item in self.items:
-            if item.key == "_CHECKPOINTABLE_OBJECT_GRAPH" and (exact or scopes or pairs):
+            if item.key == OBJECT_GRAPH_KEY and (exact or scopes or pairs):
                 dropped.append((item.key, "the object graph names the old keys (the renamed checkpoint is read by name)"))
                 continue
-            new = pairs.get(item.key) or _renamed(item.key, exact, scopes)
+            if item.key in pairs:
+                new = pairs[item.key]
+                used.add(("pair", item.key))
+            else:
+                new, rule = _renamed(item.key, exact, scopes)
+                used.add(rule)
+            if new in pairs and new != item.key:
+                used.add(("pair", new))
             items.append(item._replace(key=pairs.get(new, new)))
+        _refuse_unused_rules(self, rules, exact, scopes, pairs, used)
         if dropped:
             notes.append("The object graph was dropped: load the result by name (Saver, init_from_checkpoint).")
-        return self._with(items, dropped, problems, notes)
+        return self._with(items, dropped, notes=notes)
 
     def strip(self, kinds=("slot",), filter=None, keep=KEEP_META) -> WritePlan:
         """Leave out optimizer state (default: slots and the optimizer's meta entries).
 
         ``kinds``: kinds to drop (``"slot"``; ``"meta"`` drops every counter not in ``keep``).
-        With the default kinds, ``meta`` entries that are not in ``keep`` (``global_step``,
-        ``save_counter``) or the format's own bookkeeping (the object graph) go too: beta
-        powers, ``iter``, learning rates, hyperparameters. ``filter``: also drop the
-        entries this filter keeps (:mod:`ckptwidgets._filter` syntax, e.g. ``"kind:ema"``,
-        ``"Adam"``).
+        With the default kinds, the ``meta`` entries too, except those ``keep`` names (the
+        last part of the entry's name: ``global_step``, ``save_counter``, also as the TF2
+        key ``save_counter/.ATTRIBUTES/VARIABLE_VALUE``) and the format's own bookkeeping:
+        beta powers, ``iter``, learning rates, hyperparameters go. ``filter``: also drop
+        the entries this filter keeps (:mod:`ckptwidgets._filter` syntax, e.g.
+        ``"kind:ema"``, ``"Adam"``). A TF2 object graph is kept and written pruned to the
+        keys written (op ``"prune"``), so that TensorFlow's object-based restore reads
+        the result.
         """
         kinds = {kinds} if isinstance(kinds, str) else set(kinds or ())
         optimizer_meta = kinds == {"slot"}
@@ -166,7 +180,8 @@ class WritePlan:
         for item in self.items:
             entry = _entry(item)
             kind = entry.kind if entry is not None else "variable"
-            last = item.key.rsplit("/", 1)[-1]
+            # The name, not the key: a TF2 key ends in VARIABLE_VALUE, whatever it holds.
+            last = (entry.name if entry is not None else item.key).rsplit("/", 1)[-1]
             bookkeeping = entry is not None and entry.key in item.sources[0][0].bookkeeping
             if kind in kinds and not (kind == "meta" and (bookkeeping or last in keep)):
                 dropped.append((item.key, f"kind {kind}"))
@@ -244,7 +259,8 @@ class WritePlan:
             ``serving.ckpt.data-00000-of-00001``); its folder is made if missing. With
             ``model=``: the file, ending in ``.weights.h5``.
         overwrite : bool
-            Replace an existing checkpoint at ``out`` (also an input's own prefix).
+            Replace an existing checkpoint at ``out``. Never an input: an ``out`` that is
+            one of the plan's inputs, however spelled, is refused.
         state_file : bool
             Also write the folder's ``checkpoint`` file naming ``out`` as the latest.
         progress : None, False or callable
@@ -266,11 +282,12 @@ class WritePlan:
         Raises
         ------
         WriteError
-            The plan has problems, ``out`` exists, or the write failed (nothing is left
-            under ``out``; the inputs are unchanged).
+            The plan has problems, ``out`` is one of its inputs, ``out`` exists, or the
+            write failed (nothing is left under ``out``; the inputs are unchanged).
         """
-        from ._safe_write import write_plan
+        from ._safe_write import refuse_own_source, write_plan
 
+        refuse_own_source(self, out)  # here, once, for both kinds of output
         if model is not None or str(out).endswith(".weights.h5"):
             return self._write_keras(out, model, keep_unmapped, overwrite, state_file, progress)
         return write_plan(self, out, overwrite=overwrite, state_file=state_file, progress=progress)
@@ -335,20 +352,83 @@ def _parse_rules(rules) -> tuple[dict, dict]:
     return exact, scopes
 
 
-def _renamed(key: str, exact: dict, scopes: dict) -> str:
-    """``key`` under the most specific rule: an exact rule, then the longest scope."""
+def _renamed(key: str, exact: dict, scopes: dict) -> tuple[str, tuple | None]:
+    """``(new key, the rule that made it)``: the most specific rule, an exact one, then the
+    longest scope; ``(key, None)`` when no rule covers ``key``."""
     from .sources._tfkeys import name_of
 
     name, _kind = name_of(key)
     suffix = key[len(name) :]
     if name in exact:
-        return exact[name] + suffix
+        return exact[name] + suffix, ("exact", name)
     if key in exact:
-        return exact[key]
+        return exact[key], ("exact", key)
     for old in sorted(scopes, key=len, reverse=True):
         if name.startswith(old):
-            return scopes[old] + name[len(old) :] + suffix
-    return key
+            return scopes[old] + name[len(old) :] + suffix, ("scope", old)
+    return key, None
+
+
+def _refuse_unused_rules(plan, rules, exact: dict, scopes: dict, pairs: dict, used: set) -> None:
+    """:class:`PlanError` naming the first rule or pair that renamed nothing, and what is close."""
+    from .sources._tfkeys import name_of
+
+    unused = [(old, new, ("exact", old)) for old, new in exact.items()]
+    originals = {("" if is_root(old) else old): old for old in (rules or {})}
+    unused += [(originals.get(old, old), new, ("scope", old)) for old, new in scopes.items()]
+    unused += [(old, new, ("pair", old)) for old, new in pairs.items()]
+    for old, new, rule in unused:
+        if rule in used:
+            continue
+        names = sorted({name_of(item.key)[0] for item in plan.items if item.key != OBJECT_GRAPH_KEY})
+        if rule[0] == "scope":
+            scopes_there = sorted({name[: i + 1] for name in names for i, c in enumerate(name) if c == "/"})
+            close, what = difflib.get_close_matches(old, scopes_there, n=1, cutoff=0.5), "scope"
+        else:
+            close, what = difflib.get_close_matches(old, names, n=1, cutoff=0.5), "key"
+        where = _prefixes(plan)
+        hint = f" (the closest {what} is {close[0]!r})" if close else ""
+        side = "rule" if rule[0] != "pair" else "pair"
+        raise PlanError(
+            f"The {side} {{{old!r}: {new!r}}} renames nothing: no {what} {old!r} in {where}{hint}."
+            if rule[0] != "scope" or is_root(old) else
+            f"The {side} {{{old!r}: {new!r}}} renames nothing: no key of {where} is under {old!r}{hint}."
+        )
+
+
+def _prefixes(plan) -> str:
+    prefixes = []
+    for item in plan.items:
+        for ckpt, _key in item.sources:
+            if ckpt.prefix not in prefixes:
+                prefixes.append(ckpt.prefix)
+    if not prefixes:
+        return "the plan (it writes nothing)"
+    return repr(prefixes[0]) if len(prefixes) == 1 else f"{prefixes[0]!r} and {len(prefixes) - 1} more"
+
+
+def _graphs_pruned(items: list) -> list:
+    """``items`` with each TF2 object graph's op ``"prune"`` where it names a key the plan
+    leaves out (TensorFlow's object-based restore would look for it), ``"copy"`` otherwise."""
+    keys = {item.key for item in items}
+    out = []
+    for item in items:
+        if item.key == OBJECT_GRAPH_KEY and item.op in ("copy", "prune"):
+            named = _graph_keys(*item.sources[0])
+            if named is not None:
+                item = item._replace(op="prune" if named - keys else "copy")
+        out.append(item)
+    return out
+
+
+def _graph_keys(ckpt, key) -> set | None:
+    """The keys an object graph names, or None when it cannot be read (the write says why)."""
+    from ._object_graph import checkpoint_keys
+
+    try:
+        return checkpoint_keys(ckpt.read(key))
+    except (CheckpointError, ValueError, TypeError):
+        return None
 
 
 def _renamed_like(item: WriteItem, entry, by_key) -> str:

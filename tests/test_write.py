@@ -101,7 +101,8 @@ def test_rename_by_rules_and_pairs_as_init_from_checkpoint(tmp_path, trained):
             np.testing.assert_array_equal(sess.run(w), original["net/w/ExponentialMovingAverage"])
     with pytest.raises(PlanError, match="maps a scope to a single name"):
         plan_write(trained).rename({"net/": "single"})
-    assert "there is no key 'nope'" in plan_write(trained).rename({"nope": "x"}).problems[0]
+    with pytest.raises(PlanError, match=r"The rule \{'nope': 'x'\} renames nothing: no key 'nope' in"):
+        plan_write(trained).rename({"nope": "x"})
 
 
 def test_a_rename_that_collides_is_refused_before_anything_is_written(tmp_path, trained):
@@ -160,17 +161,19 @@ def test_average_refuses_checkpoints_that_disagree(tmp_path):
         average([a])
 
 
-def test_existing_output_and_the_source_itself_are_refused_without_overwrite(tmp_path, trained):
-    with pytest.raises(WriteError, match="is the input checkpoint itself"):
-        plan_write(trained).strip().write(trained, progress=False)
+def test_an_existing_output_is_refused_without_overwrite_and_the_source_itself_always(tmp_path, trained):
+    before = tf_values(trained)
+    for overwrite in (False, True):
+        with pytest.raises(WriteError, match="is the input checkpoint itself"):
+            plan_write(trained).strip().write(trained, overwrite=overwrite, progress=False)
     plan_write(trained).write(tmp_path / "out.ckpt", progress=False)
     with pytest.raises(WriteError, match="already exists"):
         plan_write(trained).write(tmp_path / "out.ckpt", progress=False)
-    before = tf_values(trained)
-    plan_write(trained).strip().write(trained, overwrite=True, progress=False)  # in place, on request
-    after = tf_values(trained)
+    plan_write(trained).strip().write(tmp_path / "out.ckpt", overwrite=True, progress=False)  # another one, on request
+    after = tf_values(tmp_path / "out.ckpt")
     assert "net/w/Adam" in before and "net/w/Adam" not in after
     np.testing.assert_array_equal(after["net/w"], before["net/w"])
+    assert tf_values(trained).keys() == before.keys()
 
 
 def test_state_file_only_on_request(tmp_path, base_ckpt):

@@ -431,8 +431,9 @@ def test_the_source_under_another_spelling_and_an_existing_output_are_refused(tm
     spellings = [source, source + ".index", str(tmp_path / "link" / "model.ckpt"),
                  os.path.relpath(source), str(tmp_path / "src" / ".." / "src" / "model.ckpt")]
     for spelling in spellings:
-        with pytest.raises(WriteError, match="is the input checkpoint itself; pass overwrite=True"):
-            plan_write(source).rename({"/": "new/"}).write(spelling, progress=False)
+        for overwrite in (False, True):
+            with pytest.raises(WriteError, match="is the input checkpoint itself"):
+                plan_write(source).rename({"/": "new/"}).write(spelling, overwrite=overwrite, progress=False)
     other = save(tmp_path / "other" / "model.ckpt", {"x": np.zeros(3, np.float32)})
     other_before = sha256s(other)
     with pytest.raises(WriteError, match="already exists.*overwrite=True"):
@@ -503,22 +504,18 @@ def test_overwrite_replaces_an_existing_sharded_checkpoint(tmp_path):
         assert value.tobytes() == planned[key].tobytes(), key
 
 
-def test_overwrite_replaces_the_source_itself(tmp_path):
+def test_overwrite_never_replaces_the_source_itself(tmp_path):
+    """A write reads its source while it writes: in place is refused, overwrite=True or not."""
     source = _sharded(tmp_path / "ckpt")
-    before = tf_values(source)
+    before = sha256s(source)
     plan = plan_write(source).strip().rename({"m/": "model/"})
-    plan.write(source, overwrite=True, progress=False)
-    assert checkpoint_files(source) == [os.path.basename(source) + ".data-00000-of-00001",
-                                        os.path.basename(source) + ".index"]
-    assert temporaries(tmp_path) == []
-    after = tf_values(source)
-    planned = {item.key: before[item.sources[0][1]] for item in plan.items}
-    assert "model/a/.ATTRIBUTES/VARIABLE_VALUE" in planned and "_CHECKPOINTABLE_OBJECT_GRAPH" not in planned
-    assert after.keys() == planned.keys()
-    for key, value in after.items():
-        assert value.dtype == planned[key].dtype and value.tobytes() == planned[key].tobytes(), key
+    with pytest.raises(WriteError, match=r"The output '.*ckpt' is the input checkpoint itself \('.*ckpt'\)"):
+        plan.write(source, overwrite=True, progress=False)
+    assert sha256s(source) == before and temporaries(tmp_path) == []
+    plan.write(tmp_path / "other", overwrite=True, progress=False)
+    after = tf_values(tmp_path / "other")
     key = "model/a/.ATTRIBUTES/VARIABLE_VALUE"
-    assert saver_restore(source, {key: planned[key]})[key].tolist() == list(range(64))  # as TF restores it
+    assert saver_restore(tmp_path / "other", {key: after[key]})[key].tolist() == list(range(64))  # as TF restores it
 
 
 # --- kill -9 -------------------------------------------------------------------------
