@@ -3,7 +3,8 @@
 Private helper of :mod:`ckptwidgets.__main__`. Each subcommand builds a
 :class:`~ckptwidgets.write.WritePlan` and writes it (``--dry-run`` prints the plan and
 writes nothing); user errors print one ``error:`` line and exit 2, success exits 0 and
-says what was written.
+says what was written. OUT is never one of the sources (the shared write path refuses
+it, ``--overwrite`` or not), and a ``--rule`` that renames nothing is an error.
 
 Example
 -------
@@ -52,7 +53,7 @@ def parse_rule(text: str) -> tuple[str, str]:
 
 def _common(parser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print what would be written (which key becomes which, sizes) and write nothing")
-    parser.add_argument("--overwrite", action="store_true", help="replace a checkpoint that exists at OUT (also the source itself)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a checkpoint that exists at OUT (never a source: OUT may not be SRC, however spelled)")
     parser.add_argument("--state-file", action="store_true", help="also write the folder's 'checkpoint' file naming OUT as the latest")
 
 
@@ -68,7 +69,8 @@ def _command(subparsers, name, help, description, *, out_first=False):
 def add_parsers(subparsers) -> None:
     """Add the writing subcommands to an ``argparse`` subparsers object."""
     p = _command(subparsers, "rename", "write a copy with keys renamed", "Write a copy of SRC with keys renamed by rules.")
-    p.add_argument("--rule", action="append", required=True, metavar="OLD=NEW", help=_RULES_HELP)
+    p.add_argument("--rule", action="append", required=True, metavar="OLD=NEW",
+                   help=_RULES_HELP + "; a rule that renames nothing is an error")
     _common(p)
 
     p = _command(

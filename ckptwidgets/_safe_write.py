@@ -283,20 +283,21 @@ def _output_files(out) -> tuple[str, list[str]]:
     return prefix, files
 
 
-def refuse_own_source(plan, out) -> None:
-    """:class:`WriteError` when writing ``out`` would replace a file ``plan`` reads.
+def refuse_own_source(inputs, out) -> None:
+    """:class:`WriteError` when writing ``out`` would replace a file of ``inputs`` (a
+    :class:`~ckptwidgets.write.WritePlan`, or the checkpoints read: ``[Checkpoint]``).
 
     Files are compared by their real paths, so every spelling of an input is refused (a
     relative path, ``./``, a link, ``.index``), with or without ``overwrite``: a write
     reads its inputs while it writes, and a checkpoint is never rewritten in place.
     """
+    if hasattr(inputs, "items") and hasattr(inputs, "problems"):  # a WritePlan
+        inputs = [ckpt for item in inputs.items for ckpt, _key in item.sources]
     shown, files = _output_files(out)
     targets = {os.path.realpath(f) for f in files}
     seen = set()
-    for item in plan.items:
-        for ckpt, _key in item.sources:
-            if id(ckpt) in seen:
-                continue
+    for ckpt in inputs:
+        if id(ckpt) not in seen:
             seen.add(id(ckpt))
             if any(os.path.realpath(f) in targets for f in ckpt.files):
                 raise WriteError(
