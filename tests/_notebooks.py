@@ -10,7 +10,9 @@ Shared by the notebook tests (and meant for later browser tests too):
 - ``executed(path)`` is ``run_notebook(path)`` once per test session: the notebook
   tests and the exercise tests look at the same run of a committed notebook.
 - ``outputs_text(nb)``, ``stream_text(nb, name)``, ``cell_text(nb, cell_id)`` and
-  ``has_png(nb)`` read the outputs.
+  ``has_png(nb)`` read the outputs;
+- ``files_of_run(nb)`` says which files the run left in the notebook's folder, in the
+  kernel's temporary folder and under the shared ``/tmp/ckptwidgets-notebooks``.
 """
 from __future__ import annotations
 
@@ -19,12 +21,16 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-__all__ = ["run_notebook", "executed", "outputs_text", "stream_text", "cell_text", "has_png", "iter_outputs"]
+__all__ = [
+    "run_notebook", "executed", "outputs_text", "stream_text", "cell_text", "has_png", "iter_outputs",
+    "files_of_run", "SHARED_TMP",
+]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -33,13 +39,45 @@ def _strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
 
 
+#: Where the notebooks wrote before issue #23 (shared by every user of a JupyterHub).
+SHARED_TMP = Path("/tmp/ckptwidgets-notebooks")
+
+
+class RunFiles(NamedTuple):
+    """The files (relative paths, sorted) one run left: beside the notebook (its ``cwd``), in the
+    kernel's ``TMPDIR``, and ``(path, size, mtime_ns)`` under :data:`SHARED_TMP` before and after."""
+
+    beside: list
+    kernel_tmp: list
+    shared_before: list
+    shared_after: list
+
+
+_FILES_OF_RUN: dict = {}  # id(executed notebook) -> RunFiles
+
+
+def _listing(folder: Path) -> list:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.is_dir() else []
+
+
+def _stamps(folder: Path) -> list:
+    if not folder.exists():
+        return []
+    return sorted((str(p), p.lstat().st_size, p.lstat().st_mtime_ns) for p in [folder, *folder.rglob("*")])
+
+
+def files_of_run(nb) -> RunFiles:
+    """What the run that returned ``nb`` left behind (see :class:`RunFiles`)."""
+    return _FILES_OF_RUN[id(nb)]
+
+
 def run_notebook(path, timeout=120, kernel_name="python3", cwd=None, env=None, name=None):
     """Execute the notebook at ``path`` top to bottom and return the executed node.
 
-    The kernel runs in a fresh temporary directory (or ``cwd``), and its
-    ``TMPDIR`` points there as well, so notebooks that write into
-    ``tempfile.gettempdir()`` neither collide with parallel runs nor leave
-    files behind. ``env`` adds or overrides kernel environment variables.
+    The kernel runs in a fresh temporary directory (or ``cwd``), the notebook's folder as
+    JupyterLab would start it there, and its ``TMPDIR`` is another fresh one, so notebooks
+    neither collide with parallel runs nor leave files behind; :func:`files_of_run` lists
+    what each held at the end. ``env`` adds or overrides kernel environment variables.
     ``timeout`` is per cell, in seconds. The notebook file is not modified.
     ``path`` may be a notebook node instead, run as a copy; ``name`` names it in messages.
     """
@@ -49,9 +87,12 @@ def run_notebook(path, timeout=120, kernel_name="python3", cwd=None, env=None, n
         path = Path(path)
         nb = nbformat.read(path, as_version=4)
     with tempfile.TemporaryDirectory(prefix="nbrun-") as tmp:
-        workdir = Path(cwd) if cwd is not None else Path(tmp)
+        workdir = Path(cwd) if cwd is not None else Path(tmp) / "notebooks"
+        kernel_tmp = Path(tmp) / "tmp"
+        workdir.mkdir(exist_ok=True)
+        kernel_tmp.mkdir()
         kernel_env = dict(os.environ)
-        kernel_env.update(TMPDIR=tmp, TEMP=tmp, TMP=tmp)
+        kernel_env.update(TMPDIR=str(kernel_tmp), TEMP=str(kernel_tmp), TMP=str(kernel_tmp))
         # ipykernel's debugger otherwise prints a "frozen modules" notice at start-up.
         kernel_env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
         kernel_env.update(env or {})
@@ -61,6 +102,7 @@ def run_notebook(path, timeout=120, kernel_name="python3", cwd=None, env=None, n
             kernel_name=kernel_name,
             resources={"metadata": {"path": str(workdir)}},
         )
+        shared_before = _stamps(SHARED_TMP)
         try:
             client.execute(cwd=str(workdir), env=kernel_env)
         except CellExecutionError as exc:
@@ -74,6 +116,7 @@ def run_notebook(path, timeout=120, kernel_name="python3", cwd=None, env=None, n
             ) from None
         except DeadKernelError as exc:
             raise AssertionError(f"{path.name}: the kernel died\n{exc}") from None
+        _FILES_OF_RUN[id(nb)] = RunFiles(_listing(workdir), _listing(kernel_tmp), shared_before, _stamps(SHARED_TMP))
     return nb
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from _notebooks import cell_text, executed, has_png, outputs_text, stream_text
+from _notebooks import SHARED_TMP, cell_text, executed, files_of_run, has_png, outputs_text, stream_text
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -50,11 +50,28 @@ def _matplotlib_font_cache():
 def execute(name):
     nb = executed(NOTEBOOKS / name)  # one run per session, shared with test_exercises.py
     assert stream_text(nb, "stderr") == "", f"{name} wrote to stderr:\n{stream_text(nb, 'stderr')}"
+    assert_files_stay_beside_the_notebook(name, nb)
     text = outputs_text(nb)
     for pattern in NOISE:
         match = pattern.search(text)
         assert match is None, f"{name} shows log noise {match.group(0)!r}:\n{text}"
     return nb
+
+
+def assert_files_stay_beside_the_notebook(name, nb):
+    """Issue #23 item 7: a notebook writes into work/NN beside it, never into a shared /tmp
+    folder (on a JupyterHub every learner's kernel has the same /tmp)."""
+    files = files_of_run(nb)
+    number = name[:2]
+    assert files.shared_after == files.shared_before, (
+        f"{name} changed {SHARED_TMP}:\nbefore {files.shared_before}\nafter {files.shared_after}"
+    )
+    stray = [path for path in files.kernel_tmp if "ckptwidgets" in path or ".ckpt" in path]
+    assert not stray, f"{name} wrote into the kernel's temporary folder: {stray}"
+    written = [path for path in files.beside if path.startswith(f"work/{number}/")]
+    assert written, f"{name} wrote nothing into work/{number} beside it: {files.beside}"
+    elsewhere = [path for path in files.beside if not path.startswith(f"work/{number}") and path != "work"]
+    assert not elsewhere, f"{name} wrote beside the notebook outside work/{number}: {elsewhere}"
 
 
 def shows(nb, cell_id, expected):
@@ -139,6 +156,7 @@ def test_02_partial_restore():
     assert [o.get("ename") for o in traceback_cell.outputs] == ["FailedPreconditionError"], traceback_cell.outputs
     for part in ("During handling of the above exception", "Node: 'add/ReadVariableOp'", "Could not find variable v2", "in build_graph"):
         shows(nb, "02-traceback", part)
+    assert_the_traceback_is_read_as_shown(nb)
     shows(nb, "02-only-v2-error", "FailedPreconditionError: Could not find variable v1.")
     shows_exactly(
         nb, "02-order", "initialise, then restore: [3.]\nrestore, then initialise: [2.]\n"
@@ -194,6 +212,45 @@ def test_02_partial_restore():
     shows_match(nb, "02-finetune", r"\nhead/kernel +\[8, 5\] float32 +head/kernel +✗ shape mismatch\n")
 
 
+def traceback_frames(text):
+    """``[(header, arrow line number, arrow code)]`` of one part of an IPython traceback."""
+    frames = []
+    for block in re.split(r"\n(?=File |Cell In\[)", text)[1:]:
+        header = block.splitlines()[0]
+        arrow = re.search(r"^\s*-+> ?(\d+)\s+(.*?)\s*$", block, re.MULTILINE)
+        frames.append((header, int(arrow.group(1)) if arrow else None, arrow.group(2) if arrow else None))
+    return frames
+
+
+def assert_the_traceback_is_read_as_shown(nb):
+    """Issue #23 item 2: "How to read it" points at frames and lines that the shown traceback has."""
+    text = cell_text(nb, "02-traceback")
+    first, second = text.split("During handling of the above exception, another exception occurred:")
+    read = next(c.source for c in nb.cells if c.id == "02-traceback-read-md")
+    said = " ".join(read.split())
+    for words in ("`session.py` at `BaseSession._do_call`, whose arrow points at `return fn(*args)`",
+                  "Its first frame points at `get_ipython().showtraceback()`",
+                  "The next frame, `sum_without_v2`, points at line 6, `return sess.run(total)`",
+                  "down to `raise type(e)(node_def, op, message)`",
+                  "`sum_without_v2`, then `build_graph`, line 7: `total = v1 + v2`"):
+        assert words in said, f"02's text no longer says {words!r}"
+    # The first part starts inside TensorFlow, in _do_call, on the call into the runtime.
+    header, _, code = traceback_frames(first)[0]
+    assert "session.py" in header and "BaseSession._do_call" in header and code == "return fn(*args)", traceback_frames(first)
+    # The second part: the cell (arrow on showtraceback()), sum_without_v2 at line 6, ..., the raise.
+    frames = traceback_frames(second)
+    assert frames[0][0].startswith("Cell In[") and frames[0][2] == "get_ipython().showtraceback()", frames
+    assert frames[1][0].startswith("Cell In[") and frames[1][0].endswith(", line 6, in sum_without_v2()"), frames
+    assert frames[1][1:] == (6, "return sess.run(total)"), frames
+    assert "session.py" in frames[-1][0] and frames[-1][2] == "raise type(e)(node_def, op, message)", frames
+    # "defined at": the cell's function, then build_graph, line 7, which is `total = v1 + v2`.
+    assert re.search(r'line \d+, in sum_without_v2\n\s+File "[^"]+", line 7, in build_graph\nNode:', second), second
+    build = next(c.source for c in nb.cells if c.id == "02-build").splitlines()
+    assert build[6].strip() == "total = v1 + v2", build
+    code = next(c.source for c in nb.cells if c.id == "02-traceback").splitlines()
+    assert code[5].strip() == "return sess.run(total)", code
+
+
 @pytest.mark.notebook
 def test_03_restore_under_other_names():
     nb = execute("03_restore_under_other_names.ipynb")
@@ -247,7 +304,7 @@ def test_03_restore_under_other_names():
         if state.get("_model_name") == "DropdownModel" and state.get("index") is not None
         and "(other key…)" in state.get("_options_labels", ())
     )
-    assert chosen == ["(none)", "(none)", "v1  [1] float32", "v2  [1] float32"], chosen
+    assert chosen == ["(none)", "(none)", "v1", "v2"], chosen  # labels without shape where they fit (issue #23 item 6)
     # Issue #14, exercise 2: nothing matches net/v1, net/v2 by name until a rule is typed.
     shows_widget(nb, "03-net", "VariableMapper ")
     shows(nb, "03-net", "2 variables: mapped 0 · unmapped 2 · problems 0 · unused entries 2")
@@ -306,7 +363,7 @@ def test_04_exponential_moving_averages():
         "[Contents](00_start_here.ipynb) · [← 03 Restore under other names](03_restore_under_other_names.ipynb) · "
         "[05 Restore the moving average →](05_restore_the_moving_average.ipynb)"
     )
-    assert nb.cells[0].source == nav and nb.cells[-1].source == nav
+    assert nb.cells[0].source == nav and nb.cells[-1].source.endswith(nav)
     ids = [cell.id for cell in nb.cells]
     assert ids.index("04-ex-first-check") < ids.index("04-update"), "exercise 1 predicts what 04-update shows"
     shows_exactly(
@@ -412,7 +469,7 @@ def test_05_restore_the_moving_average():
         "[Contents](00_start_here.ipynb) · [← 04 Exponential moving averages](04_exponential_moving_averages.ipynb)"
         " · [06 Explore a real checkpoint →](06_explore_a_real_checkpoint.ipynb)"
     )
-    assert source.cells[0].source == nav and source.cells[-1].source == nav
+    assert source.cells[0].source == nav and source.cells[-1].source.endswith(nav)
     markdown = "\n".join(c.source for c in source.cells if c.cell_type == "markdown")
     for text in ("学习目标", "**小结**", "## Further reading", "## The same in TF 2.21 / Keras 3",
                  "https://www.tensorflow.org/api_docs/python/tf/train/ExponentialMovingAverage",
@@ -479,7 +536,7 @@ def test_06_explore_a_real_checkpoint():
     # Issue #14: navigation, goals and summary in both languages, links.
     nav = ("[Contents](00_start_here.ipynb) · [← 05 Restore the moving average](05_restore_the_moving_average.ipynb)"
            " · [07 Write a converted checkpoint →](07_write_a_converted_checkpoint.ipynb)")
-    assert nb.cells[0].source == nav and nb.cells[-1].source == nav
+    assert nb.cells[0].source == nav and nb.cells[-1].source.endswith(nav)
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     for text in ("**What you will learn**", "**学习目标**", "## Summary", "**小结**", "## Further reading",
                  "## The same in TF 2.21 / Keras 3", "微调",
@@ -713,7 +770,7 @@ def test_07_write_a_converted_checkpoint():
         "[Contents](00_start_here.ipynb) · [← 06 Explore a real checkpoint](06_explore_a_real_checkpoint.ipynb)"
         " · [08 Migrate a TF1 checkpoint to Keras 3 →](08_migrate_to_keras3.ipynb)"
     )
-    assert nb.cells[0].source == nav and nb.cells[-1].source == nav
+    assert nb.cells[0].source == nav and nb.cells[-1].source.endswith(nav)
     shows_match(nb, "07-setup", r"\nckptwidgets: if a widget below is missing or says \"model not found\"")
     shows_exactly(nb, "07-ex-count-check", "Not yet: replace TODO with a number: how many tensors will the serving plan write?\n")
     shows_match(nb, "07-ex-serving-check", r"^Not yet: replace TODO with the prefix you wrote")
@@ -788,7 +845,7 @@ def test_00_start_here():
     assert existing <= linked, f"{name} does not link {sorted(existing - linked)}"
     assert "08_migrate_to_keras3.ipynb" in linked
     nav = "[01 Save a checkpoint →](01_save_a_checkpoint.ipynb)"
-    assert source.cells[0].source == nav and source.cells[-1].source == nav
+    assert source.cells[0].source == nav and source.cells[-1].source.endswith(nav)
     assert "https://github.com/suonikeyinsuxiao/tf_notes/tree/master/save_restore" in markdown
     for term in ("检查点", "影子变量", "滑动平均", "未初始化", "变量作用域", "部分恢复", "前缀", "计算图", "会话",
                  "衰减率", "优化器槽变量", "学习目标"):
@@ -811,7 +868,7 @@ def test_08_migrate_to_keras3():
     name = "08_migrate_to_keras3.ipynb"
     nb = execute(name)
     nav = "[Contents](00_start_here.ipynb) · [← 07 Write a converted checkpoint](07_write_a_converted_checkpoint.ipynb)"
-    assert nb.cells[0].source == nav and nb.cells[-1].source == nav
+    assert nb.cells[0].source == nav and nb.cells[-1].source.endswith(nav)
     setup = next(cell.source for cell in nb.cells if cell.cell_type == "code")
     assert "tf = ckptwidgets.import_tensorflow()" in setup
     assert "import tensorflow" not in setup.split("tf = ckptwidgets.import_tensorflow()")[0]
@@ -850,13 +907,14 @@ def _nav_targets(line: str) -> list:
 @pytest.mark.parametrize("name", ALL_NOTEBOOKS)
 def test_every_notebook_has_navigation_goals_summary_and_reading(name):
     """Issue #14 items 3 and 7, for every notebook: the same contents / previous / next line at
-    the top and the bottom (pointing at the notebooks around it), goals and summary in English
-    and Chinese, tensorflow.org links, and a Further reading list of links."""
+    the top and the bottom (pointing at the notebooks around it; the last cell has the advice
+    to shut the kernel down before it), goals and summary in English and Chinese,
+    tensorflow.org links, and a Further reading list of links."""
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     names = sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     i = names.index(name)
     first, last = nb.cells[0], nb.cells[-1]
-    assert first.cell_type == last.cell_type == "markdown" and first.source == last.source, name
+    assert first.cell_type == last.cell_type == "markdown" and last.source.endswith("\n\n" + first.source), name
     expected = ["00_start_here.ipynb", names[i - 1]] + ([names[i + 1]] if i + 1 < len(names) else [])
     assert _nav_targets(first.source) == expected, f"{name}: navigation line {first.source!r}"
     markdown = [c.source for c in nb.cells if c.cell_type == "markdown"]
@@ -866,3 +924,78 @@ def test_every_notebook_has_navigation_goals_summary_and_reading(name):
     assert text.count("https://www.tensorflow.org/") >= 5, f"{name} links tensorflow.org only {text.count('https://www.tensorflow.org/')} times"
     reading = [m for m in markdown if m.startswith("## Further reading")]
     assert len(reading) == 1 and len(re.findall(r"\]\(https://", reading[0])) >= 3, f"{name}: Further reading {reading}"
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.name)
+def test_the_last_cell_says_to_shut_the_kernel_down(path):
+    """Issue #23 item 8: a learner reaches the end of every notebook, not only 00 or the README."""
+    last = nbformat.read(path, as_version=4).cells[-1]
+    assert last.cell_type == "markdown", path.name
+    advice = last.source
+    for part in ("Shut its kernel down", "*Kernel → Shut Down Kernel*", "*File →\nShut Down*",
+                 "close the tabs", "after its tab is\nclosed", "2 GB", "Binder", "关闭内核"):
+        assert part in advice, f"{path.name}: the last cell lacks {part!r}:\n{advice}"
+
+
+# Issue #23 item 3: the cells 00 used to name by id, each now marked where a teacher sees it.
+DEMO_CELLS = [
+    "01-files", "01-keys", "02-ref-error", "02-resource-error", "02-fix", "03-notfound", "03-dict",
+    "03-cw-mapper", "04-update", "04-cw-explorer", "05-direct", "05-pitfall", "05-cw-shape-tf",
+    "06-browser", "06-mapper", "07-cw-plan", "07-cw-diff",
+]
+DEMO_MARK = re.compile(r"🎬 \*\*Demo live: (?P<title>[^*]+)\.\*\* Run the next cell in front of the class: ")
+DEMO_LINK = re.compile(r"\| \d\d \| \[(?P<title>[^\]]+)\]\((?P<notebook>\d\d_[a-z0-9_]+\.ipynb)#(?P<anchor>[^)]+)\) \|")
+
+
+def heading_anchor(line: str) -> str:
+    """The id JupyterLab gives a markdown heading: its text as shown, spaces replaced by '-'."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", line.lstrip("#").strip())
+    return text.replace("`", "").replace("*", "").replace(" ", "-")
+
+
+def demo_marks(nb):
+    """``[(title, anchor of the section it is in, the cell after the marker)]`` of a notebook."""
+    found, anchor = [], None
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "markdown":
+            continue
+        for line in cell.source.splitlines():
+            if re.match(r"#{1,6} ", line):
+                anchor = heading_anchor(line)
+        for match in DEMO_MARK.finditer(cell.source):
+            found.append((match["title"], anchor, nb.cells[i + 1] if i + 1 < len(nb.cells) else None))
+    return found
+
+
+def test_00_links_every_demo_and_each_is_marked_above_its_cell():
+    start = nbformat.read(NOTEBOOKS / "00_start_here.ipynb", as_version=4)
+    teach = next(c.source for c in start.cells if c.id == "00-teach")
+    assert "View → Cell toolbar" not in teach, "JupyterLab 4 shows cell ids nowhere"
+    links = [m.groupdict() for m in DEMO_LINK.finditer(teach)]
+    marks = {
+        path.name: demo_marks(nbformat.read(path, as_version=4))
+        for path in sorted(NOTEBOOKS.glob("0[1-8]_*.ipynb"))
+    }
+    # Every link of 00 leads to a marker of that title, in the section the link opens, just
+    # above a code cell.
+    for link in links:
+        found = [(anchor, after) for title, anchor, after in marks[link["notebook"]] if title == link["title"]]
+        assert len(found) == 1, f"00 links {link}, but {link['notebook']} has {len(found)} such marker(s)"
+        anchor, after = found[0]
+        assert anchor == link["anchor"], f"{link}: the marker is in section #{anchor}"
+        assert after is not None and after.cell_type == "code", f"{link}: no code cell after the marker"
+    # Every marker is linked from 00, and every cell 00 named before is marked.
+    linked = {(link["notebook"], link["title"]) for link in links}
+    marked = {(name, title) for name, found in marks.items() for title, _, _ in found}
+    assert marked == linked, f"marked but not linked: {marked - linked}; linked but not marked: {linked - marked}"
+    marked_cells = {after.id for found in marks.values() for _, _, after in found}
+    assert set(DEMO_CELLS) <= marked_cells, f"demo cells without a marker: {sorted(set(DEMO_CELLS) - marked_cells)}"
+
+
+def test_00_counts_its_code_cells_right():
+    """Issue #23 item 10: the text said "the one code cell of this page" above one of two."""
+    start = nbformat.read(NOTEBOOKS / "00_start_here.ipynb", as_version=4)
+    code = [c.id for c in start.cells if c.cell_type == "code"]
+    assert code == ["00-setup", "00-diagram"], code
+    setup_md = next(c.source for c in start.cells if c.id == "00-setup-md")
+    assert "one code cell" not in setup_md and "two code cells" in setup_md, setup_md
