@@ -1,6 +1,8 @@
 """Write a :class:`~ckptwidgets.write.WritePlan` as a Keras 3 ``.weights.h5`` for one model.
 
-Private helper of :mod:`ckptwidgets.write` (``plan.write("out.weights.h5", model=m)``).
+Private helper of :mod:`ckptwidgets.write` (``plan.write("out.weights.h5", model=m)``); ``m`` is
+any Keras 3 model or layer (``isinstance`` of ``keras.layers.Layer``: a user's ``class
+Net(keras.Model)`` defined anywhere).
 The plan's keys are the model's variable names as :func:`ckptwidgets.plan_restore` names
 them (a Keras variable's ``.path``: ``net/hidden/kernel``), which is what
 :func:`~ckptwidgets.write.from_plan` produces. The file is laid out as Keras'
@@ -44,6 +46,7 @@ Example
 from __future__ import annotations
 
 import os
+import sys
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -93,14 +96,15 @@ class _Slot:
         self.item = None
 
 
-def _layout(model, path: str) -> tuple[list, list[_Slot], dict]:
-    """``(groups, slots, model variables by name)`` of ``model``'s weights file, or a WriteError."""
+def _layout(model, path: str) -> tuple[list, list[_Slot], set]:
+    """``(groups, slots, names of variables Keras lists but never saves)`` of ``model``'s
+    weights file, or a WriteError."""
     from . import _tfprivate
     from ._variables import collect, variable_name
 
-    if not type(model).__module__.startswith("keras") or not hasattr(model, "save_weights"):
+    if not _is_keras3_layer(model):
         raise WriteError(
-            f"Nothing was written to {path!r}: model= must be a Keras 3 model (its weights file's layout is "
+            f"Nothing was written to {path!r}: model= must be a Keras 3 model or layer (its weights file's layout is "
             f"Keras'); got {type(model).__module__}.{type(model).__qualname__}."
         )
     if not getattr(model, "built", False):
@@ -129,14 +133,27 @@ def _layout(model, path: str) -> tuple[list, list[_Slot], dict]:
             slots.append(_Slot(key, var, variable_name(var), tuple(var.shape), _dtype_name(var.dtype), False))
         else:  # Keras saves a variable neither the model nor its optimizer lists: a walk we do not know
             raise WriteError(f"Nothing was written to {path!r}: Keras saves {key!r}, which is no variable of the model.")
-    return groups, slots, {info.name: info for info in infos}
+    # What Keras lists but never saves (a SeedGenerator's state): a plan may still map it.
+    unsaved = {variable_name(v) for v in getattr(model, "variables", ())} - {info.name for info in infos}
+    return groups, slots, unsaved
+
+
+def _is_keras3_layer(model) -> bool:
+    """A Keras 3 model or layer, whatever module defines its class (``__main__.Net(keras.Model)``).
+
+    By ``isinstance``; Keras is not imported for it: an object of a Keras class has
+    imported Keras already, so without ``keras`` in ``sys.modules`` it is none.
+    """
+    keras = sys.modules.get("keras")
+    layer = getattr(getattr(keras, "layers", None), "Layer", None)
+    return isinstance(layer, type) and isinstance(model, layer)
 
 
 def _dtype_name(dtype) -> str:
     return getattr(dtype, "name", None) or str(dtype)
 
 
-def _place(plan, slots: list[_Slot], model_variables: dict, path: str, keep_unmapped: bool) -> list:
+def _place(plan, slots: list[_Slot], unsaved: set, path: str, keep_unmapped: bool) -> list:
     """Give each slot its plan item; the problems (named) and the items Keras has no place for."""
     items = {item.key: item for item in plan.items}
     problems = []
@@ -158,7 +175,7 @@ def _place(plan, slots: list[_Slot], model_variables: dict, path: str, keep_unma
         slot.item = item
     dropped = []
     for name, item in items.items():
-        if name in model_variables:  # a seed generator's state: Keras does not save it
+        if name in unsaved:  # a seed generator's state: Keras does not save it
             dropped.append((name, "Keras' weights file has no place for this variable (save_weights skips it)"))
         else:
             problems.append(f"key {name!r} of the plan names no variable of the model")
@@ -236,8 +253,8 @@ def write_weights(plan, out, model, keep_unmapped=False, overwrite=False, progre
             f"Nothing was written to {path!r}: the plan has {len(plan.problems)} problem(s):\n"
             + "\n".join(f"  - {p}" for p in plan.problems)
         )
-    groups, slots, model_variables = _layout(model, path)
-    dropped = _place(plan, slots, model_variables, path, keep_unmapped)
+    groups, slots, unsaved = _layout(model, path)
+    dropped = _place(plan, slots, unsaved, path, keep_unmapped)
     if os.path.isdir(path):
         raise WriteError(f"Nothing was written to {path!r}: it is a folder.")
     if os.path.lexists(path) and not overwrite:

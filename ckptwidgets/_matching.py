@@ -18,7 +18,7 @@ from ._variables import VarInfo, partitioned_parts
 from .errors import PlanError
 from .reader import Checkpoint
 
-__all__ = ["Rules", "patterns", "map_variables"]
+__all__ = ["Rules", "patterns", "map_variables", "map_under_scope"]
 
 
 def patterns(value, what: str) -> list:
@@ -270,3 +270,25 @@ def _map_with_structure(ckpt, infos, rules, skipped, prefer_ema, structural):
         if compatible and not fits(info.shape, info.dtype, entry):
             compatible = False
     return mapping, conflicts, compatible
+
+
+def map_under_scope(ckpt, infos: dict, rules: Rules, skipped: set, prefer_ema: bool, scope: str,
+                    mapping: dict, conflicts: dict) -> tuple[dict, bool]:
+    """``({name: key}, compatible)`` for the variables under ``scope`` that found no key,
+    matched again (rules, then the exact name) with ``scope`` cut off their names.
+
+    For a Keras 3 model whose variables are named ``<model name>/dense/kernel`` (a
+    Sequential or subclassed model builds its layers under its own name) against a
+    checkpoint saying ``dense/kernel`` (TF1, Keras 2): the leading model name is an artifact
+    of Keras 3 paths. A cut name that is another variable's name is not tried.
+    """
+    retry = {}
+    for name, info in infos.items():
+        if name in mapping or name in conflicts or name in skipped or info.part is not None:
+            continue
+        if name.startswith(scope) and name[len(scope):] and name[len(scope):] not in infos:
+            retry[name[len(scope):]] = info._replace(alias=None)
+    if not retry:
+        return {}, True
+    found, found_conflicts, compatible = map_variables(ckpt, retry, rules, set(), prefer_ema)
+    return {retry[cut].name: key for cut, key in found.items() if cut not in found_conflicts}, compatible

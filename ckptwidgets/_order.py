@@ -20,6 +20,12 @@ and within a layer, weight by weight:
   non_trainable_weights``: what ``model.load_weights("m.h5")`` does (nested models are one
   layer there, as Keras saves them).
 
+A model's own weights (``self.bias = self.add_weight(...)`` in a subclassed model, not under
+any layer: :func:`own_weights`, trainable first) are paired too: with a legacy ``.h5``'s
+``top_level_model_weights`` in order, as Keras' ``load_weights`` reads them; with the
+variables right under the model's node of a TF2 checkpoint by attribute name first (``bias``,
+as ``tf.train.Checkpoint.restore`` would), the rest in order.
+
 Counts that differ are paired as far as they go and said in the notes, with both counts;
 shapes are checked by the plan like any other mapping.
 
@@ -37,9 +43,11 @@ from ._graph_match import children
 from ._object_graph import VALUE_ATTRIBUTE as VALUE
 from .errors import PlanError
 
-__all__ = ["order_keys", "numbered_layers"]
+__all__ = ["order_keys", "numbered_layers", "own_weights", "TOP_LEVEL"]
 
 _PREFIX = "layer_with_weights-"
+#: The legacy ``.h5`` group of a model's own weights (``self.bias = self.add_weight(...)``).
+TOP_LEVEL = "top_level_model_weights"
 # Children of a Keras 2 model node that are not its layers.
 _NOT_LAYERS = ("optimizer", "root", "save_counter", "keras_api", "train_function", "train_tf_function")
 
@@ -78,8 +86,9 @@ def order_keys(ckpt, model) -> tuple[dict[int, str], list[str]]:
     pairs: list = []  # (variable, key, layer name, saved layer)
     layout = getattr(ckpt.source, "layout", None)
     if layout == "legacy":
-        saved = _legacy_layers(ckpt)
+        saved, top_level = _legacy_layers(ckpt)
         _pair_flat(model, saved, pairs, notes, ckpt)
+        _pair_own(model, top_level, TOP_LEVEL, pairs, notes, ckpt)
     elif layout == "keras3":
         raise PlanError(
             f"{ckpt.prefix!r} is a Keras 3 weights file: the default match already pairs each variable with the "
@@ -89,7 +98,7 @@ def order_keys(ckpt, model) -> tuple[dict[int, str], list[str]]:
     elif ckpt.object_graph is None:
         raise PlanError(
             f"match='order' needs a Keras 2 checkpoint (a TF2 one with layer_with_weights-N keys, or a legacy .h5); "
-            f"{ckpt.prefix!r} is name-based: match it by name, with rules such as {{'old_scope/': 'new_scope/'}}."
+            f"{ckpt.prefix!r} is name-based: match it by name (the default match){_rule_advice(ckpt, model)}."
         )
     else:
         graph = ckpt.object_graph
@@ -104,6 +113,15 @@ def order_keys(ckpt, model) -> tuple[dict[int, str], list[str]]:
     if summary:
         notes.append(summary)
     return {id(var): key for var, key, _layer, _label in pairs}, notes
+
+
+def _rule_advice(ckpt, model) -> str:
+    """``, with rules={...} (it maps N of the model's M variables)`` for the scope rule mapping the most."""
+    from ._hints import scope_rule
+
+    names = [getattr(w, "path", None) or w.name for w in getattr(model, "weights", ())]
+    rule, count = scope_rule(names, [e.name for e in ckpt.entries if e.kind in ("variable", "ema")])
+    return f", with rules={rule!r} (it maps {count} of the model's {len(names)} variables)" if count else ""
 
 
 def _summary(pairs) -> str:
@@ -198,6 +216,52 @@ def _pair_graph(model, graph, node, pairs, notes, ckpt) -> None:
             _pair_graph(layer, graph, child, pairs, notes, ckpt)  # a nested model: layer by layer
             continue
         _pair_weights(layer, _node_keys(graph, child), label, pairs, notes)
+    own = _own_variable_nodes(graph, node)
+    _pair_own(model, [graph.key_of(child) for _local, child in own], where, pairs, notes, ckpt,
+              [local for local, _child in own])
+
+
+def _own_variable_nodes(graph, node) -> list[tuple[str, int]]:
+    """A model node's own variables (``self.bias = self.add_weight(...)``): its children that
+    hold a value, in child order (a layer's are under the layer's node)."""
+    nodes = graph.nodes
+    return [(local, child) for local, child in nodes[node].children
+            if local not in _NOT_LAYERS and VALUE in nodes[child].attributes]
+
+
+# --- a model's own weights ----------------------------------------------------------------
+
+
+def own_weights(model) -> list:
+    """The weights a model holds itself, not through a layer, in Keras' order (trainable
+    first): what Keras' legacy loader reads from ``top_level_model_weights``."""
+    inner = {id(w) for layer in getattr(model, "layers", ()) for w in _weights(layer)}
+    return [w for w in getattr(model, "weights", ()) if id(w) not in inner]
+
+
+def _pair_own(model, keys, where, pairs, notes, ckpt, locals_=None) -> None:
+    """Pair ``model``'s own weights with the saved ones (``keys``): by attribute name where the
+    checkpoint names them (``locals_``, a TF2 object graph: as ``tf.train.Checkpoint`` restores),
+    the rest in order."""
+    weights = own_weights(model)
+    if not weights and not keys:
+        return
+    if len(weights) != len(keys):
+        notes.append(
+            f"Model {model.name!r} has {len(weights)} weights of its own but {where!r} in {ckpt.prefix!r} has "
+            f"{len(keys)}: paired in order, the first {min(len(weights), len(keys))}."
+        )
+    remaining_weights, remaining_keys = list(weights), list(keys)
+    if locals_:
+        live = {local: obj for local, obj in children(model).items()}
+        for local, key in zip(locals_, keys):
+            var = live.get(local)
+            if var is not None and any(var is w for w in remaining_weights):
+                pairs.append((var, key, model.name, where))
+                remaining_weights = [w for w in remaining_weights if w is not var]
+                remaining_keys.remove(key)
+    for var, key in zip(remaining_weights, remaining_keys):
+        pairs.append((var, key, model.name, where))
 
 
 def _count_note(notes, model, live, saved, where, ckpt) -> None:
@@ -222,8 +286,9 @@ def _pair_weights(layer, keys, label, pairs, notes) -> None:
 # --- legacy .h5 -------------------------------------------------------------------------
 
 
-def _legacy_layers(ckpt) -> list[tuple[str, list[str]]]:
-    """``[(layer name, [keys])]`` in ``layer_names`` order, layers without weights left out."""
+def _legacy_layers(ckpt) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """``([(layer name, [keys])], [top-level keys])``: the layers in ``layer_names`` order,
+    those without weights left out, and the model's own weights (``top_level_model_weights``)."""
     import h5py  # only for a legacy Keras file, which h5py opened already
 
     path = ckpt.source.location
@@ -235,7 +300,9 @@ def _legacy_layers(ckpt) -> list[tuple[str, list[str]]]:
             weights = _listed(group[layer], "weight_names") if layer in group else []
             if weights:
                 out.append((layer, [f"{prefix}{layer}/{w}" for w in weights]))
-    return out
+        top = group.get(TOP_LEVEL)
+        top_level = [f"{prefix}{TOP_LEVEL}/{w}" for w in _listed(top, "weight_names")] if top is not None else []
+    return out, top_level
 
 
 def _listed(group, name: str) -> list[str]:

@@ -38,7 +38,8 @@ from ._partitions import Part
 from ._quiet import import_tensorflow
 from .errors import PlanError
 
-__all__ = ["VarInfo", "collect", "collect_by_name", "variable_name", "is_variable", "partitioned_parts", "is_keras_object"]
+__all__ = ["VarInfo", "collect", "collect_by_name", "variable_name", "is_variable", "partitioned_parts", "is_keras_object",
+           "keras_saved_variables"]
 
 _OUTPUT_INDEX = re.compile(r":\d+$")
 
@@ -241,6 +242,20 @@ def is_keras_object(obj) -> bool:
     return any(kind.__module__.startswith("keras.") for kind in type(obj).__mro__)
 
 
+def keras_saved_variables(obj) -> list:
+    """The variables of a Keras 3 model / layer (or optimizer) that Keras' saving stores.
+
+    A layer saves ``_trainable_variables + _non_trainable_variables`` (``save_own_variables``),
+    which is what Keras' public ``weights`` gathers over the layer and its sublayers.
+    ``variables`` adds the state of each ``SeedGenerator`` (a ``Dropout``'s, an ``LSTM``'s):
+    Keras never saves it (not in ``save_weights``, ``.keras`` or a TF checkpoint), and
+    ``load_weights`` leaves it alone, so it is no variable to map. An optimizer has no
+    ``weights``: its ``variables`` are what it saves.
+    """
+    weights = getattr(obj, "weights", None)
+    return list(obj.variables if weights is None else weights)
+
+
 def _is_trackable_root(obj) -> bool:
     return _tfprivate.is_trackable(obj) and not is_variable(obj)
 
@@ -279,7 +294,7 @@ def _named(variables) -> tuple[list, object]:
             found, paths = list(getattr(variables, "variables", ())), {}
         keras_root = is_keras_object(variables)
         if keras_root:
-            found = list(variables.variables)  # Keras: the model's own list, named by .path
+            found = keras_saved_variables(variables)  # Keras: the model's own list, named by .path
         pairs, kinds = [], []
         for var in found:
             path = paths.get(id(var))

@@ -68,8 +68,7 @@ def convert(source, out, model, rules=None, prefer_ema=False, attribute="model",
         ]
         raise WriteError(
             f"Nothing was written to {prefix!r}: the model does not fit the checkpoint ({len(reasons)} problem(s)): "
-            + "; ".join(reasons[:5]) + ("; ..." if len(reasons) > 5 else "")
-            + ". Map the names with rules= (e.g. {'old_scope/': '/'})."
+            + "; ".join(reasons[:5]) + ("; ..." if len(reasons) > 5 else "") + ". " + _what_to_do(plan)
         )
     restore(plan)
     os.makedirs(os.path.dirname(prefix) or ".", exist_ok=True)
@@ -88,6 +87,23 @@ def convert(source, out, model, rules=None, prefer_ema=False, attribute="model",
         remove_temporary(temp)
     result = open_checkpoint(prefix)
     return WriteReport(prefix, files, result.keys(), sum(e.nbytes for e in result.entries), time.perf_counter() - start)
+
+
+def _what_to_do(plan) -> str:
+    """The rule that would map the most unmapped variables, computed from both sides' names."""
+    from ._hints import best_rule
+
+    if not plan.unmapped:
+        return "Fix the shapes or dtypes above (or assign other keys with plan_restore and plan.assign)."
+    rule, count = best_rule(plan)
+    if not count:
+        return ("No scope rule maps the unmapped variables' names to the checkpoint's: "
+                "assign their keys by hand (plan_restore, then plan.assign(variable, key)).")
+    maps = f"maps {count} of the {len(plan.unmapped)} unmapped variables"
+    if not plan.rules:
+        return f"Map the names with rules={rule!r}, which {maps}."
+    return f"Add the rule {rule!r}, which {maps}: rules={({**plan.rules, **rule})!r}."
+
 
 
 def _verify(prefix: str, root, plan) -> None:

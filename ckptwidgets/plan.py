@@ -31,6 +31,13 @@ Matching, per variable (dict lookups only, never a scan of the entries per varia
    tried again, rules then exact, under its object path (``_functional/_operations/1/_kernel``).
 3. ``prefer_ema=True``: when ``<matched name>/ExponentialMovingAverage`` exists, that shadow key
    replaces the match.
+4. A Keras 3 model root and a checkpoint that is no Keras file: a variable still unmapped whose
+   name begins with the model's own name (``classifier/dense/kernel``, an artifact of Keras 3
+   paths) is tried again, rules then exact, without it (``dense/kernel``, as TF1 and Keras 2
+   name it); ``plan.hints`` says so.
+
+A Keras 3 model root's variables are those Keras saves (its ``weights``): a ``SeedGenerator``'s
+state, which ``model.variables`` also lists and no Keras format stores, is not in the plan.
 
 Structure, where the checkpoint has one (between the rules and the names of step 2):
 
@@ -48,7 +55,8 @@ Structure, where the checkpoint has one (between the rules and the names of step
 
 ``match="order"``: a Keras 2 checkpoint (TF2 ``layer_with_weights-N`` objects, or a legacy
 ``.h5``, which ``model.load_weights`` also reads by order) into a Keras model of the same
-architecture, by layer order and weight order within each layer (:mod:`ckptwidgets._order`);
+architecture, by layer order and weight order within each layer, the model's own weights
+(``self.bias = self.add_weight(...)``) with the saved model's (:mod:`ckptwidgets._order`);
 ``plan.hints`` lists which layer went where and any counts that differ. No rules.
 
 Partitioned variables (TF1 ``partitioner=``): a ``PartitionedVariable`` among the variables
@@ -70,10 +78,10 @@ from ._candidates import fits, shapes_compatible
 from ._format import format_shape
 from ._graph_match import graph_keys
 from ._keras_match import is_keras3_file, keras_file_keys
-from ._matching import Rules, map_variables, patterns
+from ._matching import Rules, map_under_scope, map_variables, patterns
 from ._order import order_keys
 from ._partitions import var_list_names
-from ._variables import VarInfo, collect_by_name, is_variable, partitioned_parts, variable_name
+from ._variables import VarInfo, collect_by_name, is_keras_object, is_variable, partitioned_parts, variable_name
 from .errors import PlanError
 from .reader import Checkpoint, Entry, open_checkpoint
 
@@ -639,6 +647,9 @@ def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, ex
     table = Rules(rules, infos)
     structural, notes = _structure(ckpt, variables, infos, given_root)
     mapping, conflicts, compatible = map_variables(ckpt, infos, table, skipped, prefer_ema, structural)
+    if given_root and len(mapping) < len(infos):
+        compatible = _without_model_name(ckpt, variables, infos, table, skipped, prefer_ema, mapping, conflicts,
+                                         notes) and compatible
     legacy = getattr(ckpt.source, "layout", None) == "legacy"
     if given_root and (len(mapping) < len(infos) if legacy else not mapping) and _keras2_structure(ckpt, variables):
         notes.append(
@@ -650,6 +661,29 @@ def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, ex
         )
     return RestorePlan(ckpt, infos, mapping, duplicates, conflicts, rules, prefer_ema, shared, compatible, given_root,
                        match, notes)
+
+
+def _without_model_name(ckpt, model, infos, table, skipped, prefer_ema, mapping, conflicts, notes) -> bool:
+    """Match a Keras 3 model's unmapped variables again without the model's own name
+    (``classifier/dense/kernel`` as ``dense/kernel``), adding to ``mapping`` and ``notes``;
+    whether what it added fits. Not for Keras files, which are matched by structure or order."""
+    name = getattr(model, "name", None)
+    if not isinstance(name, str) or not name or not is_keras_object(model):
+        return True
+    if getattr(ckpt.source, "layout", None) in ("legacy", "keras3"):
+        return True
+    scope = name + "/"
+    found, compatible = map_under_scope(ckpt, infos, table, skipped, prefer_ema, scope, mapping, conflicts)
+    if not found:
+        return True
+    mapping.update(found)
+    example = next(iter(found))
+    notes.append(
+        f"Keras 3 names this model's variables under the model's own name ({scope!r}), which the names in "
+        f"checkpoint {ckpt.prefix!r} lack: matched {len(found)} variable(s) without it "
+        f"({example!r} <- {found[example]!r})."
+    )
+    return compatible
 
 
 def _structure(ckpt, variables, infos, given_root) -> tuple[dict | None, list[str]]:
