@@ -252,14 +252,20 @@ def short_labels(texts, width: int, sep: str = "/") -> dict[str, str]:
     by_last: dict[str, list[str]] = {}
     for text in texts:
         by_last.setdefault(text.rsplit(sep, 1)[-1], []).append(text)
-    return {text: text if len(text) <= width else _short_label(text, width, sep, texts, by_last) for text in texts}
+    # Components every text starts with say nothing about any of them: leaving them out is free.
+    split = [t.split(sep)[:-1] for t in texts]
+    common = 0
+    while split and all(len(p) > common and p[common] == split[0][common] for p in split):
+        common += 1
+    return {text: text if len(text) <= width else _short_label(text, width, sep, texts, by_last, common)
+            for text in texts}
 
 
 #: The shortest end of a last component a label keeps ("…Average"), unless nothing else fits.
 _MIN_END = 7
 
 
-def _short_label(text: str, width: int, sep: str, texts: list[str], by_last: dict) -> str:
+def _short_label(text: str, width: int, sep: str, texts: list[str], by_last: dict, common: int) -> str:
     parts = text.split(sep)
     n = len(parts)
     # Only texts with the same last component can read as a label that keeps it.
@@ -275,27 +281,35 @@ def _short_label(text: str, width: int, sep: str, texts: list[str], by_last: dic
             kept_sets.add(kept)
             for middle in range(head, n - tail):  # one more component from the middle
                 kept_sets.add(tuple(sorted(kept + (middle,))))
-    # Most of the text kept first; among equals, the one keeping more of the end.
-    ranked = sorted(((_elided(parts, kept), kept) for kept in kept_sets),
-                    key=lambda pk: (-len(_label_of(pk[0], sep)), [-k for k in reversed(pk[1])]))
-    for pieces, _ in ranked:
-        if len(_label_of(pieces, sep)) <= width and unique(pieces):
-            return _label_of(pieces, sep)
-    end = ELLIPSIS + text[len(text) - (width - 1):]
-    for shortest_end in (_MIN_END, 3):  # the last component cut from its start, as little as can be
-        for pieces, _ in reversed(ranked):
-            over = len(_label_of(pieces, sep)) - width + 1
-            if len(parts[-1]) - over >= shortest_end:
-                pieces = pieces[:-1] + [ELLIPSIS + parts[-1][over:]]
-                if unique(pieces):
-                    return _label_of(pieces, sep)
+    for shortest_end in (_MIN_END, 3):
+        best = None
+        for kept in kept_sets:
+            pieces = _elided(parts, kept)
+            over = len(_label_of(pieces, sep)) - width
+            cut = 0
+            if over > 0:  # the start of the last component goes too ("…MovingAverage")
+                cut = over + 1
+                if len(parts[-1]) - cut < shortest_end:
+                    continue
+                pieces = pieces[:-1] + [ELLIPSIS + parts[-1][cut:]]
+            if not unique(pieces):
+                continue
+            # Fewest telling components left out, then fewest characters cut, then the longest label.
+            label = _label_of(pieces, sep)
+            dropped = sum(1 for i in range(common, n) if i not in kept)
+            score = (dropped, cut, -len(label), label)
+            if best is None or score < best:
+                best = score
+        if best is not None:
+            return best[3]
+        end = ELLIPSIS + text[len(text) - (width - 1):]
         if not any(t.endswith(end[1:]) for t in texts if t != text):
             return end  # the end of the text tells it apart
-    for pieces, _ in reversed(ranked):
-        if unique(pieces):
-            label = _label_of(pieces, sep)
-            return label if len(label) < len(text) else text
-    return text
+    # Nothing fits: the shortest label that still tells it apart, longer than width.
+    labels = [_label_of(_elided(parts, kept), sep) for kept in kept_sets
+              if unique(_elided(parts, kept))]
+    shortest = min(labels, key=len, default=text)
+    return shortest if len(shortest) < len(text) else text
 
 
 def text_table(headers, rows, max_widths=None) -> str:

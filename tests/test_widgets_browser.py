@@ -17,13 +17,22 @@ from ckptwidgets._synthetic import HOSTILE_KEY, save_many
 from ckptwidgets.reader import Checkpoint
 from ckptwidgets.sources.arrays import ArraySource
 from ckptwidgets.widgets import BrowserModel
+from ckptwidgets.widgets.browser import DETAILS_FIGSIZE
 from ckptwidgets.widgets._inspect import count_children, iter_models, max_options, state_size
 
 from conftest import save_graph_checkpoint, tf, v1_
 
 
 def keys_shown(browser):
-    return [label.value for label in browser.table.column("key") if label.value]
+    return [shown(label) for label in browser.table.column("key") if label.value]
+
+
+def shown(cell):
+    """The text a cell shows (a key cell is HTML: the key with <wbr> after each '/')."""
+    import html
+    import re
+
+    return html.unescape(re.sub(r"<[^>]*>", "", cell.value))
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +44,7 @@ def big_ckpt(tmp_path_factory):
 def test_lists_entries_with_totals(ema_ckpt):
     browser = CheckpointBrowser(ema_ckpt)
     assert keys_shown(browser) == ["v", "v/ExponentialMovingAverage", "v2", "v2/ExponentialMovingAverage"]
-    row = [cell.value for cell in browser.table.cells[1][1:]]
+    row = [shown(cell) for cell in browser.table.cells[1][1:]]
     assert row == ["v/ExponentialMovingAverage", "ema", "float32", "[]", "4 B"]
     assert browser.totals.value.startswith("variable 2 (8 B) · ema 2 (8 B) · total 4 entries")
     assert browser.table.pager_label.value == "page 1 of 1 · 4 rows"
@@ -336,7 +345,7 @@ def test_selections_share_one_figure_and_draw_once_each():
     # its variable is the raw values, the shadow overlaid).
     assert keys[-1] == "layer9/kernel/ExponentialMovingAverage" and model.shadow.key == "layer9/kernel"
     read = model.checkpoint.read
-    fresh = plots.histogram_figure(read("layer9/kernel"), read(keys[-1]), title=keys[-1])
+    fresh = plots.histogram_figure(read("layer9/kernel"), read(keys[-1]), title=keys[-1], figsize=DETAILS_FIGSIZE)
     assert browser.histogram.value == model.png == plots.figure_to_png(fresh)
 
 

@@ -20,6 +20,13 @@ from ckptwidgets.widgets._inspect import count_children, iter_models, max_option
 from conftest import save_graph_checkpoint
 
 
+def shown(cell):
+    """The text a cell shows (a key cell is HTML: the key with <wbr> after each '/')."""
+    import re
+
+    return html.unescape(re.sub(r"<[^>]*>", "", cell.value))
+
+
 def keys_shown(view):
     return [row.key for row in view.model.rows[view.table.page_slice()]]
 
@@ -45,13 +52,13 @@ def test_table_lists_every_row_most_changed_first(pair):
     model = view.model
     assert [r.key for r in model.rows] == [r.key for r in diff_checkpoints(*pair).rows]
     assert keys_shown(view) == ["gone", "added", "shape", "dtype", "dense/bias", "dense/kernel", "old/w", "same"]
-    assert [c.value for c in view.table.cells[0][1:]] == ["only in a", "gone", "", "[]", "float32", "", ""]
-    assert [c.value for c in view.table.cells[1][1:]] == ["only in b", "", "added", "[]", "int64", "", ""]
-    assert [c.value for c in view.table.cells[2][1:4]] == ["shape changed", "shape", "shape"]
+    assert [shown(c) for c in view.table.cells[0][1:]] == ["only in a", "gone", "", "[]", "float32", "", ""]
+    assert [shown(c) for c in view.table.cells[1][1:]] == ["only in b", "", "added", "[]", "int64", "", ""]
+    assert [shown(c) for c in view.table.cells[2][1:4]] == ["shape changed", "shape", "shape"]
     assert view.table.cells[2][4].value == "[2] -> [3]"
-    assert [c.value for c in view.table.cells[5][1:]] == ["changed", "dense/kernel", "dense/kernel", "[2, 3]",
+    assert [shown(c) for c in view.table.cells[5][1:]] == ["changed", "dense/kernel", "dense/kernel", "[2, 3]",
                                                            "float32", "5", "1"]
-    assert [c.value for c in view.table.cells[6][1:4]] == ["renamed", "old/w", "new/w"]
+    assert [shown(c) for c in view.table.cells[6][1:4]] == ["renamed", "old/w", "new/w"]
     assert view.table.pager_label.value == "page 1 of 1 · 8 rows"
     assert view.counts.value == "2 changed · 1 shape changed · 1 dtype changed · 1 renamed · 1 only in a · " \
                                 "1 only in b · 1 identical"
@@ -257,7 +264,9 @@ def test_hostile_key_is_text_everywhere(big_pair):
     assert view.table.cells[0][0].tooltip == f"Compare {HOSTILE_KEY}"
     assert HOSTILE_KEY in repr(view)
     labels = [w for w in iter_models(view) if isinstance(w, widgets.Label) and HOSTILE_KEY in w.value]
-    assert len(labels) >= 4, "the key should be shown verbatim by Labels (two cells, the title, a, b)"
+    assert len(labels) >= 3, "the key should be shown verbatim by Labels (the title, a, b)"
+    cells = [c for c in view.table.cells[0][2:4] if shown(c) == HOSTILE_KEY]  # the key cells: escaped HTML
+    assert len(cells) == 2 and all(html.escape(HOSTILE_KEY) in c.value for c in cells)
     assert all("mathjax_ignore" in label._dom_classes for label in labels)
     for widget in iter_models(view):
         if isinstance(widget, widgets.HTML):
@@ -271,3 +280,21 @@ def test_exported_from_the_widgets_package():
     assert package.CheckpointDiff is CheckpointDiff and package.DiffModel is DiffModel
     assert {"CheckpointDiff", "DiffModel"} <= set(package.__all__)
     assert issubclass(CheckpointDiff, widgets.VBox)
+
+
+def test_selected_row_is_highlighted_and_the_sort_dropdown_is_whole(pair):
+    """Issue #23: the diff marks its selected row as the browser does; its dropdowns show all of
+    their text (the description at its own width, the box as wide as its options)."""
+    view = CheckpointDiff(*pair)
+    selected = view.model.rows.index(next(r for r in view.model.rows if r.key == "dense/kernel"))
+    view.table.cells[selected][0].click()
+    assert view.table.selected_row == selected
+    marked = [i for i, cells in enumerate(view.table.cells) if "ckptwidgets-selected" in cells[1]._dom_classes]
+    assert marked == [selected]
+    view.model.sort = "key"  # the rows move: the mark follows the key
+    row = [r.key for r in view.model.rows].index("dense/kernel")
+    assert view.table.selected_row == row
+    view.model.selected = None
+    assert view.table.selected_row is None
+    for box in (view.sort_box, view.status_box):
+        assert box.style.description_width == "initial" and box.layout.width == "auto"

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 from traitlets import Int, observe, validate
 
-from ._text import CSS_CLASSES, label_style, text_label
+from ._text import CSS_CLASSES, label_style, path_html, text_label
 
 __all__ = ["Column", "PagedTable", "PAGE_SIZE"]
 
 PAGE_SIZE = 25
+_KINDS = ("text", "path", "button", "dropdown")
+_TEXTS = ("text", "path")  # cells a row's texts go into, in column order
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,8 @@ class Column:
     width : str
         A CSS grid track, e.g. ``"6em"`` or ``"minmax(10em, 3fr)"``.
     kind : str
-        ``"text"`` (a Label), ``"button"`` (a Button per row) or ``"dropdown"``.
+        ``"text"`` (a Label), ``"path"`` (a key: text that wraps after its ``/``, an escaped
+        ``HTML``), ``"button"`` (a Button per row) or ``"dropdown"``.
     """
 
     header: str
@@ -42,8 +45,8 @@ class Column:
     kind: str = "text"
 
     def __post_init__(self):
-        if self.kind not in ("text", "button", "dropdown"):
-            raise ValueError(f"Column kind must be 'text', 'button' or 'dropdown', got {self.kind!r}")
+        if self.kind not in _KINDS:
+            raise ValueError(f"Column kind must be one of {', '.join(map(repr, _KINDS))}, got {self.kind!r}")
 
 
 class PagedTable(widgets.VBox):
@@ -95,6 +98,8 @@ class PagedTable(widgets.VBox):
             for column in self.columns:
                 if column.kind == "text":
                     cells.append(text_label("", layout=row_layout, style=mono))
+                elif column.kind == "path":
+                    cells.append(widgets.HTML("", layout=row_layout))
                 elif column.kind == "button":
                     button = widgets.Button(
                         icon=button_icon, layout=widgets.Layout(width="2.4em", padding="0"), disabled=True
@@ -187,7 +192,7 @@ class PagedTable(widgets.VBox):
             if index is None:
                 continue
             for cell, col in zip(self.cells[index], self.columns):
-                if col.kind == "text":
+                if col.kind in _TEXTS:
                     if index == row:
                         cell.add_class(CSS_CLASSES["selected"])
                     else:
@@ -202,11 +207,11 @@ class PagedTable(widgets.VBox):
         """
         texts = list(texts)
         tooltips = list(tooltips) if tooltips is not None else [None] * len(texts)
-        labels = [c for c, col in zip(self.cells[row], self.columns) if col.kind == "text"]
+        labels = [(c, col.kind) for c, col in zip(self.cells[row], self.columns) if col.kind in _TEXTS]
         if len(texts) != len(labels):
             raise ValueError(f"Row needs {len(labels)} texts, got {len(texts)}: {texts!r}")
-        for label, text, tip in zip(labels, texts, tooltips):
-            label.value = text
+        for (label, kind), text, tip in zip(labels, texts, tooltips):
+            label.value = path_html(text) if kind == "path" and text else text
             label.tooltip = tip
         for cell, col in zip(self.cells[row], self.columns):
             if col.kind == "button":
@@ -220,7 +225,7 @@ class PagedTable(widgets.VBox):
     def clear_row(self, row: int) -> None:
         """Blank and hide ``row`` (past the last data row): it takes no space until filled again."""
         for cell, col in zip(self.cells[row], self.columns):
-            if col.kind == "text":
+            if col.kind in _TEXTS:
                 cell.value = ""
                 cell.tooltip = None
             elif col.kind == "button":
@@ -235,7 +240,7 @@ class PagedTable(widgets.VBox):
         display = None if shown else "none"
         self._row_layouts[row].display = display
         for cell, col in zip(self.cells[row], self.columns):
-            if col.kind != "text":
+            if col.kind not in _TEXTS:
                 cell.layout.display = display
 
     def row_shown(self, row: int) -> bool:

@@ -25,6 +25,7 @@ __all__ = [
     "message_label",
     "set_message",
     "pre_html",
+    "path_html",
     "PlainTextRepr",
     "download_link",
     "stylesheet",
@@ -128,16 +129,36 @@ def pre_html(text: str, max_height: str | None = None) -> str:
     return f'<pre class="{" ".join(NO_MATH)}" style="{style}">{html.escape(text)}</pre>'
 
 
+def path_html(text: str) -> str:
+    """``text`` escaped for an ``HTML`` widget, with a line-break opportunity after each ``/``.
+
+    Browsers do not break a key such as ``teacher/block_1_depthwise/kernel`` at its slashes;
+    ``<wbr>`` lets it wrap there (not inside a name) and is not copied with the text.
+
+    Examples
+    --------
+    >>> path_html("a/<b>")
+    '<span class="mathjax_ignore tex2jax_ignore">a/<wbr>&lt;b&gt;</span>'
+    """
+    inner = "/<wbr>".join(html.escape(part) for part in str(text).split("/"))
+    return f'<span class="{" ".join(NO_MATH)}">{inner}</span>'
+
+
 #: CSS for every ckptwidgets widget, sent once per widget in a hidden ``HTML`` (a ``<style>``
 #: applies wherever it sits in the page: JupyterLab, Notebook 7, VS Code, Colab).
 #: ipywidgets' ``Label`` is one line that cuts its text and renders no ``tooltip``
 #: (only a description's); here labels inside our widgets wrap instead, so names, keys,
-#: shapes with dtype and messages are shown whole; tables scroll sideways inside the widget
+#: shapes with dtype and messages are shown whole (broken at spaces; keys in tables after a
+#: '/', see :func:`path_html`; a message, a block, breaks a word only when it cannot fit a
+#: line: never a shape inside its number); tables scroll sideways inside the widget
 #: when their columns cannot fit (900 px with JupyterLab's side panel open).
 STYLESHEET = """
-.ckptwidgets-root div.widget-label { white-space: normal; overflow-wrap: anywhere; height: auto;
+.ckptwidgets-root div.widget-label { white-space: normal; word-break: normal; overflow-wrap: anywhere; height: auto;
   min-height: var(--jp-widgets-inline-height, 28px); line-height: 1.35; padding-top: 4px; padding-bottom: 4px; }
-.ckptwidgets-root .ckptwidgets-message { white-space: pre-wrap; max-width: 100%; }
+.ckptwidgets-root .ckptwidgets-message { white-space: pre-wrap; max-width: 100%; display: block;
+  overflow-wrap: break-word; }
+.ckptwidgets-root .ckptwidgets-table .widget-html-content { font-family: monospace; line-height: 1.35;
+  overflow-wrap: anywhere; }
 .ckptwidgets-root .ckptwidgets-table { max-width: 100%; overflow-x: auto; }
 .ckptwidgets-root .ckptwidgets-table .widget-gridbox { min-width: min-content; }
 .ckptwidgets-root .ckptwidgets-table .widget-gridbox > div.widget-label { padding-right: 0.4em; }
@@ -146,7 +167,7 @@ STYLESHEET = """
 .ckptwidgets-root select:focus, .ckptwidgets-root button:focus-visible, .ckptwidgets-root input:focus
   { outline: 2px solid #1a73e8; outline-offset: 1px; }
 .ckptwidgets-root .widget-toggle-button.mod-active { background: #1b5e20; color: white; }
-.ckptwidgets-root .widget-html-content { white-space: normal; overflow-wrap: anywhere; }
+.ckptwidgets-root .widget-html-content { white-space: normal; word-break: normal; overflow-wrap: break-word; }
 .ckptwidgets-root a.ckptwidgets-download { color: var(--jp-content-link-color, #1a73e8); text-decoration: underline; }
 .ckptwidgets-root .widget-button { min-width: max-content; }
 """
@@ -156,12 +177,20 @@ STYLESHEET = """
 RELOAD_HINT = "This widget lived in a kernel that has restarted (or the page was reloaded): run this cell again."
 
 
+#: Printed text (the checks' one line) wraps between words in the notebooks that show the setup
+#: cell's :func:`reload_hint`: JupyterLab's ``word-break: break-all`` for output ``<pre>`` would
+#: break a shape inside a number (``[1`` / ``280, 5]``).
+STDOUT_CSS = (
+    " .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stdout'] pre "
+    "{ word-break: normal; overflow-wrap: break-word; }"
+)
+
 #: Shown after each "Error displaying widget: model not found" of a JupyterLab / Notebook 7
 #: page (the widget's output holds only that text), by the CSS of :func:`reload_hint`.
 _RELOAD_CSS = (
     ".jp-OutputArea-output.jupyter-widgets:not(:has(*))::after { content: '%s'; display: block; "
     "color: #8a5300; font-weight: bold; white-space: normal; }" % RELOAD_HINT.replace("'", "\\'")
-)
+) + STDOUT_CSS
 
 
 class ReloadHint:

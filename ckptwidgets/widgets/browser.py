@@ -46,6 +46,8 @@ SORTS = (("key (block_2 before block_10)", "key"), ("kind, then key", "kind"), (
 #: What the histogram shows: the values (with the shadow overlaid) or raw minus EMA shadow.
 HISTOGRAMS = (("values", "values"), ("raw − EMA", "difference"))
 _DIGITS = re.compile(r"(\d+)")
+#: The histogram beside the table: 396 x 252 px at plots.DPI, the width of the details column.
+DETAILS_FIGSIZE = (4.4, 2.8)
 
 
 def natural_key(text: str) -> tuple:
@@ -77,14 +79,15 @@ class HistogramCanvas:
         How many PNGs were drawn (tests count them).
     """
 
-    def __init__(self):
+    def __init__(self, figsize=plots.FIGSIZE):
         self.figure = None
         self.drawings = 0
+        self.figsize = figsize
 
     def png(self, values, shadow=None, title: str = "") -> bytes:
         """PNG bytes of the histogram of ``values`` with ``shadow`` overlaid."""
         if self.figure is None:
-            self.figure = plots.histogram_figure(values, shadow, title=title)
+            self.figure = plots.histogram_figure(values, shadow, title=title, figsize=self.figsize)
         else:
             plots.update_histogram_figure(self.figure, values, shadow, title=title)
         self.drawings += 1
@@ -156,7 +159,7 @@ class BrowserModel(HasTraits):
         self._totals: dict = {}
         self._steps: tuple = ()
         self._quiet = False
-        self.canvas = HistogramCanvas()
+        self.canvas = HistogramCanvas(DETAILS_FIGSIZE)
         super().__init__(**kwargs)
         try:
             ckpt = open_checkpoint(ckpt_or_path)
@@ -511,7 +514,7 @@ class CheckpointBrowser(PlainTextRepr, widgets.VBox):
         self.kind_boxes: dict[str, widgets.Checkbox] = {}
         self.table = PagedTable(
             # Short columns as wide as their longest text (never a cut "variabl|e"), the key takes the rest.
-            [Column("", "2.6em", "button"), Column("key", "minmax(10em, 4fr)"), Column("kind", "max-content"),
+            [Column("", "2.6em", "button"), Column("key", "minmax(14em, 5fr)", "path"), Column("kind", "max-content"),
              Column("dtype", "max-content"), Column("shape", "max-content"), Column("size", "max-content")],
             page_size=page_size,
         )
@@ -529,10 +532,12 @@ class CheckpointBrowser(PlainTextRepr, widgets.VBox):
                                                    layout=widgets.Layout(display="none"))
         widgets.link((self.histogram_box, "value"), (model, "histogram"))
         # Beside the table when there is room (the row stays in view), under it when narrow.
+        # The keys take the room; the details are as wide as their histogram, drawn at its own
+        # size (DETAILS_FIGSIZE: a figure shrunk to fit would shrink its legend with it).
         self.details = widgets.VBox([self.selected_label, self.stats_label, self.comparison_label, self.shadow_label,
                                      self.histogram_box, self.histogram],
                                     layout=widgets.Layout(flex="0 1 400px", min_width="0", max_width="100%"))
-        self.table.layout.flex = "1 1 500px"
+        self.table.layout.flex = "3 1 520px"
         self.table.layout.min_width = "0"
         self.body = widgets.HBox([self.table, self.details],
                                  layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start", grid_gap="0 1em"))

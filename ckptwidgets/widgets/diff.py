@@ -173,6 +173,10 @@ class DiffModel(HasTraits):
             options.append((f"{label} ({count:,})", name))
         return options
 
+    def is_selected(self, row) -> bool:
+        """Whether ``row`` (a DiffRow of ``rows``) is the selected one (its key in a, or in b)."""
+        return self.row is not None and (row.key_a, row.key_b) == (self.row.key_a, self.row.key_b)
+
     @staticmethod
     def sort_options() -> list[tuple[str, str]]:
         """``(label, sort)`` for the sort dropdown."""
@@ -321,10 +325,13 @@ class CheckpointDiff(PlainTextRepr, widgets.VBox):
             return
         self.title = text_label(model.title_text(), style=label_style(font_weight="bold"))
         self.counts = text_label(model.counts_text())
+        # The description at its own width: the options' whole text fits ("most changed first").
         self.status_box = widgets.Dropdown(options=model.status_options(), value=model.status_filter,
-                                           description="show", layout=widgets.Layout(width="16em"))
+                                           description="show", style={"description_width": "initial"},
+                                           layout=widgets.Layout(width="auto", max_width="100%"))
         self.sort_box = widgets.Dropdown(options=model.sort_options(), value=model.sort, description="sort",
-                                         layout=widgets.Layout(width="16em"))
+                                         style={"description_width": "initial"},
+                                         layout=widgets.Layout(width="auto", max_width="100%"))
         self.filter_box = widgets.Text(value=model.filter_text, placeholder=FILTER_PLACEHOLDER,
                                        tooltip=f"Filter: {FILTER_SYNTAX}", layout=widgets.Layout(width="24em"))
         widgets.link((self.status_box, "value"), (model, "status_filter"))
@@ -333,8 +340,8 @@ class CheckpointDiff(PlainTextRepr, widgets.VBox):
         self.filter_message = message_label()
         model.observe(lambda c: set_message(self.filter_message, c.new), "filter_error")
         self.table = PagedTable(
-            [Column("", "2.6em", "button"), Column("status", "7.5em"), Column("key in a", "minmax(10em, 3fr)"),
-             Column("key in b", "minmax(10em, 3fr)"), Column("shape", "minmax(5em, 1fr)"), Column("dtype", "6em"),
+            [Column("", "2.6em", "button"), Column("status", "7.5em"), Column("key in a", "minmax(10em, 3fr)", "path"),
+             Column("key in b", "minmax(10em, 3fr)", "path"), Column("shape", "minmax(5em, 1fr)"), Column("dtype", "6em"),
              Column("max |a-b|", "6em"), Column("rel. change", "6em")],
             page_size=page_size,
         )
@@ -355,6 +362,7 @@ class CheckpointDiff(PlainTextRepr, widgets.VBox):
         self.add_class(CSS_CLASSES["root"])
         model.observe(self._on_rows, "rows")
         model.observe(self._show_details, "details")
+        model.observe(lambda _c: self._fill_page(), "row")  # the highlight follows the selection
         model.observe(self._show_histogram, "png")
         model.observe(lambda c: set_message(self.message, c.new), "error")
         self._on_rows()
@@ -367,13 +375,17 @@ class CheckpointDiff(PlainTextRepr, widgets.VBox):
 
     def _fill_page(self):
         rows = self.model.rows[self.table.page_slice()]
+        selected = None
         for index in range(self.table.page_size):
             if index < len(rows):
                 tooltips, button_tooltip = self.model.row_tooltips(rows[index])
                 self.table.set_row(index, self.model.row_texts(rows[index]), tooltips=tooltips,
                                    button_tooltip=button_tooltip)
+                if self.model.is_selected(rows[index]):
+                    selected = index
             else:
                 self.table.clear_row(index)
+        self.table.highlight(selected)  # as the browser marks its selected row
 
     def _show_details(self, change):
         title, side_a, side_b, numbers = change.new or ("", "", "", "")

@@ -120,7 +120,7 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
         # --- the table: fixed rows, values change
         self.table = PagedTable(
             # The key column fits a shortened key (KEY_LABEL_CHARS) whole at its narrowest.
-            [Column("variable", "minmax(7em, 3fr)"), Column("shape", "minmax(6.5em, 1fr)"),
+            [Column("variable", "minmax(7em, 3fr)", "path"), Column("shape", "minmax(6.5em, 1fr)"),
              Column("checkpoint key", "minmax(21em, 4fr)", "dropdown"), Column("status", "minmax(7em, 9.5em)")],
             page_size=page_size,
         )

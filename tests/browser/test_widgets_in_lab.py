@@ -353,6 +353,101 @@ def test_no_text_is_cut_without_a_way_to_read_it(fixture_page, screenshot_dir, w
         set_layout(lab_page, 1200, True)
 
 
+# Issue #23, on a MobileNet-sized checkpoint: every text that does not fit its box (a label,
+# a button, the shown option of a closed <select>) is a cut text; each must carry a title
+# (its own or an ancestor's) holding all of it. Returns the cut texts without one.
+_JS_CUT_WITHOUT_TOOLTIP = """(root) => {
+  const canvas = document.createElement('canvas').getContext('2d');
+  const titled = (el) => { for (let a = el; a && a !== root.parentElement; a = a.parentElement)
+                             if (a.title) return a.title; return ''; };
+  const cut = [];
+  for (const el of root.querySelectorAll('select')) {
+    if (!el.getClientRects().length || el.multiple || el.selectedIndex < 0) continue;
+    const style = getComputedStyle(el);
+    canvas.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+    const text = el.options[el.selectedIndex].text;
+    const room = el.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    const title = titled(el);
+    if (canvas.measureText(text).width > room + 1 && !(title && title.replace(/\\s+/g, ' ').length >= text.length))
+      cut.push(`select: ${text} (${Math.round(canvas.measureText(text).width)} > ${Math.round(room)} px)`);
+  }
+  for (const el of root.querySelectorAll('*')) {
+    if (['SELECT', 'OPTION', 'STYLE', 'IMG', 'INPUT', 'TEXTAREA', 'svg', 'path'].includes(el.tagName)) continue;
+    if (!el.getClientRects().length) continue;
+    if (![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+    const style = getComputedStyle(el);
+    if (['auto', 'scroll'].includes(style.overflowX)) continue;
+    if (el.scrollWidth > el.clientWidth + 1 && !titled(el))
+      cut.push(`${el.tagName}.${el.className}: ${el.textContent.trim().slice(0, 80)}`);
+  }
+  return cut;
+}"""
+
+# Options of the closed key dropdowns: the shown text of each, to see that keys stay apart.
+_JS_SHOWN_OPTIONS = """(root) => [...root.querySelectorAll('.widget-gridbox select')]
+  .filter(s => s.getClientRects().length && s.selectedIndex >= 0)
+  .map(s => [s.options[s.selectedIndex].text, s.closest('[title]') ? s.closest('[title]').title : ''])"""
+
+# Each number of printed text lies on one line: the client rects of a range around each
+# number share one top. Returns the numbers broken over two lines (JupyterLab's own
+# ``word-break: break-all`` breaks them; reload_hint()'s CSS must not).
+_JS_BROKEN_NUMBERS = """(pre) => {
+  const broken = [];
+  const walker = document.createTreeWalker(pre, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (const m of node.textContent.matchAll(/\\d+/g)) {
+      const range = document.createRange();
+      range.setStart(node, m.index);
+      range.setEnd(node, m.index + m[0].length);
+      const tops = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+      if (tops.size > 1) broken.push(m[0]);
+    }
+  }
+  return broken;
+}"""
+
+
+@pytest.mark.parametrize("width, side_panel", [(1400, False), (900, True)], ids=["1400px", "900px-side-panel"])
+def test_mobilenet_sized_checkpoint_no_cut_text_without_a_tooltip(fixture_page, tmp_path, width, side_panel):
+    lab_page = fixture_page("mobilenet.ipynb")
+    check_run(lab_page)
+    outputs = rendered_widgets(lab_page, 3)
+    set_layout(lab_page, width, side_panel)
+    try:
+        mapper, browser, diff = outputs.nth(0), outputs.nth(1), outputs.nth(2)
+        expect()(mapper.get_by_text(re.compile(r"^251 variables: mapped 251"))).to_be_visible()
+        grid = browser.locator(".widget-gridbox")
+        grid.locator("button").nth(2).click()  # a row of the browser: statistics and a histogram
+        expect()(browser.locator("img")).to_be_visible(timeout=30_000)
+        diff.locator(".widget-gridbox button").first.click()
+        expect()(diff.locator("img")).to_be_visible(timeout=30_000)
+        lab_page.page.wait_for_timeout(500)
+        report = {}
+        for name, output in (("mapper", mapper), ("browser", browser), ("diff", diff)):
+            output.scroll_into_view_if_needed()
+            report[name] = output.locator(".jupyter-widgets").first.evaluate(_JS_CUT_WITHOUT_TOOLTIP)
+        print(f"cut texts without a tooltip at {width}px:", {k: len(v) for k, v in report.items()})
+        assert not any(report.values()), f"at {width}px, texts cut without a tooltip:\n" + "\n".join(
+            f"{name}: {line}" for name, lines in report.items() for line in lines)
+        # The key dropdowns: no two show the same text, and each has all of its key on hover.
+        shown = mapper.locator(".jupyter-widgets").first.evaluate(_JS_SHOWN_OPTIONS)
+        assert len(shown) == 25 and len({text for text, _ in shown}) == 25, shown
+        for text, title in shown:
+            assert title.startswith("★ teacher/") and title.endswith("float32"), (text, title)
+            assert text.split("/")[-1].lstrip("…") in title, (text, title)
+        # The diff's selected row is marked, as the browser's is.
+        expect()(diff.locator(".ckptwidgets-selected").first).to_be_visible()
+        # Printed text (a check's line) breaks between words, never inside a shape's number.
+        printed = lab_page.notebook().locator("pre", has_text="'student/Logits/kernel' is [1280, 5]")
+        assert printed.evaluate("e => e.getClientRects()[0].height") > 60  # it wraps, over several lines
+        assert printed.evaluate(_JS_BROKEN_NUMBERS) == []
+        for name, output in (("mapper", mapper), ("browser", browser), ("diff", diff)):  # to look at
+            screenshot(lab_page, output, tmp_path / f"mobilenet-{name}-{width}px.png")
+        print("screenshots in", tmp_path)
+    finally:
+        set_layout(lab_page, 1200, True)
+
+
 def test_stale_report_goes_grey_after_a_plan_change(fixture_page):
     lab_page = fixture_page("long_names.ipynb")
     mapper = rendered_widgets(lab_page, 3).nth(0)
