@@ -23,16 +23,15 @@ Each shape gets four checks, Keras (and h5py, TensorFlow) the oracle:
     ``load_weights`` reads, with the trained values;
 (d) optimizer state is never a ``variable`` entry, and never unmapped or unused.
 
-Failures issue #22 names (items 1-3, fixed elsewhere) are ``xfail(strict=True)`` with
-``raises=`` the one exception they cause, so any other failure still fails, and a fix turns
-the mark into an XPASS.
+Issue #22 items 1-3 made some of these fail (a subclassed model's ``.weights.h5`` refused,
+seed-generator state and a model's own weights unmapped); they are plain assertions now.
 """
 from __future__ import annotations
 
 import contextlib
 import io
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import h5py
@@ -48,15 +47,6 @@ tf = ckptwidgets.import_tensorflow()
 keras = pytest.importorskip("keras")
 tf_keras = pytest.importorskip("tf_keras")
 ops = keras.ops
-
-
-class KnownBug(AssertionError):
-    """A failure issue #22 names (items 1-4): what the strict xfail marks expect, nothing else."""
-
-
-def known(condition, item: int, message: str) -> None:
-    if not condition:
-        raise KnownBug(f"#22 item {item}: {message}")
 
 
 # --- the models, as Keras' tests define them (smaller) -------------------------------------------------
@@ -233,7 +223,6 @@ class Shape:
     keras2: Callable | None = None  # the tf_keras model saved; build() is then its Keras 3 twin
     legacy_h5_model: bool = False  # tf_keras can save the whole model as .h5 (not a subclassed one)
     tf2: bool = False  # also save a Keras 3 model and its optimizer with tf.train.Checkpoint
-    marks: dict = field(default_factory=dict)  # {check: pytest mark}
 
 
 def _rand(*shape, seed=0):
@@ -244,29 +233,18 @@ _X4, _Y2 = _rand(4, 4), _rand(4, 2, seed=1)
 _SEQ = _rand(4, 3, 2)
 
 
-def xfail(item: int, why: str, raises=KnownBug):
-    return pytest.mark.xfail(reason=f"#22 item {item}: {why}", strict=True, raises=raises)
-
-
-_SUBCLASSED_WRITE = xfail(1, "writing .weights.h5 refuses a Keras 3 model whose class this module defines",
-                          raises=WriteError)
-_SEED = "seed generator state (LSTM/GRU/Dropout) is reported unmapped"
-_TOP_LEVEL = "match='order' ignores the model's own top-level weights (self.add_weight on the model)"
-
 SHAPES = {
     # saving_lib_test.py
-    "subclassed_list_dict": Shape(lambda: CustomModelX(name="custom_model_x"), _X4, _rand(4, 1, seed=1),
-                                  marks={"write": _SUBCLASSED_WRITE}),
-    "nested_containers": Shape(NestedContainerModel, _X4, _Y2, marks={"write": _SUBCLASSED_WRITE}),
+    "subclassed_list_dict": Shape(lambda: CustomModelX(name="custom_model_x"), _X4, _rand(4, 1, seed=1)),
+    "nested_containers": Shape(NestedContainerModel, _X4, _Y2),
     "nested_functional": Shape(nested_functional, [_X4, _rand(4, 4, seed=2)], [_rand(4, 2), _rand(4, 3)]),
     "shared_functional": Shape(shared_functional, [_X4, _rand(4, 4, seed=2)], [_rand(4, 2), _rand(4, 2, seed=3)]),
     # legacy_h5_format_test.py
     "batch_norm_residual": Shape(batch_norm_functional, _rand(2, 3), _rand(2, 5)),
-    "own_weight": Shape(lambda: own_weight_model(keras), _rand(4, 3), _rand(4, 1), marks={"write": _SUBCLASSED_WRITE}),
+    "own_weight": Shape(lambda: own_weight_model(keras), _rand(4, 3), _rand(4, 1)),
     # recurrent and attention layers
-    "lstm_gru_simple_rnn": Shape(recurrent, _SEQ, _Y2, marks={"restore": xfail(2, _SEED), "optimizer": xfail(2, _SEED)}),
-    "bidirectional_lstm": Shape(bidirectional_lstm, _SEQ, _rand(4, 8),
-                                marks={"restore": xfail(2, _SEED), "optimizer": xfail(2, _SEED)}),
+    "lstm_gru_simple_rnn": Shape(recurrent, _SEQ, _Y2),
+    "bidirectional_lstm": Shape(bidirectional_lstm, _SEQ, _rand(4, 8)),
     "attention": Shape(attention, _rand(4, 3, 4), _Y2),
     # mixed precision, and an optimizer keeping averages
     "mixed_float16": Shape(dense_bn, _X4, _Y2, policy="mixed_float16"),
@@ -275,18 +253,14 @@ SHAPES = {
     # Keras 2 (tf_keras) into Keras 3 by order
     "keras2_batch_norm": Shape(lambda: batch_norm_sequential(keras), _rand(2, 3), _rand(2, 5),
                                keras2=lambda: batch_norm_sequential(tf_keras), legacy_h5_model=True),
-    "keras2_subclassed": Shape(lambda: subclassed_bn_model(keras), _X4, _Y2, keras2=lambda: subclassed_bn_model(tf_keras),
-                               marks={"write": _SUBCLASSED_WRITE}),
+    "keras2_subclassed": Shape(lambda: subclassed_bn_model(keras), _X4, _Y2, keras2=lambda: subclassed_bn_model(tf_keras)),
     "keras2_own_weight": Shape(lambda: own_weight_model(keras), _rand(4, 3), _rand(4, 1),
-                               keras2=lambda: own_weight_model(tf_keras),
-                               marks={"restore": xfail(3, _TOP_LEVEL), "optimizer": xfail(3, _TOP_LEVEL),
-                                      "write": xfail(1, "a Keras 3 model whose class this module defines is refused; "
-                                                     "and item 3: its own bias is unmapped", raises=WriteError)}),
+                               keras2=lambda: own_weight_model(tf_keras)),
 }
 
 
 def shapes(check: str):
-    return [pytest.param(name, marks=shape.marks.get(check, ()), id=name) for name, shape in SHAPES.items()]
+    return list(SHAPES)
 
 
 # --- building, training and saving each shape once ----------------------------------------------------
@@ -430,13 +404,8 @@ def plan_for(shape, path, model):
 
 
 def check_unmapped(plan, model, path) -> None:
-    """Nothing unmapped; what issue #22 items 2 and 3 leave unmapped is a KnownBug, checked last."""
-    own = {v.path for v in model.variables if v.path.count("/") == 1}  # the model's own weights
-    seeds = [n for n in plan.unmapped if "seed_generator" in n]
-    tops = [n for n in plan.unmapped if n in own and "seed_generator" not in n]
-    assert [n for n in plan.unmapped if n not in seeds and n not in tops] == [], path
-    known(not seeds, 2, f"{path}: seed generator state unmapped: {seeds}")
-    known(not tops, 3, f"{path}: the model's own weights unmapped: {tops}")
+    """Nothing unmapped: not the seed-generator state (#22 item 2), not the model's own weights (item 3)."""
+    assert plan.unmapped == [], path
 
 
 # --- (a) open ------------------------------------------------------------------------------------
