@@ -21,7 +21,8 @@ import numpy as np
 
 from ._quiet import import_tensorflow
 from . import _tfprivate
-from ._safe_write import WriteReport, existing_files, move_into_place, output_prefix, remove_temporary, temporary_prefix
+from ._safe_write import (WriteReport, existing_files, move_into_place, output_prefix, refuse_own_source,
+                          remove_temporary, temporary_prefix)
 from .errors import WriteError
 from .plan import plan_restore
 from .reader import open_checkpoint
@@ -59,6 +60,7 @@ def convert(source, out, model, rules=None, prefer_ema=False, attribute="model",
     tf = import_tensorflow()
     prefix = output_prefix(out)
     ckpt = open_checkpoint(source)
+    refuse_own_source([ckpt], out)
     if not overwrite and existing_files(prefix):
         raise WriteError(f"A checkpoint already exists at {prefix!r}; pass overwrite=True to replace it.")
     plan = plan_restore(ckpt, model, rules=rules, prefer_ema=prefer_ema)

@@ -237,6 +237,18 @@ def test_writing_a_weights_file_over_its_source_is_refused(tmp_path):
     assert digests(tmp_path) == before
 
 
+def test_convert_over_its_source_is_refused(tmp_path, tf1_source, monkeypatch):
+    from ckptwidgets.convert import convert
+
+    monkeypatch.chdir(tmp_path)
+    before = digests(tmp_path / "src")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="dense")], name="model")
+    for spelling in (tf1_source, "./" + os.path.relpath(tf1_source), tf1_source + ".index"):
+        with pytest.raises(WriteError, match="is the input checkpoint itself"):
+            convert(tf1_source, spelling, model, rules={"model/": "model/dense/"}, overwrite=True)
+    assert digests(tmp_path / "src") == before
+
+
 def test_cli_rename_and_average_refuse_their_source(tmp_path, tf1_source, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     before = digests(tmp_path / "src")
