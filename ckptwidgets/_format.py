@@ -279,8 +279,12 @@ def _short_label(text: str, width: int, sep: str, texts: list[str], by_last: dic
         for tail in range(1, n - head):
             kept = tuple(range(head)) + tuple(range(n - tail, n))
             kept_sets.add(kept)
-            for middle in range(head, n - tail):  # one more component from the middle
-                kept_sets.add(tuple(sorted(kept + (middle,))))
+            middles = range(head, n - tail)  # one or two more components from the middle
+            for first in middles:
+                kept_sets.add(tuple(sorted(kept + (first,))))
+                for second in middles:
+                    if second > first:
+                        kept_sets.add(tuple(sorted(kept + (first, second))))
     for shortest_end in (_MIN_END, 3):
         best = None
         for kept in kept_sets:

@@ -59,7 +59,7 @@ PREVIEW_LINES = 200
 #: its narrowest (900 px with JupyterLab's side panel open). Longer keys are shortened by
 #: :func:`~ckptwidgets._format.short_labels` so what tells them apart stays; the dropdown's
 #: tooltip holds the whole key with its shape and dtype.
-KEY_LABEL_CHARS = 40
+KEY_LABEL_CHARS = 30
 #: Added to the status of a row whose key was picked by hand (rules do not change it).
 MANUAL_MARK = "✎ by hand"
 #: The button that clears manual picks (:meth:`MapperModel.let_rules_decide`).

@@ -121,7 +121,7 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
         self.table = PagedTable(
             # The key column fits a shortened key (KEY_LABEL_CHARS) whole at its narrowest.
             [Column("variable", "minmax(7em, 3fr)", "path"), Column("shape", "minmax(6.5em, 1fr)"),
-             Column("checkpoint key", "minmax(21em, 4fr)", "dropdown"), Column("status", "minmax(7em, 9.5em)")],
+             Column("checkpoint key", "minmax(18em, 4fr)", "dropdown"), Column("status", "minmax(7em, 9.5em)")],
             page_size=page_size,
         )
         self.key_dropdowns = self.table.column("checkpoint key")

@@ -149,7 +149,7 @@ def map_v1_and_restore(nb_page, root):
     v1 = [label for label in labels if re.match(r"v1\b", label)]
     assert v1, f"no option for key v1 in {labels}"
     select.select_option(label=v1[0])
-    expect()(grid_cell_after(grid, "other-v1", 3)).to_have_text("✓ mapped")
+    expect()(grid_cell_after(grid, "other-v1", 3)).to_have_text("✓ mapped · ✎ by hand")  # picked by hand: marked
     expect()(root.get_by_text("mapped 1 · unmapped 1", exact=False)).to_be_visible()
     assert nb_page.execute("print(mapper.plan.mapping)").strip() == "{'other-v1': 'v1'}"
 
