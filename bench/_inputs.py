@@ -46,7 +46,7 @@ EMA = "/ExponentialMovingAverage"
 
 
 def _tf():
-    from ckptwidgets._quiet import import_tensorflow
+    from ckptwidgets._tf.quiet import import_tensorflow
 
     return import_tensorflow()
 

@@ -39,7 +39,7 @@ def _reset_peak() -> bool:
 def _child(kind: str, prefix: str, nbytes: int, small: str) -> dict:
     import gc
 
-    from ckptwidgets._quiet import import_tensorflow
+    from ckptwidgets._tf.quiet import import_tensorflow
 
     tf = import_tensorflow()
     from ckptwidgets import open_checkpoint

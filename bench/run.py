@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     ctx.verbose = not args.quiet
     ctx.out.mkdir(parents=True, exist_ok=True)
 
-    from ckptwidgets._quiet import import_tensorflow
+    from ckptwidgets._tf.quiet import import_tensorflow
 
     import_tensorflow()
     load = " ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"

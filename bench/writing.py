@@ -198,7 +198,7 @@ def _child(kind: str, prefix: str, out: str, small: str) -> dict:
         def rewrite(source, target):
             plan_write(source).rename({"/": "copy/"}).write(target, progress=False)
     else:
-        from ckptwidgets._quiet import import_tensorflow
+        from ckptwidgets._tf.quiet import import_tensorflow
 
         tf = import_tensorflow()
 

@@ -10,7 +10,7 @@ import it, with its start-up log silenced. The widgets (and so ipywidgets) load 
 """
 from importlib import import_module as _import_module
 
-from ._quiet import import_tensorflow
+from ._tf.quiet import import_tensorflow
 from ._version import __version__
 from .errors import (
     CheckpointError,

@@ -7,16 +7,16 @@ Git-style subcommands, each with ``--help``:
   index is read, TensorFlow is not imported. ``python -m ckptwidgets PATH`` is ``ls PATH``.
 - ``diff A B``: what changed between two checkpoints (:mod:`ckptwidgets.diff`).
 - ``rename``, ``strip``, ``promote-ema``, ``average``, ``convert``: write a new checkpoint
-  (:mod:`ckptwidgets._cli_write`); ``--dry-run`` prints the plan and writes nothing.
+  (:mod:`ckptwidgets.cli._write`); ``--dry-run`` prints the plan and writes nothing.
 
 User errors print one ``error:`` line and exit 2; success exits 0. Messages name the
 command line's options (``--overwrite``, ``--rule old/=new/``), not the Python keywords the
 same errors name in a notebook. A mistyped command is named with the closest one
 (``unknown command 'lss' (did you mean 'ls'?)``). TensorFlow, where a command needs it
 (``convert``), is imported before anything else with its start-up log lines off
-(:mod:`ckptwidgets._quiet`).
+(:mod:`ckptwidgets._tf.quiet`).
 
-``--filter`` takes the filter language of the widgets (:mod:`ckptwidgets._filter`):
+``--filter`` takes the filter language of the widgets (:mod:`ckptwidgets._text.filter`):
 ``--filter 'dense !bias !kind:slot'``; ``--regex`` a regular expression (``re.search``);
 ``--kind`` a kind. Everything given must hold.
 
@@ -37,7 +37,6 @@ total     2        8 B
 from __future__ import annotations
 
 import argparse
-import ast
 import difflib
 import os
 import re
@@ -97,7 +96,7 @@ _KINDS_EPILOG = (
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import _cli_diff, _cli_write
+    from .cli import diff as _cli_diff, _write as _cli_write
 
     parser = argparse.ArgumentParser(
         prog="ckptwidgets",
@@ -116,13 +115,13 @@ COMMANDS = ("ls", "diff", "rename", "strip", "promote-ema", "average", "convert"
 
 
 def _size(entry) -> str:
-    from ._format import human_size
+    from ._text.format import human_size
 
     return "-" if entry.dtype in _UNSIZED else human_size(entry.nbytes)
 
 
 def _report(ckpt, entries, total: int) -> str:
-    from ._format import format_shape, human_size, text_table
+    from ._text.format import format_shape, human_size, text_table
 
     shown = f"{len(entries)} of {total} entries" if len(entries) != total else f"{total} entries"
     if ckpt.source.format == "tf-bundle":
@@ -176,10 +175,10 @@ def main(argv=None) -> int:
 
     try:
         if args.command == "diff":
-            from . import _cli_diff
+            from .cli import diff as _cli_diff
 
             return _print(_cli_diff.run(args))
-        from . import _cli_write
+        from .cli import _write as _cli_write
 
         return _cli_write.run(args)
     except CheckpointError as error:
@@ -205,11 +204,10 @@ def _rule_options(text: str) -> str | None:
     """``{'old/': 'new/'}`` as ``--rule old/=new/`` (one per rule); None when it is not a rules dict."""
     import shlex
 
-    try:
-        rules = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return None
-    if not isinstance(rules, dict) or not rules or not all(isinstance(k, str) and isinstance(v, str) for k, v in rules.items()):
+    from ._planning.rules import rules_in_text
+
+    rules = rules_in_text(text)
+    if rules is None:
         return None
     return " ".join(f"--rule {shlex.quote(f'{old}={new}')}" for old, new in rules.items())
 
@@ -271,7 +269,7 @@ def _ls(args) -> int:
             print(f"error: --regex {args.regex!r} is not a valid regular expression: {error}", file=sys.stderr)
             return 2
 
-    from ._filter import parse_filter
+    from ._text.filter import parse_filter
     from .errors import CheckpointError, PlanError
     from .reader import open_checkpoint
 

@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from ._quiet import import_tensorflow
+from ._tf.quiet import import_tensorflow
 
 __all__ = ["save_many", "synthetic_keys", "HOSTILE_KEY"]
 

@@ -36,7 +36,7 @@ array([1.], dtype=float32)
 """
 from __future__ import annotations
 
-from ._partitions import format_box
+from ._planning.partitions import format_box
 from .errors import PlanError
 
 __all__ = ["to_code", "STYLES"]

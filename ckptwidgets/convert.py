@@ -19,9 +19,9 @@ import time
 
 import numpy as np
 
-from ._quiet import import_tensorflow
-from . import _tfprivate
-from ._safe_write import (WriteReport, existing_files, move_into_place, output_prefix, refuse_own_source,
+from ._tf.quiet import import_tensorflow
+from ._tf import private as _tfprivate
+from .sources._atomic import (WriteReport, existing_files, move_into_place, output_prefix, refuse_own_source,
                           remove_temporary, temporary_prefix)
 from .errors import WriteError
 from .plan import plan_restore
@@ -93,7 +93,7 @@ def convert(source, out, model, rules=None, prefer_ema=False, attribute="model",
 
 def _what_to_do(plan) -> str:
     """The rule that would map the most unmapped variables, computed from both sides' names."""
-    from ._hints import best_rule
+    from ._planning.hints import best_rule
 
     if not plan.unmapped:
         return "Fix the shapes or dtypes above (or assign other keys with plan_restore and plan.assign)."

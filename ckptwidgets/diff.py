@@ -38,7 +38,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._format import format_shape, text_table
+from ._text.format import format_shape, text_table
 from .errors import PlanError
 from .reader import Checkpoint, Entry, open_checkpoint
 

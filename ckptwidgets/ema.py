@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._quiet import import_tensorflow
+from ._tf.quiet import import_tensorflow
 from .errors import PlanError
 
 __all__ = ["EMATrace", "ema_trace", "closed_form", "steps_to_reach"]

@@ -44,19 +44,19 @@ Structure, where the checkpoint has one (between the rules and the names of step
 - TF2 checkpoint, trackable root (a Keras 3 model, ``tf.train.Checkpoint(model=m)``, a
   ``tf.Module``): the checkpoint's object graph is walked from its root in parallel with the
   live objects, child by child by local name, as ``tf.train.Checkpoint.restore`` does
-  (:mod:`ckptwidgets._graph_match`), so a Keras 3 kernel keyed
+  (:mod:`ckptwidgets._planning.graph_match`), so a Keras 3 kernel keyed
   ``optimizer/_trainable_variables/0/...`` still finds its key. A bare model planned against
   ``tf.train.Checkpoint(model=m).write(...)`` is matched under the child ``model`` (and the
   other way round); ``plan.hints`` says so.
 - Keras 3 file (``.weights.h5``, ``.keras``), Keras 3 model root: each variable gets the
   dataset ``model.load_weights`` reads into it (``layers/dense_1/vars/0``); keys the file
   lacks are ``missing_key`` problems. Keras variables in a list or dict are placed by their
-  owner's name and their order (:mod:`ckptwidgets._keras_match`).
+  owner's name and their order (:mod:`ckptwidgets._planning.keras_match`).
 
 ``match="order"``: a Keras 2 checkpoint (TF2 ``layer_with_weights-N`` objects, or a legacy
 ``.h5``, which ``model.load_weights`` also reads by order) into a Keras model of the same
 architecture, by layer order and weight order within each layer, the model's own weights
-(``self.bias = self.add_weight(...)``) with the saved model's (:mod:`ckptwidgets._order`);
+(``self.bias = self.add_weight(...)``) with the saved model's (:mod:`ckptwidgets._planning.order`);
 ``plan.hints`` lists which layer went where and any counts that differ. No rules.
 
 Partitioned variables (TF1 ``partitioner=``): a ``PartitionedVariable`` among the variables
@@ -74,14 +74,14 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
 
-from ._candidates import fits, shapes_compatible
-from ._format import format_shape
-from ._graph_match import graph_keys
-from ._keras_match import is_keras3_file, keras_file_keys
-from ._matching import Rules, map_under_scope, map_variables, patterns
-from ._order import order_keys
-from ._partitions import var_list_names
-from ._variables import VarInfo, collect_by_name, is_keras_object, is_variable, partitioned_parts, variable_name
+from ._planning.candidates import fits, shapes_compatible
+from ._text.format import format_shape
+from ._planning.graph_match import graph_keys
+from ._planning.keras_match import is_keras3_file, keras_file_keys
+from ._planning.matching import Rules, map_under_scope, map_variables, patterns
+from ._planning.order import order_keys
+from ._planning.partitions import var_list_names
+from ._planning.variables import VarInfo, collect_by_name, is_keras_object, is_variable, partitioned_parts, variable_name
 from .errors import PlanError
 from .reader import Checkpoint, Entry, open_checkpoint
 
@@ -512,10 +512,10 @@ class RestorePlan:
         under, ``match="order"``'s pairing of layers and any counts that differ), then, for
         a plan that maps nothing, e.g. an object-based checkpoint planned against a list of
         variables: pass the model; names under another scope: the rule that maps them
-        (:mod:`ckptwidgets._hints`).
+        (:mod:`ckptwidgets._planning.hints`).
         """
         if self._hints is None or self._hints[0] != self._revision:
-            from ._hints import hints
+            from ._planning.hints import hints
 
             self._hints = (self._revision, self._notes + hints(self, self._given_root))
         return list(self._hints[1])
@@ -608,7 +608,7 @@ def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, ex
         object graph walked as TensorFlow restores, the dataset a Keras 3 file holds for each
         variable), then names. ``"order"``: a Keras 2 checkpoint (TF2 ``layer_with_weights-N``
         or legacy ``.h5``) into a Keras model of the same architecture, by layer order and
-        weight order within each layer (:mod:`ckptwidgets._order`); no rules.
+        weight order within each layer (:mod:`ckptwidgets._planning.order`); no rules.
 
     Returns
     -------

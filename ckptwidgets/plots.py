@@ -32,8 +32,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import AutoLocator
 
-from ._diagram import mapping_diagram
-from ._fonts import cjk_fonts, font_family, fonts
+from ._text.diagram import mapping_diagram
+from ._text.fonts import cjk_fonts, font_family, fonts
 
 __all__ = [
     "ema_figure",
@@ -90,7 +90,7 @@ def _new_figure(figsize, dpi, layout="constrained") -> Figure:
 
 
 def _with_fonts(function):
-    """Build the figure's artists with the CJK fallback font list (:mod:`ckptwidgets._fonts`).
+    """Build the figure's artists with the CJK fallback font list (:mod:`ckptwidgets._text.fonts`).
 
     Each text keeps the family list it was created with, so Chinese keys in titles draw
     as glyphs, not boxes, when a CJK font is installed; rcParams are restored on return.

@@ -1,7 +1,7 @@
 """A checkpoint opened for reading: its entries and lazy tensor reads, whatever the format.
 
 :func:`open_checkpoint` finds the format (:mod:`ckptwidgets.sources`), reads the index
-only, and classifies every entry (:mod:`ckptwidgets._kinds`). Tensors are read on demand
+only, and classifies every entry (:mod:`ckptwidgets._planning.kinds`). Tensors are read on demand
 through the source, with its checksums; TensorFlow is not imported to look inside a TF
 checkpoint.
 
@@ -24,10 +24,10 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import NamedTuple
 
-from ._kinds import EMA_SEGMENT, KINDS, classify_records
+from ._planning.kinds import EMA_SEGMENT, KINDS, classify_records
 from .errors import CheckpointNotFoundError
 from .sources import is_source, open_source
-from .sources._paths import suggest
+from .sources.bundle._paths import suggest
 from .sources._tfkeys import record
 
 __all__ = ["Entry", "Checkpoint", "open_checkpoint", "classify", "KINDS"]
@@ -74,7 +74,7 @@ def classify(key: str, keys) -> tuple[str, str | None]:
     """Return ``(kind, base)`` for a TF checkpoint ``key``, given all keys of its checkpoint.
 
     The decision :func:`open_checkpoint` makes for each entry (one classifier,
-    :mod:`ckptwidgets._kinds`): the result depends on neighbours, e.g. ``w/Adam`` is a slot
+    :mod:`ckptwidgets._planning.kinds`): the result depends on neighbours, e.g. ``w/Adam`` is a slot
     only if ``w`` is there, with its shape. ``keys``: every key of the checkpoint, as a
     mapping ``{key: shape}`` (or a collection of keys, when shapes are unknown). From the
     keys alone: whose a Keras 3 optimizer's ``_variables/N`` is, which the checkpoint's
@@ -206,16 +206,16 @@ class Checkpoint:
 
     @cached_property
     def candidate_index(self):
-        """The :class:`~ckptwidgets._candidates.CandidateIndex` of this checkpoint (built on
+        """The :class:`~ckptwidgets._planning.candidates.CandidateIndex` of this checkpoint (built on
         first use, shared by every plan over it): which entries a variable could take."""
-        from ._candidates import CandidateIndex
+        from ._planning.candidates import CandidateIndex
 
         return CandidateIndex(self)
 
     @cached_property
     def object_graph(self):
         """The saved objects of a TF2 checkpoint and how they reach each other
-        (:class:`~ckptwidgets._object_graph.ObjectGraph`), read on first use; None for
+        (:class:`~ckptwidgets.sources.bundle._object_graph.ObjectGraph`), read on first use; None for
         name-based checkpoints and formats without one."""
         graph = getattr(self.source, "object_graph", None)
         return graph() if graph is not None else None

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._format import format_shape
-from ._quiet import import_tensorflow
+from ._text.format import format_shape
+from ._tf.quiet import import_tensorflow
 from .errors import CheckpointError, CorruptCheckpointError, PlanError, RestoreError
 from .plan import RestorePlan
 

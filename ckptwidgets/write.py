@@ -15,12 +15,12 @@ plans made by :func:`from_plan` (what a :class:`~ckptwidgets.RestorePlan` maps, 
 variables' names) and :func:`average` (N checkpoints of one model, a float64 mean).
 :func:`ckptwidgets.convert.convert` makes a TF2 object-based checkpoint for a model.
 
-Writing (:mod:`ckptwidgets._safe_write`) streams one tensor at a time into a temporary
+Writing (:mod:`ckptwidgets.sources._atomic`) streams one tensor at a time into a temporary
 prefix in the destination folder, reads every tensor back (checksum and value), and only
 then moves the files into place; the inputs are never touched. Output is a name-based TF
 checkpoint (``Saver``, ``load_checkpoint``, ``init_from_checkpoint`` read it); with
 ``write("net.weights.h5", model=model)``, a Keras 3 weights file laid out for that model
-(:mod:`ckptwidgets._keras_writer`), which ``model.load_weights`` takes: the migration path
+(:mod:`ckptwidgets.sources.keras._writer`), which ``model.load_weights`` takes: the migration path
 from a TF1 checkpoint to Keras 3 is ``from_plan(plan_restore(ckpt, model)).write(...)``.
 
 Example
@@ -40,9 +40,9 @@ from __future__ import annotations
 import difflib
 from typing import NamedTuple
 
-from ._filter import filter_entries
-from ._format import format_shape, human_size, text_table
-from ._rules import check_rule, is_root
+from ._text.filter import filter_entries
+from ._text.format import format_shape, human_size, text_table
+from ._planning.rules import check_rule, is_root
 from .errors import CheckpointError, PlanError
 from .reader import open_checkpoint
 from .sources._tfkeys import OBJECT_GRAPH_KEY
@@ -82,7 +82,7 @@ class WriteItem(NamedTuple):
     @property
     def nbytes(self) -> int:
         """Bytes of the output tensor (0 for strings: their size is not in an index)."""
-        from ._dtypes import BY_NAME
+        from .sources._dtypes import BY_NAME
 
         count = 1
         for d in self.shape:
@@ -165,7 +165,7 @@ class WritePlan:
         last part of the entry's name: ``global_step``, ``save_counter``, also as the TF2
         key ``save_counter/.ATTRIBUTES/VARIABLE_VALUE``) and the format's own bookkeeping:
         beta powers, ``iter``, learning rates, hyperparameters go. ``filter``: also drop
-        the entries this filter keeps (:mod:`ckptwidgets._filter` syntax, e.g.
+        the entries this filter keeps (:mod:`ckptwidgets._text.filter` syntax, e.g.
         ``"kind:ema"``, ``"Adam"``). A TF2 object graph is kept and written pruned to the
         keys written (op ``"prune"``), so that TensorFlow's object-based restore reads
         the result.
@@ -245,10 +245,10 @@ class WritePlan:
         return not self.problems
 
     def write(self, out, overwrite=False, state_file=False, progress=None, *, model=None, keep_unmapped=False):
-        """Write the checkpoint to prefix ``out`` (safely: :mod:`ckptwidgets._safe_write`).
+        """Write the checkpoint to prefix ``out`` (safely: :mod:`ckptwidgets.sources._atomic`).
 
         With ``model=`` (a built Keras 3 model) and ``out`` ending in ``.weights.h5``, write
-        that model's weights file instead (:mod:`ckptwidgets._keras_writer`): the plan's keys
+        that model's weights file instead (:mod:`ckptwidgets.sources.keras._writer`): the plan's keys
         are the model's variable names (what :func:`from_plan` gives), laid out as
         ``model.save_weights`` lays them out, so ``model.load_weights(out)`` takes it.
 
@@ -285,7 +285,7 @@ class WritePlan:
             The plan has problems, ``out`` is one of its inputs, ``out`` exists, or the
             write failed (nothing is left under ``out``; the inputs are unchanged).
         """
-        from ._safe_write import refuse_own_source, write_plan
+        from .sources._atomic import refuse_own_source, write_plan
 
         refuse_own_source(self, out)  # here, once, for both kinds of output
         if model is not None or str(out).endswith(".weights.h5"):
@@ -293,7 +293,7 @@ class WritePlan:
         return write_plan(self, out, overwrite=overwrite, state_file=state_file, progress=progress)
 
     def _write_keras(self, out, model, keep_unmapped, overwrite, state_file, progress):
-        from ._keras_writer import SUFFIX, write_weights
+        from .sources.keras._writer import SUFFIX, write_weights
         from .errors import WriteError
 
         if model is None:
@@ -423,7 +423,7 @@ def _graphs_pruned(items: list) -> list:
 
 def _graph_keys(ckpt, key) -> set | None:
     """The keys an object graph names, or None when it cannot be read (the write says why)."""
-    from ._object_graph import checkpoint_keys
+    from .sources.bundle._object_graph import checkpoint_keys
 
     try:
         return checkpoint_keys(ckpt.read(key))

@@ -336,3 +336,45 @@ def test_restore_a_renamed_copy(c):
         values = sess.run(variables)
     for key in keys:
         assert_same(values[key], reader.get_tensor(key), key)
+
+
+def test_fetching_at_once_extracts_once_and_every_fetch_sees_whole_files(tmp_path, monkeypatch):
+    """Parallel test processes (pytest-xdist) share the cache: while one extracts, another
+    must neither extract again (replacing the folder the first one reads) nor see half of it."""
+    import shutil
+    import threading
+
+    import corpus
+
+    c = BY_NAME["basic_pitch_nmp"]  # the smallest archive
+    archive = fetch(c).folder.parent / "archives" / c.archive.filename  # downloaded once, reused
+    cache = tmp_path / "cache"
+    (cache / "archives").mkdir(parents=True)
+    shutil.copy(archive, cache / "archives" / c.archive.filename)
+    monkeypatch.setenv("CKPTWIDGETS_CORPUS_CACHE", str(cache))
+    extractions, real_extract = [], corpus._extract
+
+    def slow_extract(*args):
+        extractions.append(threading.get_ident())
+        real_extract(*args)
+        threading.Event().wait(0.2)  # the window in which another fetch looks at the cache
+
+    monkeypatch.setattr(corpus, "_extract", slow_extract)
+    start, got, errors = threading.Barrier(4), [], []
+
+    def fetch_one():
+        start.wait()
+        try:
+            local = fetch(c)
+            got.append({rel: (local.folder / rel).read_bytes() for rel in c.files})
+        except BaseException as error:  # noqa: BLE001 -- reported below
+            errors.append(repr(error))
+
+    threads = [threading.Thread(target=fetch_one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert len(extractions) == 1, f"extracted {len(extractions)} times"
+    assert len(got) == 4 and all(files == got[0] for files in got)

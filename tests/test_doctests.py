@@ -17,7 +17,7 @@ MODULES = sorted(
 
 
 def test_the_package_has_modules():
-    assert len(MODULES) > 25 and "ckptwidgets._kinds" in MODULES and "ckptwidgets.sources.bundle" in MODULES
+    assert len(MODULES) > 25 and "ckptwidgets._planning.kinds" in MODULES and "ckptwidgets.sources.bundle" in MODULES
 
 
 @pytest.mark.parametrize("name", MODULES)

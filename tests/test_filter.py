@@ -6,9 +6,9 @@ import pytest
 
 import ckptwidgets
 from ckptwidgets import CheckpointBrowser, VariableMapper, open_checkpoint
-from ckptwidgets import _filter, _format
+from ckptwidgets._text import filter as _filter, format as _format
 from ckptwidgets.__main__ import main
-from ckptwidgets._filter import FILTER_SYNTAX, filter_entries, filter_names, parse_filter
+from ckptwidgets._text.filter import FILTER_SYNTAX, filter_entries, filter_names, parse_filter
 from ckptwidgets.errors import PlanError
 from ckptwidgets.reader import KINDS, Entry
 from ckptwidgets.widgets._mapper_model import MapperModel

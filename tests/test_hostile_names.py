@@ -29,6 +29,7 @@ import ckptwidgets
 from ckptwidgets import CheckpointBrowser, VariableMapper, open_checkpoint, plan_restore
 from ckptwidgets.codegen import STYLES
 from ckptwidgets.widgets._inspect import iter_models
+from _widgets import shown
 
 v1_ = tf.compat.v1
 
@@ -129,10 +130,10 @@ def html_is_escaped(root):
 
 def test_browser_shows_the_exact_text(hostile_ckpt):
     browser = CheckpointBrowser(hostile_ckpt, page_size=20)
-    shown = [label.value for label in browser.table.column("key") if label.value]
-    assert shown == all_keys()
+    shown_keys = [shown(label) for label in browser.table.column("key") if label.value]
+    assert shown_keys == all_keys()
     for row, key in enumerate(all_keys()):
-        assert browser.table.cells[row][1].value == key
+        assert shown(browser.table.cells[row][1]) == key
         browser.table.cells[row][0].click()  # the row's statistics button
         assert browser.model.selected == key and browser.selected_label.value == key
         assert browser.message.value == ""
@@ -157,16 +158,16 @@ def test_mapper_rows_and_dropdowns_hold_the_exact_text(hostile_ckpt):
     rules = {HOSTILE[1]: variables["renamed \"<b>\" 名\n"]}
     mapper = VariableMapper(hostile_ckpt, variables, rules=rules, page_size=20)
     assert mapper.plan.ok and mapper.plan.mapping == {**{n: n for n in HOSTILE}, "renamed \"<b>\" 名\n": HOSTILE[1]}
-    names = [c.value for c in mapper.table.column("variable") if c.value]
+    names = [shown(c) for c in mapper.table.column("variable") if c.value]
     assert names == list(variables)
     for row, name in enumerate(names):
         dropdown = mapper.key_dropdowns[row]
         values = [value for _label, value in dropdown.options]
         assert dropdown.value == mapper.plan.mapping[name]
         assert set(all_keys()) <= set(values)
-        labels = dict((value, label) for label, value in dropdown.options)
-        for key in all_keys():
-            assert key in labels[key]  # the label shows the key verbatim (Dropdowns render text)
+        labels = [label for label, value in dropdown.options if value in all_keys()]
+        assert len(set(labels)) == len(labels), labels  # long keys are shortened, never to the same text
+        assert mapper.plan.mapping[name] in dropdown.tooltip  # the whole key, verbatim, on hover
     # A choice in a dropdown puts the exact key into the plan.
     row = names.index("ü/é")
     mapper.key_dropdowns[row].value = HOSTILE[0]
@@ -190,9 +191,10 @@ def test_mapper_prefer_ema_with_hostile_names(hostile_ckpt):
     variables = hostile_variables()
     mapper = VariableMapper(hostile_ckpt, variables, prefer_ema=True)
     assert mapper.plan.mapping[HOSTILE[0]] == HOSTILE[0] + EMA
-    row = [c.value for c in mapper.table.column("variable")].index(HOSTILE[0])
+    row = [shown(c) for c in mapper.table.column("variable")].index(HOSTILE[0])
     labels = [label for label, value in mapper.key_dropdowns[row].options if value == HOSTILE[0] + EMA]
-    assert labels and labels[0].startswith("★ " + HOSTILE[0] + EMA)
+    assert labels and labels[0].startswith("★ ")
+    assert mapper.key_dropdowns[row].tooltip.startswith("★ " + HOSTILE[0] + EMA)  # the whole key on hover
 
 
 # --- exported code ------------------------------------------------------------------------------

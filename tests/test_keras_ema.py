@@ -162,7 +162,7 @@ def test_keras_archive_averages_have_exact_bases(tmp_path, name, build):
     ema = _check_against_keras(ckpt, model)
     assert all(e.base is not None for e in ema)
     # Average i is the optimizer's variable 2 + i; its base is trainable variable i's dataset.
-    from ckptwidgets._tfprivate import keras_weight_keys
+    from ckptwidgets._tf.private import keras_weight_keys
 
     keys = keras_weight_keys(model)
     if keys is None:

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from ckptwidgets import open_checkpoint
-from ckptwidgets._kinds import classify_names
+from ckptwidgets._planning.kinds import classify_names
 
 v1_ = tf.compat.v1
 

@@ -196,7 +196,7 @@ def test_title_in_a_script_the_font_lacks_draws_without_warnings():
 
 # --- mapping_diagram (issue #14 item 6) -------------------------------------------------------
 
-from ckptwidgets import _diagram  # noqa: E402  (its colours)
+from ckptwidgets._text import diagram as _diagram  # noqa: E402  (its colours)
 
 
 def _texts(fig):

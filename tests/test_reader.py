@@ -25,8 +25,8 @@ from tensorflow.core.protobuf import tensor_bundle_pb2
 import ckptwidgets
 from ckptwidgets import CheckpointNotFoundError, CorruptCheckpointError, open_checkpoint
 from ckptwidgets import reader as reader_module
-from ckptwidgets._bundle import scan
-from ckptwidgets._sstable import data_blocks
+from ckptwidgets.sources.bundle._index import scan
+from ckptwidgets.sources.bundle._sstable import data_blocks
 from ckptwidgets.reader import Checkpoint, Entry, classify
 from ckptwidgets.sources.arrays import ArraySource
 
@@ -646,7 +646,7 @@ def test_damaged_index(base_ckpt, name, transform, fragment):
 
 def _reseal_data_block(data: bytes) -> bytes:
     """The index with its (single) data block's crc32c recomputed: damage only a checksum can see."""
-    from ckptwidgets._sstable import block_items, varint
+    from ckptwidgets.sources.bundle._sstable import block_items, varint
 
     footer = data[-48:]
     _, pos = varint(footer, 0)
@@ -693,7 +693,7 @@ def test_truncated_data_file_is_an_error_on_read(base_ckpt):
 
 
 def test_snappy_decoder():
-    from ckptwidgets._sstable import Damaged, snappy_uncompress
+    from ckptwidgets.sources.bundle._sstable import Damaged, snappy_uncompress
 
     # literal "abcd", then a 1-byte-offset copy of 8 bytes from 4 back (overlapping)
     assert snappy_uncompress(bytes([12, 3 << 2]) + b"abcd" + bytes([(4 << 2) | 1, 4])) == b"abcd" * 3

@@ -22,8 +22,9 @@ from google.protobuf import descriptor_pb2
 from tensorflow.core.framework import tensor_shape_pb2, tensor_slice_pb2, types_pb2, versions_pb2
 from tensorflow.core.protobuf import tensor_bundle_pb2
 
-from ckptwidgets import _bundle, _dtypes, _protos, _sstable, _tensordata
-from ckptwidgets._tensordata import DataDamaged, Undecodable, crc32c, mask, read_tensor
+from ckptwidgets.sources.bundle import _index as _bundle, _protos, _sstable, _tensordata
+from ckptwidgets.sources import _dtypes
+from ckptwidgets.sources.bundle._tensordata import DataDamaged, Undecodable, crc32c, mask, read_tensor
 
 # --- helpers -----------------------------------------------------------------------------
 
@@ -498,7 +499,7 @@ def test_index_block_checksums(every_dtype):
 _CHILD = textwrap.dedent(
     """
     import pickle, sys
-    from ckptwidgets import _bundle, _sstable, _tensordata
+    from ckptwidgets.sources.bundle import _index as _bundle, _sstable, _tensordata
 
     prefix, out = sys.argv[1], sys.argv[2]
     with open(prefix + ".index", "rb") as f:

@@ -12,7 +12,7 @@ import pytest
 from traitlets import TraitError
 
 from ckptwidgets import CheckpointBrowser, plots
-from ckptwidgets._filter import FILTER_SYNTAX
+from ckptwidgets._text.filter import FILTER_SYNTAX
 from ckptwidgets._synthetic import HOSTILE_KEY, save_many
 from ckptwidgets.reader import Checkpoint
 from ckptwidgets.sources.arrays import ArraySource
@@ -21,18 +21,11 @@ from ckptwidgets.widgets.browser import DETAILS_FIGSIZE
 from ckptwidgets.widgets._inspect import count_children, iter_models, max_options, state_size
 
 from conftest import save_graph_checkpoint, tf, v1_
+from _widgets import shown
 
 
 def keys_shown(browser):
     return [shown(label) for label in browser.table.column("key") if label.value]
-
-
-def shown(cell):
-    """The text a cell shows (a key cell is HTML: the key with <wbr> after each '/')."""
-    import html
-    import re
-
-    return html.unescape(re.sub(r"<[^>]*>", "", cell.value))
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,7 @@ from ckptwidgets.widgets import CheckpointDiff, DiffModel
 from ckptwidgets.widgets._inspect import count_children, iter_models, max_options, state_size
 
 from conftest import save_graph_checkpoint
-
-
-def shown(cell):
-    """The text a cell shows (a key cell is HTML: the key with <wbr> after each '/')."""
-    import re
-
-    return html.unescape(re.sub(r"<[^>]*>", "", cell.value))
+from _widgets import shown
 
 
 def keys_shown(view):

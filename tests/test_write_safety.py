@@ -126,7 +126,7 @@ CHILD = r"""
 import json, os, signal, sys
 spec = json.loads(sys.argv[1])
 import numpy as np
-import ckptwidgets._bundle_writer, ckptwidgets._safe_write, ckptwidgets.reader
+import ckptwidgets.sources.bundle._writer, ckptwidgets.sources._atomic, ckptwidgets.reader
 from ckptwidgets import WriteError
 from ckptwidgets.write import average, plan_write
 
@@ -160,8 +160,8 @@ if spec.get("fsize") is not None:
 if spec.get("uid") is not None:
     # Import what the write imports lazily while the files are still readable: the package
     # may live in a folder the unprivileged user cannot read (a clone under a mktemp dir).
-    import ckptwidgets._bundle_writer, ckptwidgets._safe_write, ml_dtypes, tqdm.auto  # noqa: F401,E401
-    from ckptwidgets._dtypes import BY_NAME
+    import ckptwidgets.sources.bundle._writer, ckptwidgets.sources._atomic, ml_dtypes, tqdm.auto  # noqa: F401,E401
+    from ckptwidgets.sources._dtypes import BY_NAME
     BY_NAME["float32"].numpy
     os.setgid(spec["uid"])
     os.setuid(spec["uid"])
@@ -288,7 +288,7 @@ def test_a_progress_callback_raising_leaves_nothing_and_the_source_unchanged(tmp
 
 def test_damage_found_by_the_read_back_leaves_nothing(tmp_path, monkeypatch):
     """The read-back is a real check: a byte changed on its way to the disk is found there."""
-    from ckptwidgets import _bundle_writer
+    from ckptwidgets.sources.bundle import _writer as _bundle_writer
 
     real_finish = _bundle_writer.BundleWriter.finish
 
@@ -311,7 +311,8 @@ def _record_background_syncs(monkeypatch, every: int) -> list:
     """Sync every ``every`` bytes; each sync appends ``(thread name, data file size)`` to the list returned."""
     import threading
 
-    from ckptwidgets import _background_sync, _bundle_writer
+    from ckptwidgets.sources import _background_sync
+    from ckptwidgets.sources.bundle import _writer as _bundle_writer
 
     real, calls = _background_sync.sync_data, []
 
@@ -336,7 +337,7 @@ def test_the_data_is_synced_in_the_background_while_it_is_written(tmp_path, monk
         time.sleep(0.02)
 
     if tensors == 1:  # one tensor is one progress tick: slow its pieces down instead
-        from ckptwidgets import _bundle_writer
+        from ckptwidgets.sources.bundle import _writer as _bundle_writer
 
         real_write = _bundle_writer.BundleWriter._write
 
@@ -363,7 +364,8 @@ def test_a_small_write_starts_no_sync_thread(tmp_path, monkeypatch):
                          ids=["ENOSPC", "EIO"])
 def test_a_background_sync_failing_leaves_nothing(tmp_path, monkeypatch, error):
     """A full disk or a failing device often shows only when the data is synced: in the thread."""
-    from ckptwidgets import _background_sync, _bundle_writer
+    from ckptwidgets.sources import _background_sync
+    from ckptwidgets.sources.bundle import _writer as _bundle_writer
 
     def sync_data(fd):
         raise error

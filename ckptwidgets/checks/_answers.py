@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._variables import is_variable, variable_name
+from .._planning.variables import is_variable, variable_name
 from ..plan import RestorePlan
 from . import TODO
 

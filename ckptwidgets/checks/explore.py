@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._format import format_shape
+from .._text.format import format_shape
 from ._answers import plan_of
 from . import check, correct, not_yet
 

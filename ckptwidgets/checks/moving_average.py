@@ -23,7 +23,7 @@ import re
 
 import numpy as np
 
-from .._variables import is_variable
+from .._planning.variables import is_variable
 from ..errors import CheckpointError
 from ..plan import RestorePlan
 from ..reader import open_checkpoint
@@ -54,7 +54,7 @@ def _value(variable, session=None):
 
 def _restore_for_real(var_list, variable, prefix):
     """Restore ``var_list`` with a ``tf.compat.v1.train.Saver`` and return the variable's value."""
-    from .._quiet import import_tensorflow
+    from .._tf.quiet import import_tensorflow
 
     tf = import_tensorflow()
     try:

@@ -159,7 +159,7 @@ def serving_checkpoint(prefix, source, scope="serving/", old_scope="model/"):
     if os.path.abspath(prefix) == os.path.abspath(source):
         return not_yet("that is the training checkpoint itself; write a new one (plan.write(out) never changes its source).")
 
-    from .._quiet import import_tensorflow
+    from .._tf.quiet import import_tensorflow
 
     tf = import_tensorflow()
     reader, src = tf.train.load_checkpoint(prefix), tf.train.load_checkpoint(source)

@@ -57,7 +57,7 @@ class Record(NamedTuple):
         ``"meta"`` when the format itself knows the entry is bookkeeping (TF2's object
         graph), ``"ema"`` / ``"slot"`` when it knows whose state the entry is (a Keras 3
         optimizer's averages, from the object graph or the file's layout); None leaves the
-        decision to the classifier (:mod:`ckptwidgets._kinds`).
+        decision to the classifier (:mod:`ckptwidgets._planning.kinds`).
     base : str or None
         With ``kind`` ``"ema"`` or ``"slot"``: the *key* of the variable the entry belongs to,
         when the format says it (None: unknown).
@@ -120,7 +120,7 @@ class Source(Protocol):
 #: - ``steps() -> [(step, location)]``: the checkpoints of the same training run beside this
 #:   one, by step (a TF bundle: ``model.ckpt-0``, ``-999``, ``-1000``).
 #: - ``object_graph() -> ObjectGraph | None``: the saved objects and how they reach each
-#:   other (:mod:`ckptwidgets._object_graph`; a TF2 bundle's ``_CHECKPOINTABLE_OBJECT_GRAPH``).
+#:   other (:mod:`ckptwidgets.sources.bundle._object_graph`; a TF2 bundle's ``_CHECKPOINTABLE_OBJECT_GRAPH``).
 OPTIONAL = ("steps", "object_graph")
 
 

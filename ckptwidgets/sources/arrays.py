@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from .._dtypes import dtype_info
+from ._dtypes import dtype_info
 from . import Record
 from ._tfkeys import OBJECT_GRAPH_KEY, record
 

@@ -29,10 +29,10 @@ from traitlets import (
     observe,
 )
 
-from .._candidates import fits
-from .._filter import Filter, parse_filter
-from .._format import first_lines, format_shape, short_labels, text_table
-from .._rules import format_rules, is_root, parse_rules
+from .._planning.candidates import fits
+from .._text.filter import Filter, parse_filter
+from .._text.format import first_lines, format_shape, short_labels, text_table
+from .._planning.rules import format_rules, is_root, parse_rules
 from ..codegen import STYLES
 from ..errors import CheckpointError, PlanError
 from ..plan import RestorePlan, plan_restore, variable_name
@@ -57,7 +57,7 @@ CANDIDATES = 50
 PREVIEW_LINES = 200
 #: Characters of a key in a dropdown's option: a closed dropdown shows about this many at
 #: its narrowest (900 px with JupyterLab's side panel open). Longer keys are shortened by
-#: :func:`~ckptwidgets._format.short_labels` so what tells them apart stays; the dropdown's
+#: :func:`~ckptwidgets._text.format.short_labels` so what tells them apart stays; the dropdown's
 #: tooltip holds the whole key with its shape and dtype.
 KEY_LABEL_CHARS = 30
 #: Added to the status of a row whose key was picked by hand (rules do not change it).
@@ -127,7 +127,7 @@ class MapperModel(HasTraits):
     rules_error = Unicode("", read_only=True, help="Why rules_text was not applied ('' when it was).")
     prefer_ema = Bool(False, help="Prefer each variable's ExponentialMovingAverage shadow when there is one.")
     filter_text = Unicode(
-        "", help="The filter (ckptwidgets._filter) on variable names: words every shown name contains "
+        "", help="The filter (ckptwidgets._text.filter) on variable names: words every shown name contains "
         "(case-insensitive), !word to exclude, \"quoted words\"; names have no kind, so no kind: terms."
     )
     filter_error = Unicode("", read_only=True, help="Why filter_text was not applied ('' when it was).")

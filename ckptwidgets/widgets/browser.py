@@ -12,7 +12,7 @@ Example
 >>> print(browser.model.comparison)                           # doctest: +SKIP
 raw 'v2' vs EMA shadow 'v2/ExponentialMovingAverage': ...
 
-The filter box speaks the filter language of :mod:`ckptwidgets._filter` (the command line's
+The filter box speaks the filter language of :mod:`ckptwidgets._text.filter` (the command line's
 ``--filter`` too). A checkpoint saved at several steps of one run (``model.ckpt-0``,
 ``model.ckpt-1000``) gets a step dropdown: ``browser.model.step = 0`` opens that one.
 Selecting an entry shows its statistics at once (``details``) and then its histogram
@@ -27,8 +27,8 @@ import numpy as np
 from traitlets import Bytes, Enum, HasTraits, Instance, Int, TraitError, Tuple, Unicode, observe, validate
 
 from .. import plots
-from .._filter import FILTER_SYNTAX, Filter, parse_filter
-from .._format import TensorStats, compare_text, finite_values, format_shape, human_size, tensor_stats, text_table
+from .._text.filter import FILTER_SYNTAX, Filter, parse_filter
+from .._text.format import TensorStats, compare_text, finite_values, format_shape, human_size, tensor_stats, text_table
 from ..errors import CheckpointError, PlanError
 from ..reader import KINDS, Checkpoint, Entry, open_checkpoint
 from ._table import Column, PagedTable, PAGE_SIZE
@@ -124,7 +124,7 @@ class BrowserModel(HasTraits):
                help="Step of the checkpoint browsed, one of `steps` (None: its prefix has no step); setting it "
                "opens that checkpoint of the run, keeping the filter and kinds.")
     filter_text = Unicode(
-        "", help="The filter (ckptwidgets._filter): words every shown key contains (case-insensitive), "
+        "", help="The filter (ckptwidgets._text.filter): words every shown key contains (case-insensitive), "
         "!word to exclude, kind:slot to keep a kind, !kind:slot to hide it, \"quoted words\"."
     )
     filter_error = Unicode("", read_only=True, help="Why filter_text was not applied ('' when it was).")

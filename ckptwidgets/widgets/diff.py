@@ -20,8 +20,8 @@ import numpy as np
 from traitlets import Bytes, HasTraits, Instance, TraitError, Tuple, Unicode, observe, validate
 
 from .. import plots
-from .._filter import FILTER_SYNTAX, Filter, parse_filter
-from .._format import format_shape, tensor_stats, text_table
+from .._text.filter import FILTER_SYNTAX, Filter, parse_filter
+from .._text.format import format_shape, tensor_stats, text_table
 from ..diff import SORTS, STATUS_LABELS, CheckpointDiff as Diff, DiffRow, diff_checkpoints, show_key
 from ..errors import CheckpointError, PlanError
 from ._table import Column, PagedTable, PAGE_SIZE

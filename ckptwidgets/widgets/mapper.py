@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 
-from .._filter import NAME_FILTER_SYNTAX
+from .._text.filter import NAME_FILTER_SYNTAX
 from ..errors import CheckpointError, PlanError
 from ..plan import RestorePlan
 from ._mapper_model import LET_RULES_DECIDE, NONE, OTHER, SHOW, STYLES, MapperModel

@@ -1,0 +1,82 @@
+"""Checks on a checkpoint path made before TensorFlow touches it.
+
+Private helper of :mod:`ckptwidgets.sources.bundle`. Two things stall or crash a notebook before
+the reader's own index checks run:
+
+- a special file where a checkpoint file is expected: reading a FIFO blocks until some
+  other process writes to it (forever, in a class), ``/dev/zero`` never ends. The folder's
+  ``checkpoint`` file, the ``.index`` file and the data shards must be regular files (a
+  directory is left to the reader: TensorFlow reports "Is a directory" at once);
+- a folder's ``checkpoint`` file that is not text: ``tf.train.latest_checkpoint`` raises
+  ``UnicodeDecodeError`` (not a TensorFlow error) on random bytes.
+
+All become a :class:`~ckptwidgets.errors.CorruptCheckpointError` naming the file.
+Remote file systems (``gs://``, ``s3://``...) hold no special files and are not checked.
+
+Example
+-------
+>>> import os, tempfile
+>>> from ckptwidgets.sources._validate import check_special
+>>> folder = tempfile.mkdtemp()
+>>> os.mkfifo(os.path.join(folder, "m.ckpt.index"))
+>>> check_special(os.path.join(folder, "m.ckpt.index"), "index file")
+Traceback (most recent call last):
+...
+ckptwidgets.errors.CorruptCheckpointError: The index file '...m.ckpt.index' is a FIFO (named pipe), not a regular file: reading it would wait for a writer forever.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import stat
+
+from ..errors import CheckpointError, CorruptCheckpointError
+
+__all__ = ["check_special", "resolve_prefix"]
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)", "reading it would wait for a writer forever"),
+    (stat.S_ISSOCK, "a socket", "it cannot be read as a file"),
+    (stat.S_ISCHR, "a character device", "reading it may never end"),
+    (stat.S_ISBLK, "a block device", "it is not a checkpoint file"),
+)
+
+
+def _local(path: str) -> bool:
+    return "://" not in path
+
+
+def check_special(path: str, what: str) -> None:
+    """Raise :class:`CorruptCheckpointError` if ``path`` exists and is a FIFO, socket or device."""
+    if not _local(path):
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):  # absent, a broken link, a NUL in the name: the reader reports it
+        return
+    for test, kind, why in _KINDS:
+        if test(mode):
+            raise CorruptCheckpointError(f"The {what} {path!r} is {kind}, not a regular file: {why}.")
+
+
+def resolve_prefix(path: str, resolve) -> str:
+    """``resolve(path)`` (the reader's prefix resolution) guarded by the checks above."""
+    local_dir = _local(path) and os.path.isdir(path)
+    if local_dir:
+        check_special(os.path.join(path, "checkpoint"), "'checkpoint' file")
+    try:
+        prefix = resolve(path)
+    except (CheckpointError, Warning):  # a warning turned into an error by the caller's filters
+        raise
+    except Exception as error:  # e.g. UnicodeDecodeError from a binary 'checkpoint' file
+        where = f"the 'checkpoint' file of folder {path!r}" if local_dir else repr(path)
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise CorruptCheckpointError(
+            f"Cannot read {where}: {type(error).__name__}: {first}. "
+            "Pass a checkpoint prefix, or repair or delete that file."
+        ) from None
+    if _local(prefix):
+        check_special(prefix + ".index", "index file")
+        for shard in sorted(glob.glob(glob.escape(prefix) + ".data-*")):
+            check_special(shard, "data file")
+    return prefix
