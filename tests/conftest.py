@@ -1,5 +1,14 @@
-"""Shared fixtures: tiny real checkpoints written into ``tmp_path``."""
+"""Shared fixtures: tiny real checkpoints written into ``tmp_path``; how ``make test`` splits the suite.
+
+``make test`` runs the tests in parallel (pytest-xdist, ``--dist loadgroup``). Each test
+file is one unit of work given to one worker, so module- and package-scoped fixtures are
+built once; files that share state are one unit together (:data:`SHARED_GROUPS`), and the
+longest units start first (:data:`LONGEST_FIRST`) so that none of them starts last and
+keeps one core busy alone at the end.
+"""
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +76,76 @@ def pytest_addoption(parser):
         "(default: $CKPTWIDGETS_FUZZ_COUNT or 100; the full run is 1000).",
     )
     parser.addoption("--fuzz-seed", type=int, default=None, help="Seed of the fuzz mutations (default 0).")
+
+
+# --- parallel runs (pytest-xdist) ------------------------------------------------------------
+
+TESTS = Path(__file__).resolve().parent
+
+# Files that must run in one worker process, one after the other.
+SHARED_GROUPS = {
+    # tests/_notebooks.executed runs each notebook once per process, for both files.
+    "test_notebooks.py": "notebooks",
+    "test_exercises.py": "notebooks",
+    # The package-scoped JupyterLab server and Chromium (tests/browser/conftest.py).
+    "browser/test_widgets_in_lab.py": "browser-lab",
+    "browser/test_exercise_in_lab.py": "browser-lab",
+}
+
+# Units that take minutes (the --durations list of a full run), longest first; the other
+# files follow, the ones with the most tests first.
+LONGEST_FIRST = [
+    "browser-lab",                      # JupyterLab and Chromium: every notebook, every widget
+    "test_binder.py",                   # builds the Binder environment, runs every notebook
+    "notebooks",                        # every notebook in a kernel, then the exercises' checks
+    "test_write_safety.py",             # kill -9 and 1 GB writes
+    "test_bench.py",                    # the quick benchmark: fresh processes importing TensorFlow
+    "browser/test_other_frontends.py",  # Notebook 7 and Voila servers
+    "test_cli_write.py",
+    "test_keras_plan.py",
+    "test_keras_source.py",
+    "test_fuzz.py",
+]
+
+
+def work_unit(path) -> str:
+    """The unit of work of a test file: its path under tests/, or the group it shares."""
+    path = Path(path).resolve()
+    relative = path.relative_to(TESTS).as_posix() if path.is_relative_to(TESTS) else str(path)
+    return SHARED_GROUPS.get(relative, relative)
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, absent without it
+def pytest_xdist_make_scheduler(config, log):
+    """With ``--dist loadgroup``: each unit of :func:`work_unit` goes to one worker, in the
+    order the workers collected them (:func:`pytest_collection_modifyitems`).
+
+    Our own rather than xdist's ``xdist_group`` marks, which pytest 9.2 ignores: xdist 3.8
+    appends the group to ``item._nodeid``, which pytest no longer reads.
+    """
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    rootdir = Path(str(config.rootpath))
+
+    class ByWorkUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return work_unit(rootdir / nodeid.split("::", 1)[0])
+
+    config.option.loadscopereorder = False  # the longest first, not the most tests first
+    return ByWorkUnit(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    if not hasattr(config, "workerinput"):
+        return  # a run in one process keeps pytest's order
+    # Every worker sorts its identical collection the same way, and the controller hands out
+    # the units in this order: the longest first, so that none starts last and runs alone.
+    sizes = {}
+    for item in items:
+        unit = work_unit(item.path)
+        sizes[unit] = sizes.get(unit, 0) + 1
+    rank = {unit: i for i, unit in enumerate(LONGEST_FIRST)}
+    order = {unit: i for i, unit in enumerate(sorted(sizes, key=lambda u: (rank.get(u, len(rank)), -sizes[u])))}
+    items.sort(key=lambda item: order[work_unit(item.path)])  # stable: a file keeps its own order

@@ -26,6 +26,8 @@ basic_pitch-0.4.0 wheel    0.8 MB    Spotify's note transcription model (Keras S
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -369,11 +371,25 @@ def fetch(corpus: Corpus | str) -> Local:
     stamp = root / f"{corpus.name}.json"
     wanted = {"archive": corpus.archive.filename, "sha256": corpus.archive.sha256,
               "root": corpus.root, "files": list(corpus.files)}
-    if _stamp_ok(stamp, folder, wanted):
-        return Local(corpus, folder)
-    archive = _download(corpus.archive, root / "archives")
-    _extract(corpus, archive, folder, stamp, wanted)
+    with _cache_lock(root):
+        if _stamp_ok(stamp, folder, wanted):
+            return Local(corpus, folder)
+        archive = _download(corpus.archive, root / "archives")
+        _extract(corpus, archive, folder, stamp, wanted)
     return Local(corpus, folder)
+
+
+@contextlib.contextmanager
+def _cache_lock(root: Path):
+    """Hold the cache's lock file: parallel test processes (pytest-xdist, two runs at once)
+    check, download and extract one at a time, so none replaces a folder another reads."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 # --- cache -------------------------------------------------------------------------------

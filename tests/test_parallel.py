@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import re
+import types
+
+import pytest
 
 from conftest import LONGEST_FIRST, SHARED_GROUPS, TESTS
 
@@ -22,3 +25,60 @@ def test_files_sharing_the_notebook_runs_are_one_group():
                    if re.search(r"^from _notebooks import .*\bexecuted\b", path.read_text(encoding="utf-8"), re.M))
     assert users, "no test file uses _notebooks.executed any more: update SHARED_GROUPS"
     assert {SHARED_GROUPS.get(user) for user in users} == {"notebooks"}, users
+
+
+class _Worker:
+    """Stands in for a pytest-xdist worker: records the tests it is sent."""
+
+    shutting_down = False
+
+    def __init__(self, name, collection):
+        self.gateway = types.SimpleNamespace(id=name)
+        self.collection, self.ran = collection, []
+
+    def send_runtest_some(self, indices):
+        self.ran.extend(self.collection[i] for i in indices)
+
+    def shutdown(self):
+        self.shutting_down = True
+
+
+def test_the_scheduler_sends_each_unit_to_one_worker_in_the_collected_order(pytestconfig):
+    """``--dist loadgroup`` with the conftest's scheduler: the notebook files go to one worker
+    together, the browser-lab files to one, and units start in the order collected."""
+    pytest.importorskip("xdist")
+    import conftest
+
+    class Options:
+        dist, tx, loadscopereorder = "loadgroup", ["popen", "popen"], True
+
+    class Config:
+        option, rootpath = Options(), pytestconfig.rootpath
+
+        def getoption(self, name):
+            return getattr(self.option, name)
+
+        getvalue = getoption
+
+    collection = [
+        "tests/browser/test_widgets_in_lab.py::test_a", "tests/browser/test_exercise_in_lab.py::test_b",
+        "tests/test_notebooks.py::test_c", "tests/test_plan.py::test_d", "tests/test_exercises.py::test_e",
+        "tests/test_plan.py::test_f", "tests/test_reader.py::test_g", "tests/test_reader.py::test_h",
+    ]
+    scheduler = conftest.pytest_xdist_make_scheduler(config=Config(), log=None)
+    workers = [_Worker("gw0", collection), _Worker("gw1", collection)]
+    for worker in workers:
+        scheduler.add_node(worker)
+        scheduler.add_node_collection(worker, collection)
+    scheduler.schedule()
+    while scheduler.workqueue:  # workers report done, one test at a time, taking the next unit
+        for worker in workers:
+            for nodeid in list(worker.ran):
+                scheduler.mark_test_complete(worker, collection.index(nodeid))
+    first, second = (worker.ran for worker in workers)
+    assert first[:2] == collection[:2], "the first unit (browser-lab) goes whole to the first worker"
+    assert second[:2] == ["tests/test_notebooks.py::test_c", "tests/test_exercises.py::test_e"]
+    assert sorted(first + second) == sorted(collection)
+    for unit in (["tests/test_plan.py::test_d", "tests/test_plan.py::test_f"],
+                 ["tests/test_reader.py::test_g", "tests/test_reader.py::test_h"]):
+        assert set(unit) <= set(first) or set(unit) <= set(second), (unit, first, second)

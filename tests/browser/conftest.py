@@ -3,7 +3,7 @@
 Fixtures (package-scoped: server and browser stop when the browser tests are done, not at
 the end of a whole ``make test``; all stop what they start, also when a test fails):
 
-- ``lab``: ``jupyter lab`` on a free loopback port with a random token, a
+- ``lab``: ``jupyter lab`` on a free loopback port (:func:`_free_port`) with a random token, a
   temporary root folder (``lab.root``) and its own settings, workspaces, runtime and
   ``TMPDIR``; the news and update checks are off so no pop-up covers a screenshot. It
   runs in its own process group, which the finalizer kills (kernels included).
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -77,10 +78,30 @@ def _require_browser():
     pytest.skip(reason)
 
 
+# Servers listen on a port below Linux's ephemeral range (32768-60999), in a block of its own
+# for each pytest-xdist worker: the port is free when chosen, and nothing takes it before
+# the server binds it (a kernel's ZeroMQ sockets, any client, and the other workers take
+# theirs elsewhere). A port of the ephemeral range, freed by a bind to port 0, could be
+# handed to one of them in between.
+PORT_BLOCK = 1000
+PORT_BASE = 20000
+
+
+def _worker_index() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # "gw3" under pytest-xdist
+    return int(worker[2:]) if worker[2:].isdigit() else 0
+
+
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    first = PORT_BASE + (_worker_index() % 12) * PORT_BLOCK
+    for port in random.sample(range(first, first + PORT_BLOCK), 100):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {first}-{first + PORT_BLOCK - 1}")
 
 
 def _kill_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
