@@ -70,51 +70,18 @@ each part's slice of it. ``plan.var_list`` gives ``{key: [parts]}``, as ``Saver`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
 
-from ._planning.candidates import fits, shapes_compatible
-from ._text.format import format_shape
-from ._planning.graph_match import graph_keys
-from ._planning.keras_match import is_keras3_file, keras_file_keys
-from ._planning.matching import Rules, map_under_scope, map_variables, patterns
-from ._planning.order import order_keys
+from ._planning.matching import skipped_names
 from ._planning.partitions import var_list_names
-from ._planning.variables import VarInfo, collect_by_name, is_keras_object, is_variable, partitioned_parts, variable_name
+from ._planning.problems import Analysis, Problem, all_fit, find_problems
+from ._planning.structure import MATCHES, find_keys
+from ._planning.variables import VarInfo, collect_by_name, is_variable, partitioned_parts, variable_name
 from .errors import PlanError
 from .reader import Checkpoint, Entry, open_checkpoint
 
 __all__ = ["plan_restore", "RestorePlan", "Problem", "Assignment", "VarInfo", "variable_name", "MATCHES"]
-
-#: The ways :func:`plan_restore` can pair variables with keys (its ``match``).
-MATCHES = ("name", "order")
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """Why a plan cannot be restored as it is.
-
-    Attributes
-    ----------
-    variable : str
-        The variable's name in the plan.
-    key : str or None
-        The checkpoint key involved (None when the problem is not about one key).
-    reason : str
-        ``"missing_key"``, ``"shape_mismatch"``, ``"dtype_mismatch"`` or ``"duplicate_variable"``.
-    message : str
-        A sentence naming the checkpoint, the key, the variable and both shapes / dtypes.
-    """
-
-    variable: str
-    key: str | None
-    reason: str
-    message: str
-
-    def __str__(self) -> str:
-        return self.message
-
 
 class Assignment(NamedTuple):
     """One mapped variable of a plan: what :func:`ckptwidgets.restore` and the code export read.
@@ -137,8 +104,6 @@ class Assignment(NamedTuple):
     key: str
     entry: Entry | None
     info: VarInfo
-
-
 
 
 class RestorePlan:
@@ -260,124 +225,25 @@ class RestorePlan:
         return var_list_names(self._mapping, self._infos)
 
     # --- analysis, cached until the next edit --------------------------------
-    def _analysis(self) -> _Analysis:
+    def _analysis(self) -> Analysis:
         if self._cache is None:
-            self._cache = _Analysis([] if self._clean() else self._problems(), self._infos, self._mapping, self.checkpoint)
+            problems = [] if self._clean() else find_problems(
+                self.checkpoint, self._infos, self._mapping, self._duplicates, self._conflicts
+            )
+            self._cache = Analysis(problems, self._infos, self._mapping, self.checkpoint)
         return self._cache
 
     def _clean(self) -> bool:
         """True when no check can fail, found without writing a message.
 
         The common case: no input problem, every mapped key present with a compatible shape
-        and the same dtype. Anything else goes to :meth:`_problems`, which says what and why.
+        and the same dtype. Anything else goes to ``find_problems``, which says what and why.
         """
         if self._duplicates or self._conflicts or self._shared:
             return False
         if self._compatible is None:
-            self._compatible = self._all_compatible()
+            self._compatible = all_fit(self.checkpoint, self._infos, self._mapping)
         return self._compatible
-
-    def _all_compatible(self) -> bool:
-        """Every mapped key present, with a shape the variable can hold and its dtype (one tight loop)."""
-        infos, by_key, find = self._infos, self.checkpoint.by_key.get, self.checkpoint.find
-        for name, key in self._mapping.items():
-            info = infos[name]
-            entry = by_key(key) or find(key)
-            if entry is None or not fits(info.shape, info.dtype, entry):
-                return False
-        return True
-
-    def _problems(self) -> list[Problem]:
-        """Every problem with its message, in order: input problems, then per mapped variable."""
-        ckpt, prefix = self.checkpoint, self.checkpoint.prefix
-        problems: list[Problem] = []
-        for group in self._duplicates:
-            shapes = ", ".join(format_shape(i.shape) for i in group)
-            problems.append(
-                Problem(
-                    group[0].name,
-                    None,
-                    "duplicate_variable",
-                    f"{len(group)} different variables are named {group[0].name!r} (shapes {shapes}); "
-                    "a plan needs distinct names: pass a dict {name: variable}.",
-                )
-            )
-        for name, keys in self._conflicts.items():
-            problems.append(
-                Problem(
-                    name,
-                    None,
-                    "duplicate_variable",
-                    f"Rules map several keys of checkpoint {prefix!r} into variable {name!r}: "
-                    f"{', '.join(map(repr, keys))}; make one rule more specific or assign the key by hand.",
-                )
-            )
-        owner: dict[int, str] = {}
-        for name, key in self._mapping.items():
-            info = self._infos[name]
-            first = owner.setdefault(id(info.variable), name)
-            if first != name:
-                problems.append(
-                    Problem(
-                        name,
-                        key,
-                        "duplicate_variable",
-                        f"The same variable is in the plan as {first!r} and {name!r}, mapped to keys "
-                        f"{self._mapping[first]!r} and {key!r} of checkpoint {prefix!r}; unassign one.",
-                    )
-                )
-            entry = ckpt.find(key)
-            if entry is None:
-                problems.append(Problem(name, key, "missing_key", self._missing_message(info, key)))
-            elif not shapes_compatible(info.shape, entry.shape):
-                silent = ""
-                if info.part is not None:
-                    problems.append(
-                        Problem(
-                            name,
-                            key,
-                            "shape_mismatch",
-                            f"Variable {name!r} is part {info.part} of full shape "
-                            f"{format_shape(info.shape)}, but key {key!r} in checkpoint {prefix!r} has shape "
-                            f"{format_shape(entry.shape)}; a part reads its slice of a key of the full shape.",
-                        )
-                    )
-                    continue
-                if info.graph is not None and not info.ref:
-                    silent = (
-                        " TensorFlow would not complain here (graph mode, resource variable): "
-                        f"the variable would silently take shape {format_shape(entry.shape)}."
-                    )
-                problems.append(
-                    Problem(
-                        name,
-                        key,
-                        "shape_mismatch",
-                        f"Variable {name!r} has shape {format_shape(info.shape)} but key {key!r} in "
-                        f"checkpoint {prefix!r} has shape {format_shape(entry.shape)}.{silent}",
-                    )
-                )
-            elif info.dtype != entry.dtype:
-                problems.append(
-                    Problem(
-                        name,
-                        key,
-                        "dtype_mismatch",
-                        f"Variable {name!r} has dtype {info.dtype} but key {key!r} in checkpoint "
-                        f"{prefix!r} has dtype {entry.dtype}.",
-                    )
-                )
-        return problems
-
-    def _missing_message(self, info: VarInfo, key: str) -> str:
-        text = f"Variable {info.name!r} is mapped to key {key!r}, which is not in checkpoint {self.checkpoint.prefix!r}."
-        close = [e.key for e in self.checkpoint.candidate_index.compatible(info.shape, info.dtype)[:3]]
-        if close:
-            text += (
-                f" Entries with its shape {format_shape(info.shape)} and dtype {info.dtype}: "
-                f"{', '.join(map(repr, close))}."
-            )
-        return text
 
     @property
     def problems(self) -> list[Problem]:
@@ -537,49 +403,6 @@ class RestorePlan:
         return text
 
 
-class _Analysis:
-    """The checks of one version of a plan (a new one after every edit).
-
-    ``problems`` is found at once (``.ok`` needs it); status, unused and unmapped are worked
-    out on first use, so a plan checked with ``.ok`` pays for nothing else.
-    """
-
-    def __init__(self, problems: list[Problem], infos: dict, mapping: dict, checkpoint: Checkpoint):
-        self.problems = problems
-        self._infos, self._mapping, self._checkpoint = infos, mapping, checkpoint
-        self._status = self._unused = self._unmapped = None
-
-    @property
-    def status(self) -> dict[str, str]:
-        if self._status is None:
-            status = dict.fromkeys(self._infos, "unmapped")
-            status.update(dict.fromkeys(self._mapping, "mapped"))
-            for problem in reversed(self.problems):  # the first problem of a variable wins
-                status[problem.variable] = problem.reason
-            self._status = status
-        return self._status
-
-    @property
-    def unused(self) -> list[Entry]:
-        if self._unused is None:
-            used = set(self._mapping.values())
-            self._unused = [e for e in self._checkpoint.entries if e.kind in ("variable", "ema") and e.key not in used]
-        return self._unused
-
-    @property
-    def unmapped(self) -> list[str]:
-        if self._unmapped is None:
-            mapping = self._mapping
-            self._unmapped = [name for name in self._infos if name not in mapping]
-        return self._unmapped
-
-
-def _search(patterns_, name: str, info: VarInfo) -> bool:
-    if any(p.search(name) for p in patterns_):
-        return True
-    return info.part is not None and any(p.search(info.part.full_name) for p in patterns_)
-
-
 def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, exclude=None, match="name") -> RestorePlan:
     """Match checkpoint keys to variables and check the result.
 
@@ -631,95 +454,9 @@ def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, ex
     ckpt = open_checkpoint(ckpt)
     infos, duplicates, shared = collect_by_name(variables)
     given_root = not isinstance(variables, (list, tuple, Mapping)) and not is_variable(variables)
-    keep, drop = patterns(include, "include"), patterns(exclude, "exclude")
     # Filtered-out variables stay in the plan, unmapped: in graph mode they still need an
     # initializer, and the plan must be able to say so (the scenario 1 error).
-    # A part is also filtered by its whole variable's name ("w" as well as "w/part_0").
-    skipped = {
-        name
-        for name, info in infos.items()
-        if (keep and not _search(keep, name, info)) or _search(drop, name, info)
-    } if keep or drop else set()
-    if match == "order":
-        mapping, notes = _by_order(ckpt, variables, infos, skipped, rules, prefer_ema, given_root)
-        return RestorePlan(ckpt, infos, mapping, duplicates, {}, rules, prefer_ema, shared, None, given_root,
-                           match, notes)
-    table = Rules(rules, infos)
-    structural, notes = _structure(ckpt, variables, infos, given_root)
-    mapping, conflicts, compatible = map_variables(ckpt, infos, table, skipped, prefer_ema, structural)
-    if given_root and len(mapping) < len(infos):
-        compatible = _without_model_name(ckpt, variables, infos, table, skipped, prefer_ema, mapping, conflicts,
-                                         notes) and compatible
-    legacy = getattr(ckpt.source, "layout", None) == "legacy"
-    if given_root and (len(mapping) < len(infos) if legacy else not mapping) and _keras2_structure(ckpt, variables):
-        notes.append(
-            f"Keras file {ckpt.prefix!r} is a legacy .h5, which model.load_weights reads by layer order: "
-            "plan_restore(ckpt, model, match='order') pairs its layers with this model's the same way."
-            if legacy else
-            f"Checkpoint {ckpt.prefix!r} was written from a Keras 2 model (its layers are numbered, not named): "
-            "plan_restore(ckpt, model, match='order') pairs them with this model's layers by order."
-        )
-    return RestorePlan(ckpt, infos, mapping, duplicates, conflicts, rules, prefer_ema, shared, compatible, given_root,
-                       match, notes)
-
-
-def _without_model_name(ckpt, model, infos, table, skipped, prefer_ema, mapping, conflicts, notes) -> bool:
-    """Match a Keras 3 model's unmapped variables again without the model's own name
-    (``classifier/dense/kernel`` as ``dense/kernel``), adding to ``mapping`` and ``notes``;
-    whether what it added fits. Not for Keras files, which are matched by structure or order."""
-    name = getattr(model, "name", None)
-    if not isinstance(name, str) or not name or not is_keras_object(model):
-        return True
-    if getattr(ckpt.source, "layout", None) in ("legacy", "keras3"):
-        return True
-    scope = name + "/"
-    found, compatible = map_under_scope(ckpt, infos, table, skipped, prefer_ema, scope, mapping, conflicts)
-    if not found:
-        return True
-    mapping.update(found)
-    example = next(iter(found))
-    notes.append(
-        f"Keras 3 names this model's variables under the model's own name ({scope!r}), which the names in "
-        f"checkpoint {ckpt.prefix!r} lack: matched {len(found)} variable(s) without it "
-        f"({example!r} <- {found[example]!r})."
-    )
-    return compatible
-
-
-def _structure(ckpt, variables, infos, given_root) -> tuple[dict | None, list[str]]:
-    """``({name: key}, notes)`` found by structure, before names: the object graph of a TF2
-    checkpoint walked from a trackable root, or the dataset Keras 3 loads into each variable."""
-    if is_keras3_file(ckpt):
-        return keras_file_keys(ckpt, variables, infos, given_root)
-    if not given_root or not ckpt.object_based or ckpt.object_graph is None:
-        return None, []
-    return graph_keys(ckpt, variables, {name: info.variable for name, info in infos.items() if info.part is None})
-
-
-def _keras2_structure(ckpt, model) -> bool:
-    """A Keras 2 checkpoint (legacy .h5, or layer_with_weights-N objects) and a model with layers."""
-    if not hasattr(model, "layers"):
-        return False
-    if getattr(ckpt.source, "layout", None) == "legacy":
-        return True
-    return ckpt.object_based and any(e.key.startswith("layer_with_weights-") or "/layer_with_weights-" in e.key
-                                     for e in ckpt.entries)
-
-
-def _by_order(ckpt, model, infos, skipped, rules, prefer_ema, given_root) -> tuple[dict, list[str]]:
-    if rules:
-        raise PlanError(
-            "match='order' pairs variables by position, so rules (which rename) do not apply: leave them out and "
-            "edit the plan with plan.assign(variable, key)."
-        )
-    if prefer_ema:
-        raise PlanError("prefer_ema=True looks up shadows by name; match='order' pairs by position: use one.")
-    if not given_root:
-        raise PlanError("match='order' pairs the layers of a Keras model: pass the model itself, not a list or dict.")
-    keys, notes = order_keys(ckpt, model)
-    mapping = {
-        name: keys[id(info.variable)]
-        for name, info in infos.items()
-        if id(info.variable) in keys and name not in skipped
-    }
-    return mapping, notes
+    skipped = skipped_names(infos, include, exclude)
+    found = find_keys(ckpt, variables, infos, skipped, rules, prefer_ema, given_root, match)
+    return RestorePlan(ckpt, infos, found.mapping, duplicates, found.conflicts, rules, prefer_ema, shared,
+                       found.compatible, given_root, match, found.notes)

@@ -18,7 +18,7 @@ from .variables import VarInfo, partitioned_parts
 from ..errors import PlanError
 from ..reader import Checkpoint
 
-__all__ = ["Rules", "patterns", "map_variables", "map_under_scope"]
+__all__ = ["Rules", "patterns", "skipped_names", "map_variables", "map_under_scope"]
 
 
 def patterns(value, what: str) -> list:
@@ -29,6 +29,22 @@ def patterns(value, what: str) -> list:
         return [re.compile(p) for p in items]
     except (re.error, TypeError) as error:
         raise PlanError(f"{what} must be regular expressions; {error}.") from None
+
+
+def skipped_names(infos: dict[str, VarInfo], include=None, exclude=None) -> set[str]:
+    """Names of the variables ``include`` / ``exclude`` (regular expressions, ``re.search``)
+    leave out; a part is also filtered by its whole variable's name (``"w"`` as well as ``"w/part_0"``)."""
+    keep, drop = patterns(include, "include"), patterns(exclude, "exclude")
+    if not keep and not drop:
+        return set()
+    return {name for name, info in infos.items()
+            if (keep and not _search(keep, name, info)) or _search(drop, name, info)}
+
+
+def _search(compiled: list, name: str, info: VarInfo) -> bool:
+    if any(p.search(name) for p in compiled):
+        return True
+    return info.part is not None and any(p.search(info.part.full_name) for p in compiled)
 
 
 class Rules:
@@ -184,24 +200,27 @@ def map_variables(ckpt: Checkpoint, infos: dict, rules: Rules, skipped: set, pre
 
     One pass of dict lookups; without rules ``ckpt.find`` is inlined (10,000 calls add up).
     ``compatible`` is the analysis' shape and dtype check, done here with the entry at hand.
+    Per variable: rules on its name (then on its object path, ``VarInfo.alias``), each rule
+    level before the exact name, then the exact names.
 
     ``structural``: ``{name: key}`` found by structure (the object graph walked as TensorFlow
     restores, the dataset Keras would load): for those variables rules still come first, then
-    that key (kept when absent from the checkpoint: a ``missing_key``), then the exact name.
+    that key (kept when absent from the checkpoint: a ``missing_key``), then the exact names.
     """
-    if structural:
-        return _map_with_structure(ckpt, infos, rules, skipped, prefer_ema, structural)
     mapping: dict[str, str] = {}
     conflicts: dict[str, list[str]] = {}
     compatible = True
     find, by_key, by_name = ckpt.find, ckpt.by_key.get, ckpt.by_name.get
     shadows = ckpt.ema_shadows if prefer_ema else None
-    match = rules.matcher(ckpt) if rules else None
+    # With a structure the exact names wait until the structural key was tried.
+    match = rules.matcher(ckpt, exact_names=not structural) if rules else None
+    names_last = match is None or bool(structural)
     for name, info in infos.items():
         if skipped and name in skipped:
             continue
         part = info.part
         name_matched = name if part is None else part.full_name  # a part: its whole variable's name
+        entry = None
         if match is not None:
             entry, conflict = match(name_matched)
             if entry is None and conflict is None and info.alias is not None:
@@ -209,46 +228,7 @@ def map_variables(ckpt: Checkpoint, infos: dict, rules: Rules, skipped: set, pre
             if conflict:
                 conflicts[name] = conflict
                 continue
-        else:
-            entry = by_key(name_matched) or by_name(name_matched)
-            if entry is None and info.alias is not None:
-                entry = find(info.alias)
-        if entry is None:
-            explicit = rules.exact.get(name_matched)
-            if explicit:  # a one-name rule to an absent key: keep it, reported as missing_key
-                mapping[name] = explicit[0]
-                compatible = False
-            continue
-        if shadows is not None and entry.kind != "ema":
-            entry = shadows.get(entry.name, entry)
-        mapping[name] = entry.key
-        if compatible and not fits(info.shape, info.dtype, entry):
-            compatible = False
-    return mapping, conflicts, compatible
-
-
-def _map_with_structure(ckpt, infos, rules, skipped, prefer_ema, structural):
-    """:func:`map_variables` for a root matched by structure: per variable, rules (not the
-    exact-name fallback) on its name then its object path, the structural key, then exact names."""
-    mapping: dict[str, str] = {}
-    conflicts: dict[str, list[str]] = {}
-    compatible = True
-    find = ckpt.find
-    shadows = ckpt.ema_shadows if prefer_ema else None
-    match = rules.matcher(ckpt, exact_names=False) if rules else None
-    for name, info in infos.items():
-        if skipped and name in skipped:
-            continue
-        name_matched = name if info.part is None else info.part.full_name
-        entry = conflict = None
-        if match is not None:
-            entry, conflict = match(name_matched)
-            if entry is None and conflict is None and info.alias is not None:
-                entry, conflict = match(info.alias)
-            if conflict:
-                conflicts[name] = conflict
-                continue
-        if entry is None:
+        if entry is None and structural:
             key = structural.get(name)
             if key is not None:
                 entry = find(key)
@@ -256,11 +236,13 @@ def _map_with_structure(ckpt, infos, rules, skipped, prefer_ema, structural):
                     mapping[name] = key
                     compatible = False
                     continue
-        if entry is None:
-            entry = find(name_matched) or (find(info.alias) if info.alias is not None else None)
+        if entry is None and names_last:
+            entry = by_key(name_matched) or by_name(name_matched)
+            if entry is None and info.alias is not None:
+                entry = find(info.alias)
         if entry is None:
             explicit = rules.exact.get(name_matched)
-            if explicit:
+            if explicit:  # a one-name rule to an absent key: keep it, reported as missing_key
                 mapping[name] = explicit[0]
                 compatible = False
             continue

@@ -10,16 +10,20 @@ TensorFlow or Keras release that moves one breaks one function, each with a publ
 - ``object_paths(root)``: the object path of every variable under a trackable root, as
   ``tf.train.Checkpoint`` names them (its own ``graph_view`` traversal).
 - ``is_trackable(obj)``: ``tensorflow.python.trackable.base.Trackable``, which TF does not export.
-- ``keras_weight_keys(obj)``: the dataset path Keras 3's ``save_weights`` gives each variable
-  of a model / layer / optimizer (``layers/dense_1/vars/0``): Keras computes it in its
-  private ``saving_lib._save_state`` walk, which is run here with a store that records
-  instead of writing (no public API says where a variable goes); None when that walk moved.
-  ``keras_weight_groups(obj)``: the ``vars`` groups (and their ``name`` attributes) of that walk.
+- ``keras_weight_layout(obj)``: the dataset path Keras 3's ``save_weights`` gives each
+  variable of a model / layer / optimizer (``layers/dense_1/vars/0``) and the ``vars``
+  groups (with their ``name`` attributes) it makes: Keras computes both in its private
+  ``saving_lib._save_state`` walk, which is run here once with a store that records instead
+  of writing (no public API says where a variable goes); None when that walk moved.
+  ``keras_weight_keys(obj)`` and ``keras_weight_groups(obj)`` give one half each (one walk each:
+  a caller that needs both asks for the layout).
 - ``save_slice_info(var)``: where a part of a partitioned variable sits in the full tensor
   (``._save_slice_info``, a ``tf.Variable.SaveSliceInfo``; TF has no public getter, so the
   fallback is its private method ``_get_save_slice_info``, and None when neither exists).
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 __all__ = [
     "keras_value",
@@ -29,6 +33,8 @@ __all__ = [
     "object_paths",
     "is_trackable",
     "save_slice_info",
+    "keras_weight_layout",
+    "KerasWeightLayout",
     "keras_weight_keys",
     "keras_weight_groups",
 ]
@@ -119,12 +125,25 @@ def _owner(root, path: str):
     return obj
 
 
-def keras_weight_keys(obj) -> dict[int, str] | None:
-    """``{id(keras variable): dataset path}`` as ``obj.save_weights`` would write them
-    (``obj`` a Keras 3 model, layer or optimizer), or None when Keras' walk is not available.
+class KerasWeightLayout(NamedTuple):
+    """Where ``obj.save_weights`` would put each variable, and the groups it would make.
+
+    ``keys``: ``{id(keras variable): dataset path}`` (``layers/dense_1/vars/0``).
+    ``groups``: ``[(path, object name)]`` of every ``vars`` group in Keras' order, empty ones
+    included (``("layers/dropout", "dropout")``; ``""`` is the root).
+    """
+
+    keys: dict
+    groups: list
+
+
+def keras_weight_layout(obj) -> KerasWeightLayout | None:
+    """The :class:`KerasWeightLayout` of ``obj`` (a Keras 3 model, layer or optimizer) from one
+    run of Keras' saving walk, or None when that walk is not available.
 
     Layers hand Keras' store their variables; an optimizer hands it ``numpy()`` copies, so
     its entries are matched back by index to the ``variables`` of the object at that path.
+    A group without a name (Keras makes it on its first value) exists only if it holds one.
     """
     try:
         from keras.src.saving import saving_lib
@@ -145,28 +164,24 @@ def keras_weight_keys(obj) -> dict[int, str] | None:
             except (TypeError, ValueError, IndexError):
                 continue
         keys.setdefault(id(value), key)
-    return keys
-
-
-def keras_weight_groups(obj) -> list[tuple[str, str | None]] | None:
-    """``[(path, object name)]`` of every ``vars`` group ``obj.save_weights`` would make, in
-    Keras' order, empty ones included (``("layers/dropout", "dropout")``; ``""`` is the root),
-    or None when Keras' walk is not available. A writer makes the same groups with the same
-    ``name`` attributes, so the file reads as one Keras wrote."""
-    try:
-        from keras.src.saving import saving_lib
-    except ImportError:
-        return None
-    store = _recording_store(saving_lib.H5IOStore)
-    try:
-        saving_lib._save_state(obj, weights_store=store, assets_store=None, inner_path="", visited_saveables=set())
-    except (AttributeError, TypeError, ValueError):
-        return None
-    # A group without a name (Keras makes it on its first value) exists only if it holds one.
     used = {path for path, _index, _value in store.written}
     seen, groups = set(), []
     for path, name in store.groups:
         if path not in seen and (name is not None or path in used):
             seen.add(path)
             groups.append((path, name))
-    return groups
+    return KerasWeightLayout(keys, groups)
+
+
+def keras_weight_keys(obj) -> dict[int, str] | None:
+    """``keras_weight_layout(obj).keys``: ``{id(keras variable): dataset path}``, or None."""
+    layout = keras_weight_layout(obj)
+    return None if layout is None else layout.keys
+
+
+def keras_weight_groups(obj) -> list[tuple[str, str | None]] | None:
+    """``keras_weight_layout(obj).groups``: ``[(path, object name)]`` of every ``vars`` group, or
+    None. A writer makes the same groups with the same ``name`` attributes, so the file reads as
+    one Keras wrote."""
+    layout = keras_weight_layout(obj)
+    return None if layout is None else layout.groups

@@ -1,0 +1,160 @@
+"""What can be wrong with a plan, found and said: the checks behind ``RestorePlan.problems``.
+
+:func:`all_fit` is the fast path (no message written): every mapped key present, with a
+shape the variable can hold and its dtype. Only when it fails, or when the input itself has
+problems, does :func:`find_problems` say what and why, one :class:`Problem` each.
+:class:`Analysis` holds the checks of one version of a plan.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .candidates import fits, shapes_compatible
+from .variables import VarInfo
+from .._text.format import format_shape
+
+__all__ = ["Problem", "all_fit", "find_problems", "Analysis"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Why a plan cannot be restored as it is.
+
+    Attributes
+    ----------
+    variable : str
+        The variable's name in the plan.
+    key : str or None
+        The checkpoint key involved (None when the problem is not about one key).
+    reason : str
+        ``"missing_key"``, ``"shape_mismatch"``, ``"dtype_mismatch"`` or ``"duplicate_variable"``.
+    message : str
+        A sentence naming the checkpoint, the key, the variable and both shapes / dtypes.
+    """
+
+    variable: str
+    key: str | None
+    reason: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def all_fit(checkpoint, infos: dict, mapping: dict) -> bool:
+    """Every mapped key present, with a shape the variable can hold and its dtype (one tight loop)."""
+    by_key, find = checkpoint.by_key.get, checkpoint.find
+    for name, key in mapping.items():
+        info = infos[name]
+        entry = by_key(key) or find(key)
+        if entry is None or not fits(info.shape, info.dtype, entry):
+            return False
+    return True
+
+
+def find_problems(checkpoint, infos: dict, mapping: dict, duplicates, conflicts: dict) -> list[Problem]:
+    """Every problem with its message, in order: input problems, then per mapped variable.
+
+    ``duplicates``: groups of :class:`VarInfo` sharing one name; ``conflicts``: ``{name: keys}``
+    two rules of one specificity gave a variable.
+    """
+    prefix = checkpoint.prefix
+    problems: list[Problem] = []
+    for group in duplicates:
+        shapes = ", ".join(format_shape(i.shape) for i in group)
+        problems.append(Problem(
+            group[0].name, None, "duplicate_variable",
+            f"{len(group)} different variables are named {group[0].name!r} (shapes {shapes}); "
+            "a plan needs distinct names: pass a dict {name: variable}.",
+        ))
+    for name, keys in conflicts.items():
+        problems.append(Problem(
+            name, None, "duplicate_variable",
+            f"Rules map several keys of checkpoint {prefix!r} into variable {name!r}: "
+            f"{', '.join(map(repr, keys))}; make one rule more specific or assign the key by hand.",
+        ))
+    owner: dict[int, str] = {}
+    for name, key in mapping.items():
+        info = infos[name]
+        first = owner.setdefault(id(info.variable), name)
+        if first != name:
+            problems.append(Problem(
+                name, key, "duplicate_variable",
+                f"The same variable is in the plan as {first!r} and {name!r}, mapped to keys "
+                f"{mapping[first]!r} and {key!r} of checkpoint {prefix!r}; unassign one.",
+            ))
+        entry = checkpoint.find(key)
+        if entry is None:
+            problems.append(Problem(name, key, "missing_key", _missing_message(checkpoint, info, key)))
+        elif not shapes_compatible(info.shape, entry.shape):
+            problems.append(Problem(name, key, "shape_mismatch", _shape_message(prefix, name, info, key, entry)))
+        elif info.dtype != entry.dtype:
+            problems.append(Problem(
+                name, key, "dtype_mismatch",
+                f"Variable {name!r} has dtype {info.dtype} but key {key!r} in checkpoint "
+                f"{prefix!r} has dtype {entry.dtype}.",
+            ))
+    return problems
+
+
+def _shape_message(prefix: str, name: str, info: VarInfo, key: str, entry) -> str:
+    if info.part is not None:
+        return (f"Variable {name!r} is part {info.part} of full shape {format_shape(info.shape)}, but key {key!r} "
+                f"in checkpoint {prefix!r} has shape {format_shape(entry.shape)}; a part reads its slice of a key "
+                "of the full shape.")
+    silent = ""
+    if info.graph is not None and not info.ref:
+        silent = (
+            " TensorFlow would not complain here (graph mode, resource variable): "
+            f"the variable would silently take shape {format_shape(entry.shape)}."
+        )
+    return (f"Variable {name!r} has shape {format_shape(info.shape)} but key {key!r} in "
+            f"checkpoint {prefix!r} has shape {format_shape(entry.shape)}.{silent}")
+
+
+def _missing_message(checkpoint, info: VarInfo, key: str) -> str:
+    text = f"Variable {info.name!r} is mapped to key {key!r}, which is not in checkpoint {checkpoint.prefix!r}."
+    close = [e.key for e in checkpoint.candidate_index.compatible(info.shape, info.dtype)[:3]]
+    if close:
+        text += (
+            f" Entries with its shape {format_shape(info.shape)} and dtype {info.dtype}: "
+            f"{', '.join(map(repr, close))}."
+        )
+    return text
+
+
+class Analysis:
+    """The checks of one version of a plan (a new one after every edit).
+
+    ``problems`` is found at once (``.ok`` needs it); status, unused and unmapped are worked
+    out on first use, so a plan checked with ``.ok`` pays for nothing else.
+    """
+
+    def __init__(self, problems: list[Problem], infos: dict, mapping: dict, checkpoint):
+        self.problems = problems
+        self._infos, self._mapping, self._checkpoint = infos, mapping, checkpoint
+        self._status = self._unused = self._unmapped = None
+
+    @property
+    def status(self) -> dict[str, str]:
+        if self._status is None:
+            status = dict.fromkeys(self._infos, "unmapped")
+            status.update(dict.fromkeys(self._mapping, "mapped"))
+            for problem in reversed(self.problems):  # the first problem of a variable wins
+                status[problem.variable] = problem.reason
+            self._status = status
+        return self._status
+
+    @property
+    def unused(self) -> list:
+        if self._unused is None:
+            used = set(self._mapping.values())
+            self._unused = [e for e in self._checkpoint.entries if e.kind in ("variable", "ema") and e.key not in used]
+        return self._unused
+
+    @property
+    def unmapped(self) -> list[str]:
+        if self._unmapped is None:
+            mapping = self._mapping
+            self._unmapped = [name for name in self._infos if name not in mapping]
+        return self._unmapped
