@@ -7,10 +7,14 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
-from ckptwidgets.__main__ import format_key, main
+from ckptwidgets import open_checkpoint
+from ckptwidgets.__main__ import main
+from ckptwidgets.cli.ls import format_key, report
+from ckptwidgets.sources.arrays import ArraySource
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
@@ -106,6 +110,22 @@ def test_bad_filter_term_is_one_line_exit_2(ema_ckpt, capsys):
         out, err = capsys.readouterr()
         assert out == "" and err.count("\n") == 1 and "Traceback" not in err
         assert err.startswith(f"error: --filter {text!r}: {why}") and "variable, ema, slot, meta" in err
+
+
+class DescribedSource(ArraySource):
+    """A format that says what it is in the listing's header (the optional ``describe`` hook)."""
+
+    def describe(self, shown: str) -> str:
+        return f"described by its source, {shown}"
+
+
+def test_the_header_is_the_sources_describe_else_its_format():
+    tensors = {"w": np.zeros([2], np.float32), "b": np.zeros([], np.float32)}
+    plain = open_checkpoint(ArraySource(tensors, location="mem"))
+    assert report(plain, list(plain.entries), 2).splitlines()[0] == "checkpoint mem (arrays, 2 entries)"
+    described = open_checkpoint(DescribedSource(tensors, location="mem"))
+    entries = [e for e in described.entries if e.key == "w"]
+    assert report(described, entries, 2).splitlines()[0] == "checkpoint mem (described by its source, 1 of 2 entries)"
 
 
 def test_strings_are_unsized(tmp_path, capsys):

@@ -1,7 +1,10 @@
-"""The command line's subcommands (issue #12): ls, diff, rename, strip, promote-ema, average, convert."""
+"""The command line's subcommands (issue #12): ls, diff, rename, strip, promote-ema, average, convert;
+a new one is one module in ``ckptwidgets/cli/`` plus its line in ``cli.SUBCOMMANDS`` (issue #24)."""
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import subprocess
 import sys
 import textwrap
@@ -10,7 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ckptwidgets.__main__ import COMMANDS
+from ckptwidgets import cli as cli_package
+from ckptwidgets.__main__ import main
 
 from conftest import save_graph_checkpoint
 
@@ -44,11 +48,71 @@ def trained(tmp_path):
 
 
 def test_every_subcommand_has_help():
-    for command in COMMANDS:
+    for command in cli_package.SUBCOMMANDS:
         run = cli(command, "--help")
         assert run.returncode == 0 and run.stdout.startswith(f"usage: ckptwidgets {command}"), (command, run.stderr)
     top = cli("--help")
-    assert top.returncode == 0 and all(command in top.stdout for command in COMMANDS)
+    assert top.returncode == 0 and all(command in top.stdout for command in cli_package.SUBCOMMANDS)
+
+
+def test_every_subcommand_module_is_registered():
+    modules = {info.name for info in pkgutil.iter_modules(cli_package.__path__) if not info.name.startswith("_")}
+    assert modules == set(cli_package.SUBCOMMANDS.values())
+    for name in cli_package.SUBCOMMANDS:
+        module = cli_package.subcommand(name)
+        assert isinstance(module.HELP, str) and "\n" not in module.HELP and callable(module.add_arguments), name
+        assert callable(module.run), name
+
+
+COUNT_MODULE = '''
+"""``count PATH``: how many entries a checkpoint holds (a subcommand the tests add)."""
+HELP = "print how many entries a checkpoint holds"
+
+
+def add_arguments(parser):
+    parser.add_argument("path", metavar="PATH")
+
+
+def run(args):
+    from ckptwidgets import open_checkpoint
+
+    print(len(open_checkpoint(args.path).entries))
+    return 0
+'''
+
+
+@pytest.fixture
+def count_subcommand(tmp_path, monkeypatch):
+    """A new subcommand as a contributor adds one: a module in the cli package (here a folder
+    added to its path) and one line in ``cli.SUBCOMMANDS``; nothing else."""
+    folder = tmp_path / "more_subcommands"
+    folder.mkdir()
+    (folder / "count.py").write_text(COUNT_MODULE)
+    monkeypatch.setattr(cli_package, "__path__", [*cli_package.__path__, str(folder)])
+    monkeypatch.setitem(cli_package.SUBCOMMANDS, "count", "count")
+    importlib.invalidate_caches()
+    yield
+    sys.modules.pop("ckptwidgets.cli.count", None)
+    vars(cli_package).pop("count", None)
+
+
+def test_a_new_subcommand_is_one_module_and_one_registry_line(count_subcommand, base_ckpt, tmp_path, capsys):
+    assert main(["count", base_ckpt]) == 0
+    assert capsys.readouterr() == ("2\n", "")
+    with pytest.raises(SystemExit) as info:
+        main(["count", "--help"])
+    assert info.value.code == 0 and capsys.readouterr().out.startswith("usage: ckptwidgets count [-h] PATH")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "    count      print how many entries a checkpoint holds\n" in capsys.readouterr().out
+    assert main(["cuont"]) == 2
+    assert capsys.readouterr().err == "error: unknown command 'cuont' (did you mean 'count'?)\n"
+    assert main(["frobnicate"]) == 2
+    assert capsys.readouterr().err.endswith(", average, convert, count)\n")
+    # A library error its run raises is the one error line, exit 2.
+    assert main(["count", str(tmp_path / "missing.ckpt")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: No checkpoint at") and err.count("\n") == 1
 
 
 def test_ls_and_the_bare_path_list_the_same(base_ckpt):

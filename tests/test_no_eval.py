@@ -10,8 +10,9 @@ string variable, the mapper and its code preview) and the file never appears.
 
 Allowed on purpose: ``Session.run`` (TensorFlow's), ``re.compile``, ``ast.literal_eval``
 (``_rules.parse_rules`` unquotes rule sides typed by the user; it builds literals only and
-calls nothing), and ``importlib.import_module`` in ``__init__`` on the fixed table of lazy
-submodules.
+calls nothing), ``importlib.import_module`` in an ``__init__`` on its fixed table of submodules
+(the package's lazy names, ``sources.FORMATS``, ``cli.SUBCOMMANDS``), and in ``cli/convert.py``,
+which imports the module the user names in ``convert --model MODULE:FUNCTION``.
 """
 from __future__ import annotations
 
@@ -36,7 +37,15 @@ BANNED_ATTRS = {
     ("yaml", "load"), ("yaml", "unsafe_load"), ("yaml", "full_load"), ("torch", "load"),
     ("pickle", "loads"), ("pickle", "load"), ("marshal", "loads"), ("builtins", "eval"), ("builtins", "exec"),
 }
-ALLOWED_IMPORT_MODULE = {"__init__.py", "_write.py"}  # convert --model MODULE:FUNCTION: the user names the module
+# Paths inside the package: ckptwidgets/convert.py is another module of the same name.
+ALLOWED_IMPORT_MODULE = {"cli/convert.py"}  # convert --model MODULE:FUNCTION: the user names the module
+
+
+def may_import_modules(filename: str) -> bool:
+    """An ``__init__`` (its fixed table of submodules) or a module of ``ALLOWED_IMPORT_MODULE``."""
+    path = Path(filename)
+    inside = path.relative_to(PACKAGE.name).as_posix() if path.parts[:1] == (PACKAGE.name,) else None
+    return path.name == "__init__.py" or inside in ALLOWED_IMPORT_MODULE
 
 
 def dotted(node) -> str:
@@ -81,7 +90,7 @@ def findings(source: str, filename: str = "<src>") -> list[str]:
                 if any(k.arg == "allow_pickle" and not (isinstance(k.value, ast.Constant) and k.value.value is False)
                        for k in node.keywords):
                     out.append(f"{where}: {name}(..., allow_pickle=...)")
-            if parts[-1] == "import_module" and Path(filename).name not in ALLOWED_IMPORT_MODULE:
+            if parts[-1] == "import_module" and not may_import_modules(filename):
                 out.append(f"{where}: {name}(...)")
             if name.endswith("literal_eval") and Path(filename).name != "rules.py":
                 out.append(f"{where}: {name}(...) outside the rules parser")
@@ -130,6 +139,13 @@ def test_the_walk_catches(snippet):
 ])
 def test_the_walk_allows(snippet):
     assert not findings(snippet), findings(snippet)
+
+
+def test_import_module_only_where_allowed():
+    call = "import importlib\nimportlib.import_module(name)"
+    assert not findings(call, "ckptwidgets/cli/convert.py") and not findings(call, "ckptwidgets/cli/__init__.py")
+    for elsewhere in ("ckptwidgets/convert.py", "ckptwidgets/cli/rename.py", "convert.py", "<src>"):
+        assert findings(call, elsewhere), elsewhere
 
 
 # --- behaviour: hostile string tensors stay bytes ------------------------------------------------

@@ -24,7 +24,8 @@ from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 import ckptwidgets
 from ckptwidgets import PlanError, WriteError, open_checkpoint, plan_restore
-from ckptwidgets.__main__ import command_line_words, main
+from ckptwidgets.__main__ import main
+from ckptwidgets.cli._common import command_line_words
 from ckptwidgets.write import average, from_plan, plan_write
 
 from conftest import save_graph_checkpoint

@@ -1,36 +1,38 @@
-"""The command line's ``diff A B``: what changed between two checkpoints.
+"""``diff A B``: what changed between two checkpoints.
 
-Private helper of :mod:`ckptwidgets.__main__`; the comparison is
-:func:`ckptwidgets.diff.diff_checkpoints` and the table its ``text()``.
+The comparison is :func:`ckptwidgets.diff.diff_checkpoints` and the table its ``text()``.
 
 Example
 -------
 >>> import argparse
->>> parser = argparse.ArgumentParser(prog="ckptwidgets"); add_parser(parser.add_subparsers(dest="command"))
->>> parser.parse_args(["diff", "a.ckpt", "b.ckpt", "--rtol", "1e-3"]).rtol
+>>> parser = argparse.ArgumentParser(prog="ckptwidgets diff"); add_arguments(parser)
+>>> parser.parse_args(["a.ckpt", "b.ckpt", "--rtol", "1e-3"]).rtol
 0.001
 """
 from __future__ import annotations
 
-__all__ = ["add_parser", "run"]
+from ._common import print_text
+
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run"]
+
+HELP = "compare two checkpoints"
+DESCRIPTION = (
+    "Compare two checkpoints: keys only in one, shape or dtype changes, likely renames "
+    "(same shape and dtype, equal or close values under another key) and how much each value changed, "
+    "most changed first. Reads both without TensorFlow."
+)
 
 
-def add_parser(subparsers) -> None:
-    """Add ``diff`` to an ``argparse`` subparsers object."""
-    p = subparsers.add_parser(
-        "diff", help="compare two checkpoints",
-        description="Compare two checkpoints: keys only in one, shape or dtype changes, likely renames "
-        "(same shape and dtype, equal or close values under another key) and how much each value changed, "
-        "most changed first. Reads both without TensorFlow.",
-    )
-    p.add_argument("a", metavar="A", help="the first checkpoint (prefix, .index file or folder)")
-    p.add_argument("b", metavar="B", help="the second checkpoint")
-    p.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance for 'close' (renames); default 1e-6")
-    p.add_argument("--atol", type=float, default=0.0, help="absolute tolerance for 'close'; default 0")
+def add_arguments(parser) -> None:
+    """``A B`` and the tolerances for "close"."""
+    parser.add_argument("a", metavar="A", help="the first checkpoint (prefix, .index file or folder)")
+    parser.add_argument("b", metavar="B", help="the second checkpoint")
+    parser.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance for 'close' (renames); default 1e-6")
+    parser.add_argument("--atol", type=float, default=0.0, help="absolute tolerance for 'close'; default 0")
 
 
-def run(args) -> str:
-    """The diff's table as text."""
+def run(args) -> int:
+    """Print the diff's table."""
     from ..diff import diff_checkpoints
 
-    return diff_checkpoints(args.a, args.b, rtol=args.rtol, atol=args.atol).text()
+    return print_text(diff_checkpoints(args.a, args.b, rtol=args.rtol, atol=args.atol).text())

@@ -1,0 +1,203 @@
+"""What the subcommands share: the writing options, ``--rule``, the one ``error:`` line, printing.
+
+Private helper of :mod:`ckptwidgets.cli`. User errors are one ``error:`` line on stderr and
+exit status 2 (:func:`error`); messages the library raises are put in the command line's
+words first (:func:`command_line_words`: ``overwrite=True`` -> ``--overwrite``). A first word
+that is no subcommand is a path to list (:func:`names_a_path`) or a mistyped command
+(:func:`unknown_command`).
+
+Example
+-------
+>>> import argparse
+>>> parser = argparse.ArgumentParser(prog="ckptwidgets rename")
+>>> add_source_and_out(parser); add_write_options(parser)
+>>> args = parser.parse_args(["a.ckpt", "b.ckpt", "--dry-run"])
+>>> args.src, args.out, args.dry_run, args.overwrite, args.state_file
+('a.ckpt', 'b.ckpt', True, False, False)
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shlex
+import sys
+
+from ..errors import PlanError
+
+__all__ = [
+    "KINDS_EPILOG", "RULES_HELP", "add_source_and_out", "add_write_options", "parse_rule", "rules_of",
+    "write_or_show", "error", "error_line", "command_line_words", "print_text", "names_a_path", "unknown_command",
+]
+
+KINDS_EPILOG = (
+    "Kinds: variable, ema (moving-average shadow), slot (optimizer state), meta (object graph, counters). "
+    "Exit status: 0 done, 2 error."
+)
+
+RULES_HELP = (
+    "OLD=NEW as init_from_checkpoint's assignment map: 'old_scope/=new_scope/' renames a scope, "
+    "'/=new/' puts everything under new/, 'old/=/' takes old/ off, 'key=other_key' renames one entry "
+    "(also 'OLD -> NEW'); repeat for several"
+)
+
+
+# --- arguments -------------------------------------------------------------------------------
+
+
+def add_source_and_out(parser) -> None:
+    """``SRC OUT``: the checkpoint read and the prefix written."""
+    parser.add_argument("src", metavar="SRC", help="the checkpoint to read (prefix, .index file or folder)")
+    parser.add_argument("out", metavar="OUT", help="the prefix to write")
+
+
+def add_write_options(parser) -> None:
+    """``--dry-run``, ``--overwrite``, ``--state-file``: what every plan-writing subcommand takes."""
+    parser.add_argument("--dry-run", action="store_true", help="print what would be written (which key becomes which, sizes) and write nothing")
+    parser.add_argument("--overwrite", action="store_true", help="replace a checkpoint that exists at OUT (never a source: OUT may not be SRC, however spelled)")
+    parser.add_argument("--state-file", action="store_true", help="also write the folder's 'checkpoint' file naming OUT as the latest")
+
+
+def parse_rule(text: str) -> tuple[str, str]:
+    """``(old, new)`` of one ``--rule``: ``OLD=NEW`` (at the first ``=``) or ``OLD -> NEW``.
+
+    Examples
+    --------
+    >>> parse_rule("old/=new/"), parse_rule("a -> b"), parse_rule("/=net/")
+    (('old/', 'new/'), ('a', 'b'), ('/', 'net/'))
+    """
+    from .._planning.rules import parse_rules
+
+    if "->" in text:
+        ((old, new),) = parse_rules(text).items()
+        return old, new
+    old, sep, new = text.partition("=")
+    if not sep or not old or not new:
+        raise PlanError(f"--rule {text!r} is not OLD=NEW (e.g. 'old_scope/=new_scope/', '/=new/', 'key=other_key').")
+    return old, new
+
+
+def rules_of(args) -> dict:
+    """The ``--rule`` options as a rules dict (``{old: new}``, in the order given)."""
+    rules = {}
+    for text in args.rule or ():
+        old, new = parse_rule(text)
+        rules[old] = new
+    return rules
+
+
+def write_or_show(plan, args) -> int:
+    """Write ``plan`` to ``args.out`` and say what was written, or with ``--dry-run`` print it
+    and write nothing (exit status 2 when the plan has problems)."""
+    if args.dry_run:
+        print(plan)
+        print("(dry run: nothing written)")
+        return 2 if plan.problems else 0
+    print(plan.write(args.out, overwrite=args.overwrite, state_file=args.state_file))
+    return 0
+
+
+# --- output ----------------------------------------------------------------------------------
+
+
+def error(message: str) -> int:
+    """Print the one ``error:`` line and return the exit status of a user error (2)."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def error_line(exception) -> str:
+    """A library error as one line in the command line's words (its first line, ``(...)`` if more)."""
+    text = str(exception)
+    return command_line_words(text.split("\n")[0] + (" (...)" if "\n" in text else ""))
+
+
+def print_text(text: str) -> int:
+    """Print ``text`` whatever the terminal can show and however soon the reader leaves; 0."""
+    try:
+        if hasattr(sys.stdout, "reconfigure"):
+            # Keys are arbitrary Unicode; a terminal that cannot show some must not crash us.
+            sys.stdout.reconfigure(errors="backslashreplace")
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `... | head`: the reader left, nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+#: Python keywords that name a command-line option in the messages the library raises.
+_OPTIONS = {"overwrite": "--overwrite", "state_file": "--state-file", "prefer_ema": "--prefer-ema",
+            "rules": "--rule", "rule": "--rule", "kinds": "--kind", "filter": "--filter", "dry_run": "--dry-run"}
+_DICT = r"\{[^{}]*\}"
+
+
+def _rule_options(text: str) -> str | None:
+    """``{'old/': 'new/'}`` as ``--rule old/=new/`` (one per rule); None when it is not a rules dict."""
+    from .._planning.rules import rules_in_text
+
+    rules = rules_in_text(text)
+    if rules is None:
+        return None
+    return " ".join(f"--rule {shlex.quote(f'{old}={new}')}" for old, new in rules.items())
+
+
+def command_line_words(message: str) -> str:
+    """A library message as the command line says it: ``pass overwrite=True`` -> ``pass --overwrite``,
+    ``rules={'a/': 'b/'}`` and ``rule {'a/': 'b/'}`` -> ``--rule a/=b/``.
+
+    Examples
+    --------
+    >>> command_line_words("A checkpoint already exists at 'x'; pass overwrite=True to replace it.")
+    "A checkpoint already exists at 'x'; pass --overwrite to replace it."
+    >>> command_line_words("The rule {'modle/': 'net/'} renames nothing; try rules={'old/': '/'}.")
+    'The --rule modle/=net/ renames nothing; try --rule old/=/.'
+    """
+    def rules(match):
+        options = _rule_options(match.group(2))
+        return match.group(0) if options is None else match.group(1) + options
+
+    message = re.sub(rf"(\brules?=|\brule |\bpair |\be\.g\. )({_DICT})", rules, message)
+    message = re.sub(r"\brules?=--rule", "--rule", message)
+    message = re.sub(r"\brule --rule", "--rule", message)
+    message = re.sub(r"\bpair --rule", "--rule", message)
+
+    def keyword(match):
+        option = _OPTIONS.get(match.group(1))
+        if option is None:
+            return match.group(0)
+        value = match.group(2)
+        return option if value in ("True", "") or option == "--rule" else f"{option} {value}"
+
+    return re.sub(r"\b([a-z_]+)=(True|[\w'\"./:-]*)(?=[\s,;.)]|$)", keyword, message)
+
+
+# --- a first word that is no subcommand ------------------------------------------------------
+
+
+def names_a_path(word: str) -> bool:
+    """True when the first word is a checkpoint to list, not a (mistyped) command: it exists
+    (as a file, a folder or a prefix) or is spelled like a path.
+
+    Examples
+    --------
+    >>> names_a_path("run/model.ckpt"), names_a_path("lss")
+    (True, False)
+    """
+    if os.path.exists(word) or os.path.exists(word + ".index"):
+        return True
+    return any(mark in word for mark in ("/", os.sep, ".", "~")) or word.endswith(".index")
+
+
+def unknown_command(word: str, commands) -> str:
+    """The message for a first word that is neither a command nor a path: the closest command.
+
+    Examples
+    --------
+    >>> unknown_command("lss", ["ls", "diff"])
+    "unknown command 'lss' (did you mean 'ls'?)"
+    >>> unknown_command("frobnicate", ["ls", "diff"])
+    "unknown command 'frobnicate' (commands: ls, diff)"
+    """
+    close = difflib.get_close_matches(word, list(commands), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else f" (commands: {', '.join(commands)})"
+    return f"unknown command {word!r}{hint}"

@@ -1,0 +1,74 @@
+"""``convert SRC OUT --model MODULE:FUNCTION``: a TF1 name-based checkpoint as a TF2 object-based one.
+
+The model is what the user's ``MODULE:FUNCTION`` builds (the one place the package imports a
+module a user names); the checkpoint is written as ``tf.train.Checkpoint(model=...)`` writes
+it (:func:`ckptwidgets.convert.convert`). TensorFlow is imported quietly before the user's
+module, which would import it loudly.
+
+Example
+-------
+>>> import argparse
+>>> parser = argparse.ArgumentParser(prog="ckptwidgets convert"); add_arguments(parser)
+>>> args = parser.parse_args(["tf1.ckpt", "tf2/ckpt", "--model", "mymodels:build", "--rule", "old/=net/"])
+>>> args.model, args.rule, args.prefer_ema
+('mymodels:build', ['old/=net/'], False)
+"""
+from __future__ import annotations
+
+import sys
+
+from ..errors import PlanError
+from ._common import RULES_HELP, add_source_and_out, rules_of
+
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run"]
+
+HELP = "write a TF2 object-based checkpoint for a model"
+DESCRIPTION = (
+    "Convert a TF1 name-based checkpoint into a TF2 object-based one for the model that "
+    "MODULE:FUNCTION builds, as tf.train.Checkpoint(model=...) writes it. Needs TensorFlow."
+)
+
+
+def add_arguments(parser) -> None:
+    """``SRC OUT``, ``--model``, ``--rule``, ``--prefer-ema``, ``--overwrite``."""
+    add_source_and_out(parser)
+    parser.add_argument("--model", required=True, metavar="MODULE:FUNCTION",
+                        help="a function that builds the model (a Keras model or tf.Module), e.g. mymodels:build; "
+                        "MODULE is imported from the current folder or the Python path")
+    parser.add_argument("--rule", action="append", metavar="OLD=NEW", help=RULES_HELP.replace("renames", "maps"))
+    parser.add_argument("--prefer-ema", action="store_true", help="load each variable's EMA shadow where there is one")
+    parser.add_argument("--overwrite", action="store_true", help="replace a checkpoint that exists at OUT")
+
+
+def _builder(spec: str):
+    """The function ``MODULE:FUNCTION`` names (the user asked for that module to be imported)."""
+    import importlib
+    import os
+
+    module_name, sep, function = spec.partition(":")
+    if not sep or not module_name or not function:
+        raise PlanError(f"--model {spec!r} is not MODULE:FUNCTION (e.g. mymodels:build).")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise PlanError(f"--model {spec!r}: cannot import {module_name!r}: {error}") from None
+    build = getattr(module, function, None)
+    if not callable(build):
+        raise PlanError(f"--model {spec!r}: {module_name!r} has no function {function!r}.")
+    return build
+
+
+def run(args) -> int:
+    """Build the model, convert, say what was written."""
+    from .._tf.quiet import import_tensorflow
+
+    # Before the user's module: it imports TensorFlow (or Keras) and would do it loudly.
+    import_tensorflow()
+    from ..convert import convert
+
+    model = _builder(args.model)()
+    report = convert(args.src, args.out, model, rules=rules_of(args), prefer_ema=args.prefer_ema, overwrite=args.overwrite)
+    print(f"{report}: a TF2 object-based checkpoint for tf.train.Checkpoint(model=...)")
+    return 0

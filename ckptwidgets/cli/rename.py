@@ -1,0 +1,35 @@
+"""``rename SRC OUT --rule OLD=NEW``: a copy of a checkpoint with keys renamed by rules.
+
+A ``--rule`` that renames nothing is an error naming the closest scope, not an unchanged copy.
+
+Example
+-------
+>>> import argparse
+>>> parser = argparse.ArgumentParser(prog="ckptwidgets rename"); add_arguments(parser)
+>>> args = parser.parse_args(["a.ckpt", "b.ckpt", "--rule", "old/=new/", "--dry-run"])
+>>> args.rule, args.dry_run
+(['old/=new/'], True)
+"""
+from __future__ import annotations
+
+from ._common import RULES_HELP, add_source_and_out, add_write_options, rules_of, write_or_show
+
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run"]
+
+HELP = "write a copy with keys renamed"
+DESCRIPTION = "Write a copy of SRC with keys renamed by rules."
+
+
+def add_arguments(parser) -> None:
+    """``SRC OUT``, one ``--rule`` or more, the writing options."""
+    add_source_and_out(parser)
+    parser.add_argument("--rule", action="append", required=True, metavar="OLD=NEW",
+                        help=RULES_HELP + "; a rule that renames nothing is an error")
+    add_write_options(parser)
+
+
+def run(args) -> int:
+    """Write (or with ``--dry-run`` show) the renamed copy."""
+    from ..write import plan_write
+
+    return write_or_show(plan_write(args.src).rename(rules_of(args)), args)

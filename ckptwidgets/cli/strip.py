@@ -1,0 +1,43 @@
+"""``strip SRC OUT``: a copy of a checkpoint without optimizer state (or without chosen kinds).
+
+By default slots and the optimizer's meta entries go; ``global_step`` and ``save_counter``
+stay. A TF2 checkpoint's object graph is pruned to the keys written.
+
+Example
+-------
+>>> import argparse
+>>> parser = argparse.ArgumentParser(prog="ckptwidgets strip"); add_arguments(parser)
+>>> args = parser.parse_args(["a.ckpt", "b.ckpt", "--kind", "ema"])
+>>> args.kind, args.filter
+(['ema'], None)
+"""
+from __future__ import annotations
+
+from ._common import add_source_and_out, add_write_options, write_or_show
+
+__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run"]
+
+HELP = "write a copy without optimizer state"
+DESCRIPTION = (
+    "Write a copy of SRC without optimizer state: by default slots and the optimizer's "
+    "meta entries (beta powers, iter, hyperparameters); global_step and save_counter are kept."
+)
+
+
+def add_arguments(parser) -> None:
+    """``SRC OUT``, what to drop (``--kind``, ``--filter``), the writing options."""
+    from .._planning.kinds import KINDS
+
+    add_source_and_out(parser)
+    parser.add_argument("--kind", action="append", choices=KINDS, metavar="KIND",
+                        help=f"drop entries of this kind instead ({', '.join(KINDS)}); repeat for several")
+    parser.add_argument("--filter", metavar="FILTER", help="also drop the entries this filter keeps (e.g. 'kind:ema', 'Adam')")
+    add_write_options(parser)
+
+
+def run(args) -> int:
+    """Write (or with ``--dry-run`` show) the stripped copy."""
+    from ..write import plan_write
+
+    kinds = tuple(args.kind) if args.kind else ("slot",)
+    return write_or_show(plan_write(args.src).strip(kinds=kinds, filter=args.filter), args)
