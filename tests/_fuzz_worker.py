@@ -38,6 +38,8 @@ import subprocess
 import sys
 import time
 
+from _bundle_bytes import block_handles, read_varint, reseal
+
 # --- the source checkpoints ---------------------------------------------------------------
 
 #: Name-based source: name -> (dtype, shape). Float variables also get EMA shadows.
@@ -125,62 +127,7 @@ def build_sources(root) -> dict:
     return {"named": named_prefix, "object": object_prefix}
 
 
-# --- crc32c (TensorFlow's table blocks carry a masked crc32c) ---------------------------
-
-_CRC_TABLE = []
-for _n in range(256):
-    _c = _n
-    for _ in range(8):
-        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
-    _CRC_TABLE.append(_c)
-
-
-def crc32c(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    table = _CRC_TABLE
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def masked_crc(data: bytes) -> int:
-    crc = crc32c(data)
-    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def _varint(buf, pos):
-    result = shift = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-
-
-def block_handles(buf: bytes) -> list[tuple[int, int]]:
-    """``(offset, size)`` of the index block and every data block of an intact SSTable."""
-    footer = buf[len(buf) - 48 :]
-    _, pos = _varint(footer, 0)
-    _, pos = _varint(footer, pos)
-    index_offset, pos = _varint(footer, pos)
-    index_size, _ = _varint(footer, pos)
-    handles = [(index_offset, index_size)]
-    block = buf[index_offset : index_offset + index_size]
-    (restarts,) = struct.unpack_from("<I", block, len(block) - 4)
-    limit = len(block) - 4 - 4 * restarts
-    pos = 0
-    while pos < limit:
-        _shared, pos = _varint(block, pos)
-        unshared, pos = _varint(block, pos)
-        length, pos = _varint(block, pos)
-        pos += unshared
-        offset, p = _varint(block, pos)
-        size, _ = _varint(block, p)
-        handles.append((offset, size))
-        pos += length
-    return handles
+# --- the index's entries --------------------------------------------------------------
 
 
 def index_entries(buf: bytes) -> dict:
@@ -194,23 +141,15 @@ def index_entries(buf: bytes) -> dict:
         limit = len(block) - 4 - 4 * restarts
         pos, key = 0, b""
         while pos < limit:
-            shared, pos = _varint(block, pos)
-            unshared, pos = _varint(block, pos)
-            length, pos = _varint(block, pos)
+            shared, pos = read_varint(block, pos)
+            unshared, pos = read_varint(block, pos)
+            length, pos = read_varint(block, pos)
             key = key[:shared] + block[pos : pos + unshared]
             pos += unshared
             if key:
                 out[key.decode()] = tensor_bundle_pb2.BundleEntryProto.FromString(block[pos : pos + length])
             pos += length
     return out
-
-
-def refresh_crcs(buf: bytearray, handles) -> None:
-    """Recompute the masked crc32c trailer of every block (the block layout taken from the intact file)."""
-    for offset, size in handles:
-        end = offset + size
-        if end + 5 <= len(buf):
-            buf[end + 1 : end + 5] = struct.pack("<I", masked_crc(bytes(buf[offset : end + 1])))
 
 
 # --- mutants ----------------------------------------------------------------------------
@@ -272,7 +211,7 @@ def make_mutants(sources: dict, root, count: int, seed: int = 0) -> list[dict]:
             new_index, what = _mutate(index, op, rng, 0, body_end if fix_crc else None)
             if fix_crc:
                 new_index = bytearray(new_index)
-                refresh_crcs(new_index, handles)
+                reseal(new_index, handles)
                 new_index = bytes(new_index)
             new_data = data
         else:

@@ -1,8 +1,8 @@
 """open_checkpoint on real checkpoints of every kind, and on damaged files.
 
 Damaged indexes are written two ways: by cutting or overwriting bytes of a real index
-(TensorFlow's block checksums then reject them), and by :func:`write_index`, a small
-SSTable writer with correct checksums whose entries carry what TensorFlow's C++ reader
+(TensorFlow's block checksums then reject them), and by :func:`_bundle_bytes.write_table`,
+an SSTable writer with correct checksums whose entries carry what TensorFlow's C++ reader
 aborts the process on. Those run in a subprocess, so a regression fails one test instead
 of killing the test run.
 """
@@ -12,7 +12,6 @@ import json
 import os
 import pathlib
 import shutil
-import struct
 import subprocess
 import sys
 import textwrap
@@ -29,6 +28,8 @@ from ckptwidgets.sources.bundle._index import scan
 from ckptwidgets.sources.bundle._sstable import data_blocks
 from ckptwidgets.reader import Checkpoint, Entry, classify
 from ckptwidgets.sources.arrays import ArraySource
+
+from _bundle_bytes import block_handles, reseal, varint, write_table
 
 v1_ = tf.compat.v1
 
@@ -93,45 +94,7 @@ def graph_checkpoint(prefix, build):
             return saver.save(sess, str(prefix))
 
 
-# --- a minimal SSTable writer, for indexes with correct checksums and bad entries ---------
-
-_CRC_TABLE = []
-for _i in range(256):
-    _c = _i
-    for _ in range(8):
-        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
-    _CRC_TABLE.append(_c)
-
-
-def crc32c(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc = _CRC_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def _masked(crc: int) -> int:
-    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _block(items) -> bytes:
-    body = bytearray()
-    restarts = []
-    for key, value in items:  # every entry a restart point: no shared prefixes
-        restarts.append(len(body))
-        body += _varint(0) + _varint(len(key)) + _varint(len(value)) + key + value
-    for r in restarts or [0]:
-        body += struct.pack("<I", r)
-    return bytes(body + struct.pack("<I", len(restarts or [0])))
+# --- index entries TensorFlow would not write (tables: tests/_bundle_bytes.py) ------------
 
 
 def snappy_literal(data: bytes) -> bytes:
@@ -139,26 +102,7 @@ def snappy_literal(data: bytes) -> bytes:
     n = len(data) - 1
     head = bytes([60 << 2]) + bytes([n]) if n >= 60 else bytes([n << 2])
     assert n < 256
-    return _varint(len(data)) + head + data
-
-
-def write_index(path, items, compress=None) -> None:
-    """Write ``items`` (sorted (key, value) bytes pairs) as a TF table with valid checksums."""
-    out = bytearray()
-
-    def put(contents, kind=0):
-        offset = len(out)
-        stored = contents if kind == 0 else compress(contents)
-        out.extend(stored + bytes([kind]) + struct.pack("<I", _masked(crc32c(stored + bytes([kind])))))
-        return _varint(offset) + _varint(len(stored))
-
-    data = put(_block(items), 1 if compress else 0)
-    meta = put(_block([]))
-    last = items[-1][0] if items else b""
-    index = put(_block([(last + b"\xff", data)]))
-    footer = meta + index
-    out.extend(footer + b"\x00" * (40 - len(footer)) + struct.pack("<Q", 0xDB4775248B80FB57))
-    pathlib.Path(path).write_bytes(bytes(out))
+    return varint(len(data)) + head + data
 
 
 def header(num_shards=1, min_consumer=0) -> bytes:
@@ -634,7 +578,7 @@ def _damage(base_ckpt, transform):
         ("random-1k", lambda d: np.random.default_rng(1).bytes(1000), "magic number"),
         ("text", lambda d: b"model_checkpoint_path: 'x'\n" * 4, "magic number"),
         ("bad-handle", lambda d: d[:-48] + b"\xff" * 40 + d[-8:], "garbled"),
-        ("handle-outside", lambda d: d[:-48] + _varint(0) + _varint(1) + _varint(10**6) + _varint(5) + b"\0" * 32 + d[-8:], "outside the file"),
+        ("handle-outside", lambda d: d[:-48] + varint(0) + varint(1) + varint(10**6) + varint(5) + b"\0" * 32 + d[-8:], "outside the file"),
     ],
 )
 def test_damaged_index(base_ckpt, name, transform, fragment):
@@ -646,18 +590,9 @@ def test_damaged_index(base_ckpt, name, transform, fragment):
 
 def _reseal_data_block(data: bytes) -> bytes:
     """The index with its (single) data block's crc32c recomputed: damage only a checksum can see."""
-    from ckptwidgets.sources.bundle._sstable import block_items, varint
-
-    footer = data[-48:]
-    _, pos = varint(footer, 0)
-    _, pos = varint(footer, pos)
-    index_offset, pos = varint(footer, pos)
-    index_size, _ = varint(footer, pos)
-    ((_, handle),) = block_items(data[index_offset : index_offset + index_size])
-    offset, pos = varint(handle, 0)
-    size, _ = varint(handle, pos)
-    trailer = struct.pack("<I", _masked(crc32c(data[offset : offset + size + 1])))
-    return data[: offset + size + 1] + trailer + data[offset + size + 5 :]
+    buf = bytearray(data)
+    reseal(buf, block_handles(data)[1:])
+    return bytes(buf)
 
 
 def test_flipped_bit_in_a_key_is_caught_by_the_block_checksums(base_ckpt):
@@ -704,7 +639,7 @@ def test_snappy_decoder():
         bytes([5, 3 << 2]) + b"abcd",  # one byte short of its length
         bytes([8, 3 << 2]) + b"abcd" + bytes([(4 << 2) | 1, 9]),  # a copy from before the start
         b"",  # not even the length
-        _varint(2**40) + bytes([3 << 2]) + b"abcd",  # a length no block of 9 bytes can hold
+        varint(2**40) + bytes([3 << 2]) + b"abcd",  # a length no block of 9 bytes can hold
     ):
         with pytest.raises(Damaged):
             snappy_uncompress(garbled)
@@ -712,7 +647,7 @@ def test_snappy_decoder():
 
 def test_snappy_compressed_index(base_ckpt):
     items = [(b"", header()), (b"v1", bundle_entry(size=4)), (b"v2", bundle_entry(offset=4))]
-    write_index(base_ckpt + ".index", items, compress=snappy_literal)  # checksums over the compressed bytes
+    write_table(base_ckpt + ".index", items, compress=snappy_literal)  # checksums over the compressed bytes
     assert listing(open_checkpoint(base_ckpt)) == [("v1", (1,), "float32"), ("v2", (1,), "float32")]
     index = _damage(base_ckpt, lambda d: d[:5] + bytes([d[5] ^ 1]) + d[6:])  # in the compressed data block
     with pytest.raises(CorruptCheckpointError, match="data block .* checksum does not match") as info:
@@ -780,7 +715,7 @@ def test_what_would_abort_tensorflow_raises_instead(tmp_path):
         folder = tmp_path / name
         folder.mkdir()
         prefix = folder / "m.ckpt"
-        write_index(str(prefix) + ".index", items)
+        write_table(str(prefix) + ".index", items)
         pathlib.Path(str(prefix) + ".data-00000-of-00001").write_bytes(b"\0" * 64)
         jobs.append((name, str(prefix)))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -807,7 +742,7 @@ def test_crafted_index_writer_is_what_tensorflow_reads(base_ckpt):
     original = scan(data_blocks(pathlib.Path(base_ckpt + ".index").read_bytes()))
     for key, value in zip(original.keys, original.values):
         items.append((key.encode(), value))
-    write_index(base_ckpt + ".index", items)
+    write_table(base_ckpt + ".index", items)
     ckpt = open_checkpoint(base_ckpt)
     assert ckpt.keys() == ["v1", "v2"]
     np.testing.assert_array_equal(ckpt.read("v2"), expected)

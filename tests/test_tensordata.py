@@ -26,6 +26,8 @@ from ckptwidgets.sources.bundle import _index as _bundle, _protos, _sstable, _te
 from ckptwidgets.sources import _dtypes
 from ckptwidgets.sources.bundle._tensordata import DataDamaged, Undecodable, crc32c, mask, read_tensor
 
+from _bundle_bytes import varint, write_table
+
 # --- helpers -----------------------------------------------------------------------------
 
 
@@ -307,38 +309,6 @@ def test_variant_tensors_are_undecodable(tmp_path):
 # --- big-endian bundles: written here, read by TensorFlow (which swaps) and by us --------
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def write_table(path, items) -> None:
-    """``(key, value)`` pairs (sorted) as one-data-block table, as TF's table builder lays it out."""
-    out = bytearray()
-
-    def block(pairs) -> bytes:
-        body, restarts = bytearray(), []
-        for key, value in pairs:  # no shared prefixes: every entry a restart point
-            restarts.append(len(body))
-            body += _varint(0) + _varint(len(key)) + _varint(len(value)) + key + value
-        restarts = restarts or [0]
-        body += b"".join(struct.pack("<I", r) for r in restarts) + struct.pack("<I", len(restarts))
-        offset = len(out)
-        out.extend(body + b"\0" + struct.pack("<I", mask(crc32c(bytes(body) + b"\0"))))
-        return _varint(offset) + _varint(len(body))
-
-    data = block(items)
-    meta = block([])
-    index = block([(items[-1][0], data)])
-    footer = meta + index
-    out.extend(footer + b"\0" * (40 - len(footer)) + struct.pack("<Q", 0xDB4775248B80FB57))
-    pathlib.Path(path).write_bytes(bytes(out))
-
-
 def _big_endian_bytes(data: bytes, dtype: str, count: int) -> bytes:
     """A tensor's bytes as a big-endian machine writes them."""
     if dtype != "string":
@@ -459,7 +429,7 @@ def test_string_lengths_that_promise_too_much():
     tracemalloc.start()
     try:
         for data, shape in [
-            (_varint(2**60) + b"\0" * 8, (1,)),  # an element longer than the data
+            (varint(2**60) + b"\0" * 8, (1,)),  # an element longer than the data
             (b"\x80" * 11, (1,)),  # a varint of 11 bytes
             (b"\x85", (1,)),  # a varint cut short
             (b"", (1,)),
