@@ -4,7 +4,8 @@ Each input lives in its own folder with a ``DONE`` marker written last, so an
 interrupted build is redone and a finished one is reused by every later run.
 
 - :func:`many_entries`: ``n`` tiny float32 tensors (``layer_0000/dense_0/kernel``, biases,
-  an EMA shadow for every 10th kernel) written by one ``tf.raw_ops.SaveV2``.
+  an EMA shadow for every 10th kernel) written by one ``tf.raw_ops.SaveV2``
+  (``tests/_synthetic.py``'s ``save_many``, which the scale tests use).
 - :func:`resnet50`: every weight of Keras' ``ResNet50`` with its real shape (25,636,712
   parameters in 320 tensors) plus an ``/ExponentialMovingAverage`` shadow of each of the
   214 trainable ones.
@@ -42,6 +43,8 @@ __all__ = [
 ]
 
 OUT = Path(__file__).resolve().parent / "out"
+#: The tests' helpers; ``_synthetic`` there writes the many-entry checkpoints the tests use too.
+TESTS = Path(__file__).resolve().parent.parent / "tests"
 EMA = "/ExponentialMovingAverage"
 
 
@@ -66,7 +69,9 @@ def _cached(out, name: str, build) -> str:
 
 def many_entries(n: int, out=OUT) -> str:
     """A name-based checkpoint of ``n`` tiny tensors; returns its prefix."""
-    from ckptwidgets._synthetic import save_many
+    if str(TESTS) not in sys.path:  # tests/ is a folder of modules, not a package
+        sys.path.append(str(TESTS))
+    from _synthetic import save_many
 
     return _cached(out, f"many-{n}", lambda prefix: save_many(prefix, n, hostile=False))
 

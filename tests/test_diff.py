@@ -16,9 +16,9 @@ import ckptwidgets
 from ckptwidgets import diff as diffmod
 from ckptwidgets.diff import RENAME_LIMIT, SORTS, STATUSES, CheckpointDiff, DiffRow, diff_checkpoints, show_key
 from ckptwidgets.errors import CheckpointNotFoundError, CorruptCheckpointError, PlanError
-from ckptwidgets._synthetic import HOSTILE_KEY, save_many
 from ckptwidgets.sources.arrays import ArraySource
 
+from _synthetic import HOSTILE_KEY, save_many
 from conftest import save_graph_checkpoint, tf, v1_
 
 

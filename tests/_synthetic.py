@@ -1,4 +1,4 @@
-"""Big synthetic checkpoints written cheaply, for scale tests and benchmarks.
+"""Big synthetic checkpoints written cheaply, for scale tests and benchmarks (``bench/_inputs.py``).
 
 ``tf.raw_ops.SaveV2`` writes any number of tiny tensors in one op, without building
 variables or a graph: 10,000 entries take about a second.
@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from ._tf.quiet import import_tensorflow
+from ckptwidgets import import_tensorflow
 
 __all__ = ["save_many", "synthetic_keys", "HOSTILE_KEY"]
 
