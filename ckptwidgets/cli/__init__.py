@@ -10,9 +10,9 @@ Git-style subcommands, each with ``--help``, each one module of this package nam
   ``--dry-run`` prints the plan and writes nothing.
 
 A subcommand module has a one-line ``HELP`` (its line in ``--help``), ``add_arguments(parser)``
-and ``run(args) -> int`` (the exit status); an optional ``DESCRIPTION`` and ``EPILOG`` head and
-end its own ``--help``. What they share (the writing options, ``--rule``, the ``error:`` line)
-is in :mod:`ckptwidgets.cli._common`.
+and ``run(args) -> int`` (the exit status); the first paragraph of its docstring heads its own
+``--help`` and an optional ``EPILOG`` ends it. What they share (the writing options, ``--rule``,
+the ``error:`` line) is in :mod:`ckptwidgets.cli._common`.
 
 User errors print one ``error:`` line and exit 2; success exits 0. Messages name the command
 line's options (``--overwrite``, ``--rule old/=new/``), not the Python keywords the same errors
@@ -77,10 +77,14 @@ def parser() -> argparse.ArgumentParser:
     for name in SUBCOMMANDS:
         module = subcommand(name)
         module.add_arguments(commands.add_parser(
-            name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
-            epilog=getattr(module, "EPILOG", None),
+            name, help=module.HELP, description=_description(module), epilog=getattr(module, "EPILOG", None)
         ))
     return top
+
+
+def _description(module) -> str:
+    """The text atop a subcommand's ``--help``: its docstring's first paragraph (argparse rewraps it)."""
+    return (module.__doc__ or module.HELP).split("\n\n")[0]
 
 
 def main(argv=None) -> int:

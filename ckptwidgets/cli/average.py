@@ -1,7 +1,8 @@
-"""``average OUT SRC SRC...``: the mean of several checkpoints of one model.
+"""Write the mean of SRC checkpoints of one model: float tensors averaged in float64 and
+rounded once, others taken from the last. Keys, shapes and dtypes must agree.
 
-Float tensors are averaged in float64 and rounded once, the others taken from the last
-checkpoint; keys, shapes and dtypes must agree. OUT comes first: the sources are many.
+``average OUT SRC SRC...``: OUT comes first, the sources are many. The first paragraph of this
+docstring heads ``average --help``.
 
 Example
 -------
@@ -15,13 +16,7 @@ from __future__ import annotations
 
 from ._common import add_write_options, write_or_show
 
-__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run"]
-
 HELP = "write the mean of several checkpoints"
-DESCRIPTION = (
-    "Write the mean of SRC checkpoints of one model: float tensors averaged in float64 and "
-    "rounded once, others taken from the last. Keys, shapes and dtypes must agree."
-)
 
 
 def add_arguments(parser) -> None:

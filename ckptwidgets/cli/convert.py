@@ -1,9 +1,10 @@
-"""``convert SRC OUT --model MODULE:FUNCTION``: a TF1 name-based checkpoint as a TF2 object-based one.
+"""Convert a TF1 name-based checkpoint into a TF2 object-based one for the model that
+MODULE:FUNCTION builds, as tf.train.Checkpoint(model=...) writes it. Needs TensorFlow.
 
-The model is what the user's ``MODULE:FUNCTION`` builds (the one place the package imports a
-module a user names); the checkpoint is written as ``tf.train.Checkpoint(model=...)`` writes
-it (:func:`ckptwidgets.convert.convert`). TensorFlow is imported quietly before the user's
-module, which would import it loudly.
+``convert SRC OUT --model MODULE:FUNCTION``: the one place the package imports a module a user
+names; the checkpoint is written by :func:`ckptwidgets.convert.convert`. TensorFlow is imported
+quietly before the user's module, which would import it loudly. The first paragraph of this
+docstring heads ``convert --help``.
 
 Example
 -------
@@ -20,13 +21,7 @@ import sys
 from ..errors import PlanError
 from ._common import RULES_HELP, add_source_and_out, rules_of
 
-__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run"]
-
 HELP = "write a TF2 object-based checkpoint for a model"
-DESCRIPTION = (
-    "Convert a TF1 name-based checkpoint into a TF2 object-based one for the model that "
-    "MODULE:FUNCTION builds, as tf.train.Checkpoint(model=...) writes it. Needs TensorFlow."
-)
 
 
 def add_arguments(parser) -> None:

@@ -1,6 +1,9 @@
-"""``diff A B``: what changed between two checkpoints.
+"""Compare two checkpoints: keys only in one, shape or dtype changes, likely renames
+(same shape and dtype, equal or close values under another key) and how much each value changed,
+most changed first. Reads both without TensorFlow.
 
-The comparison is :func:`ckptwidgets.diff.diff_checkpoints` and the table its ``text()``.
+``diff A B``: the comparison is :func:`ckptwidgets.diff.diff_checkpoints` and the table its
+``text()``. The first paragraph of this docstring heads ``diff --help``.
 
 Example
 -------
@@ -13,14 +16,7 @@ from __future__ import annotations
 
 from ._common import print_text
 
-__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run"]
-
 HELP = "compare two checkpoints"
-DESCRIPTION = (
-    "Compare two checkpoints: keys only in one, shape or dtype changes, likely renames "
-    "(same shape and dtype, equal or close values under another key) and how much each value changed, "
-    "most changed first. Reads both without TensorFlow."
-)
 
 
 def add_arguments(parser) -> None:

@@ -1,11 +1,12 @@
-"""``ls PATH``: a checkpoint's entries (key, kind, dtype, shape, size) with totals per kind.
+"""List the entries of a TensorFlow checkpoint (key, kind, dtype, shape, size) with totals per kind.
+Reads only the index file.
 
-Like TensorFlow's ``inspect_checkpoint`` but one line per entry and no values: only the index
-is read, TensorFlow is not imported. ``--filter`` takes the widgets' filter language
+``ls PATH``: like TensorFlow's ``inspect_checkpoint`` but one line per entry and no values;
+TensorFlow is not imported. ``--filter`` takes the widgets' filter language
 (:mod:`ckptwidgets._text.filter`), ``--regex`` a regular expression (``re.search``), ``--kind``
 a kind; everything given must hold. The header's parentheses are the source's own
 ``describe(shown)`` where it has one (the TF bundle: name- or object-based, data files), else
-its format's name.
+its format's name. The first paragraph of this docstring heads ``ls --help``.
 
 Example
 -------
@@ -21,13 +22,7 @@ import re
 
 from ._common import KINDS_EPILOG, error, print_text
 
-__all__ = ["HELP", "DESCRIPTION", "EPILOG", "add_arguments", "run", "report", "format_key"]
-
 HELP = "list a checkpoint's entries"
-DESCRIPTION = (
-    "List the entries of a TensorFlow checkpoint (key, kind, dtype, shape, size) with totals per kind. "
-    "Reads only the index file."
-)
 EPILOG = KINDS_EPILOG
 
 _UNSIZED = ("string", "resource", "variant")  # the index does not say how big these are

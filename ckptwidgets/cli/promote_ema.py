@@ -1,7 +1,8 @@
-"""``promote-ema SRC OUT``: each ExponentialMovingAverage shadow written under its variable's key.
+"""Write a copy of SRC in which each ExponentialMovingAverage shadow replaces its variable
+(the shadows themselves are dropped): the averaged model loads without EMA code.
 
-The shadows themselves are dropped, so the averaged model loads without EMA code;
-``--strip`` also drops the optimizer state.
+``promote-ema SRC OUT``: ``--strip`` also drops the optimizer state. The first paragraph of
+this docstring heads ``promote-ema --help``.
 
 Example
 -------
@@ -14,13 +15,7 @@ from __future__ import annotations
 
 from ._common import add_source_and_out, add_write_options, write_or_show
 
-__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run"]
-
 HELP = "write each EMA shadow under its variable's key"
-DESCRIPTION = (
-    "Write a copy of SRC in which each ExponentialMovingAverage shadow replaces its variable "
-    "(the shadows themselves are dropped): the averaged model loads without EMA code."
-)
 
 
 def add_arguments(parser) -> None:

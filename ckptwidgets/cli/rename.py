@@ -1,6 +1,8 @@
-"""``rename SRC OUT --rule OLD=NEW``: a copy of a checkpoint with keys renamed by rules.
+"""Write a copy of SRC with keys renamed by rules.
 
-A ``--rule`` that renames nothing is an error naming the closest scope, not an unchanged copy.
+``rename SRC OUT --rule OLD=NEW``: a ``--rule`` that renames nothing is an error naming the
+closest scope, not an unchanged copy. The first paragraph of this docstring heads
+``rename --help``.
 
 Example
 -------
@@ -14,10 +16,7 @@ from __future__ import annotations
 
 from ._common import RULES_HELP, add_source_and_out, add_write_options, rules_of, write_or_show
 
-__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run"]
-
 HELP = "write a copy with keys renamed"
-DESCRIPTION = "Write a copy of SRC with keys renamed by rules."
 
 
 def add_arguments(parser) -> None:

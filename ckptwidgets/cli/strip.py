@@ -1,7 +1,9 @@
-"""``strip SRC OUT``: a copy of a checkpoint without optimizer state (or without chosen kinds).
+"""Write a copy of SRC without optimizer state: by default slots and the optimizer's
+meta entries (beta powers, iter, hyperparameters); global_step and save_counter are kept.
 
-By default slots and the optimizer's meta entries go; ``global_step`` and ``save_counter``
-stay. A TF2 checkpoint's object graph is pruned to the keys written.
+``strip SRC OUT``: ``--kind`` drops other kinds instead, ``--filter`` also what a filter keeps.
+A TF2 checkpoint's object graph is pruned to the keys written. The first paragraph of this
+docstring heads ``strip --help``.
 
 Example
 -------
@@ -15,13 +17,7 @@ from __future__ import annotations
 
 from ._common import add_source_and_out, add_write_options, write_or_show
 
-__all__ = ["HELP", "DESCRIPTION", "add_arguments", "run"]
-
 HELP = "write a copy without optimizer state"
-DESCRIPTION = (
-    "Write a copy of SRC without optimizer state: by default slots and the optimizer's "
-    "meta entries (beta powers, iter, hyperparameters); global_step and save_counter are kept."
-)
 
 
 def add_arguments(parser) -> None:
