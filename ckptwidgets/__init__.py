@@ -27,6 +27,8 @@ from .plan import Assignment, Problem, RestorePlan, plan_restore
 # Imported eagerly on purpose: the function shares its module's name, and the package
 # attribute must end up as the function even after someone imports the submodule.
 from .restore import RestoreReport, restore
+# The widgets' registry only: the widgets themselves (and ipywidgets) load on first use.
+from .widgets import WIDGETS as _WIDGETS
 
 # Public name -> module that defines it, loaded on first access.
 _LAZY = {
@@ -37,10 +39,8 @@ _LAZY = {
     "ema_trace": "ema",
     "EMATrace": "ema",
     "diff_checkpoints": "diff",
-    "CheckpointBrowser": "widgets",
-    "CheckpointDiff": "widgets",
-    "VariableMapper": "widgets",
-    "EMAExplorer": "widgets",
+    # Every widget of the one list, widgets.WIDGETS (reading it imports no ipywidgets).
+    **{name: "widgets" for name in _WIDGETS},
 }
 
 __all__ = [

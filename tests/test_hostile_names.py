@@ -28,8 +28,7 @@ import tensorflow as tf
 import ckptwidgets
 from ckptwidgets import CheckpointBrowser, VariableMapper, open_checkpoint, plan_restore
 from ckptwidgets.codegen import STYLES
-from ckptwidgets.widgets._inspect import iter_models
-from _widgets import shown
+from _widgets import iter_models, shown
 
 v1_ = tf.compat.v1
 

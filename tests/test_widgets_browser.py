@@ -13,15 +13,14 @@ from traitlets import TraitError
 
 from ckptwidgets import CheckpointBrowser, plots
 from ckptwidgets._text.filter import FILTER_SYNTAX
-from ckptwidgets._synthetic import HOSTILE_KEY, save_many
 from ckptwidgets.reader import Checkpoint
 from ckptwidgets.sources.arrays import ArraySource
 from ckptwidgets.widgets import BrowserModel
 from ckptwidgets.widgets.browser import DETAILS_FIGSIZE
-from ckptwidgets.widgets._inspect import count_children, iter_models, max_options, state_size
 
+from _synthetic import HOSTILE_KEY, save_many
 from conftest import save_graph_checkpoint, tf, v1_
-from _widgets import shown
+from _widgets import count_children, iter_models, max_options, shown, state_size
 
 
 def keys_shown(browser):
@@ -551,7 +550,7 @@ def test_histogram_of_raw_minus_ema():
 def test_every_widget_carries_the_stylesheet_that_wraps_text(ema_ckpt, tmp_path):
     from ckptwidgets import CheckpointDiff, EMAExplorer, VariableMapper
     from ckptwidgets.widgets import reload_hint
-    from ckptwidgets.widgets._text import STYLESHEET
+    from ckptwidgets.widgets._base import STYLESHEET
 
     views = [CheckpointBrowser(ema_ckpt), CheckpointBrowser(str(tmp_path / "missing")),
              VariableMapper(ema_ckpt, [tf.Variable(0.0, name="v")]), EMAExplorer(steps=10),
@@ -577,3 +576,38 @@ def test_every_widget_with_controls_keeps_its_keys(ema_ckpt):
         guards = [c for c in view.children if isinstance(c, KeyboardGuard)]
         assert len(guards) == 1 and guards[0].layout.display == "none", type(view).__name__
     assert "data-lm-suppress-shortcuts" in KeyboardGuard._esm and ":read-write" in KeyboardGuard._esm
+
+
+def test_the_registry_lists_every_widget_and_everything_follows_from_it():
+    """ckptwidgets.widgets.WIDGETS is the one list: each widget is a WidgetRoot of its module, a
+    lazy name of ckptwidgets and of ckptwidgets.widgets, and has its DOM class (the diff had none
+    in CSS_CLASSES); every WidgetRoot of the package is listed."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import ckptwidgets
+    import ckptwidgets.widgets as package
+    from ckptwidgets.widgets import WIDGETS
+    from ckptwidgets.widgets._base import TableView, WidgetRoot, widget_module
+    from ckptwidgets.widgets._text import CSS_CLASSES
+
+    assert WIDGETS == {"CheckpointBrowser": "browser", "VariableMapper": "mapper", "EMAExplorer": "ema_explorer",
+                       "CheckpointDiff": "diff"}
+    for name, module in WIDGETS.items():
+        widget = getattr(importlib.import_module(f"ckptwidgets.widgets.{module}"), name)
+        assert issubclass(widget, WidgetRoot) and widget_module(widget) == module
+        assert getattr(ckptwidgets, name) is widget and getattr(package, name) is widget
+        assert name in ckptwidgets.__all__ and name in package.__all__
+        assert CSS_CLASSES[module].startswith("ckptwidgets-")
+    assert CSS_CLASSES["diff"] == "ckptwidgets-diff" and CSS_CLASSES["ema_explorer"] == "ckptwidgets-ema"
+    roots = set()
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"ckptwidgets.widgets.{info.name}")
+        roots |= {cls.__name__ for _, cls in inspect.getmembers(module, inspect.isclass)
+                  if issubclass(cls, WidgetRoot) and cls.__module__ == module.__name__ and cls not in (WidgetRoot, TableView)}
+    assert roots == set(WIDGETS)
+    # The browser and the diff are one view: a paged table, a selection and a histogram.
+    assert issubclass(CheckpointBrowser, TableView) and issubclass(package.CheckpointDiff, TableView)
+    with pytest.raises(TypeError, match="WIDGETS"):
+        widget_module(type("Unlisted", (WidgetRoot,), {}))

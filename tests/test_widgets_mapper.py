@@ -11,10 +11,11 @@ import pytest
 import tensorflow as tf
 
 from ckptwidgets import RestoreError, VariableMapper
-from ckptwidgets._synthetic import HOSTILE_KEY, save_many
 from ckptwidgets.widgets import MapperModel
-from ckptwidgets.widgets._inspect import count_children, iter_models, max_options, state_size
 from ckptwidgets.widgets._mapper_model import NONE, OTHER
+
+from _synthetic import HOSTILE_KEY, save_many
+from _widgets import count_children, iter_models, max_options, state_size
 
 v1_ = tf.compat.v1
 

@@ -4,7 +4,9 @@ It owns a live :class:`~ckptwidgets.plan.RestorePlan` and everything the view sh
 counts, code, warnings, the last report), as traitlets a view links to; it imports no
 ipywidgets, so every rule of the mapper runs (and is tested) without a browser. Edits go
 both ways: :meth:`MapperModel.choose` assigns a key in the plan, and ``model.plan.assign``
-from code bumps ``revision``, which views refresh on.
+from code bumps ``revision``, which views refresh on. What the mapper says (statuses, option
+labels, messages) is in :mod:`~ckptwidgets.widgets._mapper_text`; restoring and saving the
+plan in :mod:`~ckptwidgets.widgets._mapper_restore`.
 
 Example
 -------
@@ -14,88 +16,25 @@ Example
 """
 from __future__ import annotations
 
-import difflib
+from traitlets import Any, Bool, Dict, Enum, Instance, Int, Tuple, Unicode, observe
 
-from traitlets import (
-    Any,
-    Bool,
-    Dict,
-    Enum,
-    HasTraits,
-    Instance,
-    Int,
-    Tuple,
-    Unicode,
-    observe,
-)
-
-from .._planning.candidates import fits
 from .._text.filter import Filter, parse_filter
 from .._text.format import first_lines, format_shape, short_labels, text_table
-from .._planning.rules import format_rules, is_root, parse_rules
+from .._planning.rules import format_rules, parse_rules
 from ..codegen import STYLES
 from ..errors import CheckpointError, PlanError
 from ..plan import RestorePlan, plan_restore, variable_name
 from ..reader import Checkpoint, open_checkpoint
-from ..restore import restore as restore_plan
+from ._mapper_restore import RestoreActions
+from ._mapper_text import (CANDIDATES, KEY_LABEL_CHARS, LET_RULES_DECIDE, MANUAL_MARK, NONE, OTHER, PREVIEW_LINES, SHOW,
+                           STATUS_TEXT, counts_text, idle_rules, names_text, option_label, replan_message,
+                           unmapped_warning)
 
 __all__ = ["MapperModel", "STYLES", "SHOW", "STATUS_TEXT", "CANDIDATES", "PREVIEW_LINES", "NONE", "OTHER",
            "KEY_LABEL_CHARS", "MANUAL_MARK", "LET_RULES_DECIDE"]
 
-SHOW = ("all", "problems", "unmapped", "mapped")
-STATUS_TEXT = {
-    "mapped": "✓ mapped",
-    "unmapped": "– unmapped",
-    "missing_key": "✗ missing key",
-    "shape_mismatch": "✗ shape mismatch",
-    "dtype_mismatch": "✗ dtype mismatch",
-    "duplicate_variable": "✗ duplicate",
-}
-#: Candidate keys offered per variable (plus the current key, "(none)" and "(other key…)").
-CANDIDATES = 50
-#: Lines of generated code / report sent to the browser; the rest is one call away.
-PREVIEW_LINES = 200
-#: Characters of a key in a dropdown's option: a closed dropdown shows about this many at
-#: its narrowest (900 px with JupyterLab's side panel open). Longer keys are shortened by
-#: :func:`~ckptwidgets._text.format.short_labels` so what tells them apart stays; the dropdown's
-#: tooltip holds the whole key with its shape and dtype.
-KEY_LABEL_CHARS = 30
-#: Added to the status of a row whose key was picked by hand (rules do not change it).
-MANUAL_MARK = "✎ by hand"
-#: The button that clears manual picks (:meth:`MapperModel.let_rules_decide`).
-LET_RULES_DECIDE = "Let rules decide"
-# Option values that cannot be checkpoint keys (a NUL byte never appears in a TF key).
-NONE = "\x00none"
-OTHER = "\x00other"
 
-
-def _scopes(names) -> list[str]:
-    """Every scope (``a/``, ``a/b/``) of ``names``, first seen first."""
-    found = {}
-    for name in names:
-        parts = name.split("/")[:-1]
-        for end in range(1, len(parts) + 1):
-            found["/".join(parts[:end]) + "/"] = None
-    return list(found)
-
-
-def _closest(text: str, among, what: str) -> str:
-    """``"; the closest <what> is '...'"``, or the first few when none is close ('' for none)."""
-    among = list(among)
-    close = difflib.get_close_matches(text, among, n=1, cutoff=0.5)
-    if close:
-        return f"; the closest {what} is {close[0]!r}"
-    if among:
-        return f"; {what}s are e.g. {', '.join(repr(s) for s in among[:3])}"
-    return ""
-
-
-def _names(names, limit=5) -> str:
-    shown = ", ".join(repr(n) for n in names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
-class MapperModel(HasTraits):
+class MapperModel(RestoreActions):
     """State and logic of :class:`VariableMapper`, usable without widgets.
 
     Parameters
@@ -140,11 +79,6 @@ class MapperModel(HasTraits):
     warning = Unicode("", read_only=True, help="What a restore now would leave uninitialised or untouched.")
     graph_mode = Bool(False, read_only=True, help="True when the variables live in a tf.Graph (need a session).")
     initialize_unmapped = Bool(help="Run the initializers of unmapped variables when restoring (graph mode).")
-    report = Any(None, read_only=True, help="The RestoreReport of the last restore, or None.")
-    report_current = Bool(False, read_only=True, help="False once the plan changed (or a restore was refused) "
-                          "since `report`: the view greys the old report out and hides the progress bar.")
-    saved = Unicode("", read_only=True, help="Prefix of the checkpoint the last 'Save as' wrote ('' for none).")
-    progress = Tuple((0, 0), read_only=True, help="(done, total) tensors of the running or last restore.")
     message = Unicode("", read_only=True, help="A message for the user ('' for none).")
     message_kind = Enum(("error", "warning", "info", ""), default_value="", read_only=True, help="Kind of message.")
     manual_picks = Tuple(read_only=True, help="Names of the variables whose key (or '(none)') was picked by hand: "
@@ -239,77 +173,19 @@ class MapperModel(HasTraits):
         plan.on_change(self._on_plan_edit)
         self._on_plan_edit()
         if why is not None and before is not None:
-            self._say(*self._replan_message(why, before, kept_over))
+            self._say(*replan_message(
+                why, before, self._mapping, self.plan.variables, rules=self.rules,
+                idle=self.idle_rules() if why == "rules" else {}, prefer_ema=self.prefer_ema,
+                has_shadows=bool(self.checkpoint.ema_shadows), kept_over=kept_over,
+            ))
         return True
 
-    def _replan_message(self, why: str, before: dict, kept_over: dict) -> tuple[str, str]:
-        """What a re-plan changed, in one message (issue #15: every state change is said)."""
-        after = self._mapping
-        changed = sum(1 for n in self.plan.variables if before.get(n) != after.get(n))
-        mapped = f"{len(after):,} of {len(self.plan.variables):,} variables mapped"
-        kind = "info"
-        if why == "prefer_ema":
-            if not self.checkpoint.ema_shadows:
-                return ("prefer EMA changes nothing here: this checkpoint has no ExponentialMovingAverage "
-                        "shadows (no '<variable>/ExponentialMovingAverage' entries).", "warning")
-            head = (f"prefer EMA {'on' if self.prefer_ema else 'off'}: {changed:,} variable(s) now read "
-                    f"{'their shadow' if self.prefer_ema else 'their raw value'}; {mapped}.")
-        elif why == "automap":
-            head = f"Auto-map: matched again from names, rules and prefer EMA, manual edits dropped; {changed:,} key(s) changed; {mapped}."
-        else:
-            count = len(self.rules)
-            head = (f"Rules applied ({count} rule{'' if count == 1 else 's'}): {changed:,} variable(s) changed key; {mapped}."
-                    if count else f"No rules: matched by name; {changed:,} variable(s) changed key; {mapped}.")
-            idle = self.idle_rules()
-            if idle:
-                (side, target), why = next(iter(idle.items()))
-                more = f" ({len(idle) - 1:,} more rule(s) map nothing either)" if len(idle) > 1 else ""
-                head += f" Rule '{side} -> {target}' maps nothing: {why}{more}"
-                kind = "warning"
-        if kept_over:
-            shown = [f"{n!r} (the rules give {k!r})" if k else f"{n!r} (the rules give no key)"
-                     for n, k in list(kept_over.items())[:3]]
-            more = f" and {len(kept_over) - 3:,} more" if len(kept_over) > 3 else ""
-            head += (f" Kept {len(kept_over):,} manual edit(s) over the automatic matching: {', '.join(shown)}{more}"
-                     f" (rows marked {MANUAL_MARK!r}); '{LET_RULES_DECIDE}' drops them.")
-            kind = "warning"
-        return head, kind
-
     def idle_rules(self) -> dict:
-        """``{(checkpoint side, variable side): why}`` for each rule that maps no variable.
-
-        A scope rule maps a variable when the variable's name starts with its variable side
-        and the checkpoint has the key its checkpoint side gives (the rest of the name after
-        it); ``why`` names the side that finds nothing and the closest scope that exists.
-        """
+        """``{(checkpoint side, variable side): why}`` for each rule that maps no variable
+        (:func:`~ckptwidgets.widgets._mapper_text.idle_rules`)."""
         if self.plan is None:
             return {}
-        names = self.plan.variables
-        keys = [e.key for e in self.checkpoint.entries]
-        idle = {}
-        for side, target in self.rules.items():
-            if not isinstance(target, str):
-                continue  # {key: variable}: the variable exists, and a missing key is the plan's problem
-            scope = not is_root(side) and side.endswith("/") or is_root(side)
-            if not scope:
-                if self.checkpoint.find(side) is None:
-                    idle[(side, target)] = f"the checkpoint has no key {side!r}{_closest(side, keys, 'key')}."
-                continue
-            var_scope, ckpt_scope = ("" if is_root(target) else target), ("" if is_root(side) else side)
-            under = [n for n in names if n.startswith(var_scope)]
-            if not under:
-                idle[(side, target)] = (f"no variable name starts with {target!r}"
-                                        f"{_closest(var_scope, _scopes(names), 'variable scope')}.")
-            elif not any(k.startswith(ckpt_scope) for k in keys):
-                idle[(side, target)] = (f"no checkpoint key starts with {side!r}"
-                                        f"{_closest(ckpt_scope, _scopes(keys), 'checkpoint scope')}.")
-            elif not any(self.checkpoint.find(ckpt_scope + n[len(var_scope):]) is not None for n in under):
-                example = under[0]
-                wanted = ckpt_scope + example[len(var_scope):]
-                idle[(side, target)] = (f"it gives {example!r} the key {wanted!r}, which the checkpoint does not have, "
-                                        f"and likewise for the other {len(under) - 1:,} variable(s) under {target!r}"
-                                        f"{_closest(wanted, keys, 'key')}.")
-        return idle
+        return idle_rules(self.rules, self.plan.variables, self.checkpoint)
 
     def apply_rules(self) -> bool:
         """Apply ``rules_text`` now (the Apply button; Enter in the rule box); False if it does not parse."""
@@ -416,16 +292,8 @@ class MapperModel(HasTraits):
         self._problems = {}
         for problem in problems:
             self._problems.setdefault(problem.variable, problem)
-        if not unmapped:
-            warning = ""
-        elif self.graph_mode:
-            verb = "will be initialised" if self.initialize_unmapped else "will stay uninitialised"
-            warning = f"{len(unmapped)} variable(s) have no checkpoint key and {verb}: {_names(unmapped)}."
-        else:
-            warning = f"{len(unmapped)} variable(s) have no checkpoint key and will keep their current values: {_names(unmapped)}."
-        hints = plan.hints if unmapped else []
-        if hints:  # matched (almost) nothing: say what to do instead
-            warning += " Hint: " + " ".join(hints[:2])
+        warning = unmapped_warning(unmapped, self.graph_mode, self.initialize_unmapped,
+                                   plan.hints if unmapped else [])
         self.set_trait("warning", warning)
         self.set_trait("manual_picks", tuple(self.manual_edits()))
         self._refilter()
@@ -531,7 +399,7 @@ class MapperModel(HasTraits):
             if isinstance(entry, str):  # a key typed by hand that the checkpoint lacks
                 options.append((f"✗ {labels[entry]}  (not in checkpoint)", entry))
             else:
-                options.append((self._option_label(entry, shape, dtype, labels[entry.key]), entry.key))
+                options.append((option_label(entry, shape, dtype, labels[entry.key]), entry.key))
         return [("(none)", NONE)] + options + [("(other key…)", OTHER)]
 
     def option_tooltip(self, name: str) -> str:
@@ -544,16 +412,7 @@ class MapperModel(HasTraits):
         if entry is None:
             return f"✗ {current}  (not in checkpoint)"
         shape, dtype = self.plan.describe(name)
-        return self._option_label(entry, shape, dtype, entry.key, whole=True)
-
-    @staticmethod
-    def _option_label(entry, shape, dtype, key_label: str, whole: bool = False) -> str:
-        """``★`` for an EMA shadow; a key that does not fit the variable is marked ``✗`` and
-        shows its shape and dtype (a fitting one has the row's, shown beside it)."""
-        mark = "★ " if entry.kind == "ema" else ""
-        if not fits(shape, dtype, entry):
-            return f"✗ {mark}{key_label}  {format_shape(entry.shape)} {entry.dtype}"
-        return f"{mark}{key_label}  {format_shape(entry.shape)} {entry.dtype}" if whole else f"{mark}{key_label}"
+        return option_label(entry, shape, dtype, entry.key, whole=True)
 
     def key_suggestions(self, text: str, limit: int = CANDIDATES) -> list[str]:
         """Up to ``limit`` checkpoint keys containing every word of ``text`` (for a key box)."""
@@ -599,98 +458,14 @@ class MapperModel(HasTraits):
         self._say("")
         return True
 
-    # --- restore -------------------------------------------------------------------------
-    def restore(self, initialize_unmapped=None):
-        """Restore the plan (as the Restore button does) and return the report.
-
-        Parameters
-        ----------
-        initialize_unmapped : bool, optional
-            Defaults to the ``initialize_unmapped`` trait (on in graph mode).
-
-        Raises
-        ------
-        RestoreError, CorruptCheckpointError
-            Also shown in ``message``; nothing was restored.
-        """
-        if self.plan is None:
-            raise PlanError(f"Nothing to restore: {self.message}")
-        if initialize_unmapped is None:
-            initialize_unmapped = self.initialize_unmapped
-        self._last_percent = -1
-        try:
-            report = restore_plan(self.plan, session=self.session, initialize_unmapped=bool(initialize_unmapped),
-                                  progress=self._progress)
-        except CheckpointError as error:
-            # Nothing was restored: no old report or full bar above the refusal.
-            self.set_trait("report_current", False)
-            self.set_trait("progress", (0, 0))
-            self._say(str(error))
-            raise
-        self.set_trait("report", report)
-        self.set_trait("report_current", True)
-        self.set_trait("progress", (len(report.restored), len(report.restored)))
-        self._say(
-            f"Restored {len(report.restored)} variable(s), initialised {len(report.initialized)}, "
-            f"left {len(report.left_alone)} alone, in {report.seconds:.2f} s.",
-            "info",
-        )
-        return report
-
-    def save_as(self, path, overwrite: bool = False):
-        """Write what the plan maps, under the variables' names, as a new checkpoint at ``path``.
-
-        The "Save as checkpoint..." button: :func:`ckptwidgets.write.from_plan` written with
-        the writer's checks (nothing is written for a plan with problems or an existing
-        ``path`` without ``overwrite``). Returns the ``WriteReport``; errors are also said
-        in ``message``.
-        """
-        from ..write import from_plan
-
-        if self.plan is None:
-            raise PlanError(f"Nothing to save: {self.message}")
-        if not str(path).strip():
-            error = PlanError("Type the prefix to write, e.g. mapped/model.ckpt.")
-            self._say(str(error), "warning")
-            raise error
-        try:
-            report = from_plan(self.plan).write(str(path).strip(), overwrite=overwrite, progress=False)
-        except CheckpointError as error:
-            self._say(str(error))
-            raise
-        self.set_trait("saved", report.prefix)
-        self._say(f"Saved {len(report.keys)} tensor(s) under the variables' names to {report.prefix!r}.", "info")
-        return report
-
-    def _progress(self, done, total):
-        # Called per chunk, maybe from a TensorFlow thread; at most ~100 updates reach the browser.
-        percent = 100 * done // total if total else 100
-        if percent != self._last_percent or done == total:
-            self._last_percent = percent
-            self.set_trait("progress", (int(done), int(total)))
-
     # --- text ----------------------------------------------------------------------------
     def title_text(self) -> str:
         """The heading: checkpoint prefix and number of variables."""
         return f"{self.checkpoint.prefix} → {len(self.plan.variables):,} variables"
 
-    def report_text(self, lines: int = 40) -> str:
-        """The first ``lines`` lines of the last restore's report ('' before any restore)."""
-        return first_lines(str(self.report), lines, "lines") if self.report is not None else ""
-
-    def full_report_text(self) -> str:
-        """The last report with every variable: each restored one (``name <- key``), initialised, left alone."""
-        report = self.report
-        if report is None:
-            return ""
-        lines = [f"Restored {len(report.restored):,} variable(s) from {report.checkpoint!r} "
-                 f"({report.nbytes:,} bytes, {report.seconds:.3f} s)"]
-        lines += [f"  {name!r} <- {key!r}" for name, key in report.restored]
-        lines.append(f"Initialised {len(report.initialized):,}:")
-        lines += [f"  {name!r}" for name in report.initialized]
-        lines.append(f"Left alone {len(report.left_alone):,}:")
-        lines += [f"  {name!r}" for name in report.left_alone]
-        return "\n".join(lines)
+    def counts_text(self) -> str:
+        """The counts line: variables, mapped, unmapped, problems, unused entries."""
+        return counts_text(self.counts)
 
     def full_code(self) -> str:
         """All of ``plan.to_code(style)`` (``code`` holds its first lines), or why it cannot be generated."""
@@ -698,11 +473,6 @@ class MapperModel(HasTraits):
             return self.plan.to_code(self.style)
         except CheckpointError as error:
             return f"# Cannot generate {self.style!r} code for this plan: {error}"
-
-    def counts_text(self) -> str:
-        c = self.counts
-        return (f"{c['variables']:,} variables: mapped {c['mapped']:,} · unmapped {c['unmapped']:,} · "
-                f"problems {c['problems']:,} · unused entries {c['unused']:,}")
 
     def text_summary(self, rows: int = 10) -> str:
         """A plain-text view: counts, the first ``rows`` rows, problems, warning."""
@@ -723,5 +493,5 @@ class MapperModel(HasTraits):
             lines.append(self.warning)
         if self.manual_picks:
             lines.append(f"Picked by hand (rules and prefer EMA leave them; let_rules_decide() drops them): "
-                         f"{_names(list(self.manual_picks))}")
+                         f"{names_text(list(self.manual_picks))}")
         return "\n".join(lines)

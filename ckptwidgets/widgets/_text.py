@@ -17,6 +17,8 @@ import ipywidgets as widgets
 # Not re-exported at the top of ipywidgets 8, but public in its module.
 from ipywidgets.widgets.widget_string import LabelStyle
 
+from . import WIDGETS
+
 __all__ = [
     "show_png",
     "LabelStyle",
@@ -26,13 +28,7 @@ __all__ = [
     "set_message",
     "pre_html",
     "path_html",
-    "PlainTextRepr",
     "download_link",
-    "stylesheet",
-    "STYLESHEET",
-    "RELOAD_HINT",
-    "reload_hint",
-    "ReloadHint",
     "NO_MATH",
     "MESSAGE_COLORS",
     "CSS_CLASSES",
@@ -41,11 +37,14 @@ __all__ = [
 #: DOM classes that make MathJax (3 and 2) leave an element's text alone.
 NO_MATH = ("mathjax_ignore", "tex2jax_ignore")
 
-#: Stable DOM classes for styling and for finding the widgets' parts in a page.
+#: DOM names published before the registry (pages and user CSS select ``ckptwidgets-ema``).
+_DOM_NAMES = {"ema_explorer": "ema"}
+
+#: Stable DOM classes for styling and for finding the widgets' parts in a page: each widget's
+#: root, keyed by its module in :data:`~ckptwidgets.widgets.WIDGETS` (``ckptwidgets-<module>``),
+#: then the parts.
 CSS_CLASSES = {
-    "mapper": "ckptwidgets-mapper",
-    "browser": "ckptwidgets-browser",
-    "ema": "ckptwidgets-ema",
+    **{module: f"ckptwidgets-{_DOM_NAMES.get(module, module)}" for module in WIDGETS.values()},
     "table": "ckptwidgets-table",
     "report": "ckptwidgets-report",
     "message": "ckptwidgets-message",
@@ -144,91 +143,6 @@ def path_html(text: str) -> str:
     return f'<span class="{" ".join(NO_MATH)}">{inner}</span>'
 
 
-#: CSS for every ckptwidgets widget, sent once per widget in a hidden ``HTML`` (a ``<style>``
-#: applies wherever it sits in the page: JupyterLab, Notebook 7, VS Code, Colab).
-#: ipywidgets' ``Label`` is one line that cuts its text and renders no ``tooltip``
-#: (only a description's); here labels inside our widgets wrap instead, so names, keys,
-#: shapes with dtype and messages are shown whole (broken at spaces; keys in tables after a
-#: '/', see :func:`path_html`; a message, a block, breaks a word only when it cannot fit a
-#: line: never a shape inside its number); tables scroll sideways inside the widget
-#: when their columns cannot fit (900 px with JupyterLab's side panel open).
-STYLESHEET = """
-.ckptwidgets-root div.widget-label { white-space: normal; word-break: normal; overflow-wrap: anywhere; height: auto;
-  min-height: var(--jp-widgets-inline-height, 28px); line-height: 1.35; padding-top: 4px; padding-bottom: 4px; }
-.ckptwidgets-root .ckptwidgets-message { white-space: pre-wrap; max-width: 100%; display: block;
-  overflow-wrap: break-word; }
-.ckptwidgets-root .ckptwidgets-table .widget-html-content { font-family: monospace; line-height: 1.35;
-  overflow-wrap: anywhere; }
-.ckptwidgets-root .ckptwidgets-table { max-width: 100%; overflow-x: auto; }
-.ckptwidgets-root .ckptwidgets-table .widget-gridbox { min-width: min-content; }
-.ckptwidgets-root .ckptwidgets-table .widget-gridbox > div.widget-label { padding-right: 0.4em; }
-.ckptwidgets-root .ckptwidgets-selected { background: #fff3c4; outline: 1px solid #e0b400; }
-.ckptwidgets-root .ckptwidgets-stale { opacity: 0.45; }
-.ckptwidgets-root select:focus, .ckptwidgets-root button:focus-visible, .ckptwidgets-root input:focus
-  { outline: 2px solid #1a73e8; outline-offset: 1px; }
-.ckptwidgets-root .widget-toggle-button.mod-active { background: #1b5e20; color: white; }
-.ckptwidgets-root .widget-html-content { white-space: normal; word-break: normal; overflow-wrap: break-word; }
-.ckptwidgets-root a.ckptwidgets-download { color: var(--jp-content-link-color, #1a73e8); text-decoration: underline; }
-.ckptwidgets-root .widget-button { min-width: max-content; }
-"""
-
-#: What a reader sees where a widget cannot be drawn any more (the kernel restarted or the
-#: page was reloaded: the widget's model lived in the old kernel).
-RELOAD_HINT = "This widget lived in a kernel that has restarted (or the page was reloaded): run this cell again."
-
-
-#: Printed text (the checks' one line) wraps between words in the notebooks that show the setup
-#: cell's :func:`reload_hint`: JupyterLab's ``word-break: break-all`` for output ``<pre>`` would
-#: break a shape inside a number (``[1`` / ``280, 5]``).
-STDOUT_CSS = (
-    " .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stdout'] pre "
-    "{ word-break: normal; overflow-wrap: break-word; }"
-)
-
-#: Shown after each "Error displaying widget: model not found" of a JupyterLab / Notebook 7
-#: page (the widget's output holds only that text), by the CSS of :func:`reload_hint`.
-_RELOAD_CSS = (
-    ".jp-OutputArea-output.jupyter-widgets:not(:has(*))::after { content: '%s'; display: block; "
-    "color: #8a5300; font-weight: bold; white-space: normal; }" % RELOAD_HINT.replace("'", "\\'")
-) + STDOUT_CSS
-
-
-class ReloadHint:
-    """The setup cell's one line about reloads; ``reload_hint()`` makes one.
-
-    Its ``text/html`` (kept in the saved notebook, unlike widget state) says what to do when
-    a widget shows "Error displaying widget: model not found", and carries CSS that puts the
-    same sentence under each such error in JupyterLab and Notebook 7 (a trusted notebook
-    keeps the ``<style>``; otherwise the line itself remains).
-    """
-
-    text = ("ckptwidgets: if a widget below is missing or says \"model not found\", the kernel restarted "
-            "or the page was reloaded: run its cell again (or Run All).")
-
-    def _repr_html_(self) -> str:
-        return (f'<style>{_RELOAD_CSS}</style><div class="ckptwidgets-reload-hint" '
-                f'style="color:#555;font-size:12px">{html.escape(self.text)}</div>')
-
-    def __repr__(self) -> str:
-        return self.text
-
-
-def reload_hint() -> ReloadHint:
-    """Show as the last expression of a notebook's setup cell: see :class:`ReloadHint`.
-
-    Examples
-    --------
-    >>> print(repr(reload_hint()))  # doctest: +ELLIPSIS
-    ckptwidgets: if a widget below is missing or says "model not found", ... run its cell again (or Run All).
-    """
-    return ReloadHint()
-
-
-def stylesheet() -> widgets.HTML:
-    """A hidden ``HTML`` holding :data:`STYLESHEET` (add it to a widget with class ``ckptwidgets-root``)."""
-    return widgets.HTML(f"<style>{STYLESHEET}</style>", layout=widgets.Layout(display="none"))
-
-
 def download_link(text: str, filename: str, label: str, mime: str = "text/plain") -> str:
     """HTML of a link that downloads ``text`` as ``filename`` (a ``data:`` URI: no server, no JavaScript).
 
@@ -244,17 +158,3 @@ def download_link(text: str, filename: str, label: str, mime: str = "text/plain"
     return (f'<a download="{html.escape(filename)}" href="data:{mime};charset=utf-8;base64,{data}" '
             f'title="{html.escape(label)}: {html.escape(filename)}" class="ckptwidgets-download" '
             f'style="margin-right:1em">{html.escape(label)}</a>')
-
-
-class PlainTextRepr:
-    """Mixin for a widget whose ``text/plain`` is its whole ``repr`` (put it before the box class).
-
-    ipywidgets cuts ``text/plain`` at 110 characters; where widgets cannot render
-    (nbconvert, a terminal, a closed kernel) the text summary is all a reader sees.
-    """
-
-    def _repr_mimebundle_(self, **kwargs):
-        data = super()._repr_mimebundle_(**kwargs)
-        if data is not None:
-            data["text/plain"] = repr(self)
-        return data

@@ -24,22 +24,18 @@ import re
 
 import ipywidgets as widgets
 import numpy as np
-from traitlets import Bytes, Enum, HasTraits, Instance, Int, TraitError, Tuple, Unicode, observe, validate
+from traitlets import Enum, Instance, Int, TraitError, Tuple, Unicode, observe, validate
 
-from .. import plots
-from .._text.filter import FILTER_SYNTAX, Filter, parse_filter
 from .._text.format import TensorStats, compare_text, finite_values, format_shape, human_size, tensor_stats, text_table
-from ..errors import CheckpointError, PlanError
+from ..errors import CheckpointError
 from ..reader import KINDS, Checkpoint, Entry, open_checkpoint
-from ._table import Column, PagedTable, PAGE_SIZE
-from ._keyboard import keyboard_guard
-from ._text import (CSS_CLASSES, PlainTextRepr, label_style, message_label, set_message, show_png, stylesheet,
-                    text_label)
+from ._base import FILTER_PLACEHOLDER, HistogramCanvas, TableModel, TableView, plottable
+from ._table import Column, PAGE_SIZE
+from ._text import label_style, set_message, text_label
 
 __all__ = ["BrowserModel", "CheckpointBrowser", "HistogramCanvas", "FILTER_PLACEHOLDER", "SORTS", "HISTOGRAMS",
            "natural_key"]
 
-FILTER_PLACEHOLDER = "filter keys: words, !word, kind:slot, !kind:slot"
 #: ``(label, sort)`` of the sort dropdown; ``BrowserModel.sort`` takes the second.
 SORTS = (("key (block_2 before block_10)", "key"), ("kind, then key", "kind"), ("size, largest first", "size"),
          ("shape: rank, then dims", "shape"))
@@ -64,43 +60,7 @@ def natural_key(text: str) -> tuple:
                  for segment in text.split("/")), text
 
 
-class HistogramCanvas:
-    """One histogram figure, drawn again from data for every selection.
-
-    :func:`ckptwidgets.plots.histogram_figure` builds the figure on the first call and
-    :func:`ckptwidgets.plots.update_histogram_figure` moves its artists' data afterwards:
-    a selection costs one Agg drawing and a PNG encoding, no new figure.
-
-    Attributes
-    ----------
-    figure : matplotlib.figure.Figure or None
-        None until the first drawing.
-    drawings : int
-        How many PNGs were drawn (tests count them).
-    """
-
-    def __init__(self, figsize=plots.FIGSIZE):
-        self.figure = None
-        self.drawings = 0
-        self.figsize = figsize
-
-    def png(self, values, shadow=None, title: str = "") -> bytes:
-        """PNG bytes of the histogram of ``values`` with ``shadow`` overlaid."""
-        if self.figure is None:
-            self.figure = plots.histogram_figure(values, shadow, title=title, figsize=self.figsize)
-        else:
-            plots.update_histogram_figure(self.figure, values, shadow, title=title)
-        self.drawings += 1
-        return plots.figure_to_png(self.figure)
-
-
-def _plottable(values, finite):
-    # The finite float64 values when the array is numeric (already converted), else the array
-    # itself (the plot says it has no numeric values).
-    return finite[0] if finite[0] is not None else values
-
-
-class BrowserModel(HasTraits):
+class BrowserModel(TableModel):
     """State and logic of :class:`CheckpointBrowser`, usable without any widget.
 
     Parameters
@@ -123,18 +83,12 @@ class BrowserModel(HasTraits):
     step = Int(None, allow_none=True,
                help="Step of the checkpoint browsed, one of `steps` (None: its prefix has no step); setting it "
                "opens that checkpoint of the run, keeping the filter and kinds.")
-    filter_text = Unicode(
-        "", help="The filter (ckptwidgets._text.filter): words every shown key contains (case-insensitive), "
-        "!word to exclude, kind:slot to keep a kind, !kind:slot to hide it, \"quoted words\"."
-    )
-    filter_error = Unicode("", read_only=True, help="Why filter_text was not applied ('' when it was).")
     kinds = Tuple(help="Kinds of entries shown, a subset of ('variable', 'ema', 'slot', 'meta').")
     matches = Tuple(read_only=True, help="The entries passing the filter and kinds, in `sort` order.")
     sort = Enum(tuple(v for _, v in SORTS), default_value="key",
                 help="Order of `matches`: key (natural: block_2 before block_10), kind, size (largest first), shape.")
     histogram = Enum(tuple(v for _, v in HISTOGRAMS), default_value="values",
                      help="The histogram: 'values' (shadow overlaid) or 'difference' (raw minus its EMA shadow).")
-    selected = Unicode(None, allow_none=True, help="Key of the entry whose statistics are shown, or None.")
     stats = Instance(TensorStats, allow_none=True, read_only=True, help="Statistics of the selected entry.")
     shadow = Instance(
         Entry,
@@ -149,18 +103,14 @@ class BrowserModel(HasTraits):
         help="(key, statistics, comparison, shadow) texts of the selection, () for none; set before `png`, "
         "so a view shows the numbers before the histogram is drawn.",
     )
-    png = Bytes(b"", read_only=True, help="PNG histogram of the selection (with its shadow overlaid), set last.")
-    error = Unicode("", help="A message for the user, '' when all is well.")
 
     def __init__(self, ckpt_or_path, **kwargs):
         self._sort_keys: dict = {}
         self._selection = None  # (raw entry, raw values, shadow entry, shadow values) of the selection
-        self._filter = Filter()  # the last filter that parsed: kept while the box holds a bad one
         self._totals: dict = {}
         self._steps: tuple = ()
         self._quiet = False
-        self.canvas = HistogramCanvas(DETAILS_FIGSIZE)
-        super().__init__(**kwargs)
+        super().__init__(HistogramCanvas(DETAILS_FIGSIZE), **kwargs)
         try:
             ckpt = open_checkpoint(ckpt_or_path)
         except CheckpointError as error:
@@ -276,14 +226,7 @@ class BrowserModel(HasTraits):
     def _refilter(self, change=None):
         if self.checkpoint is None:
             return
-        try:
-            self._filter = parse_filter(self.filter_text)
-        except PlanError as error:
-            # Typing "kind:s" on the way to "kind:slot": say why, keep the last good filter.
-            self.set_trait("filter_error", str(error))
-        else:
-            self.set_trait("filter_error", "")
-        self.set_trait("matches", self._sorted(self._filter.entries(self.checkpoint.entries, self.kinds)))
+        self.set_trait("matches", self._sorted(self._parse_filter().entries(self.checkpoint.entries, self.kinds)))
 
     def show_kind(self, kind: str, shown: bool = True) -> None:
         """Show (or hide) the entries of one kind, keeping the other kinds as they are (a kind box)."""
@@ -337,8 +280,7 @@ class BrowserModel(HasTraits):
         for name in ("stats", "shadow", "shadow_stats"):
             self.set_trait(name, None)
         self.set_trait("comparison", "")
-        self.set_trait("details", ())
-        self.set_trait("png", b"")
+        self._clear_details()
 
     @observe("selected")
     def _on_selection(self, change):
@@ -387,7 +329,7 @@ class BrowserModel(HasTraits):
             png = self.canvas.png(difference, None, title=f"{raw.key} − {shadow.key}")
         else:
             png = self.canvas.png(
-                _plottable(raw_values, raw_finite), None if shadow is None else _plottable(shadow_values, shadow_finite),
+                plottable(raw_values, raw_finite), None if shadow is None else plottable(shadow_values, shadow_finite),
                 title=entry.key,
             )
         self.set_trait("png", png)
@@ -404,10 +346,6 @@ class BrowserModel(HasTraits):
         except (TypeError, ValueError):  # strings
             return None
         return difference[np.isfinite(difference)].ravel()
-
-    def select(self, key: str | None) -> None:
-        """Show the statistics of ``key`` (None clears the selection)."""
-        self.selected = key
 
     def shadow_text(self, quote: bool = False) -> str:
         """``"<kind> <key>: <statistics>"`` of ``shadow`` ('' when there is none)."""
@@ -441,7 +379,7 @@ class BrowserModel(HasTraits):
         return "\n".join(lines)
 
 
-class CheckpointBrowser(PlainTextRepr, widgets.VBox):
+class CheckpointBrowser(TableView):
     """A filterable table of a checkpoint's entries, with statistics of the selected one.
 
     Parameters
@@ -469,16 +407,14 @@ class CheckpointBrowser(PlainTextRepr, widgets.VBox):
     ...
     """
 
+    rows_trait = "matches"
+
     def __init__(self, ckpt_or_path, page_size: int = PAGE_SIZE, **kwargs):
-        self.model = BrowserModel(ckpt_or_path)
-        self.message = message_label()
-        if self.model.checkpoint is None:
-            super().__init__([stylesheet(), self.message], **kwargs)
-            self.add_class(CSS_CLASSES["browser"])
-            self.add_class(CSS_CLASSES["root"])
-            set_message(self.message, self.model.error)
-            return
+        super().__init__(BrowserModel(ckpt_or_path), **kwargs)
         model = self.model
+        if model.checkpoint is None:
+            self.show_message_only()
+            return
         self.title = text_label("", style=label_style(font_weight="bold"))
         self.totals = text_label("")
         self.step_box = widgets.Dropdown(options=model.step_options(), value=model.step, description="step",
@@ -488,10 +424,7 @@ class CheckpointBrowser(PlainTextRepr, widgets.VBox):
         self._syncing_steps = False
         self.step_box.observe(self._on_step_box, "value")
         model.observe(lambda c: self._show_step(), "step")
-        self.filter_box = widgets.Text(
-            value=model.filter_text, placeholder=FILTER_PLACEHOLDER, tooltip=f"Filter: {FILTER_SYNTAX}",
-            layout=widgets.Layout(width="28em", max_width="100%"),
-        )
+        self.make_filter_box(width="28em", max_width="100%")
         self.sort_box = widgets.Dropdown(options=SORTS, value=model.sort, description="sort",
                                          style={"description_width": "initial"},
                                          layout=widgets.Layout(width="21em", max_width="100%"))
@@ -500,9 +433,6 @@ class CheckpointBrowser(PlainTextRepr, widgets.VBox):
         self.jump_box = widgets.Text(placeholder="go to key, Enter", continuous_update=False,
                                      layout=widgets.Layout(width="16em", max_width="100%"))
         self.jump_box.observe(lambda c: self.jump_to(c.new), "value")
-        widgets.link((self.filter_box, "value"), (model, "filter_text"))
-        self.filter_message = message_label()
-        model.observe(lambda c: set_message(self.filter_message, c.new), "filter_error")
         # One box per kind, whether present or not (a step may add a kind): the absent are not shown.
         self._all_kind_boxes = {
             kind: widgets.Checkbox(value=kind in model.kinds, description=kind, indent=False,
@@ -512,19 +442,15 @@ class CheckpointBrowser(PlainTextRepr, widgets.VBox):
         for kind, box in self._all_kind_boxes.items():
             box.observe(lambda c, kind=kind: self.model.show_kind(kind, c.new), "value")
         self.kind_boxes: dict[str, widgets.Checkbox] = {}
-        self.table = PagedTable(
+        self.make_table(
             # Short columns as wide as their longest text (never a cut "variabl|e"), the key takes the rest.
             [Column("", "2.6em", "button"), Column("key", "minmax(14em, 5fr)", "path"), Column("kind", "max-content"),
              Column("dtype", "max-content"), Column("shape", "max-content"), Column("size", "max-content")],
-            page_size=page_size,
+            page_size,
         )
-        self.table.on_button(self._row_clicked)
-        self.table.observe(lambda _c: self._fill_page(), "page")
-        self.selected_label = text_label("", style=label_style(font_weight="bold"))
-        self.stats_label = text_label("")
-        self.comparison_label = text_label("")
-        self.shadow_label = text_label("")
-        self.histogram = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", display="none"))
+        # (key, statistics, comparison, shadow): the comparison is long, whole in its tooltip.
+        self.make_details(["selected_label", "stats_label", "comparison_label", "shadow_label"], tooltips=[2],
+                          histogram_layout=widgets.Layout(max_width="100%", display="none"))
         self.histogram_box = widgets.ToggleButtons(options=HISTOGRAMS, value=model.histogram,
                                                    style={"button_width": "auto"},
                                                    tooltips=["The values, the EMA shadow overlaid",
@@ -534,28 +460,19 @@ class CheckpointBrowser(PlainTextRepr, widgets.VBox):
         # Beside the table when there is room (the row stays in view), under it when narrow.
         # The keys take the room; the details are as wide as their histogram, drawn at its own
         # size (DETAILS_FIGSIZE: a figure shrunk to fit would shrink its legend with it).
-        self.details = widgets.VBox([self.selected_label, self.stats_label, self.comparison_label, self.shadow_label,
-                                     self.histogram_box, self.histogram],
+        self.details = widgets.VBox([*self.details_labels, self.histogram_box, self.histogram],
                                     layout=widgets.Layout(flex="0 1 400px", min_width="0", max_width="100%"))
         self.table.layout.flex = "3 1 520px"
         self.table.layout.min_width = "0"
         self.body = widgets.HBox([self.table, self.details],
                                  layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start", grid_gap="0 1em"))
         self.controls = widgets.HBox([], layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
-        super().__init__([stylesheet(), keyboard_guard(), self.title, self.totals, self.controls, self.filter_message, self.message,
-                          self.body], **kwargs)
-        self.add_class(CSS_CLASSES["browser"])
-        self.add_class(CSS_CLASSES["root"])
+        self.show(self.title, self.totals, self.controls, self.filter_message, self.message, self.body)
         self._on_checkpoint()
-
         model.observe(lambda _c: self._on_checkpoint(), "checkpoint")
-        model.observe(self._on_matches, "matches")
         model.observe(self._on_kinds, "kinds")
-        # The texts of a selection come first (`details`), its histogram after (`png`).
-        model.observe(self._show_details, "details")
-        model.observe(self._show_histogram, "png")
-        model.observe(lambda c: set_message(self.message, c.new), "error")
-        self._on_matches()
+        model.observe(self._show_histogram_choice, "details")  # raw − EMA: for a selection with a shadow
+        self.follow_model()
 
     # --- model -> view -------------------------------------------------------------------
     def _on_checkpoint(self):
@@ -580,25 +497,6 @@ class CheckpointBrowser(PlainTextRepr, widgets.VBox):
             self._syncing_steps = False
         self.step_box.layout.display = None if len(options) > 1 else "none"
 
-    def _on_matches(self, change=None):
-        self.table.page = 0
-        self.table.set_page_count(len(self.model.matches))
-        self._fill_page()
-
-    def _fill_page(self):
-        entries = self.model.matches[self.table.page_slice()]
-        selected = None
-        for row in range(self.table.page_size):
-            if row < len(entries):
-                entry = entries[row]
-                tooltips, button_tooltip = self.model.row_tooltips(entry)
-                self.table.set_row(row, self.model.row_texts(entry), tooltips=tooltips, button_tooltip=button_tooltip)
-                if entry.key == self.model.selected:
-                    selected = row
-            else:
-                self.table.clear_row(row)
-        self.table.highlight(selected)
-
     def jump_to(self, text: str) -> bool:
         """Open the page of the key typed (exact, else the first starting with it or containing it) and select it."""
         index = self.model.find_row(text)
@@ -616,32 +514,10 @@ class CheckpointBrowser(PlainTextRepr, widgets.VBox):
         for kind, box in self._all_kind_boxes.items():
             box.value = kind in change.new
 
-    def _show_details(self, change):
-        self._fill_page()  # the highlight follows the selection
+    def _show_histogram_choice(self, _change):
         self.histogram_box.layout.display = None if self.model.difference_values() is not None else "none"
-        key, stats, comparison, shadow = change.new or ("", "", "", "")
-        self.selected_label.value = key
-        self.stats_label.value = stats
-        self.comparison_label.value = comparison
-        self.comparison_label.tooltip = comparison or None
-        self.shadow_label.value = shadow
-        if not change.new:
-            self.histogram.layout.display = "none"
-
-    def _show_histogram(self, change):
-        show_png(self.histogram, change.new)
 
     # --- view -> model -------------------------------------------------------------------
     def _on_step_box(self, change):
         if not self._syncing_steps and change.new is not None:
             self.model.step = change.new
-
-
-    def _row_clicked(self, row: int):
-        entries = self.model.matches[self.table.page_slice()]
-        if row < len(entries):
-            self.model.selected = entries[row].key
-
-    # --- text repr -----------------------------------------------------------------------
-    def __repr__(self) -> str:
-        return self.model.text_summary()

@@ -16,17 +16,14 @@ Example
 from __future__ import annotations
 
 import ipywidgets as widgets
-import numpy as np
-from traitlets import Bytes, HasTraits, Instance, TraitError, Tuple, Unicode, observe, validate
+from traitlets import Instance, TraitError, Tuple, Unicode, observe, validate
 
-from .. import plots
-from .._text.filter import FILTER_SYNTAX, Filter, parse_filter
 from .._text.format import format_shape, tensor_stats, text_table
 from ..diff import SORTS, STATUS_LABELS, CheckpointDiff as Diff, DiffRow, diff_checkpoints, show_key
 from ..errors import CheckpointError, PlanError
-from ._table import Column, PagedTable, PAGE_SIZE
-from ._text import CSS_CLASSES, PlainTextRepr, label_style, message_label, set_message, show_png, stylesheet, text_label
-from ._keyboard import keyboard_guard
+from ._base import HistogramCanvas, TableModel, TableView, plottable
+from ._table import Column, PAGE_SIZE
+from ._text import CSS_CLASSES, label_style, text_label
 
 __all__ = ["DiffModel", "CheckpointDiff", "STATUS_FILTERS", "CSS_CLASS"]
 
@@ -40,48 +37,10 @@ STATUS_FILTERS = {
 }
 SORT_LABELS = {"change": "most changed first", "key": "by key", "status": "by status"}
 #: The DOM class of the widget.
-CSS_CLASS = "ckptwidgets-diff"
-FILTER_PLACEHOLDER = "filter keys: words, !word, kind:slot, !kind:slot"
+CSS_CLASS = CSS_CLASSES["diff"]
 
 
-def _plottable(values: np.ndarray) -> np.ndarray:
-    """What :func:`plots.histogram_figure` can draw: numpy's numbers as they are; bfloat16,
-    float8, int4 and quantized ones as float64 (a strided sample of big ones)."""
-    if values.dtype.kind in "biufcOSU":
-        return values
-    flat = values.reshape(-1)
-    if flat.size > plots.HISTOGRAM_SAMPLE:
-        flat = flat[:: -(-flat.size // plots.HISTOGRAM_SAMPLE)]
-    if flat.dtype.names:
-        flat = flat[flat.dtype.names[0]]
-    return flat.astype(np.float64)
-
-
-class PairCanvas:
-    """One histogram figure of a row's two tensors (legend ``a`` and ``b``), drawn again for
-    every selection (:func:`plots.update_histogram_figure`: no new figure)."""
-
-    def __init__(self):
-        self.figure = None
-        self.drawings = 0
-
-    def png(self, values_a, values_b, title: str = "") -> bytes:
-        """PNG bytes of the histogram of ``values_a`` with ``values_b`` overlaid (either may be None)."""
-        first, second = (values_a, values_b) if values_a is not None else (values_b, None)
-        if self.figure is None:
-            self.figure = plots.histogram_figure(first, second, title=title)
-            # The figure's patches are labelled raw / EMA shadow: here they are a and b.
-            for patch in self.figure.axes[0].patches:
-                patch.set_label({"raw": "a", "shadow": "b"}.get(patch.get_gid(), patch.get_label()))
-            legend = self.figure.axes[0].get_legend()
-            if legend is not None:
-                legend.remove()  # built again from the new labels
-        plots.update_histogram_figure(self.figure, first, second, title=title)
-        self.drawings += 1
-        return plots.figure_to_png(self.figure)
-
-
-class DiffModel(HasTraits):
+class DiffModel(TableModel):
     """State and logic of :class:`CheckpointDiff`, usable without any widget.
 
     Parameters
@@ -111,20 +70,15 @@ class DiffModel(HasTraits):
     sort = Unicode("change", help="Order of the rows: 'change' (most changed first), 'key' or 'status'.")
     filter_text = Unicode("", help="The filter language of the browser on the rows' keys (a renamed row is kept "
                           "when either key passes): words, !word, kind:slot, !kind:slot, \"quoted words\".")
-    filter_error = Unicode("", read_only=True, help="Why filter_text was not applied ('' when it was).")
     rows = Tuple(read_only=True, help="The rows shown (DiffRow), filtered and sorted.")
     selected = Unicode(None, allow_none=True, help="Key of the selected row (its key in a, or in b for a key only "
                        "in b), or None.")
     row = Instance(DiffRow, allow_none=True, read_only=True, help="The selected row.")
     details = Tuple(read_only=True, help="(title, a, b, numbers) texts of the selection, () for none; set before "
                     "`png`, so a view shows the numbers before the histogram is drawn.")
-    png = Bytes(b"", read_only=True, help="PNG histogram of the selection, b overlaid on a; set last.")
-    error = Unicode("", help="A message for the user, '' when all is well.")
 
     def __init__(self, a, b, rtol: float = 1e-6, atol: float = 0.0, **kwargs):
-        self._filter = Filter()  # the last filter that parsed: kept while the box holds a bad one
-        self.canvas = PairCanvas()
-        super().__init__(**kwargs)
+        super().__init__(HistogramCanvas(labels={"raw": "a", "shadow": "b"}), **kwargs)
         try:
             found = diff_checkpoints(a, b, rtol=rtol, atol=atol)
         except PlanError:
@@ -152,14 +106,8 @@ class DiffModel(HasTraits):
     def _refilter(self, change=None):
         if self.diff is None:
             return
-        try:
-            self._filter = parse_filter(self.filter_text)
-        except PlanError as error:
-            self.set_trait("filter_error", str(error))
-        else:
-            self.set_trait("filter_error", "")
+        keep = self._parse_filter()
         rows = self.diff.to_rows(self.sort, STATUS_FILTERS[self.status_filter][1])
-        keep = self._filter
         if not keep.empty:
             rows = tuple(r for r in rows if any(k is not None and keep.keeps_key(k, r.kind) for k in (r.key_a, r.key_b)))
         self.set_trait("rows", rows)
@@ -207,8 +155,7 @@ class DiffModel(HasTraits):
     # --- selection -----------------------------------------------------------------------
     def _clear_selection(self) -> None:
         self.set_trait("row", None)
-        self.set_trait("details", ())
-        self.set_trait("png", b"")
+        self._clear_details()
 
     @observe("selected")
     def _on_selection(self, change):
@@ -234,13 +181,8 @@ class DiffModel(HasTraits):
                                    self._side("b", row.key_b, values_b, row), self.numbers_text(row)))
         title = show_key(row.key) if row.status != "renamed" else f"{show_key(row.key_a)} -> {show_key(row.key_b)}"
         self.set_trait("png", self.canvas.png(
-            None if values_a is None else _plottable(values_a), None if values_b is None else _plottable(values_b),
-            title=title,
+            plottable(values_a), plottable(values_b), title=title,
         ))
-
-    def select(self, key: str | None) -> None:
-        """Show the row of ``key`` (a key of either checkpoint; None clears the selection)."""
-        self.selected = key
 
     @staticmethod
     def _title(row: DiffRow) -> str:
@@ -286,7 +228,7 @@ class DiffModel(HasTraits):
         return "\n".join(lines)
 
 
-class CheckpointDiff(PlainTextRepr, widgets.VBox):
+class CheckpointDiff(TableView):
     """Two checkpoints compared key by key: a paged table, filters, and the selected row's histograms.
 
     Parameters
@@ -315,13 +257,10 @@ class CheckpointDiff(PlainTextRepr, widgets.VBox):
     """
 
     def __init__(self, a, b, page_size: int = PAGE_SIZE, rtol: float = 1e-6, atol: float = 0.0, **kwargs):
-        self.model = model = DiffModel(a, b, rtol=rtol, atol=atol)
-        self.message = message_label()
+        super().__init__(DiffModel(a, b, rtol=rtol, atol=atol), **kwargs)
+        model = self.model
         if model.diff is None:
-            super().__init__([self.message, stylesheet()], **kwargs)
-            self.add_class(CSS_CLASS)
-            self.add_class(CSS_CLASSES["root"])
-            set_message(self.message, model.error)
+            self.show_message_only()
             return
         self.title = text_label(model.title_text(), style=label_style(font_weight="bold"))
         self.counts = text_label(model.counts_text())
@@ -332,78 +271,20 @@ class CheckpointDiff(PlainTextRepr, widgets.VBox):
         self.sort_box = widgets.Dropdown(options=model.sort_options(), value=model.sort, description="sort",
                                          style={"description_width": "initial"},
                                          layout=widgets.Layout(width="auto", max_width="100%"))
-        self.filter_box = widgets.Text(value=model.filter_text, placeholder=FILTER_PLACEHOLDER,
-                                       tooltip=f"Filter: {FILTER_SYNTAX}", layout=widgets.Layout(width="24em"))
         widgets.link((self.status_box, "value"), (model, "status_filter"))
         widgets.link((self.sort_box, "value"), (model, "sort"))
-        widgets.link((self.filter_box, "value"), (model, "filter_text"))
-        self.filter_message = message_label()
-        model.observe(lambda c: set_message(self.filter_message, c.new), "filter_error")
-        self.table = PagedTable(
+        self.make_filter_box(width="24em")
+        self.make_table(
             [Column("", "2.6em", "button"), Column("status", "7.5em"), Column("key in a", "minmax(10em, 3fr)", "path"),
              Column("key in b", "minmax(10em, 3fr)", "path"), Column("shape", "minmax(5em, 1fr)"), Column("dtype", "6em"),
              Column("max |a-b|", "6em"), Column("rel. change", "6em")],
-            page_size=page_size,
+            page_size,
         )
-        self.table.on_button(self._row_clicked)
-        self.table.observe(lambda _c: self._fill_page(), "page")
-        self.selected_label = text_label("", style=label_style(font_weight="bold"))
-        self.a_label = text_label("")
-        self.b_label = text_label("")
-        self.numbers_label = text_label("")
-        self.histogram = widgets.Image(format="png", layout=widgets.Layout(max_width="540px", display="none"))
-        self.details = widgets.VBox([self.selected_label, self.a_label, self.b_label, self.numbers_label,
-                                     self.histogram])
+        # (title, a, b, numbers): each side's statistics whole in its tooltip.
+        self.make_details(["selected_label", "a_label", "b_label", "numbers_label"], tooltips=[1, 2],
+                          histogram_layout=widgets.Layout(max_width="540px", display="none"))
+        self.details = widgets.VBox([*self.details_labels, self.histogram])
         self.controls = widgets.HBox([self.status_box, self.sort_box, self.filter_box],
                                      layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
-        super().__init__([self.title, self.counts, self.controls, self.filter_message, self.table, self.message,
-                          self.details, stylesheet(), keyboard_guard()], **kwargs)
-        self.add_class(CSS_CLASS)
-        self.add_class(CSS_CLASSES["root"])
-        model.observe(self._on_rows, "rows")
-        model.observe(self._show_details, "details")
-        model.observe(lambda _c: self._fill_page(), "row")  # the highlight follows the selection
-        model.observe(self._show_histogram, "png")
-        model.observe(lambda c: set_message(self.message, c.new), "error")
-        self._on_rows()
-
-    # --- model -> view -------------------------------------------------------------------
-    def _on_rows(self, change=None):
-        self.table.page = 0
-        self.table.set_page_count(len(self.model.rows))
-        self._fill_page()
-
-    def _fill_page(self):
-        rows = self.model.rows[self.table.page_slice()]
-        selected = None
-        for index in range(self.table.page_size):
-            if index < len(rows):
-                tooltips, button_tooltip = self.model.row_tooltips(rows[index])
-                self.table.set_row(index, self.model.row_texts(rows[index]), tooltips=tooltips,
-                                   button_tooltip=button_tooltip)
-                if self.model.is_selected(rows[index]):
-                    selected = index
-            else:
-                self.table.clear_row(index)
-        self.table.highlight(selected)  # as the browser marks its selected row
-
-    def _show_details(self, change):
-        title, side_a, side_b, numbers = change.new or ("", "", "", "")
-        self.selected_label.value = title
-        self.a_label.value, self.a_label.tooltip = side_a, side_a or None
-        self.b_label.value, self.b_label.tooltip = side_b, side_b or None
-        self.numbers_label.value = numbers
-        if not change.new:
-            self.histogram.layout.display = "none"
-
-    def _show_histogram(self, change):
-        show_png(self.histogram, change.new)
-
-    # --- view -> model -------------------------------------------------------------------
-    def _row_clicked(self, index: int):
-        rows = self.model.rows[self.table.page_slice()]
-        if index < len(rows):
-            self.model.selected = rows[index].key
-
-    def __repr__(self) -> str:
-        return self.model.text_summary()
+        self.show(self.title, self.counts, self.controls, self.filter_message, self.table, self.message, self.details)
+        self.follow_model()

@@ -25,8 +25,8 @@ from traitlets import Any, Bool, Bytes, Float, HasTraits, Int, TraitError, Unico
 from .. import plots
 from ..ema import closed_form, ema_trace, steps_to_reach
 from ..errors import CheckpointError, PlanError
-from ._text import CSS_CLASSES, PlainTextRepr, label_style, message_label, set_message, stylesheet, text_label
-from ._keyboard import keyboard_guard
+from ._base import WidgetRoot
+from ._text import label_style, set_message, text_label
 
 __all__ = ["EMAModel", "EMAExplorer", "decay_options", "training_trajectory", "MAX_STEPS"]
 
@@ -304,7 +304,7 @@ class EMAModel(HasTraits):
         return f"EMAModel({inputs})\n{self.summary()}"
 
 
-class EMAExplorer(PlainTextRepr, widgets.VBox):
+class EMAExplorer(WidgetRoot):
     """Sliders for TensorFlow's ``ExponentialMovingAverage`` and a plot of the shadow.
 
     The shadow comes from the real TF op (:func:`ckptwidgets.ema.ema_trace`), the dotted
@@ -337,8 +337,9 @@ class EMAExplorer(PlainTextRepr, widgets.VBox):
 
     def __init__(self, decay=0.99, steps=500, target=10.0, num_updates=False, zero_debias=False, noisy=False,
                  **kwargs):
-        self.model = model = EMAModel(decay=decay, steps=steps, target=target, num_updates=num_updates,
-                                      zero_debias=zero_debias, noisy=noisy, **kwargs)
+        super().__init__(EMAModel(decay=decay, steps=steps, target=target, num_updates=num_updates,
+                                  zero_debias=zero_debias, noisy=noisy, **kwargs))
+        model = self.model
         self.decay_slider = widgets.SelectionSlider(
             options=decay_options(model.decay), value=model.decay, description="decay",
             tooltip="EMA decay; each slider step multiplies 1 - decay by about 1.5-2",
@@ -372,8 +373,6 @@ class EMAExplorer(PlainTextRepr, widgets.VBox):
         self.image = widgets.Image(value=model.png, format="png",
                                    layout=widgets.Layout(width=f"{width}px", max_width="100%", height="auto"))
         self.summary = text_label(model.summary(), style=label_style(font_family="monospace"))
-        self.message = message_label()
-        set_message(self.message, model.error)
 
         # Before the links: the slider must grow before it is given a larger value.
         model.observe(lambda c: setattr(self.steps_slider, "max", max(self.steps_slider.max, c.new)), "steps")
@@ -389,10 +388,10 @@ class EMAExplorer(PlainTextRepr, widgets.VBox):
         self.decay_slider.observe(self._decay_moved, "value")
         model.observe(self._on_decay, "decay")
         model.observe(self._redrawn, "png")
-        model.observe(self._show_error, "error")
+        model.observe(self._on_error, "error")  # (the message line shows it)
         model.observe(lambda c: setattr(self.noise_slider, "disabled", not c.new), "noisy")
 
-        rows = [
+        self.show(
             widgets.HBox([self.decay_slider, self.decay_box, self.steps_slider],
                          layout=widgets.Layout(flex_flow="row wrap", align_items="center")),
             widgets.HBox([self.target_box, self.num_updates_box, self.compare_box, self.log_box, self.zero_debias_box,
@@ -401,12 +400,7 @@ class EMAExplorer(PlainTextRepr, widgets.VBox):
             self.image,
             self.summary,
             self.message,
-            stylesheet(),
-            keyboard_guard(),
-        ]
-        super().__init__(rows)
-        self.add_class(CSS_CLASSES["ema"])
-        self.add_class(CSS_CLASSES["root"])
+        )
 
     def _target_typed(self, change):
         try:
@@ -438,8 +432,7 @@ class EMAExplorer(PlainTextRepr, widgets.VBox):
         self.image.value = change.new
         self.summary.value = self.model.summary()
 
-    def _show_error(self, change):
-        set_message(self.message, change.new)
+    def _on_error(self, change):
         if change.new:
             self.summary.value = ""
 

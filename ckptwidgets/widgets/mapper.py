@@ -22,15 +22,14 @@ from .._text.filter import NAME_FILTER_SYNTAX
 from ..errors import CheckpointError, PlanError
 from ..plan import RestorePlan
 from ._mapper_model import LET_RULES_DECIDE, NONE, OTHER, SHOW, STYLES, MapperModel
+from ._base import WidgetRoot, message_line
 from ._table import Column, PagedTable, PAGE_SIZE
-from ._keyboard import keyboard_guard
-from ._text import (CSS_CLASSES, PlainTextRepr, download_link, label_style, message_label, pre_html, set_message,
-                    stylesheet, text_label)
+from ._text import CSS_CLASSES, download_link, label_style, pre_html, text_label
 
 __all__ = ["VariableMapper"]
 
 
-class VariableMapper(PlainTextRepr, widgets.VBox):
+class VariableMapper(WidgetRoot):
     """Map model variables to checkpoint keys, preview the code, and restore.
 
     Parameters
@@ -61,15 +60,12 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
     def __init__(self, ckpt_or_path, variables, session=None, rules=None, prefer_ema=False,
                  page_size: int = PAGE_SIZE, match: str = "name", **kwargs):
         # preview=False: the code panel starts closed; opening it generates the code.
-        self.model = model = MapperModel(ckpt_or_path, variables, session=session, rules=rules,
-                                         prefer_ema=prefer_ema, preview=False, match=match)
-        self.message = message_label()
-        model.observe(lambda _c: set_message(self.message, model.message, model.message_kind), "message")
+        super().__init__(MapperModel(ckpt_or_path, variables, session=session, rules=rules, prefer_ema=prefer_ema,
+                                     preview=False, match=match),
+                         message="message", message_kind="message_kind", **kwargs)
+        model = self.model
         if model.plan is None:
-            super().__init__([stylesheet(), self.message], **kwargs)
-            self.add_class(CSS_CLASSES["mapper"])
-            self.add_class(CSS_CLASSES["root"])
-            set_message(self.message, model.message, model.message_kind)
+            self.show_message_only()
             return
         self._syncing = False
         bold = label_style(font_weight="bold")
@@ -81,9 +77,7 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
                                        tooltip=f"Filter variable names: {NAME_FILTER_SYNTAX}",
                                        layout=widgets.Layout(width="22em"))
         widgets.link((self.filter_box, "value"), (model, "filter_text"))
-        self.filter_message = message_label()
-        set_message(self.filter_message, model.filter_error)
-        model.observe(lambda c: set_message(self.filter_message, c.new), "filter_error")
+        self.filter_message = message_line(model, "filter_error")
         self.show_box = widgets.Dropdown(options=SHOW, value=model.show, description="show",
                                          style={"description_width": "initial"},
                                          layout=widgets.Layout(width="13em"))
@@ -113,9 +107,7 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
         self.apply_rules_button = widgets.Button(description="Apply rules", icon="check",
                                                  tooltip="Apply the rules box now (leaving it applies it too)")
         self.apply_rules_button.on_click(lambda _b: model.apply_rules())
-        self.rules_message = message_label()
-        set_message(self.rules_message, model.rules_error)
-        model.observe(lambda c: set_message(self.rules_message, c.new), "rules_error")
+        self.rules_message = message_line(model, "rules_error")
 
         # --- the table: fixed rows, values change
         self.table = PagedTable(
@@ -207,10 +199,7 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
         self.code_panel = widgets.VBox([self.style_buttons, self.code_download, self.code])
         self.code_accordion = widgets.Accordion([self.code_panel], titles=("code",), selected_index=None)
         widgets.dlink((self.code_accordion, "selected_index"), (model, "preview"), transform=lambda i: i is not None)
-        super().__init__([stylesheet(), keyboard_guard(), self.title, self.counts, matching, self.table, by_hand, self.code_accordion,
-                          restoring, self.message], **kwargs)
-        self.add_class(CSS_CLASSES["mapper"])
-        self.add_class(CSS_CLASSES["root"])
+        self.show(self.title, self.counts, matching, self.table, by_hand, self.code_accordion, restoring, self.message)
         self._show_code()
         self._refresh(fill=False)
         self._on_rows()
@@ -345,7 +334,3 @@ class VariableMapper(PlainTextRepr, widgets.VBox):
             self.model.restore()
         except CheckpointError:
             pass  # shown by the model's message
-
-    # --- text repr ----------------------------------------------------------------------
-    def __repr__(self) -> str:
-        return self.model.text_summary()

@@ -1,7 +1,8 @@
 """Small notebooks, one per widget, written by the browser tests.
 
 Each starts with a setup cell and shows its widget as the last expression of one cell,
-so the widget is the only widget output on the page. They are small and fixed on
+so the widget is the only widget output on the page. The widget of module ``<module>`` of
+``ckptwidgets.widgets.WIDGETS`` is shown alone by ``<module>.ipynb`` (:func:`widget_notebook`). They are small and fixed on
 purpose: the interaction tests depend on their exact contents, not on the teaching
 notebooks (which the tests only run and check for errors).
 """
@@ -199,6 +200,12 @@ NOTEBOOKS = {
     "mobilenet.ipynb": (SETUP + "from ckptwidgets.widgets import reload_hint\nreload_hint()\n", MOBILENET_CHECKPOINT,
                         MOBILENET_MAPPER, MOBILENET_BROWSER, MOBILENET_DIFF),
 }
+
+
+def widget_notebook(module):
+    """The name of the fixture notebook that shows the widget of ``module`` (of
+    ``ckptwidgets.widgets.WIDGETS``) alone: ``<module>.ipynb``."""
+    return f"{module}.ipynb"
 
 
 def write(name, folder):

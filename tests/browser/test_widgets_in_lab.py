@@ -17,13 +17,16 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from ckptwidgets.widgets import WIDGETS
+
 from . import fixture_notebooks as fixtures
 from .fixture_notebooks import HOSTILE_KEY
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
-WIDGET_CLASSES = ("VariableMapper", "EMAExplorer", "CheckpointBrowser", "CheckpointDiff")
+#: Every widget of the package's one list (a teaching notebook naming one shows a widget).
+WIDGET_CLASSES = tuple(WIDGETS)
 
 # Console errors that are not about the page's widgets, each with why it is harmless.
 # None has been seen so far; the test prints every error it ignores.
@@ -127,6 +130,26 @@ def fixture_page(open_notebook, tmp_path_factory):
     yield get
     for lab_page in pages.values():
         open_notebook.close(lab_page)
+
+
+# --- every widget ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, module", WIDGETS.items(), ids=list(WIDGETS))
+def test_every_widget_renders_alone_with_its_root(fixture_page, name, module):
+    """Each widget of the registry has its fixture notebook, renders there, and carries its DOM
+    classes, the stylesheet and the keyboard guard; the console stays clean."""
+    from ckptwidgets.widgets._text import CSS_CLASSES
+
+    notebook = fixtures.widget_notebook(module)
+    assert notebook in fixtures.NOTEBOOKS, f"{name}: add a fixture notebook {notebook!r} showing it alone"
+    lab_page = fixture_page(notebook)
+    check_run(lab_page)
+    output = rendered_widgets(lab_page, 1).nth(0)
+    root = output.locator(f".{CSS_CLASSES['root']}.{CSS_CLASSES[module]}")
+    expect()(root).to_have_count(1)
+    expect()(root).to_have_attribute("data-ckptwidgets-keyboard", "kept")
+    assert ".ckptwidgets-root" in root.locator("style").first.text_content()
+    assert_console_clean(lab_page)
 
 
 # --- VariableMapper ------------------------------------------------------------------------
