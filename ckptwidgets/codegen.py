@@ -36,10 +36,10 @@ array([1.], dtype=float32)
 """
 from __future__ import annotations
 
-from ._planning.partitions import format_box
+from .sources.bundle import format_box
 from .errors import PlanError
 
-__all__ = ["to_code", "STYLES"]
+__all__ = ["to_code", "STYLES", "header", "unmapped_note"]
 
 STYLES = ("saver", "init_from_checkpoint", "checkpoint")
 
@@ -55,7 +55,7 @@ def _variable(plan, name: str) -> str:
     return f"variables[{name!r}]{suffix}"
 
 
-def _header(plan, style: str, needs: str) -> list[str]:
+def header(plan, style: str, needs: str) -> list[str]:
     lines = [
         f"# Restore {len(plan.mapping)} variable(s) from a checkpoint ({style} style, written by ckptwidgets).",
         f"# Needs in scope: {needs}.",
@@ -66,7 +66,7 @@ def _header(plan, style: str, needs: str) -> list[str]:
     return lines
 
 
-def _unmapped_note(plan, lines: list[str], advice: str) -> None:
+def unmapped_note(plan, lines: list[str], advice: str) -> None:
     unmapped = plan.unmapped
     if unmapped:
         lines.append(f"# Not restored ({advice}):")
@@ -131,7 +131,7 @@ def _slice_reads(plan, parts: list[tuple]) -> list[str]:
 
 
 def _saver(plan) -> list[str]:
-    lines = _header(plan, "saver", "`variables` (dict name -> variable) and `sess` (None in eager mode)")
+    lines = header(plan, "saver", "`variables` (dict name -> variable) and `sess` (None in eager mode)")
     lists, parts = _split_eager_parts(plan, plan.var_list_names)
     graph_var = _graph_of(plan)
     body: list[str] = []
@@ -150,7 +150,7 @@ def _saver(plan) -> list[str]:
         lines.extend("    " + line for line in body)
     else:
         lines.extend(body)
-    _unmapped_note(plan, lines, "in graph mode initialise them, e.g. tf.compat.v1.variables_initializer")
+    unmapped_note(plan, lines, "in graph mode initialise them, e.g. tf.compat.v1.variables_initializer")
     return lines
 
 
@@ -169,7 +169,7 @@ def _dict_lines(names: dict, plan, target: str) -> list[str]:
 
 
 def _init_from_checkpoint(plan) -> list[str]:
-    lines = _header(plan, "init_from_checkpoint", "`variables` (dict name -> variable)")
+    lines = header(plan, "init_from_checkpoint", "`variables` (dict name -> variable)")
     lists, parts = _split_eager_parts(plan, plan.var_list_names)
     graph_var = _graph_of(plan)
     body: list[str] = []
@@ -190,12 +190,12 @@ def _init_from_checkpoint(plan) -> list[str]:
     else:
         lines.extend(body)
         lines.append("# Eager variables are assigned at once; in graph mode run the initializers after this.")
-    _unmapped_note(plan, lines, "their own initializers give them their values")
+    unmapped_note(plan, lines, "their own initializers give them their values")
     return lines
 
 
 def _checkpoint(plan) -> list[str]:
-    lines = _header(plan, "checkpoint", "`variables` (dict name -> variable), eager execution")
+    lines = header(plan, "checkpoint", "`variables` (dict name -> variable), eager execution")
     lines += [
         "reader = tf.train.load_checkpoint(checkpoint_path)",
         "# Read every tensor first, then assign: a failed read changes nothing.",
@@ -207,48 +207,7 @@ def _checkpoint(plan) -> list[str]:
         where = "" if part is None else format_box(part.box)  # a part: its slice, "[0:4, 0:3]"
         lines.append(f"    {name!r}: reader.get_tensor({key!r}){where},")
     lines += ["}", "for name, value in values.items():", "    variables[name].assign(value)"]
-    _unmapped_note(plan, lines, "they keep their current values")
-    return lines
-
-
-def _keras_file(plan, style: str) -> list[str]:
-    """Every style for a Keras weights file: TensorFlow's readers cannot open HDF5, so the
-    values are read with h5py (a ``.keras`` archive's ``model.weights.h5`` through zipfile),
-    all before any is assigned."""
-    needs = "`variables` (dict name -> variable)" + (" and `sess` (None in eager mode)" if style == "saver" else "")
-    lines = _header(plan, style, needs)
-    lines.remove("import tensorflow as tf")
-    lines[1:1] = [
-        f"# {plan.checkpoint.prefix!r} is a Keras weights file, which TensorFlow's Saver and readers cannot open:",
-        "# its datasets are read with h5py, every one before any variable is assigned.",
-    ]
-    lines[0:1] = [lines[0].replace("from a checkpoint", "from a Keras weights file")]
-    archive = getattr(plan.checkpoint.source, "format", "") == "keras-archive"
-    lines.insert(lines.index("") if "" in lines else len(lines), "import h5py")
-    if archive:
-        lines.insert(lines.index("import h5py"), "import zipfile")
-        lines.append('with zipfile.ZipFile(checkpoint_path) as archive, archive.open("model.weights.h5") as member, '
-                     'h5py.File(member, "r") as f:')
-    else:
-        lines.append('with h5py.File(checkpoint_path, "r") as f:')
-    lines.append("    values = {")
-    infos = plan.infos
-    for name, key in plan.mapping.items():
-        part = infos[name].part
-        where = "[()]" if part is None else format_box(part.box)
-        lines.append(f"        {name!r}: f[{key!r}]{where},")
-    lines.append("    }")
-    lines.append("for name, value in values.items():")
-    if style == "saver":  # graph-mode variables take their value through the session
-        lines += [
-            "    if sess is None:",
-            "        variables[name].assign(value)",
-            "    else:",
-            "        variables[name].load(value, sess)",
-        ]
-    else:
-        lines.append("    variables[name].assign(value)")
-    _unmapped_note(plan, lines, "they keep their current values")
+    unmapped_note(plan, lines, "they keep their current values")
     return lines
 
 
@@ -277,6 +236,6 @@ def to_code(plan, style: str = "saver") -> str:
     builders = {"saver": _saver, "init_from_checkpoint": _init_from_checkpoint, "checkpoint": _checkpoint}
     if style not in builders:
         raise PlanError(f"Unknown code style {style!r}; choose one of {', '.join(map(repr, STYLES))}.")
-    if getattr(plan.checkpoint.source, "format", "").startswith("keras-"):
-        return "\n".join(_keras_file(plan, style)) + "\n"
-    return "\n".join(builders[style](plan)) + "\n"
+    own = getattr(plan.checkpoint.source, "restore_code", None)  # a format TF cannot read
+    lines = own(plan, style) if own is not None else None
+    return "\n".join(lines if lines is not None else builders[style](plan)) + "\n"

@@ -21,8 +21,8 @@ import numpy as np
 
 from ._tf.quiet import import_tensorflow
 from ._tf import private as _tfprivate
-from .sources._atomic import (WriteReport, existing_files, move_into_place, output_prefix, refuse_own_source,
-                          remove_temporary, temporary_prefix)
+from .sources._atomic import WriteReport, staged, temporary_name
+from .sources.bundle import check_output, move_into_place
 from .errors import WriteError
 from .plan import plan_restore
 from .reader import open_checkpoint
@@ -58,11 +58,8 @@ def convert(source, out, model, rules=None, prefer_ema=False, attribute="model",
     """
     start = time.perf_counter()
     tf = import_tensorflow()
-    prefix = output_prefix(out)
     ckpt = open_checkpoint(source)
-    refuse_own_source([ckpt], out)
-    if not overwrite and existing_files(prefix):
-        raise WriteError(f"A checkpoint already exists at {prefix!r}; pass overwrite=True to replace it.")
+    prefix = check_output([ckpt], out, overwrite)
     plan = plan_restore(ckpt, model, rules=rules, prefer_ema=prefer_ema)
     if plan.problems or plan.unmapped:
         reasons = [p.message for p in plan.problems] + [
@@ -73,20 +70,16 @@ def convert(source, out, model, rules=None, prefer_ema=False, attribute="model",
             + "; ".join(reasons[:5]) + ("; ..." if len(reasons) > 5 else "") + ". " + _what_to_do(plan)
         )
     restore(plan)
-    os.makedirs(os.path.dirname(prefix) or ".", exist_ok=True)
-    temp = temporary_prefix(prefix)
+    temp = temporary_name(prefix)
     root = tf.train.Checkpoint(**{attribute: model})
     # Made now so that it is written: a Checkpoint restoring this one creates its own
     # save_counter, and assert_existing_objects_matched() wants it in the file.
     root.save_counter  # noqa: B018
-    try:
+    with staged(prefix, temp):
+        os.makedirs(os.path.dirname(prefix) or ".", exist_ok=True)
         written = root.write(temp)
         _verify(written, root, plan)
         files = move_into_place(written, prefix, overwrite)
-    except OSError as error:
-        raise WriteError(f"Nothing was written to {prefix!r}: {error.strerror or error}.") from None
-    finally:
-        remove_temporary(temp)
     result = open_checkpoint(prefix)
     return WriteReport(prefix, files, result.keys(), sum(e.nbytes for e in result.entries), time.perf_counter() - start)
 

@@ -27,7 +27,7 @@ from typing import NamedTuple
 from ._planning.kinds import EMA_SEGMENT, KINDS, classify_records
 from .errors import CheckpointNotFoundError
 from .sources import is_source, open_source
-from .sources.bundle._paths import suggest
+from .sources._validate import suggest
 from .sources._tfkeys import record
 
 __all__ = ["Entry", "Checkpoint", "open_checkpoint", "classify", "KINDS"]
@@ -215,7 +215,7 @@ class Checkpoint:
     @cached_property
     def object_graph(self):
         """The saved objects of a TF2 checkpoint and how they reach each other
-        (:class:`~ckptwidgets.sources.bundle._object_graph.ObjectGraph`), read on first use; None for
+        (:class:`~ckptwidgets.sources.bundle.ObjectGraph`), read on first use; None for
         name-based checkpoints and formats without one."""
         graph = getattr(self.source, "object_graph", None)
         return graph() if graph is not None else None

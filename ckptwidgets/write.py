@@ -15,12 +15,14 @@ plans made by :func:`from_plan` (what a :class:`~ckptwidgets.RestorePlan` maps, 
 variables' names) and :func:`average` (N checkpoints of one model, a float64 mean).
 :func:`ckptwidgets.convert.convert` makes a TF2 object-based checkpoint for a model.
 
-Writing (:mod:`ckptwidgets.sources._atomic`) streams one tensor at a time into a temporary
-prefix in the destination folder, reads every tensor back (checksum and value), and only
-then moves the files into place; the inputs are never touched. Output is a name-based TF
-checkpoint (``Saver``, ``load_checkpoint``, ``init_from_checkpoint`` read it); with
+Writing goes to the first format of :data:`ckptwidgets.sources.FORMATS` that writes the
+output (:func:`ckptwidgets.sources.writer_for`); each streams one tensor at a time into a
+temporary name in the destination folder, reads every tensor back (checksum and value), and
+only then moves the files into place (:mod:`ckptwidgets.sources._atomic`); the inputs are
+never touched. Output is a name-based TF checkpoint (``Saver``, ``load_checkpoint``,
+``init_from_checkpoint`` read it: :mod:`ckptwidgets.sources.bundle`); with
 ``write("net.weights.h5", model=model)``, a Keras 3 weights file laid out for that model
-(:mod:`ckptwidgets.sources.keras._writer`), which ``model.load_weights`` takes: the migration path
+(:mod:`ckptwidgets.sources.keras`), which ``model.load_weights`` takes: the migration path
 from a TF1 checkpoint to Keras 3 is ``from_plan(plan_restore(ckpt, model)).write(...)``.
 
 Example
@@ -245,10 +247,11 @@ class WritePlan:
         return not self.problems
 
     def write(self, out, overwrite=False, state_file=False, progress=None, *, model=None, keep_unmapped=False):
-        """Write the checkpoint to prefix ``out`` (safely: :mod:`ckptwidgets.sources._atomic`).
+        """Write the checkpoint to prefix ``out`` (safely: :mod:`ckptwidgets.sources._atomic`), in
+        the format :func:`ckptwidgets.sources.writer_for` chooses for ``out`` and ``model``.
 
         With ``model=`` (a built Keras 3 model) and ``out`` ending in ``.weights.h5``, write
-        that model's weights file instead (:mod:`ckptwidgets.sources.keras._writer`): the plan's keys
+        that model's weights file instead (:mod:`ckptwidgets.sources.keras`): the plan's keys
         are the model's variable names (what :func:`from_plan` gives), laid out as
         ``model.save_weights`` lays them out, so ``model.load_weights(out)`` takes it.
 
@@ -285,27 +288,12 @@ class WritePlan:
             The plan has problems, ``out`` is one of its inputs, ``out`` exists, or the
             write failed (nothing is left under ``out``; the inputs are unchanged).
         """
-        from .sources._atomic import refuse_own_source, write_plan
+        from .sources import writer_for
 
-        refuse_own_source(self, out)  # here, once, for both kinds of output
-        if model is not None or str(out).endswith(".weights.h5"):
-            return self._write_keras(out, model, keep_unmapped, overwrite, state_file, progress)
-        return write_plan(self, out, overwrite=overwrite, state_file=state_file, progress=progress)
-
-    def _write_keras(self, out, model, keep_unmapped, overwrite, state_file, progress):
-        from .sources.keras._writer import SUFFIX, write_weights
-        from .errors import WriteError
-
-        if model is None:
-            raise WriteError(
-                f"Writing the Keras weights file {str(out)!r} needs the model whose layout it takes: "
-                "plan.write(out, model=model)."
-            )
-        if state_file:
-            raise WriteError("state_file=True names a TF checkpoint; a Keras weights file has no state file.")
-        if not str(out).endswith(SUFFIX):
-            raise WriteError(f"With model=, the output is a Keras weights file ending in {SUFFIX!r}; got {str(out)!r}.")
-        return write_weights(self, out, model, keep_unmapped=keep_unmapped, overwrite=overwrite, progress=progress)
+        options = {"overwrite": overwrite, "state_file": state_file, "progress": progress}
+        if model is not None:
+            options.update(model=model, keep_unmapped=keep_unmapped)
+        return writer_for(out, model).write(self, out, **options)
 
     def __str__(self) -> str:
         rows = [[item.key, _from(item), item.op, item.dtype, format_shape(item.shape), human_size(item.nbytes)] for item in self.items]
@@ -423,7 +411,7 @@ def _graphs_pruned(items: list) -> list:
 
 def _graph_keys(ckpt, key) -> set | None:
     """The keys an object graph names, or None when it cannot be read (the write says why)."""
-    from .sources.bundle._object_graph import checkpoint_keys
+    from .sources.bundle import checkpoint_keys
 
     try:
         return checkpoint_keys(ckpt.read(key))

@@ -21,7 +21,7 @@ from tensorflow.core.protobuf import tensor_bundle_pb2
 
 import ckptwidgets
 from ckptwidgets import CorruptCheckpointError, PlanError, open_checkpoint, plan_restore, restore
-from ckptwidgets._planning.partitions import parse_slice_key, slice_key
+from ckptwidgets.sources.bundle._slices import parse_slice_key, slice_key
 from ckptwidgets.sources.bundle._sstable import block_items, data_blocks
 from ckptwidgets.sources.arrays import ArraySource
 

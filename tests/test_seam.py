@@ -1,6 +1,8 @@
 """The source seam, the public plan protocol, and reading without TensorFlow (issue #10).
 
-- Every module talks to the others through public names (an AST walk of the package).
+- Every module talks to the others through public names (an AST walk of the package), and
+  nothing outside ``ckptwidgets/sources/`` imports a format's private modules
+  (``ckptwidgets.sources.<format>._<x>``): what the rest needs is a public name of the format.
 - A checkpoint is opened, listed, read, shown by the CLI and browsed in a process where
   TensorFlow is never imported, and the values equal TensorFlow's ``get_tensor``.
 - A source without a ``RestoreV2`` path (:class:`ArraySource`, a bundle whose path TF's
@@ -71,6 +73,62 @@ def test_no_module_reads_another_objects_private_state():
 def test_the_private_access_check_can_fail(tmp_path):
     tree = ast.parse("class A:\n    def f(self, plan):\n        self._x = 1\n        return plan._x, self._x\n")
     assert private_accesses({PACKAGE / "example.py": tree}) == ["ckptwidgets/example.py:4: plan._x"]
+
+
+# --- a format's private modules stay inside sources/ ----------------------------------
+
+
+def _imported_modules(path: Path, tree) -> list[tuple[int, str]]:
+    """``(line, dotted name)`` of every module (and ``from`` name) a module of the package imports."""
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    package = parts[:-1]  # the package a relative import starts from (for __init__ too)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else []))
+            found.append((node.lineno, target))
+            found += [(node.lineno, f"{target}.{alias.name}") for alias in node.names]
+    return found
+
+
+def format_private_imports(trees) -> list[str]:
+    """Imports of ``ckptwidgets.sources.<format>._<x>`` by modules outside ``ckptwidgets/sources/``."""
+    found = []
+    for path, tree in trees.items():
+        if (PACKAGE / "sources") in path.parents:
+            continue
+        for line, name in _imported_modules(path, tree):
+            words = name.split(".")
+            if words[:2] == ["ckptwidgets", "sources"] and len(words) > 3 and words[3].startswith("_"):
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {'.'.join(words[:4])}")
+    return sorted(set(found))
+
+
+def test_no_module_outside_sources_imports_a_formats_private_modules():
+    trees = {path: ast.parse(path.read_text(), str(path)) for path in sorted(PACKAGE.rglob("*.py"))}
+    assert any("sources" in path.parts and path.name == "_object_graph.py" for path in trees)
+    assert format_private_imports(trees) == []
+
+
+def test_the_format_import_check_can_fail():
+    codegen, bundle = PACKAGE / "codegen.py", PACKAGE / "sources" / "bundle" / "__init__.py"
+    trees = {
+        codegen: ast.parse("from .sources.bundle._slices import format_box\n"
+                           "from .sources.bundle import _index, format_box\n"
+                           "import ckptwidgets.sources.keras._h5\n"
+                           "from .sources import _atomic\n"),  # shared by every writer: not a format's
+        PACKAGE / "_planning" / "order.py": ast.parse("from ..sources.keras._h5 import list_attribute\n"),
+        bundle: ast.parse("from ._slices import format_box\nfrom ..keras._ema import from_object_graph\n"),
+    }
+    assert format_private_imports(trees) == [
+        "ckptwidgets/_planning/order.py:1: ckptwidgets.sources.keras._h5",
+        "ckptwidgets/codegen.py:1: ckptwidgets.sources.bundle._slices",
+        "ckptwidgets/codegen.py:2: ckptwidgets.sources.bundle._index",
+        "ckptwidgets/codegen.py:3: ckptwidgets.sources.keras._h5",
+    ]
 
 
 # --- reading without TensorFlow --------------------------------------------------------

@@ -126,7 +126,7 @@ CHILD = r"""
 import json, os, signal, sys
 spec = json.loads(sys.argv[1])
 import numpy as np
-import ckptwidgets.sources.bundle._writer, ckptwidgets.sources._atomic, ckptwidgets.reader
+import ckptwidgets.sources.bundle._write, ckptwidgets.sources._atomic, ckptwidgets.reader
 from ckptwidgets import WriteError
 from ckptwidgets.write import average, plan_write
 
@@ -160,7 +160,7 @@ if spec.get("fsize") is not None:
 if spec.get("uid") is not None:
     # Import what the write imports lazily while the files are still readable: the package
     # may live in a folder the unprivileged user cannot read (a clone under a mktemp dir).
-    import ckptwidgets.sources.bundle._writer, ckptwidgets.sources._atomic, ml_dtypes, tqdm.auto  # noqa: F401,E401
+    import ckptwidgets.sources.bundle._write, ckptwidgets.sources._atomic, ml_dtypes, tqdm.auto  # noqa: F401,E401
     from ckptwidgets.sources._dtypes import BY_NAME
     BY_NAME["float32"].numpy
     os.setgid(spec["uid"])

@@ -1,7 +1,7 @@
 """Match a trackable root's variables to a TF2 checkpoint the way TensorFlow restores.
 
 ``tf.train.Checkpoint(...).restore`` does not look at key names: it walks the checkpoint's
-object graph (:class:`~ckptwidgets.sources.bundle._object_graph.ObjectGraph`) from its root in parallel
+object graph (:class:`~ckptwidgets.sources.bundle.ObjectGraph`) from its root in parallel
 with the live objects, child by child under the same local name, and each saved node gives
 its value to the live object it reaches. A Keras 3 model shows why that matters: its kernel
 is reachable as ``model/_functional/_operations/1/_kernel`` and as
@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from ..sources.bundle._object_graph import VALUE_ATTRIBUTE
+from ..sources.bundle import VALUE_ATTRIBUTE
 from .._tf.quiet import import_tensorflow
 
 __all__ = ["graph_keys", "walk", "children"]

@@ -37,10 +37,9 @@ Example
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .graph_match import children
-from ..sources.bundle._object_graph import VALUE_ATTRIBUTE as VALUE
+from ..sources.bundle import VALUE_ATTRIBUTE as VALUE
+from ..sources.keras import list_attribute
 from ..errors import PlanError
 
 __all__ = ["order_keys", "numbered_layers", "own_weights", "TOP_LEVEL"]
@@ -293,29 +292,16 @@ def _legacy_layers(ckpt) -> tuple[list[tuple[str, list[str]]], list[str]]:
 
     path = ckpt.source.location
     with h5py.File(path, "r") as f:
-        group = f["model_weights"] if "model_weights" in f and _listed(f["model_weights"], "layer_names") else f
+        group = f["model_weights"] if "model_weights" in f and list_attribute(f["model_weights"], "layer_names") else f
         prefix = "" if group is f else "model_weights/"
         out = []
-        for layer in _listed(group, "layer_names"):
-            weights = _listed(group[layer], "weight_names") if layer in group else []
+        for layer in list_attribute(group, "layer_names"):
+            weights = list_attribute(group[layer], "weight_names") if layer in group else []
             if weights:
                 out.append((layer, [f"{prefix}{layer}/{w}" for w in weights]))
         top = group.get(TOP_LEVEL)
-        top_level = [f"{prefix}{TOP_LEVEL}/{w}" for w in _listed(top, "weight_names")] if top is not None else []
+        top_level = [f"{prefix}{TOP_LEVEL}/{w}" for w in list_attribute(top, "weight_names")] if top is not None else []
     return out, top_level
-
-
-def _listed(group, name: str) -> list[str]:
-    """A Keras list attribute (split as ``name0``, ``name1``... when long), as str."""
-    if name in group.attrs:
-        parts = [group.attrs[name]]
-    else:
-        parts, n = [], 0
-        while f"{name}{n}" in group.attrs:
-            parts.append(group.attrs[f"{name}{n}"])
-            n += 1
-    items = [item for part in parts for item in np.atleast_1d(part)]
-    return [item.decode("utf-8") if isinstance(item, bytes) else str(item) for item in items if len(item)]
 
 
 def _pair_flat(model, saved, pairs, notes, ckpt) -> None:

@@ -10,9 +10,12 @@ through this protocol; nothing else in the package knows how a format stores its
 - :mod:`.arrays`: tensors held in memory (a dict of numpy arrays), for tests, for
   checkpoints built in code, and as the smallest example of a source.
 
-Adding a format is one new module here with a class implementing :class:`Source` and a
-function ``detect(path) -> Source | None``, and its name in :data:`FORMATS`
-(``docs/design.md``, "Adding a source").
+Adding a format is one new module (or package) here with a class implementing
+:class:`Source`, a function ``detect(path) -> Source | None`` and, if it writes,
+``writes(out, model=None) -> bool`` and ``write(plan, out, **options)``, and its name in
+:data:`FORMATS` (``docs/design.md``, "Adding a format (read and write)"). What the rest of
+the package needs to know of a format beyond the protocol it asks the source through
+optional hooks (:data:`OPTIONAL`), never by its name.
 
 Example
 -------
@@ -30,12 +33,15 @@ import os
 from importlib import import_module
 from typing import Iterable, Iterator, NamedTuple, Protocol, runtime_checkable
 
-__all__ = ["Record", "Source", "OPTIONAL", "FORMATS", "open_source", "is_source"]
+__all__ = ["Record", "Source", "OPTIONAL", "FORMATS", "open_source", "is_source", "writer_for"]
 
-#: Modules of this package tried in order by :func:`open_source`. Each has
-#: ``detect(path) -> Source | None``; the last one (the TF bundle) never returns None: it
-#: raises the error that explains what is at the path instead.
-FORMATS = ("keras", "bundle")
+#: The formats: modules of this package, tried in order by :func:`open_source` and
+#: :func:`writer_for`. Each has ``detect(path) -> Source | None``; the last one (the TF
+#: bundle) never returns None: it raises the error that explains what is at the path
+#: instead. A format that writes also has ``writes(out, model=None) -> bool`` and
+#: ``write(plan, out, **options) -> WriteReport``; the bundle's ``writes`` says yes to
+#: every output: it is the default.
+FORMATS = ("safetensors", "keras", "bundle")
 
 
 class Record(NamedTuple):
@@ -115,13 +121,21 @@ class Source(Protocol):
         """The files the checkpoint consists of."""
 
 
-#: Optional members a source may have (``Checkpoint`` asks with ``getattr``):
+#: Optional members a source may have (the rest of the package asks with ``getattr``, and
+#: does without when a source has none):
 #:
 #: - ``steps() -> [(step, location)]``: the checkpoints of the same training run beside this
 #:   one, by step (a TF bundle: ``model.ckpt-0``, ``-999``, ``-1000``).
 #: - ``object_graph() -> ObjectGraph | None``: the saved objects and how they reach each
-#:   other (:mod:`ckptwidgets.sources.bundle._object_graph`; a TF2 bundle's ``_CHECKPOINTABLE_OBJECT_GRAPH``).
-OPTIONAL = ("steps", "object_graph")
+#:   other (:class:`ckptwidgets.sources.bundle.ObjectGraph`; a TF2 bundle's ``_CHECKPOINTABLE_OBJECT_GRAPH``).
+#: - ``describe(shown: str) -> str``: what the CLI's ``ls`` header says in parentheses after
+#:   the location; ``shown`` is the entry count as the listing words it (``"2 entries"``, or
+#:   ``"2 of 5 entries"`` under a filter). Without it: ``f"{source.format}, {shown}"``.
+#: - ``restore_code(plan, style) -> list[str] | None``: the lines of Python that restore
+#:   ``plan`` (a :class:`~ckptwidgets.RestorePlan` of this source) in ``style``, for a format
+#:   TensorFlow's own readers cannot open (:func:`ckptwidgets.codegen.to_code`); None, or
+#:   no hook: TensorFlow's ``Saver`` / ``init_from_checkpoint`` / ``load_checkpoint`` code.
+OPTIONAL = ("steps", "object_graph", "describe", "restore_code")
 
 
 def is_source(obj) -> bool:
@@ -142,3 +156,17 @@ def open_source(path: str) -> Source:
         if source is not None:
             return source
     raise AssertionError(f"the last format, {FORMATS[-1]!r}, explains every path it cannot open")
+
+
+def writer_for(out, model=None):
+    """The module of the first format in :data:`FORMATS` that writes ``out`` (for ``model``,
+    when given): its ``write(plan, out, **options)`` writes it.
+
+    >>> writer_for("serving.ckpt").__name__, writer_for("net.weights.h5").__name__
+    ('ckptwidgets.sources.bundle', 'ckptwidgets.sources.keras')
+    """
+    for name in FORMATS:
+        module = import_module(f".{name}", __name__)
+        if hasattr(module, "writes") and module.writes(out, model):
+            return module
+    raise AssertionError(f"the last format, {FORMATS[-1]!r}, writes every output")

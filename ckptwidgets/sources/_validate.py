@@ -1,7 +1,8 @@
 """Checks on a checkpoint path made before TensorFlow touches it.
 
-Private helper of :mod:`ckptwidgets.sources.bundle`. Two things stall or crash a notebook before
-the reader's own index checks run:
+Private helper of the formats (:mod:`ckptwidgets.sources.bundle`, :mod:`ckptwidgets.sources.keras`),
+with the few words their messages share (:func:`first_line`, :func:`suggest`). Two things
+stall or crash a notebook before the reader's own index checks run:
 
 - a special file where a checkpoint file is expected: reading a FIFO blocks until some
   other process writes to it (forever, in a class), ``/dev/zero`` never ends. The folder's
@@ -26,13 +27,14 @@ ckptwidgets.errors.CorruptCheckpointError: The index file '...m.ckpt.index' is a
 """
 from __future__ import annotations
 
+import difflib
 import glob
 import os
 import stat
 
 from ..errors import CheckpointError, CorruptCheckpointError
 
-__all__ = ["check_special", "resolve_prefix"]
+__all__ = ["check_special", "resolve_prefix", "is_remote", "first_line", "suggest"]
 
 _KINDS = (
     (stat.S_ISFIFO, "a FIFO (named pipe)", "reading it would wait for a writer forever"),
@@ -42,8 +44,24 @@ _KINDS = (
 )
 
 
+def is_remote(path: str) -> bool:
+    return "://" in path
+
+
 def _local(path: str) -> bool:
-    return "://" not in path
+    return not is_remote(path)
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of what ``error`` says (TensorFlow's messages run on for pages)."""
+    text = getattr(error, "message", None) or str(error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def suggest(name: str, candidates, n: int = 3) -> str:
+    """`` Did you mean 'a', 'b'?`` for the close matches of ``name``, or ``""``."""
+    close = difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.5)
+    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
 def check_special(path: str, what: str) -> None:

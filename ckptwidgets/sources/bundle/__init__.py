@@ -9,12 +9,16 @@ their crc32c checked (:mod:`ckptwidgets.sources.bundle._tensordata`), memory-map
 A TF2 checkpoint holding a Keras 3 optimizer (``<opt>/_iterations`` beside
 ``<opt>/_variables/N``) has its object graph read when the records are listed: it says
 which ``_variables/N`` are ``use_ema`` averages and slots, and of which variable
-(:mod:`ckptwidgets.sources.keras._ema`); the records carry that as ``kind`` and ``base``.
+(:func:`ckptwidgets.sources.keras.from_object_graph`); the records carry that as ``kind`` and
+``base``.
 
 A partitioned variable's tensor (saved as slices of one full key) is assembled from its
-slices (:mod:`ckptwidgets._planning.partitions`), each read and checked as any tensor. TensorFlow is
+slices (:mod:`ckptwidgets.sources.bundle._slices`), each read and checked as any tensor. TensorFlow is
 imported only for what it alone can do: ``variant`` tensors are read with its reader, and
 remote paths (``gs://``, ``s3://``, ``ram://``...) go through its file systems.
+
+Writing (:func:`write`, through :func:`ckptwidgets.sources.writer_for`): the default output,
+a name-based bundle written without TensorFlow (:mod:`ckptwidgets.sources.bundle._write`).
 
 Example
 -------
@@ -29,16 +33,19 @@ import gc
 import os
 import struct
 
-from . import _index as _bundle, _sstable, _tensordata
-from ..._planning import partitions as _partitions
-from ..keras._ema import from_object_graph, suggests_optimizer
-from ._object_graph import ObjectGraph
+from . import _index as _bundle, _slices, _sstable, _tensordata
+from ..keras import from_object_graph, suggests_optimizer
+from ._object_graph import VALUE_ATTRIBUTE, ObjectGraph, checkpoint_keys
+from ._slices import format_box
+from ._write import check_output, move_into_place, write
 from ..._tf.quiet import import_tensorflow
 from ...errors import CorruptCheckpointError
-from ._paths import first_line, is_remote, resolve_prefix, steps_beside
+from ._paths import resolve_prefix, steps_beside
 from .._tfkeys import OBJECT_GRAPH_KEY, records
+from .._validate import first_line, is_remote
 
-__all__ = ["BundleSource", "detect"]
+__all__ = ["BundleSource", "detect", "writes", "write", "check_output", "move_into_place", "ObjectGraph",
+           "VALUE_ATTRIBUTE", "checkpoint_keys", "format_box"]
 
 
 def detect(path: str) -> BundleSource:
@@ -48,6 +55,11 @@ def detect(path: str) -> BundleSource:
     at ``path`` (:class:`CheckpointNotFoundError`, :class:`CorruptCheckpointError`).
     """
     return BundleSource(resolve_prefix(path))
+
+
+def writes(out, model=None) -> bool:
+    """True: the bundle is the default output, the last of :data:`ckptwidgets.sources.FORMATS`."""
+    return True
 
 
 class BundleSource:
@@ -91,6 +103,12 @@ class BundleSource:
     def files(self) -> list[str]:
         shards = self._index.num_shards
         return [self.location + ".index"] + [self._shard(i) for i in range(shards) if self._exists(self._shard(i))]
+
+    def describe(self, shown: str) -> str:
+        """What ``ls`` says of the bundle: ``"name-based, 2 entries, 1 data file"``."""
+        shards = len(self.files()) - 1
+        style = "object-based" if self.object_based else "name-based"
+        return f"{style}, {shown}, {shards} data file{'s' if shards != 1 else ''}"
 
     def steps(self) -> list[tuple[int, str]]:
         """``(step, prefix)`` of the checkpoints of the same run beside this one (``model.ckpt-N``)."""
@@ -168,27 +186,27 @@ class BundleSource:
             )
 
         listed = _bundle.slice_extents(value)
-        boxes = [_partitions.bounds(extents, shape) for extents in listed]
+        boxes = [_slices.bounds(extents, shape) for extents in listed]
         for extents, box in zip(listed, boxes):
             if box is None:
                 raise damaged(f"its slice {extents} does not fit its shape {list(shape)}")
-        problem = _partitions.check_cover(shape, boxes)
+        problem = _slices.check_cover(shape, boxes)
         if problem is not None:
             raise damaged(problem)
         name, stored = key.encode("utf-8"), self._index.slices
         pieces = []
         for extents, box in zip(listed, boxes):
-            entry = stored.get(_partitions.slice_key(name, extents))
+            entry = stored.get(_slices.slice_key(name, extents))
             if entry is None:
-                raise damaged(f"its slice {_partitions.format_box(box)} has no entry")
+                raise damaged(f"its slice {_slices.format_box(box)} has no entry")
             part_shape = tuple(b - a for a, b in box)
-            what = f" (slice {_partitions.format_box(box)})"
+            what = f" (slice {_slices.format_box(box)})"
             try:
                 piece = self._read_ref(key, _bundle.data_ref(entry), dtype, part_shape, False, what)
             except _tensordata.Undecodable as error:  # variant slices: TF never writes them
                 raise CorruptCheckpointError(f"Cannot read key {key!r}{what}: {error}") from None
             pieces.append((box, piece))
-        return _partitions.assemble(shape, pieces)
+        return _slices.assemble(shape, pieces)
 
     def read_many(self, keys, copy: bool = False):
         entries = self._entries()

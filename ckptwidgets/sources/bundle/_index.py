@@ -5,7 +5,7 @@ Private helper of :mod:`ckptwidgets.reader`; :mod:`ckptwidgets.sources.bundle._s
 holds a ``BundleHeaderProto`` (shard count, byte order, format version); every other key
 is a tensor name holding a ``BundleEntryProto`` (dtype, shape, shard, offset, size,
 crc32c). The slices of a partitioned variable are stored under keys starting with a NUL
-byte (:mod:`ckptwidgets._planning.partitions`), next to the variable's own entry, which lists
+byte (:mod:`ckptwidgets.sources.bundle._slices`), next to the variable's own entry, which lists
 them. The messages come from :mod:`ckptwidgets.sources.bundle._protos` and the dtypes from
 :mod:`ckptwidgets.sources._dtypes`: no TensorFlow.
 
@@ -28,7 +28,7 @@ import re
 from typing import NamedTuple
 
 from .._dtypes import dtype_info
-from ..._planning.partitions import bounds, parse_slice_key
+from ._slices import bounds, parse_slice_key
 from ._protos import BundleEntryProto, BundleHeaderProto, DecodeError
 from ._sstable import Damaged, block_items
 
@@ -237,7 +237,7 @@ def _check_slice_entry(key: bytes, proto, sliced: dict) -> None:
 
 def slice_extents(value: bytes) -> list[tuple]:
     """The slices a partitioned variable's entry lists: per slice a ``(start, length)`` pair per
-    dimension, length None for a full extent (what :func:`ckptwidgets._planning.partitions.slice_key` takes)."""
+    dimension, length None for a full extent (what :func:`ckptwidgets.sources.bundle._slices.slice_key` takes)."""
     proto = BundleEntryProto.FromString(value)
     return [
         tuple((e.start, e.length if e.HasField("length") else None) for e in piece.extent) for piece in proto.slices

@@ -7,7 +7,8 @@ kernel is ``model/_functional/_operations/1/_kernel`` *and*
 by walking this graph from the root and matching children by their local names, so what a
 key is called matters less than where its node sits. The entry
 ``_CHECKPOINTABLE_OBJECT_GRAPH`` (a ``TrackableObjectGraph`` proto) says where; this module
-parses it without TensorFlow.
+parses it without TensorFlow. Private helper of :mod:`ckptwidgets.sources.bundle`, which
+exposes :class:`ObjectGraph`, :data:`VALUE_ATTRIBUTE` and :func:`checkpoint_keys`.
 
 Example
 -------
@@ -19,8 +20,8 @@ Example
 ...     _ = parent.children.add(node_id=child, local_name=name)
 >>> _ = kernel.attributes.add(name="VARIABLE_VALUE", checkpoint_key="model/kernel/.ATTRIBUTES/VARIABLE_VALUE")
 >>> graph = ObjectGraph.parse(proto.SerializeToString())
->>> graph.paths[3], sorted(graph.aliases())
-('model/kernel', ['model/kernel', 'optimizer/_trainable_variables/0'])
+>>> graph.paths[3], graph.walk(["optimizer", "_trainable_variables", "0"])
+('model/kernel', 3)
 >>> graph.key_of(3)
 'model/kernel/.ATTRIBUTES/VARIABLE_VALUE'
 """
@@ -106,21 +107,6 @@ class ObjectGraph:
     def key_of(self, node_id: int) -> str | None:
         """The checkpoint key of a node's value (a variable's), or None."""
         return self.nodes[node_id].attributes.get(VALUE_ATTRIBUTE)
-
-    def aliases(self) -> dict[str, int]:
-        """``{path: node id}`` for every path one edge away from a breadth-first path, for
-        nodes holding a value: the key's own path and each other parent's path plus the
-        child's local name (``model/_functional/_operations/1/_kernel``). Linear in the edges."""
-        out: dict[str, int] = {}
-        for parent, node in enumerate(self.nodes):
-            prefix = self.paths[parent]
-            if prefix is None:
-                continue
-            for name, child in node.children:
-                if VALUE_ATTRIBUTE in self.nodes[child].attributes:
-                    name = escape(name)
-                    out.setdefault(f"{prefix}/{name}" if prefix else name, child)
-        return out
 
     def child(self, node_id: int, name: str) -> int | None:
         """The node a child edge ``name`` of ``node_id`` leads to, or None."""

@@ -18,7 +18,6 @@ Example
 from __future__ import annotations
 
 import codecs
-import difflib
 import glob
 import os
 import re
@@ -26,10 +25,11 @@ import sys
 import warnings
 
 from .. import _validate
+from .._validate import first_line, is_remote, suggest
 from ..._tf.quiet import import_tensorflow
 from ...errors import CheckpointNotFoundError, CheckpointWarning, CorruptCheckpointError
 
-__all__ = ["resolve_prefix", "parse_state", "steps_beside", "step_of", "is_remote", "first_line", "suggest"]
+__all__ = ["resolve_prefix", "parse_state", "steps_beside", "step_of"]
 
 _META_FILE = re.compile(r"\.meta$")
 _DATA_FILE = re.compile(r"\.data-\d{5}-of-\d{5}$")
@@ -37,21 +37,6 @@ _STEP = re.compile(r"-(\d+)$")
 _SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 # One field of a text-format CheckpointState: `name: "C-escaped string"` or `name: number`.
 _FIELD = re.compile(r'\s*([A-Za-z_]\w*)\s*:\s*(?:"((?:[^"\\\n]|\\.)*)"|([-+0-9.eE]+))\s*')
-
-
-def is_remote(path: str) -> bool:
-    return "://" in path
-
-
-def first_line(error: BaseException) -> str:
-    text = getattr(error, "message", None) or str(error)
-    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
-
-
-def suggest(name: str, candidates, n: int = 3) -> str:
-    """`` Did you mean 'a', 'b'?`` for the close matches of ``name``, or ``""``."""
-    close = difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.5)
-    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
 class _Files:

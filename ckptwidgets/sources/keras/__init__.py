@@ -65,16 +65,19 @@ import zlib
 from contextlib import contextmanager
 from typing import NamedTuple
 
-from .._validate import check_special
+from ._ema import from_object_graph, suggests_optimizer
+from .._validate import check_special, first_line, is_remote, suggest
 from ...errors import CheckpointNotFoundError, CorruptCheckpointError
-from ..bundle._paths import first_line, is_remote, suggest
 
-__all__ = ["KerasSource", "detect", "SUFFIXES", "MEMBER"]
+__all__ = ["KerasSource", "detect", "writes", "write", "SUFFIXES", "MEMBER", "WEIGHTS_SUFFIX",
+           "from_object_graph", "suggests_optimizer", "list_attribute"]
 
 #: Suffixes that are Keras files whatever their bytes (anything else is recognised by them).
 SUFFIXES = (".keras", ".h5", ".hdf5")
 #: The weights inside a ``.keras`` archive.
 MEMBER = "model.weights.h5"
+#: What ``model.load_weights`` needs a weights file's name to end with (what :func:`write` writes).
+WEIGHTS_SUFFIX = ".weights.h5"
 _HDF5 = b"\x89HDF\r\n\x1a\n"  # an HDF5 file's first bytes (without a user block, as Keras writes it)
 _ZIP = (b"PK\x03\x04", b"PK\x05\x06")
 _CHUNK = 1 << 20
@@ -123,6 +126,28 @@ def detect(path: str) -> KerasSource | None:
             f"{path!r} is not a Keras archive: a .keras file is a zip archive, and this one starts with {head!r}."
         )
     return None
+
+
+def writes(out, model=None) -> bool:
+    """True when ``plan.write(out, model=model)`` writes a Keras weights file: given a model,
+    or an output ending in ``.weights.h5`` (then :func:`write` asks for the model)."""
+    return model is not None or str(out).endswith(WEIGHTS_SUFFIX)
+
+
+def write(plan, out, **options):
+    """Write ``plan`` as a Keras 3 model's ``.weights.h5`` (``model=``, ``keep_unmapped=``,
+    ``overwrite=``, ``progress=``): :mod:`ckptwidgets.sources.keras._writer`."""
+    from ._writer import write as write_weights_file  # Keras' layout: only when writing one
+
+    return write_weights_file(plan, out, **options)
+
+
+def list_attribute(group, name: str) -> list[str]:
+    """An h5py group's Keras list attribute (``layer_names``, ``weight_names``) as str, joined
+    from ``name0``, ``name1``... when Keras split it: :func:`ckptwidgets.sources.keras._h5.list_attribute`."""
+    from ._h5 import list_attribute as parse
+
+    return parse(group, name)
 
 
 class _Member(NamedTuple):
@@ -187,6 +212,13 @@ class KerasSource:
 
     def records(self):
         return list(self._records)
+
+    def restore_code(self, plan, style: str) -> list[str]:
+        """Code restoring ``plan`` with h5py, which TensorFlow's readers cannot do for HDF5
+        (:func:`ckptwidgets.codegen.to_code` asks; :mod:`ckptwidgets.sources.keras._code`)."""
+        from ._code import restore_code
+
+        return restore_code(plan, style, archive=self.format == "keras-archive")
 
     def files(self) -> list[str]:
         return [self.location]

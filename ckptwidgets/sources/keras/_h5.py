@@ -61,7 +61,7 @@ import numpy as np
 from .._dtypes import dtype_info, numpy_type
 from .. import Record
 
-__all__ = ["KERAS3", "LEGACY", "Unreadable", "records", "dataset", "value", "describe", "ema_bases"]
+__all__ = ["KERAS3", "LEGACY", "Unreadable", "records", "dataset", "value", "describe", "ema_bases", "list_attribute"]
 
 KERAS3, LEGACY = "keras3", "legacy"
 
@@ -295,7 +295,7 @@ def _flat_layers(f) -> list | None:
 def _legacy(f, root) -> list[Record]:
     prefix = "" if root is f else root.name.lstrip("/") + "/"
     out: list[Record] = []
-    layers = _list(root, "layer_names")
+    layers = list_attribute(root, "layer_names")
     if _group(root, "top_level_model_weights") is not None:  # the model's own weights (Keras 2.x)
         layers.append("top_level_model_weights")
     for layer in layers:
@@ -310,7 +310,7 @@ def _legacy(f, root) -> list[Record]:
 
 
 def _listed(f, group, prefix: str, context: str | None, out: list) -> None:
-    for weight in _list(group, "weight_names"):
+    for weight in list_attribute(group, "weight_names"):
         key = prefix + weight
         node = dataset(f, key)
         shape, (dtype, itemsize) = tuple(int(d) for d in node.shape or ()), describe(node)
@@ -322,8 +322,9 @@ def _has_list(group, name: str) -> bool:
     return name in group.attrs or f"{name}0" in group.attrs
 
 
-def _list(group, name: str) -> list[str]:
-    """A list attribute, joined from ``name0``, ``name1``... when Keras split it (HDF5's 64 KiB header limit)."""
+def list_attribute(group, name: str) -> list[str]:
+    """A Keras list attribute (``layer_names``, ``weight_names``) as str, joined from ``name0``,
+    ``name1``... when Keras split it (HDF5's 64 KiB header limit); empty items left out."""
     if name in group.attrs:
         parts = [group.attrs[name]]
     else:

@@ -1,6 +1,7 @@
 """Write a :class:`~ckptwidgets.write.WritePlan` as a Keras 3 ``.weights.h5`` for one model.
 
-Private helper of :mod:`ckptwidgets.write` (``plan.write("out.weights.h5", model=m)``); ``m`` is
+Private helper of :mod:`ckptwidgets.sources.keras` (its ``write``, behind
+``plan.write("out.weights.h5", model=m)``); ``m`` is
 any Keras 3 model or layer (``isinstance`` of ``keras.layers.Layer``: a user's ``class
 Net(keras.Model)`` defined anywhere).
 The plan's keys are the model's variable names as :func:`ckptwidgets.plan_restore` names
@@ -19,7 +20,7 @@ them (a Keras variable's ``.path``: ``net/hidden/kernel``), which is what
   model's optimizer holds it (so ``load_weights`` restores it instead of warning and
   skipping it); ``bfloat16`` as Keras stores it (opaque bytes, a ``dtype`` attribute).
 
-Safety is the bundle writer's (:mod:`ckptwidgets.sources._atomic`): everything is checked
+Safety is every writer's (:mod:`ckptwidgets.sources._atomic`): everything is checked
 before a byte is written (shapes, dtypes, unmapped variables, an existing output); the
 file is written to a hidden temporary name in the destination folder one tensor at a
 time (memory stays near the largest tensor: sources are memory-mapped and each value is
@@ -54,13 +55,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..._text.format import format_shape
+from . import WEIGHTS_SUFFIX
+from .. import _atomic
 from .._atomic import WriteReport
-from ...errors import CheckpointError, WriteError
+from .._dtypes import numpy_type
+from ...errors import WriteError
 
-__all__ = ["write_weights", "KerasWriteReport", "SUFFIX"]
+__all__ = ["write", "write_weights", "KerasWriteReport", "SUFFIX"]
 
 #: What ``model.load_weights`` needs a weights file's name to end with.
-SUFFIX = ".weights.h5"
+SUFFIX = WEIGHTS_SUFFIX
 
 
 @dataclass
@@ -188,9 +192,7 @@ def _place(plan, slots: list[_Slot], unsaved: set, path: str, keep_unmapped: boo
 
 def _value(slot: _Slot) -> np.ndarray:
     if slot.item is not None:
-        from .._atomic import item_value
-
-        return item_value(slot.item)
+        return np.asarray(_atomic.item_value(slot.item))
     return np.asarray(slot.variable.numpy())
 
 
@@ -221,72 +223,51 @@ def _write(temp: str, groups: list, slots: list[_Slot], tick) -> dict:
 
 
 def _verify(temp: str, slots: list[_Slot], crcs: dict) -> None:
-    from ...reader import open_checkpoint
-
-    written = open_checkpoint(temp)
-    expected = {slot.key: slot for slot in slots}
-    if sorted(written.keys()) != sorted(expected):
-        raise WriteError(f"The temporary file {temp!r} does not hold the planned datasets.")
+    written = _atomic.read_back(temp, {slot.key: (slot.dtype, slot.shape) for slot in slots})
     for entry in written.entries:
-        slot = expected[entry.key]
-        if (entry.dtype, tuple(entry.shape)) != (slot.dtype, slot.shape):
-            raise WriteError(
-                f"Dataset {entry.key!r} was written as {entry.dtype} {format_shape(entry.shape)}, planned "
-                f"{slot.dtype} {format_shape(slot.shape)}."
-            )
         if _crc(written.read(entry.key)) != crcs[entry.key]:
             raise WriteError(f"Dataset {entry.key!r} reads back other bytes than were written.")
 
 
-def write_weights(plan, out, model, keep_unmapped=False, overwrite=False, progress=None) -> KerasWriteReport:
+def write(plan, out, model=None, keep_unmapped=False, overwrite=False, state_file=False, progress=None):
     """Write ``plan`` as ``model``'s Keras 3 weights file ``out``: see the module docstring."""
-    from .._atomic import progress_callbacks, temporary_prefix
+    path = os.fsdecode(os.fspath(out))
+    _atomic.refuse_own_source(plan, path, [path])
+    if model is None:
+        raise WriteError(
+            f"Writing the Keras weights file {path!r} needs the model whose layout it takes: "
+            "plan.write(out, model=model)."
+        )
+    if state_file:
+        raise WriteError("state_file=True names a TF checkpoint; a Keras weights file has no state file.")
+    if not path.endswith(SUFFIX):
+        raise WriteError(f"With model=, the output is a Keras weights file ending in {SUFFIX!r}; got {path!r}.")
+    return write_weights(plan, path, model, keep_unmapped=keep_unmapped, overwrite=overwrite, progress=progress)
 
+
+def write_weights(plan, out, model, keep_unmapped=False, overwrite=False, progress=None) -> KerasWriteReport:
+    """Write ``plan`` as ``model``'s Keras 3 weights file ``out`` (its own source not refused: :func:`write` does)."""
     start = time.perf_counter()
     path = os.fsdecode(os.fspath(out))
     if not path.endswith(SUFFIX):
         raise WriteError(f"A Keras weights file's name must end with {SUFFIX!r} (model.load_weights needs it); got {path!r}.")
     if "://" in path:
         raise WriteError(f"Writing to a remote path is not supported; write {path!r} locally and copy it.")
-    if plan.problems:
-        raise WriteError(
-            f"Nothing was written to {path!r}: the plan has {len(plan.problems)} problem(s):\n"
-            + "\n".join(f"  - {p}" for p in plan.problems)
-        )
+    _atomic.refuse_problems(plan, path)
     groups, slots, unsaved = _layout(model, path)
     dropped = _place(plan, slots, unsaved, path, keep_unmapped)
     if os.path.isdir(path):
         raise WriteError(f"Nothing was written to {path!r}: it is a folder.")
     if os.path.lexists(path) and not overwrite:
         raise WriteError(f"A file already exists at {path!r}; pass overwrite=True to replace it.")
-    folder = os.path.dirname(path) or "."
-    temp = temporary_prefix(path)
-    total = sum(int(np.prod(s.shape)) * np.dtype(_numpy(s.dtype)).itemsize for s in slots)
-    tick, close = progress_callbacks(total, progress)
-    try:
-        os.makedirs(folder, exist_ok=True)
-        try:
-            crcs = _write(temp, groups, slots, tick)
-            _verify(temp, slots, crcs)
-            os.replace(temp, path)
-        finally:
-            if os.path.lexists(temp):
-                os.remove(temp)
-    except WriteError:
-        raise
-    except CheckpointError as error:
-        raise WriteError(f"Nothing was written to {path!r}: {error}") from None
-    except OSError as error:
-        where = error.filename or folder
-        if os.path.basename(os.fsdecode(where)) == os.path.basename(temp):
-            where = folder  # our hidden temporary file: the folder is what a user can fix
-        raise WriteError(
-            f"Nothing was written to {path!r}: {error.strerror or error} ({where!r}). The inputs are unchanged."
-        ) from None
-    except (ValueError, TypeError) as error:  # h5py refusing a value or a file
-        raise WriteError(f"Nothing was written to {path!r}: {error}") from None
-    finally:
-        close()
+    temp = _atomic.temporary_name(path)
+    total = sum(int(np.prod(s.shape)) * np.dtype(numpy_type(s.dtype)).itemsize for s in slots)
+    # h5py refuses a value or a file with ValueError or TypeError.
+    with _atomic.ticking(total, progress) as tick, _atomic.staged(path, temp, also=(ValueError, TypeError)):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        crcs = _write(temp, groups, slots, tick)
+        _verify(temp, slots, crcs)
+        _atomic.move_into_place([(temp, path)])
     return KerasWriteReport(
         path,
         [path],
@@ -297,9 +278,3 @@ def write_weights(plan, out, model, keep_unmapped=False, overwrite=False, progre
         placed=[(s.name, s.key) for s in slots if s.item is not None],
         kept=[(s.name, s.key) for s in slots if s.item is None],
     )
-
-
-def _numpy(dtype: str):
-    from .._dtypes import BY_NAME
-
-    return BY_NAME[dtype].numpy
