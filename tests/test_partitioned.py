@@ -9,12 +9,10 @@ from __future__ import annotations
 import json
 import pathlib
 import re
-import struct
 import subprocess
 import sys
 import textwrap
 
-import crc32c
 import numpy as np
 import pytest
 from tensorflow.core.protobuf import tensor_bundle_pb2
@@ -24,6 +22,8 @@ from ckptwidgets import CorruptCheckpointError, PlanError, open_checkpoint, plan
 from ckptwidgets.sources.bundle._slices import parse_slice_key, slice_key
 from ckptwidgets.sources.bundle._sstable import block_items, data_blocks
 from ckptwidgets.sources.arrays import ArraySource
+
+from _bundle_bytes import write_table
 
 tf = ckptwidgets.import_tensorflow()
 v1 = tf.compat.v1
@@ -75,45 +75,6 @@ def assert_bitwise(ours, theirs, key=""):
 
 def index_items(prefix) -> list:
     return [item for block in data_blocks(pathlib.Path(prefix + ".index").read_bytes()) for item in block_items(block)]
-
-
-def _masked(crc: int) -> int:
-    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def write_index(prefix, items) -> None:
-    """``items`` (sorted (key, value) pairs) as a TF table with valid checksums: one data block."""
-    out = bytearray()
-
-    def block(pairs) -> bytes:
-        body, restarts = bytearray(), []
-        for key, value in pairs:
-            restarts.append(len(body))
-            body += _varint(0) + _varint(len(key)) + _varint(len(value)) + key + value
-        for r in restarts or [0]:
-            body += struct.pack("<I", r)
-        return bytes(body + struct.pack("<I", len(restarts or [0])))
-
-    def put(contents) -> bytes:
-        offset = len(out)
-        out.extend(contents + b"\x00" + struct.pack("<I", _masked(crc32c.crc32c(contents + b"\x00"))))
-        return _varint(offset) + _varint(len(contents))
-
-    data = put(block(items))
-    meta = put(block([]))
-    index = put(block([(items[-1][0] + b"\xff", data)]))
-    footer = meta + index
-    out.extend(footer + b"\x00" * (40 - len(footer)) + struct.pack("<Q", 0xDB4775248B80FB57))
-    pathlib.Path(prefix + ".index").write_bytes(bytes(out))
 
 
 def entry(value: bytes):
@@ -261,7 +222,7 @@ def test_reading_a_partitioned_tensor_needs_no_tensorflow(w_ckpt):
 
 def _rewrite(prefix, edit) -> None:
     """Rewrite the index through ``edit(items) -> items`` (the data file untouched)."""
-    write_index(prefix, edit(index_items(prefix)))
+    write_table(prefix + ".index", edit(index_items(prefix)))
 
 
 def _relist(items, extents):
