@@ -110,13 +110,7 @@ def _size(entry) -> str:
 
 def _describe(source, shown: str) -> str:
     """The header's parentheses: the source's own ``describe(shown)``, else its format's name."""
-    if hasattr(source, "describe"):
-        return source.describe(shown)
-    if source.format == "tf-bundle":  # TRANSITIONAL: until BundleSource.describe says this itself
-        shards = len(source.files()) - 1
-        style = "object-based" if source.object_based else "name-based"
-        return f"{style}, {shown}, {shards} data file{'s' if shards != 1 else ''}"
-    return f"{source.format}, {shown}"
+    return source.describe(shown) if hasattr(source, "describe") else f"{source.format}, {shown}"
 
 
 def report(ckpt, entries, total: int) -> str:
