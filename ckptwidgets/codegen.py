@@ -39,7 +39,7 @@ from __future__ import annotations
 from .sources.bundle import format_box
 from .errors import PlanError
 
-__all__ = ["to_code", "STYLES", "header", "unmapped_note"]
+__all__ = ["to_code", "STYLES", "header", "unmapped_note", "restore_with"]
 
 STYLES = ("saver", "init_from_checkpoint", "checkpoint")
 
@@ -207,6 +207,33 @@ def _checkpoint(plan) -> list[str]:
         where = "" if part is None else format_box(part.box)  # a part: its slice, "[0:4, 0:3]"
         lines.append(f"    {name!r}: reader.get_tensor({key!r}){where},")
     lines += ["}", "for name, value in values.items():", "    variables[name].assign(value)"]
+    unmapped_note(plan, lines, "they keep their current values")
+    return lines
+
+
+def restore_with(plan, style: str, why: list[str], imports: list[str], reading: list[str]) -> list[str]:
+    """Every style's code for a format TensorFlow's readers cannot open (a source's
+    ``restore_code`` hook builds on it): codegen's header without TensorFlow, the comment
+    lines ``why`` under its first line, ``imports``, then ``reading`` (lines that fill
+    ``values``, ``{variable name: value}``), and every variable assigned after all are read.
+    """
+    needs = "`variables` (dict name -> variable)" + (" and `sess` (None in eager mode)" if style == "saver" else "")
+    lines = header(plan, style, needs)
+    lines.remove("import tensorflow as tf")
+    lines[1:1] = why
+    at = lines.index("") if "" in lines else len(lines)
+    lines[at:at] = imports
+    lines += reading
+    lines.append("for name, value in values.items():")
+    if style == "saver":  # graph-mode variables take their value through the session
+        lines += [
+            "    if sess is None:",
+            "        variables[name].assign(value)",
+            "    else:",
+            "        variables[name].load(value, sess)",
+        ]
+    else:
+        lines.append("    variables[name].assign(value)")
     unmapped_note(plan, lines, "they keep their current values")
     return lines
 

@@ -1,6 +1,6 @@
 """The protocol buffer messages of a checkpoint index, built here instead of imported from TF.
 
-Private helper of :mod:`ckptwidgets.sources.bundle._index`. A checkpoint's ``.index`` holds a
+Private helper of :mod:`ckptwidgets.sources.bundle` (its index, writer and object graph). A checkpoint's ``.index`` holds a
 ``BundleHeaderProto`` and one ``BundleEntryProto`` per tensor
 (``tensorflow/core/protobuf/tensor_bundle.proto``). TensorFlow's generated modules for
 them come with ``import tensorflow``; we describe the same messages (same names, field
@@ -20,7 +20,7 @@ Example
 """
 from __future__ import annotations
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
 __all__ = [
@@ -34,112 +34,84 @@ __all__ = [
 ]
 
 # The messages of tensor_bundle.proto and of what it imports (tensor_shape.proto,
-# tensor_slice.proto, versions.proto, types.proto), as a FileDescriptorProto in text form.
-_FILE = """
-name: "ckptwidgets/tensor_bundle.proto"
-package: "tensorflow"
-syntax: "proto3"
-enum_type {
-  name: "DataType"
-  value { name: "DT_INVALID" number: 0 }
+# tensor_slice.proto, versions.proto, types.proto), and of trackable_object_graph.proto
+# (what a TF2 checkpoint's _CHECKPOINTABLE_OBJECT_GRAPH holds), field by field as the
+# .proto files declare them: "[repeated] [oneof <name>] [enum] <type> <name> = <number>".
+# A message's nested messages follow it (their names are dotted).
+_MESSAGES = {
+    "TensorShapeProto": ["repeated TensorShapeProto.Dim dim = 2", "bool unknown_rank = 3"],
+    "TensorShapeProto.Dim": ["int64 size = 1", "string name = 2"],
+    "TensorSliceProto": ["repeated TensorSliceProto.Extent extent = 1"],
+    # length in a oneof, as TF declares it, so that HasField tells a full extent (no length) from 0.
+    "TensorSliceProto.Extent": ["int64 start = 1", "oneof has_length_hack int64 length = 2"],
+    "VersionDef": ["int32 producer = 1", "int32 min_consumer = 2", "repeated int32 bad_consumers = 3"],
+    "BundleHeaderProto": ["int32 num_shards = 1", "enum BundleHeaderProto.Endianness endianness = 2",
+                          "VersionDef version = 3"],
+    "BundleEntryProto": ["enum DataType dtype = 1", "TensorShapeProto shape = 2", "int32 shard_id = 3", "int64 offset = 4",
+                         "int64 size = 5", "fixed32 crc32c = 6", "repeated TensorSliceProto slices = 7"],
+    "TrackableObjectGraph": ["repeated TrackableObjectGraph.TrackableObject nodes = 1"],
+    # registered_saver and has_checkpoint_values (a google.protobuf.BoolValue) are described by
+    # messages of the same wire format, so that a pruned graph can clear or keep them.
+    "TrackableObjectGraph.TrackableObject": [
+        "repeated TrackableObjectGraph.TrackableObject.ObjectReference children = 1",
+        "repeated TrackableObjectGraph.TrackableObject.SerializedTensor attributes = 2",
+        "repeated TrackableObjectGraph.TrackableObject.SlotVariableReference slot_variables = 3",
+        "TrackableObjectGraph.TrackableObject.RegisteredSaver registered_saver = 4",
+        "TrackableObjectGraph.TrackableObject.BoolValue has_checkpoint_values = 5",
+    ],
+    "TrackableObjectGraph.TrackableObject.ObjectReference": ["int32 node_id = 1", "string local_name = 2"],
+    "TrackableObjectGraph.TrackableObject.SerializedTensor": ["string name = 1", "string full_name = 2",
+                                                             "string checkpoint_key = 3"],
+    "TrackableObjectGraph.TrackableObject.SlotVariableReference": [
+        "int32 original_variable_node_id = 1", "string slot_name = 2", "int32 slot_variable_node_id = 3"],
+    "TrackableObjectGraph.TrackableObject.RegisteredSaver": ["string name = 1", "string object_name = 2"],
+    "TrackableObjectGraph.TrackableObject.BoolValue": ["bool value = 1"],
 }
-message_type {
-  name: "TensorShapeProto"
-  field { name: "dim" number: 2 label: LABEL_REPEATED type: TYPE_MESSAGE type_name: ".tensorflow.TensorShapeProto.Dim" }
-  field { name: "unknown_rank" number: 3 label: LABEL_OPTIONAL type: TYPE_BOOL }
-  nested_type {
-    name: "Dim"
-    field { name: "size" number: 1 label: LABEL_OPTIONAL type: TYPE_INT64 }
-    field { name: "name" number: 2 label: LABEL_OPTIONAL type: TYPE_STRING }
-  }
-}
-message_type {
-  name: "TensorSliceProto"
-  field { name: "extent" number: 1 label: LABEL_REPEATED type: TYPE_MESSAGE type_name: ".tensorflow.TensorSliceProto.Extent" }
-  nested_type {
-    name: "Extent"
-    field { name: "start" number: 1 label: LABEL_OPTIONAL type: TYPE_INT64 }
-    # In a oneof so that HasField tells a full extent (no length) from a length of 0.
-    field { name: "length" number: 2 label: LABEL_OPTIONAL type: TYPE_INT64 oneof_index: 0 }
-    oneof_decl { name: "has_length_hack" }
-  }
-}
-message_type {
-  name: "VersionDef"
-  field { name: "producer" number: 1 label: LABEL_OPTIONAL type: TYPE_INT32 }
-  field { name: "min_consumer" number: 2 label: LABEL_OPTIONAL type: TYPE_INT32 }
-  field { name: "bad_consumers" number: 3 label: LABEL_REPEATED type: TYPE_INT32 }
-}
-message_type {
-  name: "BundleHeaderProto"
-  field { name: "num_shards" number: 1 label: LABEL_OPTIONAL type: TYPE_INT32 }
-  field { name: "endianness" number: 2 label: LABEL_OPTIONAL type: TYPE_ENUM type_name: ".tensorflow.BundleHeaderProto.Endianness" }
-  field { name: "version" number: 3 label: LABEL_OPTIONAL type: TYPE_MESSAGE type_name: ".tensorflow.VersionDef" }
-  enum_type {
-    name: "Endianness"
-    value { name: "LITTLE" number: 0 }
-    value { name: "BIG" number: 1 }
-  }
-}
-message_type {
-  name: "BundleEntryProto"
-  field { name: "dtype" number: 1 label: LABEL_OPTIONAL type: TYPE_ENUM type_name: ".tensorflow.DataType" }
-  field { name: "shape" number: 2 label: LABEL_OPTIONAL type: TYPE_MESSAGE type_name: ".tensorflow.TensorShapeProto" }
-  field { name: "shard_id" number: 3 label: LABEL_OPTIONAL type: TYPE_INT32 }
-  field { name: "offset" number: 4 label: LABEL_OPTIONAL type: TYPE_INT64 }
-  field { name: "size" number: 5 label: LABEL_OPTIONAL type: TYPE_INT64 }
-  field { name: "crc32c" number: 6 label: LABEL_OPTIONAL type: TYPE_FIXED32 }
-  field { name: "slices" number: 7 label: LABEL_REPEATED type: TYPE_MESSAGE type_name: ".tensorflow.TensorSliceProto" }
-}
-# trackable_object_graph.proto: what a TF2 checkpoint's _CHECKPOINTABLE_OBJECT_GRAPH holds.
-# registered_saver and has_checkpoint_values (a google.protobuf.BoolValue) are described by
-# messages of the same wire format, so that a pruned graph can clear or keep them.
-message_type {
-  name: "TrackableObjectGraph"
-  field { name: "nodes" number: 1 label: LABEL_REPEATED type: TYPE_MESSAGE type_name: ".tensorflow.TrackableObjectGraph.TrackableObject" }
-  nested_type {
-    name: "TrackableObject"
-    field { name: "children" number: 1 label: LABEL_REPEATED type: TYPE_MESSAGE type_name: ".tensorflow.TrackableObjectGraph.TrackableObject.ObjectReference" }
-    field { name: "attributes" number: 2 label: LABEL_REPEATED type: TYPE_MESSAGE type_name: ".tensorflow.TrackableObjectGraph.TrackableObject.SerializedTensor" }
-    field { name: "slot_variables" number: 3 label: LABEL_REPEATED type: TYPE_MESSAGE type_name: ".tensorflow.TrackableObjectGraph.TrackableObject.SlotVariableReference" }
-    nested_type {
-      name: "ObjectReference"
-      field { name: "node_id" number: 1 label: LABEL_OPTIONAL type: TYPE_INT32 }
-      field { name: "local_name" number: 2 label: LABEL_OPTIONAL type: TYPE_STRING }
-    }
-    nested_type {
-      name: "SerializedTensor"
-      field { name: "name" number: 1 label: LABEL_OPTIONAL type: TYPE_STRING }
-      field { name: "full_name" number: 2 label: LABEL_OPTIONAL type: TYPE_STRING }
-      field { name: "checkpoint_key" number: 3 label: LABEL_OPTIONAL type: TYPE_STRING }
-    }
-    nested_type {
-      name: "SlotVariableReference"
-      field { name: "original_variable_node_id" number: 1 label: LABEL_OPTIONAL type: TYPE_INT32 }
-      field { name: "slot_name" number: 2 label: LABEL_OPTIONAL type: TYPE_STRING }
-      field { name: "slot_variable_node_id" number: 3 label: LABEL_OPTIONAL type: TYPE_INT32 }
-    }
-    field { name: "registered_saver" number: 4 label: LABEL_OPTIONAL type: TYPE_MESSAGE type_name: ".tensorflow.TrackableObjectGraph.TrackableObject.RegisteredSaver" }
-    field { name: "has_checkpoint_values" number: 5 label: LABEL_OPTIONAL type: TYPE_MESSAGE type_name: ".tensorflow.TrackableObjectGraph.TrackableObject.BoolValue" }
-    nested_type {
-      name: "RegisteredSaver"
-      field { name: "name" number: 1 label: LABEL_OPTIONAL type: TYPE_STRING }
-      field { name: "object_name" number: 2 label: LABEL_OPTIONAL type: TYPE_STRING }
-    }
-    nested_type {
-      name: "BoolValue"
-      field { name: "value" number: 1 label: LABEL_OPTIONAL type: TYPE_BOOL }
-    }
-  }
-}
-"""
+# DataType is an open enum: every number parses and is kept (:mod:`ckptwidgets.sources._dtypes` names them).
+_ENUMS = {"DataType": {"DT_INVALID": 0}, "BundleHeaderProto.Endianness": {"LITTLE": 0, "BIG": 1}}
+_SCALARS = {"int32", "int64", "bool", "string", "fixed32"}
+
+
+def _file() -> descriptor_pb2.FileDescriptorProto:
+    """:data:`_MESSAGES` and :data:`_ENUMS` as the FileDescriptorProto ``protoc`` makes of them."""
+    Field = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(name="ckptwidgets/tensor_bundle.proto", package="tensorflow", syntax="proto3")
+    messages = {}
+
+    def container(name: str):  # where a (dotted) message or enum is declared
+        parent, _, _ = name.rpartition(".")
+        return messages[parent].nested_type if parent else file.message_type
+
+    for name, fields in _MESSAGES.items():
+        message = messages[name] = container(name).add(name=name.rpartition(".")[2])
+        for spec in fields:
+            words = spec.split()
+            label = Field.LABEL_REPEATED if words[0] == "repeated" else Field.LABEL_OPTIONAL
+            words = words[1:] if words[0] == "repeated" else words
+            field = message.field.add(label=label, name=words[-3], number=int(words[-1]))
+            if words[0] == "oneof":
+                field.oneof_index = len(message.oneof_decl)
+                message.oneof_decl.add(name=words[1])
+                words = words[2:]
+            kind = words[-4]
+            if kind in _SCALARS:
+                field.type = Field.Type.Value("TYPE_" + kind.upper())
+            else:
+                field.type = Field.TYPE_ENUM if words[0] == "enum" else Field.TYPE_MESSAGE
+                field.type_name = ".tensorflow." + kind
+    for name, values in _ENUMS.items():
+        parent = name.rpartition(".")[0]
+        enum = (messages[parent].enum_type if parent else file.enum_type).add(name=name.rpartition(".")[2])
+        for value_name, number in values.items():
+            enum.value.add(name=value_name, number=number)
+    return file
 
 
 def _message_classes() -> dict:
     # A pool of our own: TensorFlow's generated modules register the same full names in
     # the default pool, and both may be loaded in one process.
     pool = descriptor_pool.DescriptorPool()
-    pool.Add(text_format.Parse(_FILE, descriptor_pb2.FileDescriptorProto()))
+    pool.Add(_file())
     names = ("BundleEntryProto", "BundleHeaderProto", "TensorShapeProto", "TensorSliceProto", "VersionDef",
              "TrackableObjectGraph")
     return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow." + name)) for name in names}

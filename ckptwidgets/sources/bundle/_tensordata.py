@@ -111,17 +111,15 @@ def _from_bytes(data, dtype: np.dtype, big_endian: bool) -> np.ndarray:
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    for _ in range(10):
-        if pos >= len(data):
-            raise DataDamaged("the string lengths run past the end of the tensor's bytes; the data file is damaged")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-    raise DataDamaged("a string length is garbled (its varint runs over 10 bytes); the data file is damaged")
+    """The index's varint (:func:`~ckptwidgets.sources.bundle._sstable.varint`), its damage said as the data file's."""
+    from ._sstable import Damaged, varint  # here: _sstable takes this module's checksums (lengths >= 128 only)
+
+    try:
+        return varint(data, pos)
+    except IndexError:
+        raise DataDamaged("the string lengths run past the end of the tensor's bytes; the data file is damaged") from None
+    except Damaged:
+        raise DataDamaged("a string length is garbled (its varint runs over 10 bytes); the data file is damaged") from None
 
 
 def _strings(data: bytes, count: int, big_endian: bool) -> tuple[np.ndarray, int]:
