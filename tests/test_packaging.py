@@ -188,7 +188,8 @@ def test_submodules_are_attributes_after_a_bare_import():
 # --- make lab: what a learner's .venv holds ----------------------------------------------
 
 # Distributions only the tests use: none of them may reach a learner's .venv through `make lab`.
-TEST_TOOLS = {"pytest", "pytest-xdist", "playwright", "voila", "jupyter-repo2docker", "tf-keras", "notebook"}
+TEST_TOOLS = {"pytest", "pytest-xdist", "playwright", "voila", "jupyter-repo2docker", "tf-keras", "notebook",
+              "safetensors"}
 
 
 def make_recipe(target):
