@@ -90,7 +90,10 @@ def detect(path: str) -> SafetensorsSource | None:
             raise CheckpointNotFoundError(f"No safetensors file at {path!r}.{_close_names(path)}") from None
         return None
     if stat.S_ISDIR(mode):
-        names = set(os.listdir(path))
+        try:
+            names = set(os.listdir(path))
+        except OSError:  # unreadable: the bundle's checks say why
+            return None
         found = next((n for n in _FOLDER_NAMES if n in names), None)
         return SafetensorsSource(os.path.join(path, found)) if found and "checkpoint" not in names else None
     if not stat.S_ISREG(mode):
