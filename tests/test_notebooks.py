@@ -935,7 +935,7 @@ def test_the_last_cell_says_to_shut_the_kernel_down(path):
     assert last.cell_type == "markdown", path.name
     advice = last.source
     for part in ("Shut its kernel down", "*Kernel → Shut Down Kernel*", "*File →\nShut Down*",
-                 "close the tabs", "after its tab is\nclosed", "2 GB", "Binder", "关闭内核"):
+                 "close the tabs", "after its tab is\nclosed", "2 GB", "Binder", "关闭内核", "reloaded", "about six kernels"):
         assert part in advice, f"{path.name}: the last cell lacks {part!r}:\n{advice}"
 
 
