@@ -32,8 +32,8 @@ from ._keyboard import keyboard_guard
 from ._table import PagedTable
 from ._text import CSS_CLASSES, label_style, message_label, set_message, show_png, text_label
 
-__all__ = ["FILTER_PLACEHOLDER", "WidgetRoot", "widget_module", "message_line", "TableModel", "TableView", "HistogramCanvas", "plottable",
-           "stylesheet", "STYLESHEET", "RELOAD_HINT", "STDOUT_CSS", "reload_hint", "ReloadHint"]
+__all__ = ["WidgetRoot", "widget_module", "message_line", "TableModel", "TableView", "HistogramCanvas", "plottable",
+           "FILTER_PLACEHOLDER", "stylesheet", "STYLESHEET", "RELOAD_HINT", "STDOUT_CSS", "reload_hint", "ReloadHint"]
 
 
 #: CSS for every ckptwidgets widget, sent once per widget in a hidden ``HTML`` (a ``<style>``
