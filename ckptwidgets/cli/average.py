@@ -6,9 +6,8 @@ docstring heads ``average --help``.
 
 Example
 -------
->>> import argparse
->>> parser = argparse.ArgumentParser(prog="ckptwidgets average"); add_arguments(parser)
->>> args = parser.parse_args(["avg.ckpt", "a.ckpt", "b.ckpt"])
+>>> from ckptwidgets.cli import parser
+>>> args = parser().parse_args(["average", "avg.ckpt", "a.ckpt", "b.ckpt"])
 >>> args.out, args.src
 ('avg.ckpt', ['a.ckpt', 'b.ckpt'])
 """

@@ -8,9 +8,8 @@ docstring heads ``convert --help``.
 
 Example
 -------
->>> import argparse
->>> parser = argparse.ArgumentParser(prog="ckptwidgets convert"); add_arguments(parser)
->>> args = parser.parse_args(["tf1.ckpt", "tf2/ckpt", "--model", "mymodels:build", "--rule", "old/=net/"])
+>>> from ckptwidgets.cli import parser
+>>> args = parser().parse_args(["convert", "tf1.ckpt", "tf2/ckpt", "--model", "mymodels:build", "--rule", "old/=net/"])
 >>> args.model, args.rule, args.prefer_ema
 ('mymodels:build', ['old/=net/'], False)
 """

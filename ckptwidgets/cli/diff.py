@@ -7,9 +7,8 @@ most changed first. Reads both without TensorFlow.
 
 Example
 -------
->>> import argparse
->>> parser = argparse.ArgumentParser(prog="ckptwidgets diff"); add_arguments(parser)
->>> parser.parse_args(["a.ckpt", "b.ckpt", "--rtol", "1e-3"]).rtol
+>>> from ckptwidgets.cli import parser
+>>> parser().parse_args(["diff", "a.ckpt", "b.ckpt", "--rtol", "1e-3"]).rtol
 0.001
 """
 from __future__ import annotations

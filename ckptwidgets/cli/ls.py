@@ -10,9 +10,8 @@ its format's name. The first paragraph of this docstring heads ``ls --help``.
 
 Example
 -------
->>> import argparse
->>> parser = argparse.ArgumentParser(prog="ckptwidgets ls"); add_arguments(parser)
->>> args = parser.parse_args(["model.ckpt", "--kind", "ema", "--filter", "dense !bias"])
+>>> from ckptwidgets.cli import parser
+>>> args = parser().parse_args(["ls", "model.ckpt", "--kind", "ema", "--filter", "dense !bias"])
 >>> args.path, args.kind, args.filter, args.regex
 ('model.ckpt', ['ema'], ['dense !bias'], None)
 """

@@ -6,9 +6,8 @@ this docstring heads ``promote-ema --help``.
 
 Example
 -------
->>> import argparse
->>> parser = argparse.ArgumentParser(prog="ckptwidgets promote-ema"); add_arguments(parser)
->>> parser.parse_args(["a.ckpt", "b.ckpt", "--strip"]).strip
+>>> from ckptwidgets.cli import parser
+>>> parser().parse_args(["promote-ema", "a.ckpt", "b.ckpt", "--strip"]).strip
 True
 """
 from __future__ import annotations

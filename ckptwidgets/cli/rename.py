@@ -6,9 +6,8 @@ closest scope, not an unchanged copy. The first paragraph of this docstring head
 
 Example
 -------
->>> import argparse
->>> parser = argparse.ArgumentParser(prog="ckptwidgets rename"); add_arguments(parser)
->>> args = parser.parse_args(["a.ckpt", "b.ckpt", "--rule", "old/=new/", "--dry-run"])
+>>> from ckptwidgets.cli import parser
+>>> args = parser().parse_args(["rename", "a.ckpt", "b.ckpt", "--rule", "old/=new/", "--dry-run"])
 >>> args.rule, args.dry_run
 (['old/=new/'], True)
 """

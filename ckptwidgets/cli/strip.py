@@ -7,9 +7,8 @@ docstring heads ``strip --help``.
 
 Example
 -------
->>> import argparse
->>> parser = argparse.ArgumentParser(prog="ckptwidgets strip"); add_arguments(parser)
->>> args = parser.parse_args(["a.ckpt", "b.ckpt", "--kind", "ema"])
+>>> from ckptwidgets.cli import parser
+>>> args = parser().parse_args(["strip", "a.ckpt", "b.ckpt", "--kind", "ema"])
 >>> args.kind, args.filter
 (['ema'], None)
 """
