@@ -15,8 +15,7 @@ TensorFlow or Keras release that moves one breaks one function, each with a publ
   groups (with their ``name`` attributes) it makes: Keras computes both in its private
   ``saving_lib._save_state`` walk, which is run here once with a store that records instead
   of writing (no public API says where a variable goes); None when that walk moved.
-  ``keras_weight_keys(obj)`` and ``keras_weight_groups(obj)`` give one half each (one walk each:
-  a caller that needs both asks for the layout).
+  ``keras_weight_keys(obj)`` gives the first half (planning needs only where each variable goes).
 - ``save_slice_info(var)``: where a part of a partitioned variable sits in the full tensor
   (``._save_slice_info``, a ``tf.Variable.SaveSliceInfo``; TF has no public getter, so the
   fallback is its private method ``_get_save_slice_info``, and None when neither exists).
@@ -36,7 +35,6 @@ __all__ = [
     "keras_weight_layout",
     "KerasWeightLayout",
     "keras_weight_keys",
-    "keras_weight_groups",
 ]
 
 
@@ -177,11 +175,3 @@ def keras_weight_keys(obj) -> dict[int, str] | None:
     """``keras_weight_layout(obj).keys``: ``{id(keras variable): dataset path}``, or None."""
     layout = keras_weight_layout(obj)
     return None if layout is None else layout.keys
-
-
-def keras_weight_groups(obj) -> list[tuple[str, str | None]] | None:
-    """``keras_weight_layout(obj).groups``: ``[(path, object name)]`` of every ``vars`` group, or
-    None. A writer makes the same groups with the same ``name`` attributes, so the file reads as
-    one Keras wrote."""
-    layout = keras_weight_layout(obj)
-    return None if layout is None else layout.groups

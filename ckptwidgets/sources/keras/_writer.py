@@ -11,9 +11,9 @@ them (a Keras variable's ``.path``: ``net/hidden/kernel``), which is what
 
 - every ``vars`` group Keras makes, empty ones included (an ``InputLayer``'s, a
   ``Dropout``'s), at the attribute path Keras walks (``layers/dense_1``), with the object's
-  name as its ``name`` attribute (:func:`ckptwidgets._tf.private.keras_weight_groups`);
+  name as its ``name`` attribute (:func:`ckptwidgets._tf.private.keras_weight_layout`);
 - every dataset Keras writes (``layers/dense_1/vars/0``; where each variable goes comes
-  from Keras' own walk, :func:`ckptwidgets._tf.private.keras_weight_keys`): a variable the
+  from the same walk of Keras' own): a variable the
   plan maps takes the checkpoint's value; a model variable it leaves unmapped is refused
   (named) unless ``keep_unmapped=True``, which writes the model's current value; a built
   optimizer's state, which is no model variable and which no plan maps, is written as the
@@ -113,9 +113,8 @@ def _layout(model, path: str) -> tuple[list, list[_Slot], set]:
         )
     if not getattr(model, "built", False):
         raise WriteError(f"Nothing was written to {path!r}: the model is not built; call it on data or build() it first.")
-    keys = _tfprivate.keras_weight_keys(model)
-    groups = _tfprivate.keras_weight_groups(model)
-    if keys is None or groups is None:
+    layout = _tfprivate.keras_weight_layout(model)
+    if layout is None:
         raise WriteError(
             f"Nothing was written to {path!r}: this Keras version's saving walk is not one ckptwidgets knows; "
             "restore the plan into the model and call model.save_weights instead."
@@ -128,7 +127,7 @@ def _layout(model, path: str) -> tuple[list, list[_Slot], set]:
     optimizer = getattr(model, "optimizer", None)
     others = {id(v): v for v in getattr(optimizer, "variables", None) or ()}
     slots = []
-    for var_id, key in keys.items():
+    for var_id, key in layout.keys.items():
         info = by_id.get(var_id)
         if info is not None:
             slots.append(_Slot(key, info.variable, info.name, tuple(info.shape or ()), info.dtype, True))
@@ -139,7 +138,7 @@ def _layout(model, path: str) -> tuple[list, list[_Slot], set]:
             raise WriteError(f"Nothing was written to {path!r}: Keras saves {key!r}, which is no variable of the model.")
     # What Keras lists but never saves (a SeedGenerator's state): a plan may still map it.
     unsaved = {variable_name(v) for v in getattr(model, "variables", ())} - {info.name for info in infos}
-    return groups, slots, unsaved
+    return layout.groups, slots, unsaved
 
 
 def _is_keras3_layer(model) -> bool:
