@@ -71,8 +71,12 @@ class WriteItem(NamedTuple):
         Its dtype in the output.
     shape : tuple of int
     op : str
-        ``"copy"``, ``"cast"`` (to ``dtype``), ``"mean"`` (of the sources, in float64) or
-        ``"prune"`` (a TF2 object graph without what names keys the plan leaves out).
+        ``"copy"``, ``"cast"`` (to ``dtype``), ``"mean"`` (of the sources, in float64),
+        ``"prune"`` (a TF2 object graph without what names keys the plan leaves out) or
+        ``"transform"`` (``transform(*sources)``, then cast to ``dtype`` if it differs).
+    transform : ckptwidgets.layouts.Transform or None
+        For ``op="transform"``: how the output is made from the sources' values, in order
+        (``shape`` is what it gives).
     """
 
     key: str
@@ -80,6 +84,7 @@ class WriteItem(NamedTuple):
     dtype: str
     shape: tuple
     op: str
+    transform: object = None
 
     @property
     def nbytes(self) -> int:
@@ -325,6 +330,8 @@ def _from(item: WriteItem) -> str:
     keys = [key for _, key in item.sources]
     if item.op == "mean":
         return f"mean of {len(keys)} x {keys[0]!r}"
+    if item.op == "transform":
+        return f"{item.transform.name}({', '.join(map(repr, keys))})"
     return keys[0] if keys[0] != item.key else "="
 
 

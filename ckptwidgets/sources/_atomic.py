@@ -227,10 +227,14 @@ def mean_chunks(item):
 
 
 def item_value(item, whole: bool = True):
-    """One item's output value: copied, or cast; a ``"mean"`` whole (``whole``) or None
-    (``whole=False``: a writer that streams it takes :func:`mean_chunks`)."""
+    """One item's output value: copied, cast or transformed; a ``"mean"`` whole (``whole``) or
+    None (``whole=False``: a writer that streams it takes :func:`mean_chunks`)."""
     if item.op == "mean":
         return np.concatenate(list(mean_chunks(item))).reshape(item.shape) if whole else None
+    if item.op == "transform":
+        value = item.transform(*(ckpt.read(key) for ckpt, key in item.sources))
+        wanted = numpy_type(item.dtype)
+        return value if value.dtype == wanted else value.astype(wanted)
     ckpt, key = item.sources[0]
     value = ckpt.read(key)
     return value if item.op != "cast" else np.asarray(value).astype(numpy_type(item.dtype))

@@ -88,6 +88,8 @@ def _provenance(items) -> dict:
         first = item.sources[0][1]
         if item.op == "mean":
             origins[item.key] = f"mean of {len(item.sources)} x {first}"
+        elif item.op == "transform":
+            origins[item.key] = f"{item.transform.name} of " + ", ".join(key for _, key in item.sources)
         elif item.op == "cast":
             origins[item.key] = f"cast from {item.sources[0][0][first].dtype}" + (f" of {first}" if first != item.key else "")
         elif first != item.key:
