@@ -108,7 +108,7 @@ def test_a_new_subcommand_is_one_module_and_one_registry_line(count_subcommand, 
     assert main(["cuont"]) == 2
     assert capsys.readouterr().err == "error: unknown command 'cuont' (did you mean 'count'?)\n"
     assert main(["frobnicate"]) == 2
-    assert capsys.readouterr().err.endswith(", average, convert, count)\n")
+    assert capsys.readouterr().err.endswith(", average, convert, export, count)\n")
     # A library error its run raises is the one error line, exit 2.
     assert main(["count", str(tmp_path / "missing.ckpt")]) == 2
     out, err = capsys.readouterr()

@@ -8,6 +8,9 @@ Git-style subcommands, each with ``--help``, each one module of this package nam
 - ``diff A B``: what changed between two checkpoints (:mod:`~ckptwidgets.cli.diff`).
 - ``rename``, ``strip``, ``promote-ema``, ``average``, ``convert``: write a new checkpoint;
   ``--dry-run`` prints the plan and writes nothing.
+- ``export SRC OUT --preset NAME`` or ``--model MODULE:FUNCTION``: write a checkpoint for
+  another framework, in the format OUT's suffix names (``.safetensors``, ``.pt``,
+  ``.weights.h5``; :mod:`~ckptwidgets.cli.export`).
 
 A subcommand module has a one-line ``HELP`` (its line in ``--help``), ``add_arguments(parser)``
 and ``run(args) -> int`` (the exit status); the first paragraph of its docstring heads its own
@@ -34,7 +37,7 @@ variable  2        8 B
 total     2        8 B
 0
 >>> list(SUBCOMMANDS)
-['ls', 'diff', 'rename', 'strip', 'promote-ema', 'average', 'convert']
+['ls', 'diff', 'rename', 'strip', 'promote-ema', 'average', 'convert', 'export']
 """
 from __future__ import annotations
 
@@ -55,6 +58,7 @@ SUBCOMMANDS = {
     "promote-ema": "promote_ema",
     "average": "average",
     "convert": "convert",
+    "export": "export",
 }
 
 _LISTING = "ls"  # what `python -m ckptwidgets PATH` runs

@@ -1,0 +1,152 @@
+"""Write SRC for another framework: OUT's suffix says the format (.safetensors, .pt, .weights.h5,
+else a TF checkpoint prefix), a preset or a model says the names and layouts.
+
+``export SRC OUT --preset NAME`` renames and transposes by a preset of
+:mod:`ckptwidgets.presets` (``bert``: a google-research/bert TF1 checkpoint for transformers'
+``BertModel``); ``export SRC OUT --model MODULE:FUNCTION`` plans SRC into the Keras model or
+``torch.nn.Module`` the function returns (``MODULE`` from the current folder or the Python
+path, or a file ``path/to/models.py:build``) and writes what it maps under the model's names,
+with the layout transforms the plan found; a ``.weights.h5`` is laid out as that Keras
+model's ``save_weights`` would. ``--rule`` renames after the preset, or maps scopes for the
+model. Nothing is read whole: the writers stream one tensor at a time. The first paragraph
+of this docstring heads ``export --help``.
+
+Example
+-------
+>>> from ckptwidgets.cli import parser
+>>> args = parser().parse_args(["export", "bert_model.ckpt", "model.safetensors", "--preset", "bert", "--dry-run"])
+>>> args.preset, args.model, args.dry_run, args.overwrite
+('bert', None, True, False)
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+
+from ..errors import PlanError
+from ._common import add_write_options, command_line_words, rules_of, write_or_show
+
+HELP = "write a checkpoint for another framework (safetensors, .pt, .weights.h5) by a preset or a model"
+
+_SHOWN = 3  # reasons named in the error line
+
+EPILOG = (
+    "Examples: 'python -m ckptwidgets export bert_model.ckpt model.safetensors --preset bert --dry-run' shows "
+    "which key becomes which (transposed, left out and why) and writes nothing; without --dry-run it writes "
+    "model.safetensors for transformers' BertModel. 'python -m ckptwidgets export tf1.ckpt net.weights.h5 "
+    "--model models.py:build --rule old/=/' writes the weights file of the Keras model build() returns. "
+    "Exit status: 0 done, 2 error."
+)
+
+
+def add_arguments(parser) -> None:
+    """``SRC OUT``, ``--preset`` or ``--model``, ``--rule``, the writing options."""
+    from ..presets import PRESETS
+
+    parser.add_argument("src", metavar="SRC", help="the checkpoint to read (any format ckptwidgets reads)")
+    parser.add_argument("out", metavar="OUT", help="the file to write: .safetensors, .pt, .weights.h5, else a TF checkpoint prefix")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--preset", metavar="NAME", help=f"rename and transpose by a preset ({', '.join(PRESETS)})")
+    target.add_argument("--model", metavar="MODULE:FUNCTION",
+                        help="a function returning a Keras model or a torch.nn.Module (e.g. mymodels:build or "
+                        "path/to/models.py:build); MODULE is imported from the current folder or the Python path")
+    parser.add_argument("--rule", action="append", metavar="OLD=NEW",
+                        help="with --preset: rename the preset's output keys as 'rename --rule' does (e.g. "
+                        "'pooler.dense.weight=pool.weight', '/=bert/'); with --model: map a checkpoint scope to "
+                        "the model's (e.g. 'old_scope/=/'); repeat for several")
+    add_write_options(parser)
+
+
+def run(args) -> int:
+    """Write (or with ``--dry-run`` show) SRC for the preset or the model."""
+    if args.preset is not None:
+        return write_or_show(_preset_plan(args), args)
+    return _export_for_model(args)
+
+
+def _preset_plan(args):
+    from ..presets import apply_preset
+    from ..write import plan_write
+
+    plan = apply_preset(plan_write(args.src), args.preset)
+    rules = rules_of(args)
+    return plan.rename(rules) if rules else plan
+
+
+def _export_for_model(args) -> int:
+    """Plan SRC into the model, then write what the plan maps under the model's names."""
+    import importlib.util
+
+    from .._planning.variables import is_keras_object
+    from .._tf.quiet import import_tensorflow
+    from ..plan import plan_restore
+    from ..write import from_plan
+
+    if importlib.util.find_spec("tensorflow") is not None:
+        import_tensorflow()  # before the user's module, which would import it with its log lines
+    model = _builder(args.model)()
+    plan = plan_restore(args.src, model, rules=rules_of(args))
+    if plan.problems or plan.unmapped:
+        if args.dry_run:
+            print(command_line_words(str(plan)))
+            print("(dry run: nothing written)")
+            return 2
+        raise PlanError(_does_not_fit(plan, args))
+    write_plan = from_plan(plan)
+    if args.dry_run:
+        return write_or_show(write_plan, args)
+    keras_file = is_keras_object(model) and str(args.out).endswith(".weights.h5")
+    options = {"model": model} if keras_file else {}
+    print(write_plan.write(args.out, overwrite=args.overwrite, state_file=args.state_file, **options))
+    return 0
+
+
+def _does_not_fit(plan, args) -> str:
+    """One line: the first reasons the model does not fit SRC, and the rule that would map the most."""
+    from .._planning.hints import best_rule
+
+    reasons = [p.message.rstrip(".") for p in plan.problems]
+    reasons += [f"variable {name!r} finds no key" for name in plan.unmapped]
+    more = f" and {len(reasons) - _SHOWN} more" if len(reasons) > _SHOWN else ""
+    text = (f"Nothing was written to {args.out!r}: the model does not fit {args.src!r} ({len(reasons)} problem(s)): "
+            + "; ".join(reasons[:_SHOWN]) + more + ".")
+    rule, count = best_rule(plan) if plan.unmapped else ({}, 0)
+    if count:
+        old, new = next(iter(rule.items()))
+        text += f" Try --rule {shlex.quote(f'{old}={new}')} (it maps {count} of the {len(plan.unmapped)} unmapped variables)."
+    return text + " --dry-run shows the whole plan."
+
+
+def _builder(spec: str):
+    """The function ``MODULE:FUNCTION`` or ``path/to/file.py:FUNCTION`` names (the user asked
+    for that code to run)."""
+    path, sep, function = spec.rpartition(":")
+    if not (sep and path.endswith(".py")):
+        from .convert import _builder as imported  # MODULE:FUNCTION, as convert --model takes it
+
+        return imported(spec)
+    return _function_in_file(path, function, spec)
+
+
+def _function_in_file(path: str, function: str, spec: str):
+    import importlib.util
+
+    if not function:
+        raise PlanError(f"--model {spec!r} names no function after the ':' (e.g. {path}:build).")
+    if not os.path.isfile(path):
+        raise PlanError(f"--model {spec!r}: there is no file {path!r}.")
+    folder = os.path.dirname(os.path.abspath(path))
+    if folder not in sys.path:  # the file may import modules beside it
+        sys.path.insert(0, folder)
+    name = os.path.splitext(os.path.basename(path))[0]
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except ImportError as error:
+        raise PlanError(f"--model {spec!r}: cannot import {path!r}: {error}") from None
+    build = getattr(module, function, None)
+    if not callable(build):
+        raise PlanError(f"--model {spec!r}: {path!r} has no function {function!r}.")
+    return build
