@@ -27,7 +27,7 @@ if __package__ in (None, ""):  # python bench/run.py
 from bench._context import Context  # noqa: E402
 from bench._timing import markdown_table  # noqa: E402
 
-#: name -> module, in the order of issue #7, then the TF-free listing of the redesign.
+#: name -> module, in the order of issue #7, then the TF-free listing of the redesign, writing (#12), export (#25).
 MEASUREMENTS = {
     "reading": "bench.reading",
     "planning": "bench.planning",
@@ -37,6 +37,7 @@ MEASUREMENTS = {
     "ema": "bench.ema_explorer",
     "listing": "bench.listing",
     "writing": "bench.writing",
+    "export": "bench.export",
 }
 
 

@@ -10,8 +10,14 @@
   of that environment. Each notebook's kernel peak memory (``ru_maxrss``) is measured
   and printed as a table (``pytest -s``); it must stay well under mybinder's 2 GB.
 
-The environment costs a minute or two (TensorFlow's wheel comes from pip's cache after
-the first time); it is built once, in one test.
+- torch (notebook 09) comes from PyTorch's CPU index: ``requirements.txt`` names the
+  index (``--extra-index-url``) and pins ``torch==X+cpu``, the version of the ``test``
+  extra. CI reaches PyPI only, so the environment is built from a copy of the file without
+  the index line and with the plain pin, which pip resolves to the same ``+cpu`` build
+  (a local file here); the committed text is what a separate test checks.
+
+The environment costs a few minutes (TensorFlow's and torch's wheels come from pip's cache
+after the first time); it is built once, in one test.
 """
 from __future__ import annotations
 
@@ -36,6 +42,8 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 # notebook's kernel may take at most half of it.
 KERNEL_PEAK_LIMIT_MB = 1024
 NOTEBOOK_TIMEOUT = 600  # seconds per cell
+# Where Binder's image gets torch: the CPU build (PyPI's torch brings ~3 GB of CUDA libraries).
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", "build", "dist",
                                      ".pytest_cache", ".ipynb_checkpoints", "out")
 
@@ -141,6 +149,48 @@ def base_image_packages(python_version):
     return pins
 
 
+def requirement_lines(path=BINDER / "requirements.txt") -> list[str]:
+    """The file's lines without comments and blank lines."""
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line]
+
+
+def pinned_by_test_extra(name):
+    """``name==version`` as pyproject.toml's ``test`` extra pins it (the version the suite tests)."""
+    text = (ROOT / "pyproject.toml").read_text()
+    extra = re.search(r"^test\s*=\s*\[(.*?)^\]", text, re.S | re.M)
+    assert extra, "pyproject.toml has no test extra"
+    pins = re.findall(rf'"{re.escape(name)}==([^"]+)"', extra.group(1))
+    assert len(pins) == 1, f"pyproject.toml's test extra should pin {name} once: {pins}"
+    return pins[0]
+
+
+def test_binder_takes_torch_from_the_cpu_index():
+    # What mybinder.org installs, as text: CI cannot reach PyTorch's index to try it.
+    lines = requirement_lines()
+    assert f"--extra-index-url {TORCH_CPU_INDEX}" in lines, lines
+    torch = [line for line in lines if re.match(r"torch\b", line)]
+    assert torch == [f"torch=={pinned_by_test_extra('torch')}+cpu"], torch
+    assert f"transformers=={pinned_by_test_extra('transformers')}" in lines, lines
+    # No other index: every other pin still comes from PyPI (the CPU index only adds torch's builds).
+    assert [line for line in lines if line.startswith("-")] == [f"--extra-index-url {TORCH_CPU_INDEX}"], lines
+
+
+def requirements_ci_can_reach(folder: Path) -> Path:
+    """``binder/requirements.txt`` without PyTorch's index and with torch's plain pin.
+
+    CI reaches PyPI only: pip would retry the unreachable index for every package. The
+    plain pin ``torch==X`` matches the local ``X+cpu`` build (the higher version, so pip's
+    choice); the environment test checks that the ``+cpu`` build is what it got.
+    """
+    text = (BINDER / "requirements.txt").read_text()
+    index_line = f"--extra-index-url {TORCH_CPU_INDEX}\n"
+    assert index_line in text and "+cpu\n" in text, "test_binder_takes_torch_from_the_cpu_index says what is wrong"
+    path = folder / "requirements-ci.txt"
+    path.write_text(re.sub(r"^(torch==[^+\s]+)\+cpu$", r"\1", text.replace(index_line, ""), flags=re.M))
+    return path
+
+
 def test_repo2docker_accepts_the_binder_folder(tmp_path):
     # cwd: repo2docker looks for a repo2docker_config file in the current folder.
     result = run([repo2docker(), "--no-build", "--debug", str(ROOT)], cwd=tmp_path)
@@ -161,7 +211,7 @@ def test_binder_environment_runs_every_notebook(tmp_path):
 
     start = time.monotonic()
     run(pip + base_image_packages(python))
-    run(pip + ["-r", str(BINDER / "requirements.txt")])
+    run(pip + ["-r", str(requirements_ci_can_reach(tmp_path))])
     # postBuild runs from the repository's folder, with the environment's pip on PATH.
     repo = tmp_path / "repo"
     shutil.copytree(ROOT, repo, ignore=COPY_IGNORE)
@@ -174,6 +224,10 @@ def test_binder_environment_runs_every_notebook(tmp_path):
     run([str(bin_dir / "python"), "-m", "pip", "check"], env=env)
     shown = run([str(bin_dir / "python"), "-m", "pip", "show", "ckptwidgets"], env=env).stdout
     assert "Location: " + str(venv) in shown, shown  # installed into the environment, not editable
+    torch_version = run([str(bin_dir / "python"), "-c", "import torch; print(torch.__version__, torch.version.cuda)"],
+                        env=env).stdout.split()
+    # The notebooks' memory below is the CPU build's, the one Binder installs.
+    assert torch_version == [f"{pinned_by_test_extra('torch')}+cpu", "None"], torch_version
 
     # Every notebook, in this environment's kernel and nothing else's.
     driver = tmp_path / "driver.py"
@@ -190,7 +244,7 @@ def test_binder_environment_runs_every_notebook(tmp_path):
             cwd=work, env=dict(env, TMPDIR=str(work), TEMP=str(work), TMP=str(work)))
         results[path.name] = json.loads(out.read_text())
 
-    print(f"\nBinder environment built in {timings['environment']:.0f} s (Python {python}, "
+    print(f"\nBinder environment built in {timings['environment']:.0f} s (Python {python}, torch {torch_version[0]}, "
           f"{', '.join(base_image_packages(python))})")
     print("| notebook | kernel peak memory | run time |\n|---|---:|---:|")
     for name, result in results.items():
