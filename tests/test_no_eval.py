@@ -10,7 +10,8 @@ string variable, the mapper and its code preview) and the file never appears.
 
 Allowed on purpose: ``Session.run`` (TensorFlow's), ``re.compile``, ``ast.literal_eval``
 (``_rules.parse_rules`` unquotes rule sides typed by the user; it builds literals only and
-calls nothing), ``importlib.import_module`` in an ``__init__`` on its fixed table of submodules
+calls nothing), ``torch.load(..., weights_only=True)`` (torch's allowlisting unpickler: tensors
+and plain containers only, no global it does not know; ``sources/torch/`` reads state dicts so), ``importlib.import_module`` in an ``__init__`` on its fixed table of submodules
 (the package's lazy names, ``sources.FORMATS``, ``cli.SUBCOMMANDS``), and in ``cli/convert.py``,
 which imports the module the user names in ``convert --model MODULE:FUNCTION``.
 """
@@ -34,7 +35,7 @@ BANNED_MODULES = {"pickle", "cPickle", "_pickle", "marshal", "shelve", "dill", "
                   "subprocess", "pty", "code", "codeop", "runpy"}
 BANNED_ATTRS = {
     ("os", "system"), ("os", "popen"), ("os", "execv"), ("os", "execve"), ("os", "execvp"), ("os", "spawnv"),
-    ("yaml", "load"), ("yaml", "unsafe_load"), ("yaml", "full_load"), ("torch", "load"),
+    ("yaml", "load"), ("yaml", "unsafe_load"), ("yaml", "full_load"),
     ("pickle", "loads"), ("pickle", "load"), ("marshal", "loads"), ("builtins", "eval"), ("builtins", "exec"),
 }
 # Paths inside the package: ckptwidgets/convert.py is another module of the same name.
@@ -82,6 +83,9 @@ def findings(source: str, filename: str = "<src>") -> list[str]:
                 target = node.args[1]
                 if isinstance(target, ast.Constant) and target.value in BANNED_NAMES:
                     out.append(f"{where}: getattr(..., {target.value!r})")
+            if name == "torch.load" and not any(k.arg == "weights_only" and isinstance(k.value, ast.Constant)
+                                                and k.value.value is True for k in node.keywords):
+                out.append(f"{where}: {name}(...) without weights_only=True")
             if len(parts) >= 2 and (parts[-2], parts[-1]) in BANNED_ATTRS:
                 out.append(f"{where}: {name}(...)")
             if parts[0] in BANNED_MODULES:
@@ -128,6 +132,9 @@ def test_no_module_evaluates_or_unpickles():
     "import subprocess",
     "getattr(builtins, 'eval')(s)",
     "from builtins import exec",
+    "torch.load(path)",
+    "torch.load(path, weights_only=False)",
+    "torch.load(path, weights_only=flag)",
 ])
 def test_the_walk_catches(snippet):
     assert findings(snippet), snippet
@@ -136,6 +143,7 @@ def test_the_walk_catches(snippet):
 @pytest.mark.parametrize("snippet", [
     "sess.run(op)", "re.compile(p)", "np.load(path)", "np.load(path, allow_pickle=False)",
     "session.run(fetches)", "tf.compat.v1.Session().run(x)",
+    "torch.load(path, weights_only=True, mmap=True)",
 ])
 def test_the_walk_allows(snippet):
     assert not findings(snippet), findings(snippet)

@@ -5,6 +5,10 @@ through this protocol; nothing else in the package knows how a format stores its
 
 - :mod:`.bundle`: TensorFlow's tensor bundle (``.index`` + ``.data-*`` files), what
   ``tf.train.Checkpoint`` and ``tf.compat.v1.train.Saver`` write; read without TensorFlow.
+- :mod:`.safetensors`: safetensors files and sharded indexes, read and written without
+  torch, TensorFlow or the ``safetensors`` package.
+- :mod:`.torch`: PyTorch state dicts (``.pt``, ``.pth``, a ``.bin`` ``torch.save`` wrote), read
+  and written with torch when it is installed (``pip install 'ckptwidgets[torch]'``).
 - :mod:`.keras`: Keras weight files (``.weights.h5``, ``.keras`` archives, legacy Keras 2
   ``.h5``), read with h5py, without TensorFlow or Keras.
 - :mod:`.arrays`: tensors held in memory (a dict of numpy arrays), for tests, for
@@ -41,7 +45,7 @@ __all__ = ["Record", "Source", "OPTIONAL", "FORMATS", "open_source", "is_source"
 #: instead. A format that writes also has ``writes(out, model=None) -> bool`` and
 #: ``write(plan, out, **options) -> WriteReport``; the bundle's ``writes`` says yes to
 #: every output: it is the default.
-FORMATS = ("safetensors", "keras", "bundle")
+FORMATS = ("safetensors", "torch", "keras", "bundle")
 
 
 class Record(NamedTuple):
