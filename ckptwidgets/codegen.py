@@ -14,6 +14,17 @@ fail on the parts of EAGER variables (they read ``variable.op``): in eager mode 
 styles restore the parts with ``tf.raw_ops.RestoreV2`` and the part's slice spec, the op
 ``Saver`` itself runs.
 
+Layout transforms (``plan.transforms``: a Keras kernel transposed for a torch weight) are
+written as NumPy expressions (``Transform.code``): in the ``"checkpoint"`` style the value
+read is transformed in place; ``"saver"`` and ``"init_from_checkpoint"`` leave the transformed
+variables out of their dicts and read, transform and assign them after (``var.assign(np...)``);
+a format's own reading code (``restore_with``) transforms ``values`` before assigning.
+
+A plan into a ``torch.nn.Module`` (``plan.target == "torch"``) gives the same torch code in
+every style, with ``module`` in scope: the checkpoint opened with ckptwidgets (no TensorFlow),
+the state dict built from NumPy expressions, ``module.load_state_dict(state, strict=False)``,
+and its missing and unexpected keys printed.
+
 Example
 -------
 >>> import os, tempfile
@@ -36,6 +47,7 @@ array([1.], dtype=float32)
 """
 from __future__ import annotations
 
+from ._planning.partitions import var_list_names
 from .sources.bundle import format_box
 from .errors import PlanError
 
@@ -132,7 +144,7 @@ def _slice_reads(plan, parts: list[tuple]) -> list[str]:
 
 def _saver(plan) -> list[str]:
     lines = header(plan, "saver", "`variables` (dict name -> variable) and `sess` (None in eager mode)")
-    lists, parts = _split_eager_parts(plan, plan.var_list_names)
+    lists, parts = _split_eager_parts(plan, _untransformed_lists(plan))
     graph_var = _graph_of(plan)
     body: list[str] = []
     if len(lists) > 1:
@@ -143,7 +155,8 @@ def _saver(plan) -> list[str]:
         body.append(f"saver{suffix} = tf.compat.v1.train.Saver(var_list=var_list{suffix})")
         body.append(f"saver{suffix}.restore(sess, checkpoint_path)")
     body += _slice_reads(plan, parts)
-    if not lists and not parts:
+    body += _transform_lines(plan, "saver")
+    if not lists and not parts and not plan.transforms:
         body.append("pass  # nothing is mapped: nothing to restore")
     if graph_var is not None:  # the Saver's ops must go into the variables' graph
         lines.append("with sess.graph.as_default():")
@@ -170,7 +183,7 @@ def _dict_lines(names: dict, plan, target: str) -> list[str]:
 
 def _init_from_checkpoint(plan) -> list[str]:
     lines = header(plan, "init_from_checkpoint", "`variables` (dict name -> variable)")
-    lists, parts = _split_eager_parts(plan, plan.var_list_names)
+    lists, parts = _split_eager_parts(plan, _untransformed_lists(plan))
     graph_var = _graph_of(plan)
     body: list[str] = []
     for i, names in enumerate(lists):
@@ -178,7 +191,8 @@ def _init_from_checkpoint(plan) -> list[str]:
         body += _dict_lines(names, plan, f"assignment_map{suffix}")
         body.append(f"tf.compat.v1.train.init_from_checkpoint(checkpoint_path, assignment_map{suffix})")
     body += _slice_reads(plan, parts)
-    if not lists and not parts:
+    body += _transform_lines(plan, "init_from_checkpoint")
+    if not lists and not parts and not plan.transforms:
         body.append("pass  # nothing is mapped: nothing to restore")
     if graph_var is not None:
         lines.append(f"with variables[{graph_var!r}].graph.as_default():")
@@ -202,10 +216,13 @@ def _checkpoint(plan) -> list[str]:
         "values = {",
     ]
     infos = plan.infos
+    exprs = _transformed(plan, lambda key: f"reader.get_tensor({key!r})")
+    if exprs:
+        lines.insert(lines.index("reader = tf.train.load_checkpoint(checkpoint_path)"), "import numpy as np")
     for name, key in plan.mapping.items():
         part = infos[name].part
         where = "" if part is None else format_box(part.box)  # a part: its slice, "[0:4, 0:3]"
-        lines.append(f"    {name!r}: reader.get_tensor({key!r}){where},")
+        lines.append(f"    {name!r}: {exprs[name]}," if name in exprs else f"    {name!r}: reader.get_tensor({key!r}){where},")
     lines += ["}", "for name, value in values.items():", "    variables[name].assign(value)"]
     unmapped_note(plan, lines, "they keep their current values")
     return lines
@@ -224,6 +241,7 @@ def restore_with(plan, style: str, why: list[str], imports: list[str], reading: 
     at = lines.index("") if "" in lines else len(lines)
     lines[at:at] = imports
     lines += reading
+    lines += _transforms_after_reading(plan)
     lines.append("for name, value in values.items():")
     if style == "saver":  # graph-mode variables take their value through the session
         lines += [
@@ -235,6 +253,79 @@ def restore_with(plan, style: str, why: list[str], imports: list[str], reading: 
     else:
         lines.append("    variables[name].assign(value)")
     unmapped_note(plan, lines, "they keep their current values")
+    return lines
+
+
+def _transformed(plan, read) -> dict:
+    """``{name: NumPy expression}`` of the plan's transformed assignments; ``read(key)`` is the
+    expression that reads one key."""
+    return {a.name: a.transform.code(*(read(k) for k in a.keys)) for a in plan.assignments if a.transform is not None}
+
+
+def _untransformed_lists(plan) -> list[dict]:
+    """``plan.var_list_names`` without the variables that take a transform (TF cannot apply it)."""
+    transforms = plan.transforms
+    if not transforms:
+        return plan.var_list_names
+    return var_list_names({n: k for n, k in plan.mapping.items() if n not in transforms}, plan.infos)
+
+
+def _transform_lines(plan, style: str) -> list[str]:
+    """Read, transform (NumPy) and assign the transformed variables: after a Saver / init_from_checkpoint."""
+    exprs = _transformed(plan, lambda key: f"reader.get_tensor({key!r})")
+    if not exprs:
+        return []
+    lines = ["# Layout transforms: TensorFlow cannot apply them, so these keys are read, transformed with NumPy,",
+             "# and assigned (every one read before any is assigned).",
+             "import numpy as np", "reader = tf.train.load_checkpoint(checkpoint_path)", "transformed = {"]
+    lines += [f"    {name!r}: {expr}," for name, expr in exprs.items()]
+    lines += ["}", "for name, value in transformed.items():"]
+    if style == "saver":
+        lines += ["    if sess is None:", "        variables[name].assign(value)", "    else:",
+                  "        variables[name].load(value, sess)"]
+    else:
+        lines.append("    variables[name].assign(value)")
+    return lines
+
+
+def _torch(plan) -> list[str]:
+    """The code for a plan into a torch module: ckptwidgets reads, NumPy transforms, load_state_dict."""
+    lines = [f"# Restore {len(plan.mapping)} tensor(s) of a torch module from a checkpoint (written by ckptwidgets).",
+             "# Needs in scope: `module` (the torch.nn.Module planned into)."]
+    lines += [_comment(f"PROBLEM ({p.reason}): {p.message}") for p in plan.problems]
+    lines += ["import numpy as np", "import torch", "import ckptwidgets", "",
+              f"checkpoint_path = {plan.checkpoint.prefix!r}",
+              "checkpoint = ckptwidgets.open_checkpoint(checkpoint_path)  # reads TF, Keras, safetensors... without TF",
+              "",
+              "def as_tensor(value):",
+              "    value = np.array(value)  # its own, writable memory",
+              '    if value.dtype.name == "bfloat16":  # NumPy has no bfloat16 of its own: through its bits',
+              "        return torch.from_numpy(value.view(np.uint16)).view(torch.bfloat16)",
+              "    return torch.from_numpy(value)",
+              "",
+              "# Read (and transform) every tensor first, then load: a failed read changes nothing.",
+              "state = {"]
+    exprs = _transformed(plan, lambda key: f"checkpoint.read({key!r})")
+    for name, key in plan.mapping.items():
+        lines.append(f"    {name!r}: as_tensor({exprs.get(name) or f'checkpoint.read({key!r})'}),")
+    lines += ["}", "result = module.load_state_dict(state, strict=False)",
+              'print("missing keys:", result.missing_keys)', 'print("unexpected keys:", result.unexpected_keys)']
+    return lines
+
+
+def _transforms_after_reading(plan) -> list[str]:
+    """``values[name] = <NumPy expression>`` for each transformed variable, after a format's own
+    reading filled ``values[name]`` with its first key's value; further keys through ckptwidgets."""
+    if not plan.transforms:
+        return []
+    lines = ["# Layout transforms (NumPy), before anything is assigned.", "import numpy as np"]
+    extra = any(a.extra_keys for a in plan.assignments if a.transform is not None)
+    if extra:
+        lines += ["import ckptwidgets", "checkpoint = ckptwidgets.open_checkpoint(checkpoint_path)"]
+    for a in plan.assignments:
+        if a.transform is not None:
+            reads = [f"values[{a.name!r}]"] + [f"checkpoint.read({k!r})" for k in a.extra_keys]
+            lines.append(f"values[{a.name!r}] = {a.transform.code(*reads)}")
     return lines
 
 
@@ -263,6 +354,8 @@ def to_code(plan, style: str = "saver") -> str:
     builders = {"saver": _saver, "init_from_checkpoint": _init_from_checkpoint, "checkpoint": _checkpoint}
     if style not in builders:
         raise PlanError(f"Unknown code style {style!r}; choose one of {', '.join(map(repr, STYLES))}.")
+    if getattr(plan, "target", "tf") == "torch":
+        return "\n".join(_torch(plan)) + "\n"
     own = getattr(plan.checkpoint.source, "restore_code", None)  # a format TF cannot read
     lines = own(plan, style) if own is not None else None
     return "\n".join(lines if lines is not None else builders[style](plan)) + "\n"

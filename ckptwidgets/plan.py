@@ -53,6 +53,21 @@ Structure, where the checkpoint has one (between the rules and the names of step
   lacks are ``missing_key`` problems. Keras variables in a list or dict are placed by their
   owner's name and their order (:mod:`ckptwidgets._planning.keras_match`).
 
+A ``torch.nn.Module`` (recognised through ``sys.modules``: nothing imports torch to look at
+another object) is planned into its ``state_dict(keep_vars=True)`` names, parameters and
+buffers: rules (a side ending in ``.`` is a scope too: ``{"old.": "new."}``), then the exact
+name (a ``.pt`` / ``.safetensors`` of the module's ``state_dict``: identity), then EMA shadows;
+no TensorFlow is imported, and :func:`ckptwidgets.restore` copies into the tensors all or
+nothing. ``num_batches_tracked`` is bookkeeping: restored when a key has its name, never in
+``plan.unmapped`` or ``plan.unused``, never a problem.
+
+Across frameworks (torch names against Keras / TF names) each variable may carry a layout
+transform (``Assignment.transform``, ``plan.transforms``, set by ``plan.assign(name, key,
+transform=...)`` or by cross-framework matching, :mod:`ckptwidgets._planning.targets`): the
+variable takes ``transform(*values of (key,) + extra_keys)`` and its shape is checked against
+``transform.shape(*their shapes)``. ``print(plan)`` lists them (``transform: 'lin.weight' <-
+transpose('dense/kernel')``).
+
 ``match="order"``: a Keras 2 checkpoint (TF2 ``layer_with_weights-N`` objects, or a legacy
 ``.h5``, which ``model.load_weights`` also reads by order) into a Keras model of the same
 architecture, by layer order and weight order within each layer, the model's own weights
@@ -76,8 +91,9 @@ from typing import NamedTuple
 from ._planning.matching import skipped_names
 from ._planning.partitions import var_list_names
 from ._planning.problems import Analysis, Problem, all_fit, find_problems
-from ._planning.structure import MATCHES, find_keys
-from ._planning.variables import VarInfo, collect_by_name, is_variable, partitioned_parts, variable_name
+from ._planning.structure import MATCHES
+from ._planning.targets import plan_keys, settled
+from ._planning.variables import VarInfo, collect_by_name, is_torch_module, is_variable, partitioned_parts, variable_name
 from .errors import PlanError
 from .reader import Checkpoint, Entry, open_checkpoint
 
@@ -97,13 +113,27 @@ class Assignment(NamedTuple):
         ``missing_key`` problem).
     info : VarInfo
         The variable, described once: ``.variable`` (as given), ``.tf_variable`` (what
-        ``Saver`` and ``assign`` take), ``.shape``, ``.dtype``, ``.graph``, ``.keras``, ``.ref``.
+        ``Saver`` and ``assign`` take; None for a torch tensor), ``.shape``, ``.dtype``,
+        ``.graph``, ``.keras``, ``.ref``, ``.framework``, ``.layer``, ``.layer_kind``.
+    transform : ckptwidgets.layouts.Transform or None
+        How the variable's value is made from the keys' values (``transform(*values)`` of
+        ``(key,) + extra_keys``, in that order): a layout transform between frameworks
+        (``transpose`` of a Dense kernel for a Linear weight). None: the key's value as it is.
+    extra_keys : tuple of str
+        Further keys the transform reads after ``key`` (an LSTM's two biases).
     """
 
     name: str
     key: str
     entry: Entry | None
     info: VarInfo
+    transform: object = None
+    extra_keys: tuple = ()
+
+    @property
+    def keys(self) -> tuple:
+        """Every key the assignment reads: ``(key,) + extra_keys``."""
+        return (self.key,) + self.extra_keys
 
 
 class RestorePlan:
@@ -121,7 +151,7 @@ class RestorePlan:
     """
 
     def __init__(self, checkpoint, infos, mapping, duplicates, conflicts, rules, prefer_ema, shared=True, compatible=None,
-                 given_root=False, match="name", notes=()):
+                 given_root=False, match="name", notes=(), transforms=None, layout=()):
         self.checkpoint: Checkpoint = checkpoint
         self.match = match
         self._given_root = given_root  # the variables came as a model / module: named by object path
@@ -135,6 +165,8 @@ class RestorePlan:
         # Every mapped key present, fitting its variable: found while planning, None after an edit.
         self._compatible: bool | None = compatible
         self._conflicts: dict[str, list[str]] = conflicts  # name -> keys two rules gave it
+        self._transforms: dict = dict(transforms or {})  # name -> (Transform, extra keys)
+        self._layout = list(layout)  # (name or None, key or None, message): transforms cross matching could not decide
         self.rules = dict(rules or {})
         self.prefer_ema = prefer_ema
         self._callbacks: list = []
@@ -157,8 +189,32 @@ class RestorePlan:
     @property
     def assignments(self) -> list[Assignment]:
         """An :class:`Assignment` per mapped variable, in plan order."""
-        find, infos = self.checkpoint.find, self._infos
-        return [Assignment(name, key, find(key), infos[name]) for name, key in self._mapping.items()]
+        find, infos, transforms = self.checkpoint.find, self._infos, self._transforms
+        if not transforms:
+            return [Assignment(name, key, find(key), infos[name]) for name, key in self._mapping.items()]
+        return [Assignment(name, key, find(key), infos[name], *transforms.get(name, (None, ())))
+                for name, key in self._mapping.items()]
+
+    @property
+    def transforms(self) -> dict:
+        """``{variable name: Transform}`` of the assignments that transform their keys' values."""
+        return {name: transform for name, (transform, _extra) in self._transforms.items()}
+
+    def transform_of(self, variable_or_name) -> tuple | None:
+        """``(Transform, keys)`` of a variable that transforms what it reads (``keys``: ``(key,) +
+        extra_keys``), or None when it reads its key as it is or reads nothing."""
+        name = self._name_of(variable_or_name)
+        found = self._transforms.get(name)
+        if found is None or name not in self._mapping:
+            return None
+        return found[0], (self._mapping[name],) + found[1]
+
+    @property
+    def target(self) -> str:
+        """Whose variables the plan restores: ``"torch"`` for a torch module's tensors, else ``"tf"``
+        (tf.Variables, Keras variables)."""
+        first = next(iter(self._infos.values()), None)
+        return "torch" if first is not None and first.framework == "torch" else "tf"
 
     @property
     def revision(self) -> int:
@@ -228,9 +284,11 @@ class RestorePlan:
     def _analysis(self) -> Analysis:
         if self._cache is None:
             problems = [] if self._clean() else find_problems(
-                self.checkpoint, self._infos, self._mapping, self._duplicates, self._conflicts
+                self.checkpoint, self._infos, self._mapping, self._duplicates, self._conflicts, self._transforms,
+                self._layout,
             )
-            self._cache = Analysis(problems, self._infos, self._mapping, self.checkpoint)
+            extra = [k for _t, keys in self._transforms.values() for k in keys]
+            self._cache = Analysis(problems, self._infos, self._mapping, self.checkpoint, extra)
         return self._cache
 
     def _clean(self) -> bool:
@@ -239,10 +297,10 @@ class RestorePlan:
         The common case: no input problem, every mapped key present with a compatible shape
         and the same dtype. Anything else goes to ``find_problems``, which says what and why.
         """
-        if self._duplicates or self._conflicts or self._shared:
+        if self._duplicates or self._conflicts or self._shared or self._layout:
             return False
         if self._compatible is None:
-            self._compatible = all_fit(self.checkpoint, self._infos, self._mapping)
+            self._compatible = all_fit(self.checkpoint, self._infos, self._mapping, self._transforms)
         return self._compatible
 
     @property
@@ -303,21 +361,39 @@ class RestorePlan:
         for callback in list(self._callbacks):
             callback()
 
-    def assign(self, variable_or_name, key) -> None:
+    def assign(self, variable_or_name, key, transform=None) -> None:
         """Read ``key`` (a key, an object-based entry's name, or an :class:`Entry`) into a variable.
 
         A key absent from the checkpoint is recorded and reported as ``missing_key``. A
-        ``PartitionedVariable`` assigns the key to each of its parts.
+        ``PartitionedVariable`` assigns the key to each of its parts. ``transform`` (a
+        :class:`ckptwidgets.layouts.Transform`): the variable takes ``transform(value)``, e.g.
+        ``transpose()`` of a Keras Dense kernel for a torch Linear weight; for a transform of
+        several tensors ``key`` is a tuple of keys in the transform's argument order. Without
+        one the key's value is taken as it is (an earlier transform is dropped).
         """
         names = self._part_names(variable_or_name) or [self._name_of(variable_or_name)]
-        if isinstance(key, Entry):
-            key = key.key
-        if not isinstance(key, str):
+        keys = tuple(key) if isinstance(key, (tuple, list)) and not isinstance(key, Entry) else (key,)
+        keys = tuple(k.key if isinstance(k, Entry) else k for k in keys)
+        if not keys or not all(isinstance(k, str) for k in keys):
             raise PlanError(f"A checkpoint key must be a str; got {type(key).__name__} {key!r}.")
-        entry = self.checkpoint.find(key)
+        if transform is None and len(keys) > 1:
+            raise PlanError(f"Several keys {list(keys)!r} go into one variable only through a transform of as "
+                            "many tensors: pass transform=...")
+        if transform is not None and getattr(transform, "arity", None) != len(keys):
+            raise PlanError(f"Transform {getattr(transform, 'name', transform)!r} takes "
+                            f"{getattr(transform, 'arity', '?')} tensor(s); {len(keys)} key(s) given: {list(keys)!r}.")
+        if transform is not None and any(self._infos[n].part is not None for n in names):
+            raise PlanError("A part of a partitioned variable reads its slice of a key as it is; it takes no transform.")
+        found = [self.checkpoint.find(k) for k in keys]
+        keys = tuple(e.key if e is not None else k for e, k in zip(found, keys))
         for name in names:
-            self._mapping[name] = entry.key if entry is not None else key
+            self._mapping[name] = keys[0]
             self._conflicts.pop(name, None)
+            self._forget_layout(name)
+            if transform is None:
+                self._transforms.pop(name, None)
+            else:
+                self._transforms[name] = (transform, keys[1:])
         self._edited()
 
     def unassign(self, variable_or_name) -> None:
@@ -325,7 +401,15 @@ class RestorePlan:
         for name in self._part_names(variable_or_name) or [self._name_of(variable_or_name)]:
             self._mapping.pop(name, None)
             self._conflicts.pop(name, None)
+            self._transforms.pop(name, None)
+            self._forget_layout(name)
         self._edited()
+
+    def _forget_layout(self, name: str) -> None:
+        """An edit of a variable settles what cross matching could not decide about it (and a
+        problem about no variable once every variable has a key)."""
+        if self._layout:
+            self._layout = settled([p for p in self._layout if p[0] != name], self._mapping, self._infos)
 
     def on_change(self, callback, remove: bool = False) -> None:
         """Call ``callback()`` after every edit (``remove=True`` stops it), as ipywidgets' ``on_click``."""
@@ -398,6 +482,13 @@ class RestorePlan:
             text += f"\n  {problem.reason}: {problem.message}"
         if len(problems) > 3:
             text += f"\n  ... and {len(problems) - 3} more problems"
+        transforms = self._transforms
+        for name, (transform, extra) in list(transforms.items())[:10]:
+            if name in self._mapping:
+                keys = ", ".join(map(repr, (self._mapping[name],) + extra))
+                text += f"\n  transform: {name!r} <- {transform.name}({keys})"
+        if len(transforms) > 10:
+            text += f"\n  ... and {len(transforms) - 10} more transforms"
         for hint in self.hints:
             text += f"\n  hint: {hint}"
         return text
@@ -410,15 +501,17 @@ def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, ex
     ----------
     ckpt : Checkpoint or str or os.PathLike
         A checkpoint, or anything :func:`ckptwidgets.open_checkpoint` takes.
-    variables : list, tuple, dict or tf.Module / Keras model
+    variables : list, tuple, dict, tf.Module / Keras model or torch.nn.Module
         ``tf.Variable`` s (graph or eager, resource or reference) or Keras 3 variables, named by
         :func:`variable_name`; a dict ``{name: variable}``; or a trackable root, whose variables
-        are named by object path (``"l1/kernel"``), Keras models' by ``.path``. A
+        are named by object path (``"l1/kernel"``), Keras models' by ``.path``; or a torch
+        module, whose parameters and buffers are named as its ``state_dict``. A
         ``PartitionedVariable`` (in a list, a dict, or alone) stands for its parts, named
         ``"w/part_0"``...; each part reads its slice of the whole variable's key.
     rules : dict, optional
         ``{checkpoint scope or key: variable scope or name}`` as ``init_from_checkpoint``'s
-        assignment map; ``"/"`` is the root. See the module docstring for the precedence.
+        assignment map; ``"/"`` is the root (for a torch module a side ending in ``.`` is a
+        scope too). See the module docstring for the precedence.
     prefer_ema : bool
         Read each variable's ``ExponentialMovingAverage`` shadow when the checkpoint has one.
     include, exclude : str or list of str, optional
@@ -453,10 +546,11 @@ def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, ex
         raise PlanError(f"Unknown match {match!r}; choose one of {', '.join(map(repr, MATCHES))}.")
     ckpt = open_checkpoint(ckpt)
     infos, duplicates, shared = collect_by_name(variables)
-    given_root = not isinstance(variables, (list, tuple, Mapping)) and not is_variable(variables)
+    given_root = is_torch_module(variables) or (
+        not isinstance(variables, (list, tuple, Mapping)) and not is_variable(variables))
     # Filtered-out variables stay in the plan, unmapped: in graph mode they still need an
     # initializer, and the plan must be able to say so (the scenario 1 error).
     skipped = skipped_names(infos, include, exclude)
-    found = find_keys(ckpt, variables, infos, skipped, rules, prefer_ema, given_root, match)
+    found = plan_keys(ckpt, variables, infos, skipped, rules, prefer_ema, given_root, match)
     return RestorePlan(ckpt, infos, found.mapping, duplicates, found.conflicts, rules, prefer_ema, shared,
-                       found.compatible, given_root, match, found.notes)
+                       found.compatible, given_root, match, found.notes, found.transforms, found.layout)

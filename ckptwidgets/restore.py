@@ -5,6 +5,13 @@ assigned; a failed read changes no variable. A TF checkpoint is read with ``Rest
 the op ``Saver`` uses (its source has a ``restore_prefix``); any other source's values come
 through its ``read_many`` (:mod:`ckptwidgets.sources`) and are assigned the same way.
 
+A plan whose target is a ``torch.nn.Module`` (``plan.target == "torch"``) needs no
+TensorFlow: its values come through the source's ``read_many`` (a TF bundle included), each
+assignment's layout transform is applied, and :mod:`ckptwidgets._torch_restore` copies them
+into the module's tensors under ``torch.no_grad()``, all or nothing. A plan with transforms
+(``plan.transforms``) into TF or Keras variables reads through ``read_many`` too, applies them,
+and assigns as any other.
+
 A part of a partitioned variable reads its slice of the full key: ``RestoreV2`` is given
 the part's ``shape_and_slices`` spec (``"10 3 0,4:0,3"``, as ``Saver`` gives it), so TF
 assembles the slice from however the checkpoint was partitioned; through ``read_many``
@@ -119,8 +126,12 @@ def _plain(value) -> str:
     return str(value.item() if value.ndim == 0 and value.dtype.kind in "iub" else value)
 
 
-def _shape(item) -> tuple:
-    """The shape a variable receives: the entry's, or a part's slice of it."""
+def _shape(item, ckpt=None) -> tuple:
+    """The shape a variable receives: the entry's, a part's slice of it, or what its transform
+    makes of its entries (``ckpt`` finds the extra keys' entries)."""
+    if item.transform is not None:
+        shapes = [item.entry.shape] + [ckpt.find(k).shape for k in item.extra_keys] if ckpt else [item.entry.shape]
+        return item.transform.shape(*shapes) if len(shapes) == item.transform.arity else item.info.shape
     part = item[3].part
     return item[2].shape if part is None else part.shape
 
@@ -142,7 +153,8 @@ def _preview(items, session) -> dict:
     small = [
         (item[0], item[3].tf_variable)
         for item in items
-        if math.prod(_shape(item)) <= PREVIEW_ELEMENTS and item[2].dtype != "string"
+        if math.prod(item[3].shape or _shape(item)) <= PREVIEW_ELEMENTS and item[2].dtype != "string"
+        and None not in (item[3].shape or ())
     ][:PREVIEW_VARIABLES]
     if not small:
         return {}
@@ -203,7 +215,7 @@ def _corrupt(plan, chunk_items, error) -> CorruptCheckpointError:
     data = ckpt.files[1:]
     where = f"data file {data[0]!r}" if len(data) == 1 else f"data files {data!r}" if data else "no data file found"
     culprit = ""
-    for name, key, _entry, _info in chunk_items:
+    for name, key in ((item.name, item.key) for item in chunk_items):
         try:
             ckpt.read(key)
         except Exception:  # the one that cannot be read
@@ -310,7 +322,7 @@ def _restore_graph(plan, graph, session, items, chunks, progress, unmapped, init
         )
     if session.graph is not graph:
         raise RestoreError("The session given runs another graph than the plan's variables.")
-    if chunks and plan.checkpoint.source.restore_prefix is None:
+    if chunks and (plan.checkpoint.source.restore_prefix is None or plan.transforms):
         values = _read_through_source(plan, items, chunks, progress)
         op, placeholders = _feed_ops(plan, graph, items)
         session.run(op, feed_dict=dict(zip(placeholders, values)))
@@ -346,11 +358,12 @@ def _initialize(plan, graph, session, unmapped, initialize_unmapped) -> list:
 
 def _read_through_source(plan, items, chunks, progress) -> list:
     """Every value of ``items`` read through the checkpoint's source, shapes checked, in item
-    order; a key read by several variables (the parts of a partitioned one) is read once."""
+    order; a key read by several variables (the parts of a partitioned one) is read once. An
+    item with a transform gets ``transform(*values of its keys)``."""
     ckpt, values, done = plan.checkpoint, {}, 0
     for chunk in chunks:
         try:
-            keys = [key for key in dict.fromkeys(item[1] for item in chunk) if key not in values]
+            keys = [key for key in dict.fromkeys(k for item in chunk for k in item.keys) if key not in values]
             for key, value in ckpt.read_many(keys):
                 values[key] = value
         except CheckpointError as error:
@@ -359,14 +372,20 @@ def _read_through_source(plan, items, chunks, progress) -> list:
         if progress is not None:
             progress(done, len(items))
     out = []
-    for name, key, entry, info in items:
-        value = values[key]
-        if tuple(value.shape) != entry.shape:
-            raise CorruptCheckpointError(
-                f"Key {key!r} of checkpoint {ckpt.prefix!r} (for variable {name!r}) read with shape "
-                f"{format_shape(value.shape)} but its index says {format_shape(entry.shape)}. Nothing was restored."
-            )
-        out.append(value if info.part is None else value[info.part.index])
+    for item in items:
+        name, info = item.name, item.info
+        for key in item.keys:
+            value, entry = values[key], ckpt.find(key)
+            if tuple(value.shape) != entry.shape:
+                raise CorruptCheckpointError(
+                    f"Key {key!r} of checkpoint {ckpt.prefix!r} (for variable {name!r}) read with shape "
+                    f"{format_shape(value.shape)} but its index says {format_shape(entry.shape)}. Nothing was restored."
+                )
+        if item.transform is not None:
+            out.append(item.transform(*(values[k] for k in item.keys)))
+        else:
+            value = values[item.key]
+            out.append(value if info.part is None else value[info.part.index])
     return out
 
 
@@ -376,7 +395,8 @@ def _feed_ops(plan, graph, items):
     if "feed" not in cache:
         try:
             with graph.as_default(), tf.name_scope("ckptwidgets_restore"):
-                placeholders = [tf.compat.v1.placeholder(tf.as_dtype(item[2].dtype), _shape(item)) for item in items]
+                placeholders = [tf.compat.v1.placeholder(tf.as_dtype(item[2].dtype), _shape(item, plan.checkpoint))
+                                for item in items]
                 op = tf.group(*[_assign_graph(item[3], p) for item, p in zip(items, placeholders)], name="assign")
         except RuntimeError as error:  # e.g. "Graph is finalized"
             raise RestoreError(
@@ -388,10 +408,10 @@ def _feed_ops(plan, graph, items):
 
 
 def _restore_eager(plan, items, chunks, progress):
-    if plan.checkpoint.source.restore_prefix is None:
+    if plan.checkpoint.source.restore_prefix is None or plan.transforms:  # transforms need the values here
         values = _read_through_source(plan, items, chunks, progress)
-        for (_name, _key, _entry, info), value in zip(items, values):  # every read succeeded: now assign
-            info.tf_variable.assign(value, read_value=False)
+        for item, value in zip(items, values):  # every read succeeded: now assign
+            item.info.tf_variable.assign(value, read_value=False)
         return
     values, done = [], 0
     for chunk in chunks:
@@ -399,11 +419,11 @@ def _restore_eager(plan, items, chunks, progress):
             read = _read_op(plan.checkpoint.source.restore_prefix, chunk)
         except tf.errors.OpError as error:
             values = _read_after_tf_failed(plan, items, chunks, progress, error)
-            for (_name, _key, _entry, info), value in zip(items, values):  # every read succeeded: now assign
-                info.tf_variable.assign(value, read_value=False)
+            for item, value in zip(items, values):  # every read succeeded: now assign
+                item.info.tf_variable.assign(value, read_value=False)
             return
         for t, item in zip(read, chunk):
-            name, key, entry, _info = item
+            name, key = item.name, item.key
             if tuple(t.shape) != _shape(item):
                 raise CorruptCheckpointError(
                     f"Key {key!r} of checkpoint {plan.checkpoint.prefix!r} (for variable {name!r}) read "
@@ -414,8 +434,28 @@ def _restore_eager(plan, items, chunks, progress):
         done += len(chunk)
         if progress is not None:
             progress(done, len(items))
-    for (name, key, _entry, info), value in zip(items, values):  # every read succeeded: now assign
-        info.tf_variable.assign(value, read_value=False)
+    for item, value in zip(items, values):  # every read succeeded: now assign
+        item.info.tf_variable.assign(value, read_value=False)
+
+
+def _restore_torch(plan, progress, start) -> RestoreReport:
+    """A torch module's plan: read everything through the source (no TensorFlow), then copy."""
+    from ._torch_restore import copy_into_tensors, tensor_values
+
+    items = plan.assignments
+    chunks = _chunks(items, progress)
+    if progress is not None:
+        progress(0, len(items))
+    values = _read_through_source(plan, items, chunks, progress) if items else []
+    copy_into_tensors(plan, items, values)
+    return RestoreReport(
+        checkpoint=plan.checkpoint.prefix,
+        restored=[(item.name, item.key) for item in items],
+        left_alone=list(plan.unmapped),
+        seconds=time.perf_counter() - start,
+        nbytes=sum(_nbytes(item) for item in items),
+        values=tensor_values(items, PREVIEW_VARIABLES, PREVIEW_ELEMENTS),
+    )
 
 
 def restore(plan, session=None, initialize_unmapped=False, progress=None) -> RestoreReport:
@@ -467,6 +507,8 @@ def restore(plan, session=None, initialize_unmapped=False, progress=None) -> Res
             f"problem(s):\n{lines}",
             problems,
         )
+    if plan.target == "torch":
+        return _restore_torch(plan, progress, start)
     try:
         graph = plan.graph
     except PlanError as error:
@@ -488,7 +530,7 @@ def restore(plan, session=None, initialize_unmapped=False, progress=None) -> Res
     seconds = time.perf_counter() - start
     return RestoreReport(
         checkpoint=ckpt.prefix,
-        restored=[(name, key) for name, key, _e, _i in items],
+        restored=[(item.name, item.key) for item in items],
         initialized=initialized,
         left_alone=[n for n in unmapped if n not in done],
         seconds=seconds,

@@ -448,6 +448,20 @@ def from_plan(plan) -> WritePlan:
 
     The mapper's result, saved for the next person: loading it by name needs no rules.
     Raises :class:`PlanError` when the plan has problems (a missing key, a shape mismatch).
+
+    An assignment with a layout transform (``plan.transforms``) is written as
+    ``WriteItem(name, sources, dtype, shape, "transform", transform)``: its sources are
+    ``(key,) + extra_keys`` and its shape what the transform makes of them, so a Keras or TF
+    checkpoint planned into a torch module is written in torch's layout, and
+    ``from_plan(plan_restore(ckpt, module)).write("out.safetensors")`` gives a file that
+    ``module.load_state_dict(safetensors.torch.load_file(...), strict=True)`` takes.
+
+    A torch module's bookkeeping buffers (``num_batches_tracked``) that no key is read into
+    are written with the module's current values (copied now, read from an in-memory
+    :class:`~ckptwidgets.sources.arrays.ArraySource` named ``<current values of the module>``):
+    ``load_state_dict(strict=True)`` requires every buffer, and a checkpoint from another
+    framework has no step counter to give them. Any other unmapped variable is left out
+    (``dropped``), so a strict load then names what the plan does not map.
     """
     if plan.problems:
         raise PlanError(
@@ -457,8 +471,27 @@ def from_plan(plan) -> WritePlan:
     ckpt = plan.checkpoint
     items = []
     for assignment in plan.assignments:
-        entry = assignment.entry
-        items.append(WriteItem(assignment.name, ((ckpt, entry.key),), entry.dtype, entry.shape, "copy"))
+        entry, transform = assignment.entry, assignment.transform
+        if transform is None:
+            items.append(WriteItem(assignment.name, ((ckpt, entry.key),), entry.dtype, entry.shape, "copy"))
+            continue
+        entries = [ckpt.find(key) for key in assignment.keys]
+        shape = transform.shape(*(e.shape for e in entries))
+        items.append(WriteItem(assignment.name, tuple((ckpt, e.key) for e in entries), entry.dtype, shape,
+                               "transform", transform))
+    mapped, infos = plan.mapping, plan.infos
+    unmapped = set(plan.unmapped)
+    current = {name: info.variable for name, info in infos.items()
+               if info.framework == "torch" and name not in mapped and name not in unmapped}
+    if current:
+        from .sources.arrays import ArraySource
+
+        values = open_checkpoint(ArraySource({name: t.detach().cpu().numpy().copy() for name, t in current.items()},
+                                             location="<current values of the module>"))
+        items += [WriteItem(e.key, ((values, e.key),), e.dtype, e.shape, "copy") for e in values.entries]
+    if plan.target == "torch":  # written in the module's state_dict order
+        order = {name: i for i, name in enumerate(infos)}
+        items.sort(key=lambda item: order.get(item.key, len(order)))
     return WritePlan(items, [(n, "unmapped variable: nothing to write") for n in plan.unmapped])
 
 

@@ -1,6 +1,9 @@
 """How a plan is made: the pieces behind :func:`ckptwidgets.plan_restore`.
 
-- :mod:`.variables`: what a user passes as "the variables", named and described once.
+- :mod:`.variables`: what a user passes as "the variables", named and described once;
+  :mod:`.torch_vars`: a torch module's ``state_dict`` as such variables.
+- :mod:`.targets`: the keys (and layout transforms) of a plan, whatever the target and across
+  frameworks.
 - :mod:`.kinds`: the one classifier of checkpoint entries (variable, ema, slot, meta).
 - :mod:`.candidates`: which entries fit a variable (the mapper's dropdowns).
 - :mod:`.rules`: ``init_from_checkpoint`` rules, checked and parsed.

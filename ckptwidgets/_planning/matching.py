@@ -55,10 +55,11 @@ class Rules:
     applies to costs a dict lookup per distinct prefix length.
     """
 
-    def __init__(self, rules, infos: dict[str, VarInfo]):
+    def __init__(self, rules, infos: dict[str, VarInfo], dotted: bool = False):
         self.exact: dict[str, list[str]] = {}  # variable name -> checkpoint keys
         self.scopes: dict[str, list[str]] = {}  # variable prefix ("" = root) -> checkpoint prefixes
         by_id = known = None
+        sep = "." if dotted else "/"  # what ends a scope of the variables' names
         for ckpt_side, var_side in (rules or {}).items():
             if not isinstance(ckpt_side, str):
                 raise PlanError(f"Rule keys are checkpoint names or scopes (str); got {ckpt_side!r}.")
@@ -66,7 +67,7 @@ class Rules:
                 by_id = by_id or {id(i.variable): _matched_name(i) for i in infos.values()}
                 self.exact.setdefault(_object_rule(ckpt_side, var_side, by_id), []).append(ckpt_side)
                 continue
-            if check_rule(ckpt_side, var_side, f"Rule {ckpt_side!r}: {var_side!r}"):
+            if check_rule(ckpt_side, var_side, f"Rule {ckpt_side!r}: {var_side!r}", dotted):
                 self.scopes.setdefault("" if is_root(var_side) else var_side, []).append(
                     "" if is_root(ckpt_side) else ckpt_side
                 )
@@ -86,16 +87,16 @@ class Rules:
                         # A cut inside a scope's name ('block_2_' of 'block_2_conv/...'): say what a
                         # rule is (issue #15); a cut inside a variable's own name is a typo (below).
                         starting = [n for n in dict.fromkeys(known)
-                                    if n.startswith(var_side) and "/" in n[len(var_side):]]
+                                    if n.startswith(var_side) and sep in n[len(var_side):]]
                         if starting:
-                            raise PlanError(_prefix_rule_message(ckpt_side, var_side, starting))
+                            raise PlanError(_prefix_rule_message(ckpt_side, var_side, starting, sep))
                         close = difflib.get_close_matches(var_side, list(dict.fromkeys(known)), n=3, cutoff=0.5)
                         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
                         raise PlanError(
                             f"Rule {ckpt_side!r}: {var_side!r} names no variable of the plan.{hint}"
                         )
                 self.exact.setdefault(var_side, []).append(ckpt_side)
-        # Every scope prefix ends with "/", so name[:n] equal to one is a cut at a "/":
+        # Every scope prefix ends with "/" (or "." for torch names), so name[:n] equal to one is a cut there:
         # longest first is the most specific first, and the root ("", length 0) comes last.
         self.lengths = sorted({len(prefix) for prefix in self.scopes}, reverse=True)
 
@@ -145,16 +146,17 @@ class Rules:
         return match
 
 
-def _prefix_rule_message(ckpt_side: str, var_side: str, starting: list) -> str:
-    """Why ``teacher/block_1_ -> student/block_2_`` is no rule: a side without '/' is one whole name."""
+def _prefix_rule_message(ckpt_side: str, var_side: str, starting: list, sep: str = "/") -> str:
+    """Why ``teacher/block_1_ -> student/block_2_`` is no rule: a side without '/' ('.' for torch
+    names) is one whole name."""
     shown = ", ".join(repr(n) for n in starting[:3]) + (f" and {len(starting) - 3:,} more" if len(starting) > 3 else "")
-    cut = var_side.rfind("/") + 1
-    example = starting[0][: starting[0].find("/", len(var_side)) + 1] if "/" in starting[0][len(var_side):] else ""
-    ckpt_example = ckpt_side + example[len(var_side):] if example else ckpt_side + "…/"
+    cut = var_side.rfind(sep) + 1
+    example = starting[0][: starting[0].find(sep, len(var_side)) + 1] if sep in starting[0][len(var_side):] else ""
+    ckpt_example = ckpt_side + example[len(var_side):] if example else ckpt_side + "…" + sep
     suggestion = f" ({ckpt_example!r} -> {example!r})" if example else ""
-    return (f"Rule {ckpt_side!r}: {var_side!r} has no trailing '/', so it names one whole variable, and no variable "
+    return (f"Rule {ckpt_side!r}: {var_side!r} has no trailing {sep!r}, so it names one whole variable, and no variable "
             f"is called that; {len(starting):,} variable name(s) start with it ({shown}). A rule maps one name "
-            f"exactly or a whole scope: end both sides with '/'{suggestion}; a rule cannot rename part of a name "
+            f"exactly or a whole scope: end both sides with {sep!r}{suggestion}; a rule cannot rename part of a name "
             f"segment ({var_side[cut:]!r}).")
 
 

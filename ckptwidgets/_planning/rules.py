@@ -1,7 +1,10 @@
 """Rules: ``init_from_checkpoint``'s assignment map, as a dict or typed one per line.
 
 ``{"ckpt_scope/": "var_scope/"}`` maps a scope, ``"/"`` (or ``""``) is the root on either
-side, ``{"ckpt_key": "var_name"}`` maps one name. The text form, in the mapper's rules box
+side, ``{"ckpt_key": "var_name"}`` maps one name. When the variables are a torch module's
+(dotted names, ``dotted=True``), a side ending in ``.`` is a scope as well: ``{"old.": "new."}``,
+and ``{"dense/": "lin."}`` from a TF checkpoint; a scope rule replaces the prefix and keeps the
+rest of the name as it is (``old.lin.weight`` -> ``new.lin.weight``). The text form, in the mapper's rules box
 and on the command line, is one ``ckpt_side -> var_side`` per line. Both forms are checked
 by :func:`check_rule`, so a mistake reads the same wherever it was typed.
 
@@ -20,7 +23,10 @@ import ast
 
 from ..errors import PlanError
 
-__all__ = ["is_root", "check_rule", "parse_rules", "format_rules", "rules_in_text"]
+__all__ = ["is_root", "is_scope", "check_rule", "parse_rules", "format_rules", "rules_in_text", "SCOPE_ENDS"]
+
+#: What ends a scope side when the variables are torch's (dotted names): ``/`` or ``.``.
+SCOPE_ENDS = ("/", ".")
 
 
 def is_root(side: str) -> bool:
@@ -28,13 +34,22 @@ def is_root(side: str) -> bool:
     return side in ("/", "")
 
 
-def check_rule(ckpt_side: str, var_side: str, where: str) -> bool:
-    """True for a scope rule, False for a one-name rule; :class:`PlanError` (starting with ``where``) for a mix."""
-    ckpt_scope = is_root(ckpt_side) or ckpt_side.endswith("/")
-    var_scope = is_root(var_side) or var_side.endswith("/")
+def is_scope(side: str, dotted: bool = False) -> bool:
+    """True for a scope side: the root, or a side ending in ``/`` (or ``.`` when ``dotted``)."""
+    return is_root(side) or side.endswith(SCOPE_ENDS if dotted else "/")
+
+
+def check_rule(ckpt_side: str, var_side: str, where: str, dotted: bool = False) -> bool:
+    """True for a scope rule, False for a one-name rule; :class:`PlanError` (starting with ``where``) for a mix.
+
+    ``dotted``: the names are torch's (``encoder.lin.weight``), where a side ending in ``.``
+    is a scope too (``{"old.": "new."}``, or ``{"dense/": "lin."}`` across frameworks).
+    """
+    ckpt_scope, var_scope = is_scope(ckpt_side, dotted), is_scope(var_side, dotted)
     if ckpt_scope != var_scope:
+        ends = "'/' or '.'" if dotted else "'/'"
         raise PlanError(
-            f"{where} maps a scope to a single name; both sides must end in '/' "
+            f"{where} maps a scope to a single name; both sides must end in {ends} "
             "(scope -> scope, '/' for the root) or neither (name -> name)."
         )
     return ckpt_scope
@@ -89,13 +104,14 @@ def _split_rule(line: str) -> tuple[str, str] | None:
     return None
 
 
-def parse_rules(text: str) -> dict[str, str]:
+def parse_rules(text: str, dotted: bool = False) -> dict[str, str]:
     """Read a rules box: one ``ckpt_scope/ -> var_scope/`` per line.
 
     The result is an ``init_from_checkpoint``-style assignment map ``{ckpt side: variable
     side}``. A side ending in ``/`` is a scope, ``/`` alone (or an empty side) is the
-    root; a side without a trailing slash names one tensor. Blank lines and lines
-    starting with ``#`` are skipped. Sides may be quoted (``'a b/' -> 'c/'``).
+    root; a side without a trailing slash names one tensor (``dotted``: torch names, where a
+    side ending in ``.`` is a scope too). Blank lines and lines starting with ``#`` are
+    skipped. Sides may be quoted (``'a b/' -> 'c/'``).
 
     Raises
     ------
@@ -135,7 +151,7 @@ def parse_rules(text: str) -> dict[str, str]:
             )
         ckpt_side = _rule_side(parts[0], lineno, line) or "/"
         var_side = _rule_side(parts[1], lineno, line) or "/"
-        check_rule(ckpt_side, var_side, f"Rule line {lineno}: {line!r}")
+        check_rule(ckpt_side, var_side, f"Rule line {lineno}: {line!r}", dotted)
         if ckpt_side in rules:
             first_line, first = seen_at[ckpt_side]
             raise PlanError(

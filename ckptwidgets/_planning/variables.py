@@ -4,7 +4,11 @@ Private helper of :mod:`ckptwidgets.plan`. It accepts a list or tuple of
 variables, a dict ``{name: variable}``, or a trackable root (a ``tf.Module``,
 a Keras model, a ``tf.train.Checkpoint``) and returns one :class:`VarInfo` per
 variable, computed once: name, static shape, base dtype, graph, and the
-``tf.Variable`` that ``Saver`` and ``assign`` must be given.
+``tf.Variable`` that ``Saver`` and ``assign`` must be given. A ``torch.nn.Module`` is
+described by :mod:`.torch_vars` (its ``state_dict`` names; torch is never imported to
+recognise one). Each :class:`VarInfo` says whose it is (``framework``) and, for Keras models
+and torch modules, which layer owns it (``layer``, ``layer_kind``): what cross-framework
+matching pairs layers by.
 
 A ``PartitionedVariable`` (what ``tf.compat.v1.get_variable(..., partitioner=...)``
 returns) stands for its parts: one :class:`VarInfo` per part, named as TensorFlow names
@@ -35,11 +39,12 @@ from typing import NamedTuple
 
 from .._tf import private as _tfprivate
 from .partitions import Part
+from .torch_vars import collect_torch, is_torch_module
 from .._tf.quiet import import_tensorflow
 from ..errors import PlanError
 
 __all__ = ["VarInfo", "collect", "collect_by_name", "variable_name", "is_variable", "partitioned_parts", "is_keras_object",
-           "keras_saved_variables"]
+           "keras_saved_variables", "is_torch_module"]
 
 _OUTPUT_INDEX = re.compile(r":\d+$")
 
@@ -118,6 +123,9 @@ class VarInfo(NamedTuple):
     keras: bool
     ref: bool  # a TF1 reference variable (use_resource=False)
     part: Part | None  # a part of a partitioned variable: its full name, full shape, offset, shape
+    framework: str = "tf"  # "tf", "keras" or "torch": whose names, layouts and layers these are
+    layer: str | None = None  # the owning layer's / module's path ("sequential/dense", "encoder.lin")
+    layer_kind: str | None = None  # its class name ("Dense", "Linear"), when known
 
 
 _new = tuple.__new__
@@ -201,7 +209,11 @@ def _described(name: str, var, tf_var, keras: bool, alias: str | None, full_name
     if slice_info is not None:
         part = _part(name, slice_info, dims, full_name)
         dims = part.full_shape  # what the checkpoint key must hold; the part's own is part.shape
-    return _new(VarInfo, (name, var, tf_var, dims, dtype, graph, None if alias == name else alias, keras, ref, part))
+    if keras:  # its layer: the path without the last segment (a Keras root's pass names the owner)
+        return _new(VarInfo, (name, var, tf_var, dims, dtype, graph, None if alias == name else alias, keras, ref,
+                              part, "keras", var.path.rpartition("/")[0] or None, None))
+    return _new(VarInfo, (name, var, tf_var, dims, dtype, graph, None if alias == name else alias, keras, ref, part,
+                          "tf", None, None))
 
 
 def _plain_list(variables) -> dict[str, VarInfo] | None:
@@ -336,6 +348,8 @@ def collect_by_name(variables) -> tuple[dict[str, VarInfo], list[list[VarInfo]],
         infos = _plain_list(variables)
         if infos is not None:
             return infos, [], False
+    if is_torch_module(variables):  # before any TF check: a torch module imports no TensorFlow
+        return collect_torch(variables), [], False
     pairs, where = _named(variables)
     if not pairs:
         raise PlanError("The variable list is empty: there is nothing to restore.")
@@ -348,4 +362,34 @@ def collect_by_name(variables) -> tuple[dict[str, VarInfo], list[list[VarInfo]],
         elif first.variable is not var:
             groups.setdefault(name, [first]).append(_info(name, var, where, i, alias, full_name))
     shared = isinstance(variables, Mapping) and len({id(i.variable) for i in infos.values()}) < len(infos)
+    if is_keras_object(variables) and hasattr(variables, "weights"):
+        infos = _with_keras_layers(variables, infos)
     return infos, list(groups.values()), shared
+
+
+def _with_keras_layers(root, infos: dict) -> dict:
+    """``infos`` with each Keras variable's owning layer: the longest layer path (``.path``,
+    layers found through the public ``layers`` of models) its own path starts with, so that
+    ``mha/query/kernel`` belongs to the ``MultiHeadAttention`` ``mha``; its class name is the
+    ``layer_kind``. Variables no layer owns keep the path without the last segment."""
+    layers, stack = {}, [root]
+    if isinstance(getattr(root, "path", None), str) and root.path:
+        layers[root.path] = root
+    while stack:
+        layer = stack.pop()
+        for child in getattr(layer, "layers", None) or ():
+            path = getattr(child, "path", None)
+            if isinstance(path, str) and path:
+                layers[path] = child
+            stack.append(child)
+    if not layers:
+        return infos
+    out = {}
+    for name, info in infos.items():
+        owner, scope = None, info.layer
+        while scope and owner is None:
+            owner = layers.get(scope)
+            if owner is None:
+                scope = scope.rpartition("/")[0]
+        out[name] = info if owner is None else info._replace(layer=scope, layer_kind=type(owner).__name__)
+    return out

@@ -21,14 +21,15 @@ from traitlets import Any, Bool, Dict, Enum, Instance, Int, Tuple, Unicode, obse
 from .._text.filter import Filter, parse_filter
 from .._text.format import first_lines, format_shape, short_labels, text_table
 from .._planning.rules import format_rules, parse_rules
+from .._planning.variables import is_torch_module
 from ..codegen import STYLES
 from ..errors import CheckpointError, PlanError
 from ..plan import RestorePlan, plan_restore, variable_name
 from ..reader import Checkpoint, open_checkpoint
 from ._mapper_restore import RestoreActions
-from ._mapper_text import (CANDIDATES, KEY_LABEL_CHARS, LET_RULES_DECIDE, MANUAL_MARK, NONE, OTHER, PREVIEW_LINES, SHOW,
-                           STATUS_TEXT, counts_text, idle_rules, names_text, option_label, replan_message,
-                           unmapped_warning)
+from ._mapper_text import (CANDIDATES, KEY_LABEL_CHARS, LET_RULES_DECIDE, MANUAL_MARK, NONE, NOT_PROBLEMS, OTHER,
+                           PREVIEW_LINES, SHOW, STATUS_TEXT, counts_text, idle_rules, names_text, option_label,
+                           replan_message, unmapped_warning)
 
 __all__ = ["MapperModel", "STYLES", "SHOW", "STATUS_TEXT", "CANDIDATES", "PREVIEW_LINES", "NONE", "OTHER",
            "KEY_LABEL_CHARS", "MANUAL_MARK", "LET_RULES_DECIDE"]
@@ -40,8 +41,10 @@ class MapperModel(RestoreActions):
     Parameters
     ----------
     ckpt_or_path : Checkpoint or str or os.PathLike
-    variables : list, tuple, dict or tf.Module / Keras model
-        What :func:`ckptwidgets.plan_restore` takes.
+    variables : list, tuple, dict, tf.Module / Keras model or torch.nn.Module
+        What :func:`ckptwidgets.plan_restore` takes. For a torch module the rows are its
+        ``state_dict`` names, a rule side ending in ``.`` is a scope, and the code is torch code
+        (``module`` in scope) whatever the style.
     session : tf.compat.v1.Session, optional
         For graph-mode variables.
     rules : str or dict, optional
@@ -93,8 +96,10 @@ class MapperModel(RestoreActions):
         self._filter = Filter()  # the last filter that worked, kept while the box holds a bad one
         self._mapping: dict = {}  # plan.mapping copies on every access: one copy per edit
         self._auto: dict = {}
+        self._auto_transforms: dict = {}  # {name: (Transform, keys)} the automatic matching gave
         self._problems: dict = {}
         self._variables = variables
+        self._dotted = is_torch_module(variables)  # torch names: a rule side ending in "." is a scope
         self._code_rules, self._code_text = None, None
         self._adding = False
         self._batch = False  # let_rules_decide edits many rows and refreshes once
@@ -132,7 +137,7 @@ class MapperModel(RestoreActions):
     def _parsed_rules(self):
         if self._code_rules is not None and self.rules_text == self._code_text:
             return self._code_rules
-        return parse_rules(self.rules_text)
+        return parse_rules(self.rules_text, dotted=self._dotted)
 
     def _replan(self, keep_edits: bool, why: str | None = None) -> bool:
         """Build a new plan from rules and prefer_ema; re-apply manual edits if asked.
@@ -157,17 +162,16 @@ class MapperModel(RestoreActions):
             self.set_trait("rules_error", "")
         self.set_trait("rules", dict(rules))
         edits = self.manual_edits() if keep_edits and self.plan is not None else {}
+        transformed = {n: self.plan.transform_of(n) for n in edits} if edits else {}
         self._chosen = {n: k for n, k in self._chosen.items() if n in edits}
         auto = plan.mapping
+        auto_transforms = {n: plan.transform_of(n) for n in plan.transforms}
         kept_over = {n: auto.get(n) for n, key in edits.items() if auto.get(n) != key}
         for name, key in edits.items():
-            if key is None:
-                plan.unassign(name)
-            else:
-                plan.assign(name, key)
+            self._assign(plan, name, key, transformed.get(name))
         if self.plan is not None:
             self.plan.on_change(self._on_plan_edit, remove=True)
-        self._auto = auto
+        self._auto, self._auto_transforms = auto, auto_transforms
         self._options_cache.clear()
         self.set_trait("plan", plan)
         plan.on_change(self._on_plan_edit)
@@ -185,7 +189,7 @@ class MapperModel(RestoreActions):
         (:func:`~ckptwidgets.widgets._mapper_text.idle_rules`)."""
         if self.plan is None:
             return {}
-        return idle_rules(self.rules, self.plan.variables, self.checkpoint)
+        return idle_rules(self.rules, self.plan.variables, self.checkpoint, dotted=self._dotted)
 
     def apply_rules(self) -> bool:
         """Apply ``rules_text`` now (the Apply button; Enter in the rule box); False if it does not parse."""
@@ -202,7 +206,7 @@ class MapperModel(RestoreActions):
         if not line:
             return False
         try:
-            parse_rules(line)
+            parse_rules(line, dotted=self._dotted)
         except PlanError as error:
             self.set_trait("rules_error", str(error))
             return False
@@ -222,12 +226,27 @@ class MapperModel(RestoreActions):
             return False
         return True
 
+    @staticmethod
+    def _assign(plan, name: str, key, transformed) -> None:
+        """Give ``name`` ``key`` (None: no key), with ``transformed`` = ``(Transform, keys)`` when
+        it reads ``key`` through a transform."""
+        if key is None:
+            plan.unassign(name)
+        elif transformed is not None and transformed[1][0] == key:
+            plan.assign(name, transformed[1], transform=transformed[0])
+        else:
+            plan.assign(name, key)
+
     def manual_edits(self) -> dict:
         """``{name: key or None}`` edited by hand: where the plan differs from its automatic
-        matching, and keys chosen in the widget that happen to equal it (a raw key chosen
-        by hand stays when prefer EMA turns on)."""
-        mapping = self.plan.mapping
-        edits = {n: mapping.get(n) for n in self.plan.variables if mapping.get(n) != self._auto.get(n)}
+        matching (its key, or the transform it reads it through), and keys chosen in the
+        widget that happen to equal it (a raw key chosen by hand stays when prefer EMA turns on)."""
+        plan = self.plan
+        mapping = plan.mapping
+        edits = {n: mapping.get(n) for n in plan.variables if mapping.get(n) != self._auto.get(n)}
+        for name in set(plan.transforms) | set(self._auto_transforms):
+            if name not in edits and plan.transform_of(name) != self._auto_transforms.get(name):
+                edits[name] = mapping.get(name)
         for name, key in self._chosen.items():
             if name not in edits and mapping.get(name) == key:
                 edits[name] = key
@@ -245,11 +264,7 @@ class MapperModel(RestoreActions):
         try:
             for name in names:
                 self._chosen.pop(name, None)
-                key = self._auto.get(name)
-                if key is None:
-                    self.plan.unassign(name)
-                else:
-                    self.plan.assign(name, key)
+                self._assign(self.plan, name, self._auto.get(name), self._auto_transforms.get(name))
         finally:
             self._batch = False
         self._on_plan_edit()
@@ -324,7 +339,7 @@ class MapperModel(RestoreActions):
         if self.show != "all":
             status = self.plan.status
             if self.show == "problems":
-                names = [n for n in names if status(n) not in ("mapped", "unmapped")]
+                names = [n for n in names if status(n) not in NOT_PROBLEMS]
             else:
                 names = [n for n in names if status(n) == self.show]
         self.set_trait("rows", tuple(names))
@@ -368,6 +383,15 @@ class MapperModel(RestoreActions):
                 f"Picked by hand: rules and prefer EMA do not change this row (they give "
                 f"{repr(auto) if auto else 'no key'}); '{LET_RULES_DECIDE}' clears the picks.")
         return text, why
+
+    def transform_text(self, name: str) -> tuple[str, str | None]:
+        """``(the transform column's text, tooltip)``: '' when the variable reads its key as it is,
+        else the transform's name and, in the tooltip, what it reads."""
+        found = self.plan.transform_of(name)
+        if found is None:
+            return "", None
+        transform, keys = found
+        return transform.name, f"{name} = {transform.name}({', '.join(keys)})"
 
     def row_texts(self, name: str) -> tuple[list[str], list[str | None]]:
         """``(texts, tooltips)`` of the text cells of a row: variable, shape and dtype, status."""
@@ -433,6 +457,8 @@ class MapperModel(RestoreActions):
             if key is None or key == NONE:
                 self._chosen[name] = None
                 self.plan.unassign(name)
+            elif key == self.plan.key_of(name) and self.plan.transform_of(name) is not None:
+                self._chosen[name] = key  # the key it reads already: its transform stays
             else:
                 self.plan.assign(name, key)
                 self._chosen[name] = key
@@ -475,7 +501,8 @@ class MapperModel(RestoreActions):
             return f"# Cannot generate {self.style!r} code for this plan: {error}"
 
     def text_summary(self, rows: int = 10) -> str:
-        """A plain-text view: counts, the first ``rows`` rows, problems, warning."""
+        """A plain-text view: counts, the first ``rows`` rows (with a transform column when the
+        plan has transforms), problems, warning."""
         if self.plan is None:
             return f"VariableMapper: {self.message}"
         lines = [f"VariableMapper {self.checkpoint.prefix!r}: {self.counts_text()}"]
@@ -483,8 +510,12 @@ class MapperModel(RestoreActions):
         for name in self.rows[:rows]:
             (name, shape, status), _ = self.row_texts(name)
             status = status.replace(f" · {MANUAL_MARK}", "")  # listed below, one line for all
-            table.append([name, shape, self._mapping.get(name, "(none)"), status])
-        lines.append(text_table(["variable", "shape", "checkpoint key", "status"], table, max_widths=[40, 24, 50, 0]))
+            table.append([name, shape, self._mapping.get(name, "(none)"), self.transform_text(name)[0], status])
+        headers, widths = ["variable", "shape", "checkpoint key", "transform", "status"], [40, 24, 50, 24, 0]
+        if not self.plan.transforms:  # no transform anywhere: no empty column
+            table = [row[:3] + row[4:] for row in table]
+            headers, widths = headers[:3] + headers[4:], widths[:3] + widths[4:]
+        lines.append(text_table(headers, table, max_widths=widths))
         if len(self.rows) > rows:
             lines.append(f"... {len(self.rows) - rows:,} more")
         for problem in self.plan.problems[:3]:

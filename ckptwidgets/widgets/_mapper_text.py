@@ -16,10 +16,10 @@ from __future__ import annotations
 import difflib
 
 from .._planning.candidates import fits
-from .._planning.rules import is_root
+from .._planning.rules import is_root, is_scope
 from .._text.format import format_shape
 
-__all__ = ["SHOW", "STATUS_TEXT", "CANDIDATES", "PREVIEW_LINES", "NONE", "OTHER", "KEY_LABEL_CHARS", "MANUAL_MARK",
+__all__ = ["SHOW", "STATUS_TEXT", "NOT_PROBLEMS", "CANDIDATES", "PREVIEW_LINES", "NONE", "OTHER", "KEY_LABEL_CHARS", "MANUAL_MARK",
            "LET_RULES_DECIDE", "scopes", "closest_text", "names_text", "idle_rules", "replan_message",
            "option_label", "unmapped_warning", "full_report_text", "counts_text"]
 
@@ -31,7 +31,12 @@ STATUS_TEXT = {
     "shape_mismatch": "✗ shape mismatch",
     "dtype_mismatch": "✗ dtype mismatch",
     "duplicate_variable": "✗ duplicate",
+    "layout_mismatch": "✗ layout mismatch",
+    "bookkeeping": "· bookkeeping",
 }
+#: Statuses that are no problem: what ``show="problems"`` leaves out (a torch module's
+#: unmapped ``num_batches_tracked`` is bookkeeping, never a problem).
+NOT_PROBLEMS = ("mapped", "unmapped", "bookkeeping")
 #: Candidate keys offered per variable (plus the current key, "(none)" and "(other key…)").
 CANDIDATES = 50
 #: Lines of generated code / report sent to the browser; the rest is one call away.
@@ -83,19 +88,20 @@ def names_text(names, limit=5) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def idle_rules(rules: dict, names, checkpoint) -> dict:
+def idle_rules(rules: dict, names, checkpoint, dotted: bool = False) -> dict:
     """``{(checkpoint side, variable side): why}`` for each of ``rules`` that maps none of ``names``.
 
     A scope rule maps a variable when the variable's name starts with its variable side
     and the checkpoint has the key its checkpoint side gives (the rest of the name after
     it); ``why`` names the side that finds nothing and the closest scope that exists.
+    ``dotted``: the names are a torch module's, where a side ending in ``.`` is a scope too.
     """
     keys = [e.key for e in checkpoint.entries]
     idle = {}
     for side, target in rules.items():
         if not isinstance(target, str):
             continue  # {key: variable}: the variable exists, and a missing key is the plan's problem
-        scope = not is_root(side) and side.endswith("/") or is_root(side)
+        scope = is_scope(side, dotted)
         if not scope:
             if checkpoint.find(side) is None:
                 idle[(side, target)] = f"the checkpoint has no key {side!r}{closest_text(side, keys, 'key')}."

@@ -35,7 +35,7 @@ class VariableMapper(WidgetRoot):
     Parameters
     ----------
     ckpt_or_path : Checkpoint or str or os.PathLike
-    variables : list, tuple, dict or tf.Module / Keras model
+    variables : list, tuple, dict, tf.Module / Keras model or torch.nn.Module
     session : tf.compat.v1.Session, optional
         Needed for graph-mode variables.
     rules : str or dict, optional
@@ -113,7 +113,8 @@ class VariableMapper(WidgetRoot):
         self.table = PagedTable(
             # The key column fits a shortened key (KEY_LABEL_CHARS) whole at its narrowest.
             [Column("variable", "minmax(7em, 3fr)", "path"), Column("shape", "minmax(6.5em, 1fr)"),
-             Column("checkpoint key", "minmax(18em, 4fr)", "dropdown"), Column("status", "minmax(7em, 9.5em)")],
+             Column("checkpoint key", "minmax(18em, 4fr)", "dropdown"), Column("transform", "minmax(4em, 8em)"),
+             Column("status", "minmax(7em, 9.5em)")],
             page_size=page_size,
         )
         self.key_dropdowns = self.table.column("checkpoint key")
@@ -245,7 +246,8 @@ class VariableMapper(WidgetRoot):
                     continue
                 name = names[row]
                 texts, tooltips = model.row_texts(name)
-                self.table.set_row(row, texts, tooltips=tooltips)
+                transform, why = model.transform_text(name)  # the column after the key's
+                self.table.set_row(row, texts[:2] + [transform] + texts[2:], tooltips=tooltips[:2] + [why] + tooltips[2:])
                 dropdown = self.key_dropdowns[row]
                 options = tuple(model.options(name))
                 if tuple(dropdown.options) != options:
