@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Text found in each row, in order: the measurements of issue #7 and the extra rows.
+# Text found in each row, in order: the measurements of issue #7 and the extra rows (export: issue #25).
 ROWS = {
     "reading": ["`open_checkpoint(p).entries`", "against `list_variables`", "`ckpt.read(key)`",
                 "`ckpt.read(key, copy=True)`"],
@@ -27,6 +27,10 @@ ROWS = {
                 "peak RSS of the process", "the same peak RSS, against TF's `inspect_checkpoint`"],
     "writing": ["`plan_write(p).write(out)`", "the same rewrite, against copying the files",
                 "`average(5 checkpoints).write(out)`", "peak RSS growth rewriting"],
+    "export": ["export `plan_write(src).write(out.safetensors)`", "the same export, against copying",
+               "`open_checkpoint(p)` + `read(key)`", "the same with `read(key, copy=True)`",
+               "peak RSS growth exporting", "the old HF-style export as a fresh process",
+               "the same processes: peak RSS"],
 }
 # Rows printed only when the package has the feature they time.
 COPY_ROW = "`ckpt.read(key, copy=True)`"  # Checkpoint.read(key, copy=...)
