@@ -243,6 +243,19 @@ class LabServer(ServerProcess):
     def _probe(self) -> None:
         self.api("GET", "status")
 
+    def kernel_states(self) -> str:
+        """Each kernel's state as the server sees it, and its process' CPU seconds so far."""
+        import psutil
+
+        try:
+            kernels = self.api("GET", "kernels")
+            children = psutil.Process(self.proc.pid).children(recursive=True)
+            cpu = {p.pid: sum(p.cpu_times()[:2]) for p in children}
+        except Exception as error:  # noqa: BLE001 -- a diagnosis must not hide the failure
+            return f"could not ask ({error!r})"
+        states = [f"{k['id'][:8]} {k['execution_state']} (last activity {k['last_activity']})" for k in kernels]
+        return "; ".join(states) + f"; CPU seconds of the server's children: {sorted(cpu.values())}"
+
     def _before_stop(self) -> None:
         try:
             for session in self.api("GET", "sessions"):
@@ -262,12 +275,29 @@ _JS_RUN_ALL = """async (seconds) => {
   await panel.sessionContext.ready;
   app.shell.collapseLeft();
   app.shell.collapseRight();
-  const timeout = new Promise((_, reject) => setTimeout(
-      () => reject(new Error(`run-all did not finish in ${seconds} s`)), seconds * 1000));
+  const TIMED_OUT = {};
+  const timeout = new Promise((resolve) => setTimeout(() => resolve(TIMED_OUT), seconds * 1000));
   const ok = await Promise.race([app.commands.execute('notebook:run-all-cells'), timeout]);
+  const models = panel.content.model.cells;
+  if (ok === TIMED_OUT) {
+    // Say where it stopped: a cell still running (kernel busy) is the notebook's doing; a
+    // kernel idle with cells still waiting for their reply is a lost message.
+    const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+    const states = [];
+    let first = null;
+    for (let i = 0; i < models.length; i++) {
+      const cell = models.get(i);
+      if (cell.type !== 'code') continue;
+      const count = cell.executionCount;
+      states.push(`${i}:${count === null ? (cell.executionState || 'none') : count}`);
+      if (count === null && first === null) first = `cell ${i}: ${cell.sharedModel.getSource().slice(0, 300)}`;
+    }
+    throw new Error(`run-all did not finish in ${seconds} s; kernel ${kernel ? kernel.status + ', ' +
+        kernel.connectionStatus : 'none'}; cells (index:execution count) ${states.join(' ')}; ` +
+        `first unfinished: ${first}`);
+  }
   const problems = [];
   let cells = 0, executed = 0, widgetViews = 0;
-  const models = panel.content.model.cells;
   for (let i = 0; i < models.length; i++) {
     const cell = models.get(i);
     if (cell.type !== 'code') continue;
@@ -353,6 +383,19 @@ def _record(page):
     page.on("dialog", on_dialog)
 
 
+def run_all(page, server, seconds: float = RUN_ALL_SECONDS) -> dict:
+    """Run All in the page's notebook (:data:`_JS_RUN_ALL`); on a timeout, fail with what the
+    page and the server say of the kernel, so that a hang says where it is."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    try:
+        return page.evaluate(_JS_RUN_ALL, seconds)
+    except PlaywrightError as error:
+        if "run-all did not finish" not in str(error):
+            raise
+        pytest.fail(f"{error}\nserver: {server.kernel_states()}", pytrace=False)
+
+
 @pytest.fixture(scope="package")
 def lab(tmp_path_factory):
     _require_browser()
@@ -396,7 +439,7 @@ def open_notebook(lab, chromium):
         workspace = f"w{len(opened)}-{secrets.token_hex(3)}"
         page.goto(lab.url(f"lab/workspaces/{workspace}/tree/{name}"))
         page.wait_for_function(_JS_PANEL, timeout=120_000)
-        lab_page.run = page.evaluate(_JS_RUN_ALL, RUN_ALL_SECONDS)
+        lab_page.run = run_all(page, lab)
         lab.remember_kernels()
         return lab_page
 

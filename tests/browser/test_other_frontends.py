@@ -32,7 +32,7 @@ import urllib.request
 import pytest
 
 from . import fixture_notebooks as fixtures
-from .conftest import (RUN_ALL_SECONDS, VIEWPORT, LabPage, LabServer, ServerProcess, _JS_PANEL, _JS_RUN_ALL,
+from .conftest import (VIEWPORT, LabPage, LabServer, ServerProcess, _JS_PANEL, run_all,
                        _free_port, _record, _require_browser)
 from .fixture_notebooks import HOSTILE_KEY
 from .test_widgets_in_lab import (WIDGET_ERROR, check_run, expect, image_digest, map_v1_and_restore,
@@ -131,7 +131,7 @@ def notebook7(notebook7_server, chromium, tmp_path_factory):
         page.goto(lab.url(f"notebooks/{target}"))
         page.wait_for_function(_JS_PANEL, timeout=120_000)
         assert page.evaluate("() => window.jupyterapp.name") == "Jupyter Notebook"
-        nb_page.run = page.evaluate(_JS_RUN_ALL, RUN_ALL_SECONDS)
+        nb_page.run = run_all(page, lab)
         lab.remember_kernels()
         return nb_page
 
