@@ -43,8 +43,10 @@ import numpy as np
 
 from ..errors import CheckpointError, WriteError
 from ._dtypes import numpy_type
+from ._tfkeys import OBJECT_GRAPH_KEY
 
-__all__ = ["WriteReport", "CHUNK_ELEMENTS", "refuse_own_source", "refuse_problems", "temporary_name", "staged",
+__all__ = ["WriteReport", "CHUNK_ELEMENTS", "refuse_own_source", "refuse_problems", "local_output", "tensor_items",
+           "temporary_name", "staged",
            "remove_temporary", "move_into_place", "read_back", "item_value", "mean_chunks", "ticking"]
 
 #: Means are computed over this many elements at a time (8 bytes each in float64).
@@ -123,6 +125,37 @@ def refuse_problems(plan, shown: str) -> None:
 
 
 # --- the temporary files and the move into place -------------------------------------
+
+
+def local_output(out) -> str:
+    """``out`` as a local path (``str``); a remote one (``gs://...``) is a :class:`WriteError`."""
+    path = os.fsdecode(os.fspath(out))
+    if "://" in path:
+        raise WriteError(f"Writing to a remote path is not supported; write {path!r} locally and copy it.")
+    return path
+
+
+def tensor_items(plan, shown: str, holds, container: str) -> tuple[list, list]:
+    """``(items, [(key, why left out)])`` of a plan written to a format of numbers only.
+
+    TensorFlow's object graph (a string) is left out, saying why; an item whose dtype
+    ``holds(dtype)`` refuses is a :class:`WriteError` listing every such item, ``container``
+    naming the format (``"safetensors"``, ``"a torch tensor"``).
+    """
+    items, dropped, refused = [], [], []
+    for item in plan.items:
+        if item.key == OBJECT_GRAPH_KEY or item.op == "prune":
+            dropped.append((item.key, f"TensorFlow's object graph (a string): {container} holds numbers only"))
+        elif not holds(item.dtype):
+            refused.append(f"key {item.key!r} is {item.dtype}, which {container} cannot hold")
+        else:
+            items.append(item)
+    if refused:
+        raise WriteError(
+            f"Nothing was written to {shown!r}: {len(refused)} tensor(s) {container} cannot hold "
+            "(leave them out with plan.strip(filter=...), or cast them):\n" + "\n".join(f"  - {r}" for r in refused)
+        )
+    return items, dropped
 
 
 def temporary_name(final: str) -> str:

@@ -64,6 +64,16 @@ def suggest(name: str, candidates, n: int = 3) -> str:
     return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
+def suggest_in_folder(path: str, is_ours) -> str:
+    """:func:`suggest` among the names in ``path``'s folder for which ``is_ours(name)`` holds."""
+    folder = os.path.dirname(path) or "."
+    try:
+        names = [n for n in os.listdir(folder) if is_ours(n)]
+    except OSError:
+        return ""
+    return suggest(os.path.basename(path), names)
+
+
 def check_special(path: str, what: str) -> None:
     """Raise :class:`CorruptCheckpointError` if ``path`` exists and is a FIFO, socket or device."""
     if not _local(path):

@@ -34,7 +34,6 @@ Example
 from __future__ import annotations
 
 import json
-import math
 import mmap
 import os
 import stat
@@ -43,7 +42,7 @@ import numpy as np
 
 from .. import Record
 from .._dtypes import numpy_type
-from .._validate import check_special, first_line, is_remote, suggest
+from .._validate import check_special, first_line, is_remote, suggest, suggest_in_folder
 from ...errors import CheckpointNotFoundError, CorruptCheckpointError
 from ._header import read_header
 
@@ -87,7 +86,7 @@ def detect(path: str) -> SafetensorsSource | None:
         mode = os.stat(path).st_mode
     except (OSError, ValueError):
         if ours:
-            raise CheckpointNotFoundError(f"No safetensors file at {path!r}.{_close_names(path)}") from None
+            raise CheckpointNotFoundError(f"No safetensors file at {path!r}.{suggest_in_folder(path, _is_ours)}") from None
         return None
     if stat.S_ISDIR(mode):
         try:
@@ -104,14 +103,6 @@ def detect(path: str) -> SafetensorsSource | None:
         return SafetensorsSource(path)
     return None
 
-
-def _close_names(path: str) -> str:
-    folder = os.path.dirname(path) or "."
-    try:
-        names = [n for n in os.listdir(folder) if _is_ours(n)]
-    except OSError:
-        return ""
-    return suggest(os.path.basename(path), names)
 
 
 def writes(out, model=None) -> bool:
@@ -185,7 +176,7 @@ class SafetensorsSource:
                 if not os.path.lexists(shard):
                     raise CheckpointNotFoundError(
                         f"The safetensors shard {shard!r} holding key {min(by_shard[shard])!r} is missing (the index "
-                        f"{path!r} names it).{_close_names(shard)}"
+                        f"{path!r} names it).{suggest_in_folder(shard, _is_ours)}"
                     )
             for shard in sorted(by_shard):
                 self._add_file(shard, by_shard[shard], path)

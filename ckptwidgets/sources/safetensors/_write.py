@@ -34,7 +34,6 @@ import numpy as np
 
 from .. import _atomic
 from .._dtypes import numpy_type
-from .._tfkeys import OBJECT_GRAPH_KEY
 from ...errors import WriteError
 from . import INDEX_SUFFIX, SUFFIX
 from ._header import ITEMSIZE, MAX_HEADER_BYTES, SAFETENSORS_DTYPES
@@ -48,9 +47,7 @@ _ALIGN = 8
 
 
 def _output(out) -> str:
-    path = os.fsdecode(os.fspath(out))
-    if "://" in path:
-        raise WriteError(f"Writing to a remote path is not supported; write {path!r} locally and copy it.")
+    path = _atomic.local_output(out)
     if path.lower().endswith(INDEX_SUFFIX):
         raise WriteError(f"Nothing was written to {path!r}: ckptwidgets writes one safetensors file, not shards; "
                          f"name the output '...{SUFFIX}'.")
@@ -61,19 +58,7 @@ def _output(out) -> str:
 
 def _items(plan, path: str) -> tuple[list, list]:
     """``(items to write, [(key, why left out)])``, or a WriteError naming what safetensors cannot hold."""
-    items, dropped, refused = [], [], []
-    for item in plan.items:
-        if item.key == OBJECT_GRAPH_KEY or item.op == "prune":
-            dropped.append((item.key, "TensorFlow's object graph (a string): safetensors holds numbers only"))
-        elif item.dtype not in SAFETENSORS_DTYPES:
-            refused.append(f"key {item.key!r} is {item.dtype}, which safetensors cannot hold")
-        else:
-            items.append(item)
-    if refused:
-        raise WriteError(
-            f"Nothing was written to {path!r}: {len(refused)} tensor(s) safetensors cannot hold "
-            "(leave them out with plan.strip(filter=...), or cast them):\n" + "\n".join(f"  - {r}" for r in refused)
-        )
+    items, dropped = _atomic.tensor_items(plan, path, SAFETENSORS_DTYPES.__contains__, "safetensors")
     # As the reference writer: largest item size first, so every tensor is aligned to its own.
     items.sort(key=lambda item: (-ITEMSIZE[SAFETENSORS_DTYPES[item.dtype]], item.key))
     return items, dropped

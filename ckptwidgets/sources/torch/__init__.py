@@ -44,7 +44,7 @@ import warnings
 import numpy as np
 
 from .. import Record
-from .._validate import check_special, first_line, is_remote, suggest
+from .._validate import check_special, first_line, is_remote, suggest, suggest_in_folder
 from ...errors import CheckpointNotFoundError, CheckpointWarning, CorruptCheckpointError
 from ._load import load_state_dict, signature, tf_dtype, to_numpy
 
@@ -73,7 +73,7 @@ def detect(path: str) -> TorchSource | None:
         mode = os.stat(path).st_mode
     except (OSError, ValueError):
         if ours:
-            raise CheckpointNotFoundError(f"No PyTorch file at {path!r}.{_close_names(path)}") from None
+            raise CheckpointNotFoundError(f"No PyTorch file at {path!r}.{suggest_in_folder(path, _is_ours)}") from None
         return None
     if not stat.S_ISREG(mode):
         if ours and not stat.S_ISDIR(mode):
@@ -84,14 +84,6 @@ def detect(path: str) -> TorchSource | None:
         return TorchSource(path, kind)
     return None
 
-
-def _close_names(path: str) -> str:
-    folder = os.path.dirname(path) or "."
-    try:
-        names = [n for n in os.listdir(folder) if _is_ours(n)]
-    except OSError:
-        return ""
-    return suggest(os.path.basename(path), names)
 
 
 def writes(out, model=None) -> bool:

@@ -27,7 +27,6 @@ import numpy as np
 
 from .. import _atomic
 from .._dtypes import numpy_type
-from .._tfkeys import OBJECT_GRAPH_KEY
 from ...errors import WriteError
 from . import SUFFIXES
 from ._load import import_torch, to_tensor, torch_dtype
@@ -36,9 +35,7 @@ __all__ = ["write"]
 
 
 def _output(out) -> str:
-    path = os.fsdecode(os.fspath(out))
-    if "://" in path:
-        raise WriteError(f"Writing to a remote path is not supported; write {path!r} locally and copy it.")
+    path = _atomic.local_output(out)
     if not path.lower().endswith(SUFFIXES):
         raise WriteError(f"A PyTorch file's name ends with {' or '.join(map(repr, SUFFIXES))}; got {path!r}.")
     return path
@@ -46,20 +43,7 @@ def _output(out) -> str:
 
 def _items(plan, path: str) -> tuple[list, list]:
     """``(items to write, [(key, why left out)])``, or a WriteError naming what torch cannot hold."""
-    items, dropped, refused = [], [], []
-    for item in plan.items:
-        if item.key == OBJECT_GRAPH_KEY or item.op == "prune":
-            dropped.append((item.key, "TensorFlow's object graph (a string): a state dict holds tensors only"))
-        elif torch_dtype(item.dtype) is None:
-            refused.append(f"key {item.key!r} is {item.dtype}, which a torch tensor cannot hold")
-        else:
-            items.append(item)
-    if refused:
-        raise WriteError(
-            f"Nothing was written to {path!r}: {len(refused)} tensor(s) torch cannot hold "
-            "(leave them out with plan.strip(filter=...), or cast them):\n" + "\n".join(f"  - {r}" for r in refused)
-        )
-    return items, dropped
+    return _atomic.tensor_items(plan, path, lambda dtype: torch_dtype(dtype) is not None, "a torch tensor")
 
 
 def _value(item) -> np.ndarray:
