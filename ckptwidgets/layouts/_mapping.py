@@ -50,23 +50,23 @@ _TORCH_NAME = re.compile(r"(^|\.)(weight|running_mean|running_var|num_batches_tr
 
 def _canonical_keras(family: str, tensors: dict) -> dict:
     """``{Keras weight name: the caller's name}`` for a Keras layer's tensors."""
-    names = list(tensors)
-    if names and all(n.isdigit() for n in names):
-        order = KERAS_WEIGHTS[family].get(len(names))
-        if order is None or sorted(names, key=int) != [str(i) for i in range(len(names))]:
-            shapes = ", ".join(f"{n} {shape_text(tensors[n])}" for n in names)
+    paths = {name: [s for s in name.split(":")[0].split("/") if s != "vars"] for name in tensors}
+    if family == "MultiHeadAttention" and all(len(p) >= 2 for p in paths.values()):
+        canonical = {}
+        for name, segments in paths.items():
+            sub, leaf = _MHA_ALIASES.get(segments[-2], segments[-2]), segments[-1].lstrip("_")
+            canonical[f"{sub}/{('kernel', 'bias')[int(leaf)] if leaf in ('0', '1') else leaf}"] = name
+        return canonical
+    # Keras 3's Dense tracks `_kernel` (an object-based checkpoint's name); a .weights.h5 numbers them.
+    leaves = {name: segments[-1].lstrip("_") for name, segments in paths.items()}
+    if leaves and all(leaf.isdigit() for leaf in leaves.values()):
+        order = KERAS_WEIGHTS[family].get(len(leaves))
+        if order is None or sorted(leaves.values(), key=int) != [str(i) for i in range(len(leaves))]:
+            shapes = ", ".join(f"{n} {shape_text(tensors[n])}" for n in tensors)
             raise LayoutError(f"a Keras {family} layer's weights by position ({shapes}): which is which "
-                              f"cannot be told from {len(names)} positions; name them")
-        return {weight: str(i) for i, weight in enumerate(order)}
-    canonical = {}
-    for name in names:
-        segments = [s for s in name.split(":")[0].split("/") if s != "vars"]
-        leaf = segments[-1]
-        if family == "MultiHeadAttention" and len(segments) >= 2:
-            sub = _MHA_ALIASES.get(segments[-2], segments[-2])
-            leaf = f"{sub}/{('kernel', 'bias')[int(leaf)] if leaf in ('0', '1') else leaf}"
-        canonical[leaf] = name
-    return canonical
+                              f"cannot be told from {len(leaves)} positions; name them")
+        return {order[int(leaf)]: name for name, leaf in leaves.items()}
+    return {leaf: name for name, leaf in leaves.items()}
 
 
 def _is_torch(tensors: dict) -> bool:

@@ -1,0 +1,193 @@
+"""Cross-framework matching: a Keras / TF checkpoint into a torch module, or a torch one into Keras.
+
+Names say nothing across the border (``dense_1/kernel`` vs ``2.weight``), so layers are
+paired by structure: the checkpoint's entries are grouped into layers (``dense/kernel`` ->
+``dense``; ``layers/dense/vars/0`` -> ``dense``; ``layer_with_weights-0/kernel`` ->
+``layer_with_weights-0``; ``encoder.lin.weight`` -> ``encoder.lin``; a recurrent cell and
+attention's query/key/value/output sublayers belong to their layer), each layer's family
+(dense, conv, batchnorm, lstm...) is told from its tensor names and shapes, and the N-th
+layer of a family in the checkpoint (natural order of names: ``dense``, ``dense_1``, ...,
+``dense_10``; ``layer_with_weights-N`` and torch's ``N.`` by N) goes to the N-th layer of that
+family in the model (the model's order). :func:`~ckptwidgets.layouts.map_layer` then says, or
+refuses with both shapes, how each variable is made from its layer's keys.
+"""
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from ..layouts import LAYOUTS, LayoutError, map_layer
+
+__all__ = ["CrossMatch", "cross_framework_matches", "checkpoint_layers", "natural_key"]
+
+_CELL = re.compile(r"^(cell|.*_cell)$")
+_ATTENTION_PARTS = {"query", "key", "value", "attention_output", "query_dense", "key_dense", "value_dense",
+                    "output_dense", "_query_dense", "_key_dense", "_value_dense", "_output_dense"}
+_FAMILY_OF_KIND = {"Linear": "dense", "Dense": "dense", "Embedding": "embedding", "LayerNorm": "layernorm",
+                   "LayerNormalization": "layernorm", "BatchNormalization": "batchnorm", "LSTM": "lstm", "GRU": "gru",
+                   "MultiheadAttention": "attention", "MultiHeadAttention": "attention", "DepthwiseConv2D": "conv"}
+
+
+class CrossMatch(NamedTuple):
+    """What pairing layers across frameworks found.
+
+    ``pairs``: ``{variable name: (checkpoint keys, Transform)}`` (keys in the transform's
+    argument order); ``problems``: ``[(variable name or None, key or None, message)]``;
+    ``hints``: which layer went where, one line each.
+    """
+
+    pairs: dict
+    problems: list
+    hints: list
+
+
+def natural_key(name: str) -> tuple:
+    """Digits compare as numbers: ``dense``, ``dense_1``, ``dense_2``, ``dense_10``; ``0.``, ``1.``, ``10.``."""
+    return tuple((0, int(c), "") if c.isdigit() else (1, 0, c) for c in re.split(r"(\d+)", name) if c)
+
+
+def _is_torch_name(name: str) -> bool:
+    return "/" not in name and "." in name
+
+
+def checkpoint_layers(entries, torch_names: bool) -> dict:
+    """``{layer path: {local name: entry}}`` of the model-state entries, layers in natural order."""
+    layers: dict = {}
+    for entry in entries:
+        if torch_names:
+            layer, _, local = entry.name.rpartition(".")
+        else:
+            segments = entry.name.split("/")
+            local = [segments.pop()]
+            if segments and segments[-1] == "vars":
+                segments.pop()
+            if len(segments) > 1 and (_CELL.match(segments[-1]) or segments[-1] in _ATTENTION_PARTS):
+                local.insert(0, segments.pop())
+            layer, local = "/".join(segments), "/".join(local)
+        layers.setdefault(layer, {})[local] = entry
+    if torch_names:  # MultiheadAttention's out_proj is a submodule of its own: it belongs to the attention
+        for path in [p for p in layers if p.endswith(".out_proj") or p == "out_proj"]:
+            owner = path.rpartition(".")[0]
+            if any(n in layers.get(owner, {}) for n in ("in_proj_weight", "q_proj_weight")):
+                layers[owner].update({f"out_proj.{n}": e for n, e in layers.pop(path).items()})
+    return {path: layers[path] for path in sorted(layers, key=natural_key)}
+
+
+def _family(tensors: dict, has_embeddings: bool) -> str | None:
+    """The layer family of a layer's ``{local name: shape}``, whichever framework saved it."""
+    names = set(tensors)
+    leaves = {n.rpartition("/")[2].lstrip("_") for n in names}
+    if any(n.startswith(("in_proj", "q_proj", "out_proj.")) or n.split("/")[0] in _ATTENTION_PARTS for n in names):
+        return "attention"
+    gates = [s for n, s in tensors.items() if n in ("weight_hh_l0", "recurrent_kernel") or n.endswith("_cell/recurrent_kernel")
+             or n.endswith("cell/recurrent_kernel")]
+    if not gates and all(n.isdigit() for n in leaves) and len(tensors) in (2, 3):
+        shapes = [tensors[n] for n in sorted(tensors, key=lambda n: int(n.rpartition("/")[2]))]
+        if len(shapes[1]) == 2 and shapes[1][1] in (3 * shapes[1][0], 4 * shapes[1][0]) and len(shapes[0]) == 2:
+            gates = [shapes[1]]  # a Keras recurrent cell by position: kernel, recurrent_kernel [u, 3u or 4u]
+    if gates:
+        rows, cols = gates[0]
+        return "lstm" if 4 * min(rows, cols) == max(rows, cols) else "gru" if 3 * min(rows, cols) == max(rows, cols) else None
+    if leaves & {"running_mean", "moving_mean"}:
+        return "batchnorm"
+    if leaves & {"gamma", "beta"}:
+        return "layernorm"
+    if "embeddings" in leaves:
+        return "embedding"
+    shapes = list(tensors.values())
+    if all(n.isdigit() for n in leaves) and len(shapes) == 4 and all(len(s) == 1 for s in shapes):
+        return "batchnorm"
+    main = max(shapes, key=len, default=())  # the kernel / weight, whatever the saved order
+    if len(main) == 1 and all(s == main for s in shapes):
+        return "layernorm"
+    if 3 <= len(main) <= 5:
+        return "conv"
+    if len(main) == 2:
+        return "embedding" if len(shapes) == 1 and has_embeddings and not leaves & {"kernel"} else "dense"
+    return None
+
+
+def _target_family(kind: str) -> str | None:
+    if kind in _FAMILY_OF_KIND:
+        return _FAMILY_OF_KIND[kind]
+    if kind.lower().startswith("conv"):
+        return "conv"
+    return "batchnorm" if kind.startswith("BatchNorm") else None
+
+
+def _target_layers(infos) -> dict:
+    """``{layer path: (kind, {local name: info})}`` in the model's order (variables without a layer kind left out)."""
+    layers: dict = {}
+    for info in infos:
+        if not getattr(info, "layer_kind", None):
+            continue
+        layer = info.layer or ""
+        separator = "." if info.framework == "torch" else "/"
+        local = info.name[len(layer) + 1:] if layer and info.name.startswith(layer + separator) else info.name
+        layers.setdefault(layer, (info.layer_kind, {}))[1][local] = info
+    return layers
+
+
+def _words(torch_side: bool) -> str:
+    return "torch module" if torch_side else "Keras layer"
+
+
+def cross_framework_matches(ckpt, infos) -> CrossMatch | None:
+    """Pair a checkpoint's layers with the variables' layers when their frameworks differ.
+
+    Parameters
+    ----------
+    ckpt : Checkpoint
+        The opened checkpoint (its ``entries``: ``name``, ``shape``, ``kind``).
+    infos : iterable of VarInfo
+        The plan's variables, with ``framework``, ``layer`` and ``layer_kind``.
+
+    Returns
+    -------
+    CrossMatch or None
+        None when the checkpoint's names and the variables are of one framework (torch's
+        ``x.weight`` on both sides, or TF / Keras names on both), or no variable has a layer kind.
+    """
+    infos = list(infos)
+    entries = [e for e in ckpt.entries if e.kind == "variable"]
+    if not infos or not entries:
+        return None
+    torch_checkpoint = all(_is_torch_name(e.name) for e in entries)
+    torch_target = infos[0].framework == "torch"
+    if torch_checkpoint == torch_target or not any(getattr(i, "layer_kind", None) for i in infos):
+        return None
+    source_layers = checkpoint_layers(entries, torch_checkpoint)
+    target_layers = _target_layers(infos)
+    has_embeddings = any(kind == "Embedding" for kind, _ in target_layers.values())
+    by_family: dict = {}
+    for path, tensors in source_layers.items():
+        family = _family({n: tuple(e.shape) for n, e in tensors.items()}, has_embeddings)
+        by_family.setdefault(family, []).append(path)
+    wanted: dict = {}
+    pairs, problems, hints = {}, [], []
+    for path, (kind, tensors) in target_layers.items():
+        family = _target_family(kind)
+        if family is None or kind not in LAYOUTS:
+            hints.append(f"{_words(torch_target)} '{path}' ({kind}): no layout known for a {kind}; left to names and rules")
+            continue
+        wanted.setdefault(family, []).append(path)
+    for family, paths in wanted.items():
+        found = by_family.get(family, [])
+        if len(found) != len(paths):
+            problems.append((None, None, f"the checkpoint has {len(found)} {family} layer(s) ({', '.join(found) or 'none'}), "
+                                         f"the model {len(paths)} ({', '.join(paths)}): which goes where cannot be told"))
+            continue
+        for source_path, target_path in zip(found, paths):
+            kind, tensors = target_layers[target_path]
+            source = source_layers[source_path]
+            try:
+                mappings = map_layer(kind, {n: i.shape for n, i in tensors.items()},
+                                     {n: tuple(e.shape) for n, e in source.items()})
+            except LayoutError as error:
+                message = (f"{_words(torch_checkpoint)} '{source_path}' -> {_words(torch_target)} '{target_path}': {error}")
+                problems.extend((info.name, None, message) for info in tensors.values())
+                continue
+            for m in mappings:
+                pairs[tensors[m.target].name] = (tuple(source[s].key for s in m.sources), m.transform)
+            hints.append(f"{_words(torch_checkpoint)} '{source_path}' -> {_words(torch_target)} '{target_path}' ({kind})")
+    return CrossMatch(pairs, problems, hints)
