@@ -12,8 +12,8 @@ Allowed on purpose: ``Session.run`` (TensorFlow's), ``re.compile``, ``ast.litera
 (``_rules.parse_rules`` unquotes rule sides typed by the user; it builds literals only and
 calls nothing), ``torch.load(..., weights_only=True)`` (torch's allowlisting unpickler: tensors
 and plain containers only, no global it does not know; ``sources/torch/`` reads state dicts so), ``importlib.import_module`` in an ``__init__`` on its fixed table of submodules
-(the package's lazy names, ``sources.FORMATS``, ``cli.SUBCOMMANDS``), and in ``cli/convert.py``,
-which imports the module the user names in ``convert --model MODULE:FUNCTION``.
+(the package's lazy names, ``sources.FORMATS``, ``cli.SUBCOMMANDS``), and in ``cli/_model_spec.py``,
+which imports the module the user names in ``convert``/``export --model MODULE:FUNCTION``.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ BANNED_ATTRS = {
     ("pickle", "loads"), ("pickle", "load"), ("marshal", "loads"), ("builtins", "eval"), ("builtins", "exec"),
 }
 # Paths inside the package: ckptwidgets/convert.py is another module of the same name.
-ALLOWED_IMPORT_MODULE = {"cli/convert.py"}  # convert --model MODULE:FUNCTION: the user names the module
+ALLOWED_IMPORT_MODULE = {"cli/_model_spec.py"}  # convert/export --model MODULE:FUNCTION: the user names the module
 
 
 def may_import_modules(filename: str) -> bool:
@@ -151,8 +151,9 @@ def test_the_walk_allows(snippet):
 
 def test_import_module_only_where_allowed():
     call = "import importlib\nimportlib.import_module(name)"
-    assert not findings(call, "ckptwidgets/cli/convert.py") and not findings(call, "ckptwidgets/cli/__init__.py")
-    for elsewhere in ("ckptwidgets/convert.py", "ckptwidgets/cli/rename.py", "convert.py", "<src>"):
+    assert not findings(call, "ckptwidgets/cli/_model_spec.py") and not findings(call, "ckptwidgets/cli/__init__.py")
+    for elsewhere in ("ckptwidgets/convert.py", "ckptwidgets/cli/convert.py", "ckptwidgets/cli/export.py",
+                      "ckptwidgets/cli/rename.py", "convert.py", "<src>"):
         assert findings(call, elsewhere), elsewhere
 
 

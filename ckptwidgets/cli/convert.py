@@ -15,10 +15,9 @@ Example
 """
 from __future__ import annotations
 
-import sys
 
-from ..errors import PlanError
 from ._common import RULES_HELP, add_source_and_out, rules_of
+from ._model_spec import model_builder
 
 HELP = "write a TF2 object-based checkpoint for a model"
 
@@ -34,26 +33,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace a checkpoint that exists at OUT")
 
 
-def _builder(spec: str):
-    """The function ``MODULE:FUNCTION`` names (the user asked for that module to be imported)."""
-    import importlib
-    import os
-
-    module_name, sep, function = spec.partition(":")
-    if not sep or not module_name or not function:
-        raise PlanError(f"--model {spec!r} is not MODULE:FUNCTION (e.g. mymodels:build).")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise PlanError(f"--model {spec!r}: cannot import {module_name!r}: {error}") from None
-    build = getattr(module, function, None)
-    if not callable(build):
-        raise PlanError(f"--model {spec!r}: {module_name!r} has no function {function!r}.")
-    return build
-
-
 def run(args) -> int:
     """Build the model, convert, say what was written."""
     from .._tf.quiet import import_tensorflow
@@ -62,7 +41,7 @@ def run(args) -> int:
     import_tensorflow()
     from ..convert import convert
 
-    model = _builder(args.model)()
+    model = model_builder(args.model)()
     report = convert(args.src, args.out, model, rules=rules_of(args), prefer_ema=args.prefer_ema, overwrite=args.overwrite)
     print(f"{report}: a TF2 object-based checkpoint for tf.train.Checkpoint(model=...)")
     return 0

@@ -20,12 +20,11 @@ Example
 """
 from __future__ import annotations
 
-import os
 import shlex
-import sys
 
 from ..errors import PlanError
 from ._common import add_write_options, command_line_words, rules_of, write_or_show
+from ._model_spec import model_builder
 
 HELP = "write a checkpoint for another framework (safetensors, .pt, .weights.h5) by a preset or a model"
 
@@ -85,7 +84,7 @@ def _export_for_model(args) -> int:
 
     if importlib.util.find_spec("tensorflow") is not None:
         import_tensorflow()  # before the user's module, which would import it with its log lines
-    model = _builder(args.model)()
+    model = model_builder(args.model)()
     plan = plan_restore(args.src, model, rules=rules_of(args))
     if plan.problems or plan.unmapped:
         if args.dry_run:
@@ -116,37 +115,3 @@ def _does_not_fit(plan, args) -> str:
         old, new = next(iter(rule.items()))
         text += f" Try --rule {shlex.quote(f'{old}={new}')} (it maps {count} of the {len(plan.unmapped)} unmapped variables)."
     return text + " --dry-run shows the whole plan."
-
-
-def _builder(spec: str):
-    """The function ``MODULE:FUNCTION`` or ``path/to/file.py:FUNCTION`` names (the user asked
-    for that code to run)."""
-    path, sep, function = spec.rpartition(":")
-    if not (sep and path.endswith(".py")):
-        from .convert import _builder as imported  # MODULE:FUNCTION, as convert --model takes it
-
-        return imported(spec)
-    return _function_in_file(path, function, spec)
-
-
-def _function_in_file(path: str, function: str, spec: str):
-    import importlib.util
-
-    if not function:
-        raise PlanError(f"--model {spec!r} names no function after the ':' (e.g. {path}:build).")
-    if not os.path.isfile(path):
-        raise PlanError(f"--model {spec!r}: there is no file {path!r}.")
-    folder = os.path.dirname(os.path.abspath(path))
-    if folder not in sys.path:  # the file may import modules beside it
-        sys.path.insert(0, folder)
-    name = os.path.splitext(os.path.basename(path))[0]
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(module_spec)
-    try:
-        module_spec.loader.exec_module(module)
-    except ImportError as error:
-        raise PlanError(f"--model {spec!r}: cannot import {path!r}: {error}") from None
-    build = getattr(module, function, None)
-    if not callable(build):
-        raise PlanError(f"--model {spec!r}: {path!r} has no function {function!r}.")
-    return build
