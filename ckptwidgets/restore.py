@@ -131,7 +131,9 @@ def _shape(item, ckpt=None) -> tuple:
     makes of its entries (``ckpt`` finds the extra keys' entries)."""
     if item.transform is not None:
         shapes = [item.entry.shape] + [ckpt.find(k).shape for k in item.extra_keys] if ckpt else [item.entry.shape]
-        return item.transform.shape(*shapes) if len(shapes) == item.transform.arity else item.info.shape
+        # Without ``ckpt`` a transform of several keys is taken to keep its first key's shape (the
+        # preview's size only); the plan's checks compared the real one with the variable's.
+        return item.transform.shape(*shapes) if len(shapes) == item.transform.arity else item.entry.shape
     part = item[3].part
     return item[2].shape if part is None else part.shape
 
@@ -153,8 +155,7 @@ def _preview(items, session) -> dict:
     small = [
         (item[0], item[3].tf_variable)
         for item in items
-        if math.prod(item[3].shape or _shape(item)) <= PREVIEW_ELEMENTS and item[2].dtype != "string"
-        and None not in (item[3].shape or ())
+        if math.prod(_shape(item)) <= PREVIEW_ELEMENTS and item[2].dtype != "string"
     ][:PREVIEW_VARIABLES]
     if not small:
         return {}
