@@ -46,6 +46,7 @@ from ._dtypes import numpy_type
 from ._tfkeys import OBJECT_GRAPH_KEY
 
 __all__ = ["WriteReport", "CHUNK_ELEMENTS", "refuse_own_source", "refuse_problems", "local_output", "tensor_items",
+           "refuse_for_one_file",
            "temporary_name", "staged",
            "remove_temporary", "move_into_place", "read_back", "item_value", "mean_chunks", "ticking"]
 
@@ -156,6 +157,27 @@ def tensor_items(plan, shown: str, holds, container: str) -> tuple[list, list]:
             "(leave them out with plan.strip(filter=...), or cast them):\n" + "\n".join(f"  - {r}" for r in refused)
         )
     return items, dropped
+
+
+def refuse_for_one_file(plan, path: str, what: str, model_hint: str, *, overwrite, state_file, model) -> None:
+    """What every one-file writer (safetensors, torch) refuses before it writes: an output that
+    is an input, a plan with problems, ``model=``/``state_file=`` (their keys are the plan's,
+    they have no state file), a folder, an existing file without ``overwrite``.
+
+    ``what`` names the format in a sentence (``"a safetensors file"``); ``model_hint`` says
+    how to name a model's tensors instead.
+    """
+    refuse_own_source(plan, path, [path])
+    refuse_problems(plan, path)
+    if model is not None:
+        raise WriteError(f"Nothing was written to {path!r}: {what}'s keys are the plan's; model= lays out a "
+                         f"Keras weights file ('.weights.h5'). {model_hint}")
+    if state_file:
+        raise WriteError(f"state_file=True names a TF checkpoint; {what} has no state file.")
+    if os.path.isdir(path):
+        raise WriteError(f"Nothing was written to {path!r}: it is a folder.")
+    if os.path.lexists(path) and not overwrite:
+        raise WriteError(f"A file already exists at {path!r}; pass overwrite=True to replace it.")
 
 
 def temporary_name(final: str) -> str:

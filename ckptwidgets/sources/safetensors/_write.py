@@ -155,18 +155,10 @@ def write(plan, out, overwrite=False, state_file=False, progress=None, model=Non
     """Write ``plan`` as the safetensors file ``out``: see the module docstring."""
     start = time.perf_counter()
     path = _output(out)
-    _atomic.refuse_own_source(plan, path, [path])
-    _atomic.refuse_problems(plan, path)
-    if model is not None:
-        raise WriteError(f"Nothing was written to {path!r}: a safetensors file's keys are the plan's; model= lays out a "
-                         "Keras weights file ('.weights.h5'). Name the model's variables with from_plan(plan_restore(ckpt, model)).")
-    if state_file:
-        raise WriteError("state_file=True names a TF checkpoint; a safetensors file has no state file.")
+    _atomic.refuse_for_one_file(plan, path, "a safetensors file",
+                                "Name the model's variables with from_plan(plan_restore(ckpt, model)).",
+                                overwrite=overwrite, state_file=state_file, model=model)
     items, dropped = _items(plan, path)
-    if os.path.isdir(path):
-        raise WriteError(f"Nothing was written to {path!r}: it is a folder.")
-    if os.path.lexists(path) and not overwrite:
-        raise WriteError(f"A file already exists at {path!r}; pass overwrite=True to replace it.")
     head = header_bytes(items, _provenance(items))
     total = sum(item.nbytes for item in items)
     temp = _atomic.temporary_name(path)

@@ -24,16 +24,17 @@ ending in ``.pt`` or ``.pth``): :mod:`ckptwidgets.sources.torch._write`.
 
 Example
 -------
->>> import os, tempfile, numpy as np
+>>> import os, tempfile, torch
 >>> import ckptwidgets
->>> from ckptwidgets.sources.arrays import ArraySource
->>> out = os.path.join(tempfile.mkdtemp(), "net.pt")
->>> plan = ckptwidgets.plan_write(ArraySource({"fc.weight": np.ones((2, 3), np.float32)}))
->>> plan.write(out, progress=False).keys
-['fc.weight']
->>> ckpt = ckptwidgets.open_checkpoint(out)
+>>> path = os.path.join(tempfile.mkdtemp(), "net.pt")
+>>> torch.save(torch.nn.Sequential(torch.nn.Linear(3, 2)).state_dict(), path)
+>>> ckpt = ckptwidgets.open_checkpoint(path)
 >>> [(e.key, e.dtype, e.shape) for e in ckpt], ckpt.source.format
-([('fc.weight', 'float32', (2, 3))], 'torch')
+([('0.bias', 'float32', (2,)), ('0.weight', 'float32', (2, 3))], 'torch')
+>>> out = path.replace("net.pt", "renamed.pt")
+>>> renamed = ckptwidgets.plan_write(ckpt).rename(pairs={"0.weight": "fc.weight", "0.bias": "fc.bias"})
+>>> renamed.write(out, progress=False).keys
+['fc.bias', 'fc.weight']
 """
 from __future__ import annotations
 

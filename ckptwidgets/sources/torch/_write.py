@@ -76,19 +76,10 @@ def write(plan, out, overwrite=False, state_file=False, progress=None, model=Non
     """Write ``plan`` as the PyTorch state dict ``out``: see the module docstring."""
     start = time.perf_counter()
     path = _output(out)
-    _atomic.refuse_own_source(plan, path, [path])
-    _atomic.refuse_problems(plan, path)
-    if model is not None:
-        raise WriteError(f"Nothing was written to {path!r}: a state dict's keys are the plan's; model= lays out a "
-                         "Keras weights file ('.weights.h5'). Name a module's tensors with plan.rename(...).")
-    if state_file:
-        raise WriteError("state_file=True names a TF checkpoint; a PyTorch file has no state file.")
+    _atomic.refuse_for_one_file(plan, path, "a PyTorch file", "Name a module's tensors with plan.rename(...).",
+                                overwrite=overwrite, state_file=state_file, model=model)
     torch = import_torch(path, writing=True)
     items, dropped = _items(plan, path)
-    if os.path.isdir(path):
-        raise WriteError(f"Nothing was written to {path!r}: it is a folder.")
-    if os.path.lexists(path) and not overwrite:
-        raise WriteError(f"A file already exists at {path!r}; pass overwrite=True to replace it.")
     total = sum(item.nbytes for item in items)
     temp = _atomic.temporary_name(path)
     written = temp + ".pt"  # ends like a PyTorch file: our reader knows it by its name
