@@ -380,11 +380,10 @@ def test_the_mapper_maps_a_torch_module_and_shows_transforms(keras_mlp, tmp_path
         np.testing.assert_allclose(target(torch.from_numpy(x)).numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
-# --- across frameworks without a hand edit (interface 2, when _planning/cross.py is present) -----
+# --- across frameworks without a hand edit (interface 2: _planning/cross.py) ---------------------
 
 
 def test_a_keras_file_maps_into_torch_by_layer(keras_mlp):
-    pytest.importorskip("ckptwidgets._planning.cross")
     path, x, expected = keras_mlp
     target = mlp(15, eps=1e-3).eval()
     plan = plan_restore(path, target)
@@ -397,7 +396,6 @@ def test_a_keras_file_maps_into_torch_by_layer(keras_mlp):
 
 
 def test_an_undecidable_layout_is_a_problem_naming_both_shapes(keras_mlp):
-    pytest.importorskip("ckptwidgets._planning.cross")
     path, _x, _expected = keras_mlp
     wider = torch.nn.Sequential(torch.nn.Linear(5, 3), torch.nn.BatchNorm1d(3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
     plan = plan_restore(path, wider)

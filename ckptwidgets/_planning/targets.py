@@ -10,7 +10,7 @@ Private helper of :func:`ckptwidgets.plan_restore`:
 - anything else: :func:`.structure.find_keys` (rules, structure, names);
 - then, when the checkpoint is of another framework than
   the variables (torch names against Keras / TF names), cross-framework pairing
-  (:mod:`.cross`, when that module is present): each pair is an assignment with its keys and
+  (:mod:`.cross`): each pair is an assignment with its keys and
   its layout transform; what it cannot decide is a ``layout_mismatch`` problem naming both
   shapes; which layer went where goes to ``plan.hints``. A pair comes before the exact name
   (and before structure) for the variables it pairs; a key a rule gives still wins. An "as is"
@@ -20,10 +20,9 @@ Private helper of :func:`ckptwidgets.plan_restore`:
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from typing import NamedTuple
 
+from .cross import cross_framework_matches
 from .matching import Rules, map_variables
 from .structure import find_keys
 from .torch_vars import is_bookkeeping
@@ -46,12 +45,9 @@ class Planned(NamedTuple):
 
 
 def cross_matches(ckpt, infos: dict):
-    """``cross_framework_matches(ckpt, [VarInfo])`` of :mod:`ckptwidgets._planning.cross`, or
-    None while that module does not exist (an ImportError inside it is not hidden)."""
-    if importlib.util.find_spec(f"{__package__}.cross") is None:
-        return None
-    cross = importlib.import_module(f"{__package__}.cross")
-    return cross.cross_framework_matches(ckpt, list(infos.values()))
+    """``cross_framework_matches(ckpt, [VarInfo])`` (:mod:`.cross`): None unless the checkpoint's
+    names and the variables are of different frameworks."""
+    return cross_framework_matches(ckpt, list(infos.values()))
 
 
 def plan_keys(ckpt, variables, infos: dict, skipped: set, rules, prefer_ema: bool, given_root: bool,
