@@ -32,7 +32,7 @@ import glob
 import os
 import stat
 
-from ..errors import CheckpointError, CorruptCheckpointError
+from ..errors import CheckpointError, CheckpointNotFoundError, CorruptCheckpointError
 
 __all__ = ["check_special", "resolve_prefix", "is_remote", "first_line", "suggest"]
 
@@ -72,6 +72,19 @@ def suggest_in_folder(path: str, is_ours) -> str:
     except OSError:
         return ""
     return suggest(os.path.basename(path), names)
+
+
+def file_mode(path: str, ours: bool, what: str, is_ours) -> int | None:
+    """``os.stat(path).st_mode``, or None for a remote or absent path; an absent path whose name
+    is ``ours`` is a :class:`CheckpointNotFoundError` (``No <what> at ...``, with close names)."""
+    if is_remote(path):
+        return None
+    try:
+        return os.stat(path).st_mode
+    except (OSError, ValueError):
+        if ours:
+            raise CheckpointNotFoundError(f"No {what} at {path!r}.{suggest_in_folder(path, is_ours)}") from None
+        return None
 
 
 def check_special(path: str, what: str) -> None:

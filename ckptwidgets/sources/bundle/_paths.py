@@ -25,7 +25,7 @@ import sys
 import warnings
 
 from .. import _validate
-from .._validate import first_line, is_remote, suggest
+from .._validate import is_remote, suggest
 from ..._tf.quiet import import_tensorflow
 from ...errors import CheckpointNotFoundError, CheckpointWarning, CorruptCheckpointError
 

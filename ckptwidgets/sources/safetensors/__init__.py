@@ -42,7 +42,7 @@ import numpy as np
 
 from .. import Record
 from .._dtypes import numpy_type
-from .._validate import check_special, first_line, is_remote, suggest, suggest_in_folder
+from .._validate import check_special, file_mode, first_line, suggest, suggest_in_folder
 from ...errors import CheckpointNotFoundError, CorruptCheckpointError
 from ._header import read_header
 
@@ -79,14 +79,9 @@ def detect(path: str) -> SafetensorsSource | None:
     folder is one when it holds ``model.safetensors.index.json`` or ``model.safetensors``
     and no TF ``checkpoint`` file; another file when its first bytes are a safetensors header.
     """
-    if is_remote(path):
-        return None
     ours = _is_ours(path)
-    try:
-        mode = os.stat(path).st_mode
-    except (OSError, ValueError):
-        if ours:
-            raise CheckpointNotFoundError(f"No safetensors file at {path!r}.{suggest_in_folder(path, _is_ours)}") from None
+    mode = file_mode(path, ours, "safetensors file", _is_ours)
+    if mode is None:
         return None
     if stat.S_ISDIR(mode):
         try:

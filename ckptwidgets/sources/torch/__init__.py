@@ -45,8 +45,8 @@ import warnings
 import numpy as np
 
 from .. import Record
-from .._validate import check_special, first_line, is_remote, suggest, suggest_in_folder
-from ...errors import CheckpointNotFoundError, CheckpointWarning, CorruptCheckpointError
+from .._validate import check_special, file_mode, first_line, suggest
+from ...errors import CheckpointWarning, CorruptCheckpointError
 from ._load import load_state_dict, signature, tf_dtype, to_numpy
 
 __all__ = ["TorchSource", "detect", "writes", "write", "SUFFIXES"]
@@ -67,14 +67,9 @@ def detect(path: str) -> TorchSource | None:
     damaged or another kind of file, a :class:`CorruptCheckpointError`. Any other file is one
     when its bytes are what ``torch.save`` writes (see the module docstring).
     """
-    if is_remote(path):
-        return None
     ours = _is_ours(path)
-    try:
-        mode = os.stat(path).st_mode
-    except (OSError, ValueError):
-        if ours:
-            raise CheckpointNotFoundError(f"No PyTorch file at {path!r}.{suggest_in_folder(path, _is_ours)}") from None
+    mode = file_mode(path, ours, "PyTorch file", _is_ours)
+    if mode is None:
         return None
     if not stat.S_ISREG(mode):
         if ours and not stat.S_ISDIR(mode):
