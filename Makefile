@@ -10,6 +10,11 @@ BIN := $(VENV)/bin
 # imports TensorFlow and some start kernels and a browser. PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= auto
 PYTEST_MAX_WORKERS ?= 4
+# torch for notebook 09 and the torch tests, pinned: an exact pin takes the CPU build that the
+# build machines' package index holds, where an open range takes PyPI's newest, a CUDA build of
+# several GB. Elsewhere install torch's CPU build first (pip install torch --index-url
+# https://download.pytorch.org/whl/cpu) and run make with TORCH=torch.
+TORCH ?= torch==2.13.0
 
 .PHONY: lab test browser-deps screenshots
 
@@ -19,11 +24,11 @@ $(BIN)/python:
 
 # Order-only on the interpreter: its timestamp (a symlink to the system Python) says nothing.
 $(VENV)/.installed-lab: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[tf,lab]"
+	$(BIN)/python -m pip install --quiet -e ".[tf,lab]" "$(TORCH)"
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[tf,lab,test]"
+	$(BIN)/python -m pip install --quiet -e ".[tf,lab,test]" "$(TORCH)"
 	touch $@
 
 # As root (a container, CI) Jupyter refuses to start without --allow-root.

@@ -104,9 +104,23 @@ def imported_distributions():
     return {dist: sorted(files) for dist, files in found.items()}
 
 
+#: The one pip option binder/requirements.txt may carry: PyTorch's index of CPU builds (notebook
+#: 09's torch without the CUDA libraries PyPI's build brings).
+INDEX_OPTIONS = {"--extra-index-url https://download.pytorch.org/whl/cpu"}
+
+
 def requirement_lines():
+    """binder/requirements.txt's requirements: comments and the allowed index option left out."""
     lines = BINDER.joinpath("requirements.txt").read_text(encoding="utf-8").splitlines()
-    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+    stripped = [line.split("#", 1)[0].strip() for line in lines]
+    return [line for line in stripped if line and line not in INDEX_OPTIONS]
+
+
+def test_the_only_pip_option_is_the_cpu_index_for_torch():
+    lines = BINDER.joinpath("requirements.txt").read_text(encoding="utf-8").splitlines()
+    options = [line.strip() for line in lines if line.strip().startswith("-")]
+    assert options == sorted(INDEX_OPTIONS), options
+    assert pins()["torch"].endswith("+cpu"), "Binder's torch must be the CPU build from that index"
 
 
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([A-Za-z0-9.+!*-]+)$")
@@ -188,8 +202,7 @@ def test_submodules_are_attributes_after_a_bare_import():
 # --- make lab: what a learner's .venv holds ----------------------------------------------
 
 # Distributions only the tests use: none of them may reach a learner's .venv through `make lab`.
-TEST_TOOLS = {"pytest", "pytest-xdist", "playwright", "voila", "jupyter-repo2docker", "tf-keras", "notebook",
-              "safetensors"}
+TEST_TOOLS = {"pytest", "pytest-xdist", "playwright", "voila", "jupyter-repo2docker", "tf-keras", "notebook"}
 
 
 def make_recipe(target):
