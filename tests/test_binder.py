@@ -156,7 +156,7 @@ def requirement_lines(path=BINDER / "requirements.txt") -> list[str]:
 
 
 def pinned_by_test_extra(name):
-    """``name==version`` as pyproject.toml's ``test`` extra pins it (the version the suite tests)."""
+    """The version pyproject.toml's ``test`` extra pins ``name`` to (the version the suite tests)."""
     text = (ROOT / "pyproject.toml").read_text()
     extra = re.search(r"^test\s*=\s*\[(.*?)^\]", text, re.S | re.M)
     assert extra, "pyproject.toml has no test extra"
