@@ -89,6 +89,7 @@ class PagedTable(widgets.VBox):
         header_style = label_style(font_weight="bold")
         header_layout = cell_layout()
         header = [text_label(c.header, layout=header_layout, style=header_style) for c in self.columns]
+        self._headers = dict(zip((c.header for c in self.columns), header))
         self.cells: list[list[widgets.Widget]] = []
         self._row_layouts: list[widgets.Layout] = []
         for row in range(page_size):
@@ -109,10 +110,11 @@ class PagedTable(widgets.VBox):
                 else:
                     cells.append(widgets.Dropdown(options=[], layout=widgets.Layout(width="100%")))
             self.cells.append(cells)
+        self._hidden: set[str] = set()
         self.grid = widgets.GridBox(
             header + [cell for cells in self.cells for cell in cells],
             layout=widgets.Layout(
-                grid_template_columns=" ".join(c.width for c in self.columns),
+                grid_template_columns=self._template(),
                 grid_gap="0 0.6em",
                 align_items="center",
             ),
@@ -251,6 +253,21 @@ class PagedTable(widgets.VBox):
     def rows_shown(self) -> int:
         """Number of displayed rows: the data rows on this page."""
         return sum(self.row_shown(row) for row in range(self.page_size))
+
+    def _template(self) -> str:
+        return " ".join("0" if c.header in self._hidden else c.width for c in self.columns)
+
+    def show_column(self, header: str, shown: bool) -> None:
+        """Show or hide a column (hidden: zero wide, its cells clipped), e.g. one that is empty
+        on every row, so that the others keep its room in a narrow notebook."""
+        if header not in {c.header for c in self.columns}:
+            raise KeyError(header)
+        hidden = set(self._hidden)
+        (hidden.discard if shown else hidden.add)(header)
+        if hidden != self._hidden:
+            self._hidden = hidden
+            self.grid.layout.grid_template_columns = self._template()
+            self._headers[header].value = header if shown else ""  # no clipped text left behind
 
     def column(self, header: str) -> list:
         """The cells of the column called ``header``, one per row."""

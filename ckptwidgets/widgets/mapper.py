@@ -237,6 +237,8 @@ class VariableMapper(WidgetRoot):
         model = self.model
         names = model.rows[self.table.page_slice()]
         self._syncing = True  # option/value updates below are not user choices
+        # The transform column takes room only when some variable reads a transformed key.
+        self.table.show_column("transform", bool(model.plan.transforms))
         try:
             for row in range(self.table.page_size):
                 if row >= len(names):

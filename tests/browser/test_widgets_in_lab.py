@@ -163,7 +163,7 @@ def map_v1_and_restore(nb_page, root):
     # The rows: one per variable, nothing mapped (the names differ from the checkpoint's).
     for name in ("other-v1", "other-v2"):
         expect()(grid_cell_after(grid, name, 1)).to_have_text("[1] float32")
-        expect()(grid_cell_after(grid, name, 3)).to_have_text("– unmapped")
+        expect()(grid_cell_after(grid, name, 4)).to_have_text("– unmapped")
     expect()(root.get_by_text("2 variables: mapped 0 · unmapped 2", exact=False)).to_be_visible()
 
     # Choose key v1 for other-v1 in its row's dropdown.
@@ -172,7 +172,7 @@ def map_v1_and_restore(nb_page, root):
     v1 = [label for label in labels if re.match(r"v1\b", label)]
     assert v1, f"no option for key v1 in {labels}"
     select.select_option(label=v1[0])
-    expect()(grid_cell_after(grid, "other-v1", 3)).to_have_text("✓ mapped · ✎ by hand")  # picked by hand: marked
+    expect()(grid_cell_after(grid, "other-v1", 4)).to_have_text("✓ mapped · ✎ by hand")  # picked by hand: marked
     expect()(root.get_by_text("mapped 1 · unmapped 1", exact=False)).to_be_visible()
     assert nb_page.execute("print(mapper.plan.mapping)").strip() == "{'other-v1': 'v1'}"
 
