@@ -188,8 +188,6 @@ def test_a_bad_model_spec_is_one_error_line(dense_ckpt, tmp_path, capsys, spec, 
     assert err.startswith(f"error: {message}") and err.count("\n") == 1
 
 
-@pytest.mark.xfail(strict=True, reason="torch modules as targets of plan_restore and transforms in from_plan "
-                   "(interface 3, the torch-target helper's) and cross-framework pairing (interface 2) have not landed")
 def test_model_may_be_a_torch_module(tmp_path):
     rng = np.random.default_rng(2)
     shapes = {"hidden/kernel": (3, 4), "hidden/bias": (4,), "head/kernel": (4, 2), "head/bias": (2,)}

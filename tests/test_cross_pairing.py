@@ -81,7 +81,7 @@ def test_keras_weights_h5_into_a_torch_mlp_computes_the_same(tmp_path):
         "1.running_var": (("layers/batch_normalization/vars/3",), "as is"),
         "2.weight": (("layers/dense_1/vars/0",), "transpose"), "2.bias": (("layers/dense_1/vars/1",), "as is"),
         "3.weight": (("layers/dense_2/vars/0",), "transpose"), "3.bias": (("layers/dense_2/vars/1",), "as is")}
-    assert "Keras layer 'dense_1' -> torch module '2' (Linear)" in match.hints
+    assert "Keras layer 'dense_1' -> torch module '2' (Linear), by order" in match.hints
     state = {name: torch.from_numpy(t(*[ckpt.read(k) for k in keys])) for name, (keys, t) in match.pairs.items()}
     net.load_state_dict(state, strict=False)
     x = rng.normal(size=(3, 4)).astype(np.float32)
@@ -106,7 +106,7 @@ def test_tf1_names_dense_to_dense_10_go_in_numeric_order(tmp_path):
     match = cross_framework_matches(open_checkpoint(prefix), torch_vars(net))
     assert match.problems == []
     assert match.pairs["10.weight"][0] == ("dense_10/kernel",) and match.pairs["2.weight"][0] == ("dense_2/kernel",)
-    assert len(match.pairs) == 22 and match.hints[-1] == "Keras layer 'dense_10' -> torch module '10' (Linear)"
+    assert len(match.pairs) == 22 and match.hints[-1] == "Keras layer 'dense_10' -> torch module '10' (Linear), by order"
 
 
 def _tf_keras_model():
@@ -147,9 +147,9 @@ def test_tf2_object_keys_with_optimizer_slots_go_by_layer_with_weights_n(tmp_pat
         "attn.out_proj.weight": ((key(1, "_output_dense/kernel"),), "heads merged, transposed"),
         "attn.out_proj.bias": ((key(1, "_output_dense/bias"),), "as is"),
         "head.weight": ((key(2, "kernel"),), "transpose"), "head.bias": ((key(2, "bias"),), "as is")}
-    assert match.hints == ["Keras layer 'model/layer_with_weights-0' -> torch module 'rnn' (LSTM)",
-                           "Keras layer 'model/layer_with_weights-1' -> torch module 'attn' (MultiheadAttention)",
-                           "Keras layer 'model/layer_with_weights-2' -> torch module 'head' (Linear)"]
+    assert match.hints == ["Keras layer 'model/layer_with_weights-0' -> torch module 'rnn' (LSTM), by order",
+                           "Keras layer 'model/layer_with_weights-1' -> torch module 'attn' (MultiheadAttention), by order",
+                           "Keras layer 'model/layer_with_weights-2' -> torch module 'head' (Linear), by order"]
 
 
 class TorchSequenceModel(torch.nn.Module):
@@ -187,7 +187,7 @@ def test_torch_safetensors_into_a_keras_model(tmp_path):
                                                                    "transposed, split into heads")
     assert got["conv1d/kernel"] == (("conv.weight",), "OIW->WIO")
     assert len(got) == len(model.weights)
-    assert "torch module 'attn' -> Keras layer 'multi_head_attention' (MultiHeadAttention)" in match.hints
+    assert "torch module 'attn' -> Keras layer 'multi_head_attention' (MultiHeadAttention), by order" in match.hints
 
 
 def test_an_undecidable_layer_is_a_problem_naming_both_shapes(tmp_path):
@@ -217,7 +217,7 @@ def test_a_shape_that_fits_no_rule_names_both_shapes(tmp_path):
     assert match.pairs == {}
     assert [(p[0], p[1]) for p in match.problems] == [("0.weight", None), ("0.bias", None)]
     assert "Linear weight [3, 5] cannot come from Dense kernel [4, 3]" in match.problems[0][2]
-    assert match.problems[0][2].startswith("Keras layer 'dense' -> torch module '0': ")
+    assert match.problems[0][2].startswith("Keras layer 'dense' -> torch module '0' (by order): ")
 
 
 def test_same_framework_is_none(tmp_path):
@@ -228,3 +228,94 @@ def test_same_framework_is_none(tmp_path):
     model.save_weights(tmp_path / "m.weights.h5")
     assert cross_framework_matches(open_checkpoint(tmp_path / "m.weights.h5"), keras_vars(model)) is None
     assert cross_framework_matches(open_checkpoint(tmp_path / "m.weights.h5"), torch_vars(net)) is not None
+
+
+# --- pairing by name first (a layer's name beats its place in the family) --------------------
+
+
+def _tf1_checkpoint(path, shapes: dict) -> tuple:
+    """A TF1 Saver checkpoint of ``{name: shape}`` with random values: (prefix, {name: value})."""
+    rng = np.random.default_rng(3)
+    values = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
+    graph = tf.Graph()
+    with graph.as_default():
+        for name, value in values.items():
+            tf.compat.v1.get_variable(name, initializer=tf.constant(value))
+        with tf.compat.v1.Session(graph=graph) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            prefix = tf.compat.v1.train.Saver().save(sess, str(path))
+    return prefix, values
+
+
+class HiddenHead(torch.nn.Module):
+    """Attributes in the model's order: ``hidden`` before ``head`` (natural name order says the opposite)."""
+
+    def __init__(self, extra: int = 0):
+        super().__init__()
+        self.hidden = torch.nn.Linear(3, 4)
+        self.head = torch.nn.Linear(4, 2)
+        self.extra = torch.nn.Sequential(*[torch.nn.Linear(2, 5 + i) for i in range(extra)])
+
+
+def test_layers_whose_names_match_pair_by_name_not_by_order(tmp_path):
+    prefix, _ = _tf1_checkpoint(tmp_path / "m.ckpt", {"hidden/kernel": (3, 4), "hidden/bias": (4,),
+                                                      "head/kernel": (4, 2), "head/bias": (2,)})
+    match = cross_framework_matches(open_checkpoint(prefix), torch_vars(HiddenHead()))
+    assert match.problems == []
+    assert summary(match) == {"hidden.weight": (("hidden/kernel",), "transpose"), "hidden.bias": (("hidden/bias",), "as is"),
+                              "head.weight": (("head/kernel",), "transpose"), "head.bias": (("head/bias",), "as is")}
+    assert match.hints == ["Keras layer 'hidden' -> torch module 'hidden' (Linear), by name",
+                           "Keras layer 'head' -> torch module 'head' (Linear), by name"]
+
+
+def test_a_common_leading_scope_and_dots_for_slashes_still_pair_by_name(tmp_path):
+    prefix, _ = _tf1_checkpoint(tmp_path / "m.ckpt", {"my_model/hidden/kernel": (3, 4), "my_model/hidden/bias": (4,),
+                                                      "my_model/head/kernel": (4, 2), "my_model/head/bias": (2,)})
+    match = cross_framework_matches(open_checkpoint(prefix), torch_vars(HiddenHead()))
+    assert match.problems == [] and match.pairs["hidden.weight"][0] == ("my_model/hidden/kernel",)
+    assert match.hints[0] == "Keras layer 'my_model/hidden' -> torch module 'hidden' (Linear), by name"
+
+    class Wrapped(torch.nn.Module):  # torch's scope is an attribute: 'body.hidden.weight'
+        def __init__(self):
+            super().__init__()
+            self.body = HiddenHead()
+
+    safetensors.torch.save_file(Wrapped().state_dict(), tmp_path / "wrapped.safetensors")
+    inputs = keras.Input((3,))
+    hidden = keras.layers.Dense(4, name="hidden")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(hidden))
+    back = cross_framework_matches(open_checkpoint(tmp_path / "wrapped.safetensors"), keras_vars(model))
+    assert back.problems == [] and back.pairs["hidden/kernel"][0] == ("body.hidden.weight",)
+    assert back.hints == ["torch module 'body.hidden' -> Keras layer 'hidden' (Dense), by name",
+                          "torch module 'body.head' -> Keras layer 'head' (Dense), by name"]
+
+
+def test_names_pair_first_and_order_pairs_the_rest_of_a_family(tmp_path):
+    prefix, _ = _tf1_checkpoint(tmp_path / "m.ckpt", {
+        "hidden/kernel": (3, 4), "hidden/bias": (4,), "head/kernel": (4, 2), "head/bias": (2,),
+        "dense/kernel": (2, 5), "dense/bias": (5,), "dense_1/kernel": (2, 6), "dense_1/bias": (6,)})
+    match = cross_framework_matches(open_checkpoint(prefix), torch_vars(HiddenHead(extra=2)))
+    assert match.problems == []
+    assert match.pairs["head.weight"][0] == ("head/kernel",) and match.pairs["extra.0.weight"][0] == ("dense/kernel",)
+    assert match.pairs["extra.1.weight"][0] == ("dense_1/kernel",)
+    assert match.hints == ["Keras layer 'hidden' -> torch module 'hidden' (Linear), by name",
+                           "Keras layer 'head' -> torch module 'head' (Linear), by name",
+                           "Keras layer 'dense' -> torch module 'extra.0' (Linear), by order",
+                           "Keras layer 'dense_1' -> torch module 'extra.1' (Linear), by order"]
+    one_short = cross_framework_matches(open_checkpoint(prefix), torch_vars(HiddenHead(extra=3)))
+    assert one_short.problems == [(None, None, "the checkpoint has 2 dense layer(s) not paired by name (dense, dense_1), "
+                                               "the model 3 (extra.0, extra.1, extra.2): which goes where cannot be told")]
+
+
+def test_positions_are_no_names(tmp_path):
+    """Keras 3's TF2 keys count operations from the input layer (``model/_operations/1`` is the
+    first Dense); torch's ``1`` is its second module: equal numbers pair nothing."""
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(3)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2)(hidden))
+    prefix = tf.train.Checkpoint(model=model).write(str(tmp_path / "tf2"))
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    match = cross_framework_matches(open_checkpoint(prefix), torch_vars(net))
+    assert match.problems == []
+    assert match.pairs["0.weight"][0] == ("model/_operations/1/_kernel/.ATTRIBUTES/VARIABLE_VALUE",)
+    assert all(hint.endswith("by order") for hint in match.hints)

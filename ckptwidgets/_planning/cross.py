@@ -5,10 +5,13 @@ paired by structure: the checkpoint's entries are grouped into layers (``dense/k
 ``dense``; ``layers/dense/vars/0`` -> ``dense``; ``layer_with_weights-0/kernel`` ->
 ``layer_with_weights-0``; ``encoder.lin.weight`` -> ``encoder.lin``; a recurrent cell and
 attention's query/key/value/output sublayers belong to their layer), each layer's family
-(dense, conv, batchnorm, lstm...) is told from its tensor names and shapes, and the N-th
-layer of a family in the checkpoint (natural order of names: ``dense``, ``dense_1``, ...,
-``dense_10``; ``layer_with_weights-N`` and torch's ``N.`` by N) goes to the N-th layer of that
-family in the model (the model's order). :func:`~ckptwidgets.layouts.map_layer` then says, or
+(dense, conv, batchnorm, lstm...) is told from its tensor names and shapes. Layers whose names
+match pair by name first (exactly, ``/`` and ``.`` alike, or once a leading scope common to all
+of a side's layers, such as a Keras model's name, is dropped; positions such as torch's ``0``
+or ``layer_with_weights-0`` are no names); the rest of a family pair by order: the N-th
+remaining layer of a family in the checkpoint (natural order of names: ``dense``, ``dense_1``,
+..., ``dense_10``; ``layer_with_weights-N`` and torch's ``N.`` by N) goes to the N-th remaining
+layer of that family in the model (the model's order). Each hint says ``by name`` or ``by order``. :func:`~ckptwidgets.layouts.map_layer` then says, or
 refuses with both shapes, how each variable is made from its layer's keys.
 """
 from __future__ import annotations
@@ -132,6 +135,57 @@ def _words(torch_side: bool) -> str:
     return "torch module" if torch_side else "Keras layer"
 
 
+#: Layer names that are positions, not names (torch's ``0``, Keras' ``layer_with_weights-0``,
+#: ``_operations/1``): positions of two frameworks count different things, so they never pair by name.
+_POSITION = re.compile(r"^(\d+|layer_with_weights-\d+|layer-\d+)$")
+
+
+def _segments(path: str) -> tuple:
+    return tuple(s for s in re.split(r"[/.]", path) if s)
+
+
+def _without_common_scope(paths: dict) -> dict:
+    """``{path: segments}`` with the leading segments every path shares dropped (a Keras model's
+    name, ``model/``, ``layers/``), each path keeping at least its last segment."""
+    segments = list(paths.values())
+    if not segments:
+        return {}
+    common = 0
+    shortest = min(len(s) for s in segments)
+    while common < shortest - 1 and len({s[common] for s in segments}) == 1:
+        common += 1
+    return {p: s[common:] for p, s in paths.items()}
+
+
+def _named_pairs(by_family: dict, wanted: dict, source_paths: list, target_paths: list) -> dict:
+    """``{family: [(checkpoint layer, model layer)]}`` of layers whose names match: exactly, or
+    with ``/`` and ``.`` alike, or once a leading scope common to all of a side's layers is
+    dropped (in that order of preference). A name that is a position, or that matches more than
+    one layer of the family, pairs nothing: order decides for those."""
+    full_source = {p: _segments(p) for p in source_paths}
+    full_target = {p: _segments(p) for p in target_paths}
+    short_source, short_target = _without_common_scope(full_source), _without_common_scope(full_target)
+    views = [(full_source, full_target), (short_source, full_target), (full_source, short_target),
+             (short_source, short_target)]
+    named: dict = {}
+    for family, paths in wanted.items():
+        sources, targets, found = list(by_family.get(family, [])), list(paths), []
+        for source_view, target_view in views:
+            keys: dict = {}
+            for source in sources:
+                keys.setdefault(source_view[source], []).append(source)
+            target_keys = [target_view[t] for t in targets]
+            for target in list(targets):
+                key = target_view[target]
+                candidates = keys.get(key, [])
+                if key and len(candidates) == 1 and target_keys.count(key) == 1 and not _POSITION.match(key[-1]):
+                    found.append((candidates[0], target))
+                    sources.remove(candidates[0])
+                    targets.remove(target)
+        named[family] = found
+    return named
+
+
 def cross_framework_matches(ckpt, infos) -> CrossMatch | None:
     """Pair a checkpoint's layers with the variables' layers when their frameworks differ.
 
@@ -171,23 +225,35 @@ def cross_framework_matches(ckpt, infos) -> CrossMatch | None:
             hints.append(f"{_words(torch_target)} '{path}' ({kind}): no layout known for a {kind}; left to names and rules")
             continue
         wanted.setdefault(family, []).append(path)
+    named = _named_pairs(by_family, wanted, list(source_layers), list(target_layers))
     for family, paths in wanted.items():
-        found = by_family.get(family, [])
-        if len(found) != len(paths):
-            problems.append((None, None, f"the checkpoint has {len(found)} {family} layer(s) ({', '.join(found) or 'none'}), "
-                                         f"the model {len(paths)} ({', '.join(paths)}): which goes where cannot be told"))
-            continue
-        for source_path, target_path in zip(found, paths):
+        by_name = {t: s for s, t in named.get(family, [])}
+        found = [s for s in by_family.get(family, []) if s not in by_name.values()]
+        rest = [t for t in paths if t not in by_name]
+        ordered = []
+        if len(found) != len(rest):
+            named_note = " not paired by name" if by_name else ""
+            problems.append((None, None, f"the checkpoint has {len(found)} {family} layer(s){named_note} "
+                                         f"({', '.join(found) or 'none'}), the model {len(rest)} ({', '.join(rest)}): "
+                                         "which goes where cannot be told"))
+        else:
+            ordered = list(zip(found, rest))
+        chosen = {t: (s, "by name") for t, s in by_name.items()}
+        chosen.update({t: (s, "by order") for s, t in ordered})
+        for target_path in [t for t in paths if t in chosen]:  # the model's order
+            source_path, how = chosen[target_path]
             kind, tensors = target_layers[target_path]
             source = source_layers[source_path]
             try:
                 mappings = map_layer(kind, {n: i.shape for n, i in tensors.items()},
                                      {n: tuple(e.shape) for n, e in source.items()})
             except LayoutError as error:
-                message = (f"{_words(torch_checkpoint)} '{source_path}' -> {_words(torch_target)} '{target_path}': {error}")
+                message = (f"{_words(torch_checkpoint)} '{source_path}' -> {_words(torch_target)} '{target_path}' "
+                           f"({how}): {error}")
                 problems.extend((info.name, None, message) for info in tensors.values())
                 continue
             for m in mappings:
                 pairs[tensors[m.target].name] = (tuple(source[s].key for s in m.sources), m.transform)
-            hints.append(f"{_words(torch_checkpoint)} '{source_path}' -> {_words(torch_target)} '{target_path}' ({kind})")
+            hints.append(f"{_words(torch_checkpoint)} '{source_path}' -> {_words(torch_target)} '{target_path}' "
+                         f"({kind}), {how}")
     return CrossMatch(pairs, problems, hints)
