@@ -319,3 +319,12 @@ def test_positions_are_no_names(tmp_path):
     assert match.problems == []
     assert match.pairs["0.weight"][0] == ("model/_operations/1/_kernel/.ATTRIBUTES/VARIABLE_VALUE",)
     assert all(hint.endswith("by order") for hint in match.hints)
+
+
+def test_by_name_false_pairs_by_order_alone(tmp_path):
+    prefix, _ = _tf1_checkpoint(tmp_path / "m.ckpt", {"hidden/kernel": (3, 4), "hidden/bias": (4,),
+                                                      "head/kernel": (4, 2), "head/bias": (2,)})
+    match = cross_framework_matches(open_checkpoint(prefix), torch_vars(HiddenHead()), by_name=False)
+    assert match.pairs == {}
+    assert {p[0] for p in match.problems} == {"hidden.weight", "hidden.bias", "head.weight", "head.bias"}
+    assert match.problems[0][2].startswith("Keras layer 'head' -> torch module 'hidden' (by order): ")

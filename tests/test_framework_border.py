@@ -7,9 +7,8 @@ GRU, and an attention block (MultiHeadAttention, residual, LayerNorm, Dense).
 
 Keras -> torch: the Keras model saved as ``.weights.h5``, ``.keras``, a TF2
 ``tf.train.Checkpoint(model=m)`` (object keys ``model/_operations/N/...`` carry no layer names:
-layers pair by their order, what ``match="order"`` does for a Keras target; a torch target
-takes the default ``match="name"``, whose cross-framework step pairs by order when names say
-nothing) and a TF1 Saver checkpoint under Keras' own variable names (``hidden/kernel``,
+layers pair by their order; the default ``match="name"`` pairs by order when names say
+nothing, ``match="order"`` by order alone) and a TF1 Saver checkpoint under Keras' own variable names (``hidden/kernel``,
 ``lstm/lstm_cell/kernel``). ``plan_restore(src, module)`` has no problem and leaves nothing
 unmapped (``num_batches_tracked`` is bookkeeping), ``restore`` gives the Keras output, and
 ``from_plan(plan).write("x.safetensors")`` loads into a fresh module with
@@ -19,6 +18,11 @@ torch -> Keras: the module's ``state_dict`` saved with ``safetensors.torch.save_
 ``torch.save`` (``.pt``); ``plan_restore(src, keras_model)`` then ``restore`` gives the torch
 output, and ``from_plan(plan).write("x.weights.h5", model=...)`` loads into a fresh Keras model
 with ``load_weights`` and gives it too.
+
+TF2 by order: ``plan_restore(tf2, module, match="order")`` pairs by layer order alone and gives
+the same plan. Where order genuinely cannot decide (no layer names in a TF2 checkpoint and a
+module declaring its layers in another order), the plan says so, a ``layout_mismatch`` naming
+both shapes, and nothing is restored or written.
 
 Tolerance: float32 round-off of two summation orders, ``rtol=1e-5`` with ``atol=1e-6`` for the
 feed-forward models and ``atol=1e-5`` for recurrent and attention ones.
@@ -263,3 +267,61 @@ def test_torch_to_keras_gives_the_torch_output(sources, source_format, tmp_path)
     loaded = sources.build_keras()
     loaded.load_weights(out)
     np.testing.assert_allclose(keras_output(loaded, sources.x), sources.torch_out, rtol=1e-5, atol=sources.atol)
+
+
+# --- by order alone, and where order cannot decide -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mlp_sources(tmp_path_factory):
+    return Sources("mlp_batchnorm", tmp_path_factory.mktemp("mlp_order"))
+
+
+def test_match_order_pairs_a_tf2_checkpoint_into_torch_by_order(mlp_sources):
+    """``match="order"`` into a torch module: layers pair by their order alone, as the TF2 object
+    keys (``model/_functional/_operations/N``) need; the same plan as the default gives."""
+    module = mlp_sources.fresh_torch()
+    plan = plan_restore(mlp_sources.files["tf2"], module, match="order")
+    assert_clean(plan)
+    assert plan.mapping == plan_restore(mlp_sources.files["tf2"], mlp_sources.fresh_torch()).mapping
+    assert [h.rpartition(", ")[2] for h in plan.hints if "->" in h] == ["by order"] * 3
+    restore(plan)
+    np.testing.assert_allclose(torch_output(module, mlp_sources.x), mlp_sources.keras_out, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ckptwidgets.PlanError, match="leave match at its default"):
+        plan_restore(mlp_sources.files["safetensors"], mlp_sources.fresh_torch(), match="order")
+
+
+class HeadFirstMLP(nn.Module):
+    """TorchMLP with its Linear layers declared head first and named unlike Keras' layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.out = nn.Linear(6, 3)
+        self.inp = nn.Linear(4, 6)
+        self.norm = nn.BatchNorm1d(6, eps=1e-3)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.norm(self.inp(x))))
+
+
+def test_where_order_cannot_decide_the_plan_says_so_with_both_shapes(mlp_sources):
+    """Genuinely undecidable: a TF2 checkpoint carries no layer names, and the module declares
+    its Linear layers in the other order under other names. Pairing by order gives the Keras
+    ``hidden`` kernel ``[4, 6]`` to ``out.weight [3, 6]``: a layout_mismatch naming both shapes,
+    no guess, and nothing restored or written. ``match="order"`` on the ``.weights.h5`` (whose
+    names would pair ``hidden`` and ``head`` with TorchMLP's) is refused the same way."""
+    module = HeadFirstMLP().eval()
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    plan = plan_restore(mlp_sources.files["tf2"], module)
+    layout = [p for p in plan.problems if p.reason == "layout_mismatch"]
+    assert {p.variable for p in layout} == {"out.weight", "out.bias", "inp.weight", "inp.bias"}
+    (message,) = {p.message for p in layout if p.variable == "out.weight"}
+    assert "Linear weight [3, 6] cannot come from Dense kernel [4, 6]" in message and "by order" in message
+    with pytest.raises(ckptwidgets.RestoreError):
+        restore(plan)
+    assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())
+    with pytest.raises(ckptwidgets.PlanError):
+        from_plan(plan)
+    by_order = plan_restore(mlp_sources.files["weights.h5"], mlp_sources.fresh_torch(), match="order")
+    messages = [p.message for p in by_order.problems if p.reason == "layout_mismatch"]
+    assert any("Linear weight [6, 4] cannot come from Dense kernel [6, 3]" in m for m in messages), messages

@@ -186,7 +186,7 @@ def _named_pairs(by_family: dict, wanted: dict, source_paths: list, target_paths
     return named
 
 
-def cross_framework_matches(ckpt, infos) -> CrossMatch | None:
+def cross_framework_matches(ckpt, infos, by_name: bool = True) -> CrossMatch | None:
     """Pair a checkpoint's layers with the variables' layers when their frameworks differ.
 
     Parameters
@@ -195,6 +195,9 @@ def cross_framework_matches(ckpt, infos) -> CrossMatch | None:
         The opened checkpoint (its ``entries``: ``name``, ``shape``, ``kind``).
     infos : iterable of VarInfo
         The plan's variables, with ``framework``, ``layer`` and ``layer_kind``.
+    by_name : bool
+        False: every layer pairs by order within its family, whatever the names say
+        (``plan_restore(..., match="order")`` into a torch module).
 
     Returns
     -------
@@ -225,7 +228,7 @@ def cross_framework_matches(ckpt, infos) -> CrossMatch | None:
             hints.append(f"{_words(torch_target)} '{path}' ({kind}): no layout known for a {kind}; left to names and rules")
             continue
         wanted.setdefault(family, []).append(path)
-    named = _named_pairs(by_family, wanted, list(source_layers), list(target_layers))
+    named = _named_pairs(by_family, wanted, list(source_layers), list(target_layers)) if by_name else {}
     for family, paths in wanted.items():
         by_name = {t: s for s, t in named.get(family, [])}
         found = [s for s in by_family.get(family, []) if s not in by_name.values()]

@@ -6,7 +6,8 @@ Private helper of :func:`ckptwidgets.plan_restore`:
 - a torch module (``VarInfo.framework == "torch"``): rules (a side ending in ``.`` is a scope
   too, :mod:`.rules`), then exact names (a ``.pt`` / ``.safetensors`` saved from the module's
   ``state_dict``: identity), then EMA shadows; no TensorFlow structure (nothing imports TF);
-  ``match="order"`` is for Keras models only;
+  ``match="order"``: a checkpoint of the other framework whose layers pair by order alone
+  (within each layer family, names ignored); a torch checkpoint is matched by name;
 - anything else: :func:`.structure.find_keys` (rules, structure, names);
 - then, when the checkpoint is of another framework than
   the variables (torch names against Keras / TF names), cross-framework pairing
@@ -44,10 +45,10 @@ class Planned(NamedTuple):
     layout: list
 
 
-def cross_matches(ckpt, infos: dict):
-    """``cross_framework_matches(ckpt, [VarInfo])`` (:mod:`.cross`): None unless the checkpoint's
-    names and the variables are of different frameworks."""
-    return cross_framework_matches(ckpt, list(infos.values()))
+def cross_matches(ckpt, infos: dict, by_name: bool = True):
+    """``cross_framework_matches(ckpt, [VarInfo], by_name)`` (:mod:`.cross`): None unless the
+    checkpoint's names and the variables are of different frameworks."""
+    return cross_framework_matches(ckpt, list(infos.values()), by_name=by_name)
 
 
 def plan_keys(ckpt, variables, infos: dict, skipped: set, rules, prefer_ema: bool, given_root: bool,
@@ -55,9 +56,10 @@ def plan_keys(ckpt, variables, infos: dict, skipped: set, rules, prefer_ema: boo
     """The keys (and transforms) of ``infos``; variables in ``skipped`` get none."""
     torch_target = bool(infos) and next(iter(infos.values())).framework == "torch"
     if torch_target:
-        if match != "name":
-            raise PlanError("match='order' pairs the layers of a Keras model; a torch module is matched by name "
-                            "(its state_dict names), by rules and across frameworks by layer.")
+        if match != "name" and cross_matches(ckpt, infos, by_name=False) is None:
+            raise PlanError("match='order' pairs layers by their order alone: a Keras model's, or a torch module's "
+                            "from a checkpoint of Keras / TF names; a torch checkpoint goes into a torch module by "
+                            "name (its state_dict names) and by rules: leave match at its default.")
         mapping, conflicts, compatible = map_variables(ckpt, infos, Rules(rules, infos, dotted=True), skipped,
                                                        prefer_ema)
         notes = []
@@ -65,7 +67,7 @@ def plan_keys(ckpt, variables, infos: dict, skipped: set, rules, prefer_ema: boo
         found = find_keys(ckpt, variables, infos, skipped, rules, prefer_ema, given_root, match)
         mapping, conflicts, compatible, notes = found.mapping, found.conflicts, found.compatible, list(found.notes)
     transforms, layout = {}, []
-    cross = cross_matches(ckpt, infos) if match == "name" else None
+    cross = cross_matches(ckpt, infos, by_name=match == "name") if match == "name" or torch_target else None
     if cross is not None:
         by_rule = _ruled(ckpt, infos, rules, torch_target)
         paired = {}
