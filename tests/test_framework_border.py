@@ -9,13 +9,14 @@ Keras -> torch: the Keras model saved as ``.weights.h5``, ``.keras``, a TF2
 ``tf.train.Checkpoint(model=m)`` (object keys ``model/_operations/N/...`` carry no layer names:
 layers pair by their order; the default ``match="name"`` pairs by order when names say
 nothing, ``match="order"`` by order alone) and a TF1 Saver checkpoint under Keras' own variable names (``hidden/kernel``,
-``lstm/lstm_cell/kernel``). ``plan_restore(src, module)`` has no problem and leaves nothing
+``lstm/lstm_cell/kernel``), and a safetensors file of those names (``safetensors.numpy``).
+``plan_restore(src, module)`` has no problem and leaves nothing
 unmapped (``num_batches_tracked`` is bookkeeping), ``restore`` gives the Keras output, and
 ``from_plan(plan).write("x.safetensors")`` loads into a fresh module with
 ``load_state_dict(strict=True)`` and gives it too.
 
-torch -> Keras: the module's ``state_dict`` saved with ``safetensors.torch.save_file`` and
-``torch.save`` (``.pt``); ``plan_restore(src, keras_model)`` then ``restore`` gives the torch
+torch -> Keras: the module's ``state_dict`` saved with ``safetensors.torch.save_file``,
+``torch.save`` (``.pt``) and a TF1 Saver under its names (``hidden.weight``); ``plan_restore(src, keras_model)`` then ``restore`` gives the torch
 output, and ``from_plan(plan).write("x.weights.h5", model=...)`` loads into a fresh Keras model
 with ``load_weights`` and gives it too.
 
@@ -38,6 +39,7 @@ from ckptwidgets.write import from_plan
 
 tf = ckptwidgets.import_tensorflow()
 import keras  # noqa: E402
+import safetensors.numpy  # noqa: E402
 import safetensors.torch  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
@@ -183,7 +185,11 @@ def randomize_torch(module):
 def save_tf1(model, prefix: str) -> str:
     """The Keras weights under TF1-style names (their Keras paths: ``hidden/kernel``,
     ``lstm/lstm_cell/kernel``, ``mha/query/kernel``) with ``tf.compat.v1.train.Saver``."""
-    values = {weight.path: np.asarray(weight.numpy()) for weight in model.weights}  # read eagerly, outside the graph
+    # read eagerly, outside the graph
+    return save_tf1_values({weight.path: np.asarray(weight.numpy()) for weight in model.weights}, prefix)
+
+
+def save_tf1_values(values: dict, prefix: str) -> str:
     graph = tf.Graph()
     with graph.as_default():
         for name, value in values.items():
@@ -193,8 +199,8 @@ def save_tf1(model, prefix: str) -> str:
             return tf.compat.v1.train.Saver().save(sess, prefix)
 
 
-KERAS_FORMATS = ("weights.h5", "keras", "tf2", "tf1")
-TORCH_FORMATS = ("safetensors", "pt")
+KERAS_FORMATS = ("weights.h5", "keras", "tf2", "tf1", "safetensors_keras_names")
+TORCH_FORMATS = ("safetensors", "pt", "tf1_torch_names")
 
 
 class Sources:
@@ -212,6 +218,9 @@ class Sources:
         self.keras_model.save(self.files["keras"])
         self.files["tf2"] = tf.train.Checkpoint(model=self.keras_model).write(str(folder / "tf2" / "ckpt"))
         self.files["tf1"] = save_tf1(self.keras_model, str(folder / "tf1" / "model.ckpt"))
+        self.files["safetensors_keras_names"] = str(folder / "keras_names.safetensors")
+        safetensors.numpy.save_file({w.path: np.asarray(w.numpy()) for w in self.keras_model.weights},
+                                    self.files["safetensors_keras_names"])
         torch.manual_seed(0)
         self.torch_module = torch_class().eval()
         randomize_torch(self.torch_module)
@@ -221,6 +230,8 @@ class Sources:
         safetensors.torch.save_file(state, self.files["safetensors"])
         self.files["pt"] = str(folder / "model.pt")
         torch.save(state, self.files["pt"])
+        self.files["tf1_torch_names"] = save_tf1_values({k: v.numpy() for k, v in state.items()},
+                                                        str(folder / "tf1_torch" / "model.ckpt"))
 
     def fresh_torch(self):
         torch.manual_seed(1)
