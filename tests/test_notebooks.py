@@ -29,6 +29,7 @@ ALL_NOTEBOOKS = ISSUE_2_NOTEBOOKS + [
     "06_explore_a_real_checkpoint.ipynb",
     "07_write_a_converted_checkpoint.ipynb",
     "08_migrate_to_keras3.ipynb",
+    "09_take_your_checkpoint_to_pytorch.ipynb",
 ]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
@@ -790,7 +791,7 @@ def test_notebooks_02_to_06_use_ckptwidgets(name):
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     number = name[:2]
     headings = [c.source for c in nb.cells if c.cell_type == "markdown"]
-    if number not in ("06", "08"):  # 06 and 08 use ckptwidgets throughout
+    if number not in ("06", "08", "09"):  # 06, 08 and 09 use ckptwidgets throughout
         assert any(h.startswith("## With ckptwidgets") for h in headings), name
         ids = [c.id for c in nb.cells]
         assert ids.index(f"{number}-cw-md") < ids.index(f"{number}-summary"), name
@@ -867,7 +868,8 @@ def test_08_migrate_to_keras3():
     """Issue #13 item 6: a TF1 checkpoint mapped into a Keras 3 model, written as .weights.h5, loaded back."""
     name = "08_migrate_to_keras3.ipynb"
     nb = execute(name)
-    nav = "[Contents](00_start_here.ipynb) · [← 07 Write a converted checkpoint](07_write_a_converted_checkpoint.ipynb)"
+    nav = ("[Contents](00_start_here.ipynb) · [← 07 Write a converted checkpoint](07_write_a_converted_checkpoint.ipynb)"
+           " · [09 Take your checkpoint to PyTorch →](09_take_your_checkpoint_to_pytorch.ipynb)")
     assert nb.cells[0].source == nav and nb.cells[-1].source.endswith(nav)
     setup = next(cell.source for cell in nb.cells if cell.cell_type == "code")
     assert "tf = ckptwidgets.import_tensorflow()" in setup
@@ -900,6 +902,36 @@ def test_08_migrate_to_keras3():
         "layers/dense_1/vars/0  logits/vars/0    [8, 2] \n"
         "layers/dense_1/vars/1  logits/vars/1    [2]    \n",
     )
+
+
+@pytest.mark.notebook
+def test_09_take_your_checkpoint_to_pytorch():
+    """Issue #25 item 7: a Keras model into torch with transforms, BERT through the preset into
+    BertModel (strict), safetensors back into Keras; both frameworks compute the same outputs."""
+    nb = execute("09_take_your_checkpoint_to_pytorch.ipynb")
+    shows(nb, "09-plan", "transform: 'conv.weight' <- HWIO->OIHW('layers/conv2d/vars/0')")
+    shows(nb, "09-plan", "transform: 'logits.weight' <- transpose('layers/dense/vars/0')")
+    shows(nb, "09-plan", "9 variables, 8 mapped, 0 unmapped, 0 problems")
+    shows_widget(nb, "09-mapper", "VariableMapper")
+    shows_match(nb, "09-mapper", r"\nconv\.weight +\[4, 1, 3, 3\] float32 +layers/conv2d/vars/0 +HWIO->OIHW +✓ mapped\n")
+    shows_match(nb, "09-mapper", r"\nlogits\.weight +\[3, 144\] float32 +layers/dense/vars/0 +transpose +✓ mapped\n")
+    shows_match(nb, "09-ex1-check", r"^Not yet: replace TODO")
+    shows(nb, "09-restore", "Restored 8 variables")
+    shows_match(nb, "09-restore", r"max abs difference: \d\.\de-0[6-9]\n")
+    shows_match(nb, "09-flatten", r"max abs difference, flattened NCHW: (0\.[1-9]|[1-9])")  # clearly not the same
+    shows(nb, "09-bert-write", "slot      84 entries")
+    shows(nb, "09-bert-plan", "transpose('bert/encoder/layer_0/attention/self/query/kernel')")
+    shows(nb, "09-bert-plan", "left out: 88 keys\n   84 × Adam's moment estimate (optimizer state)\n")
+    shows(nb, "09-bert-load", "<All keys matched successfully>\nquery weight == TF kernel transposed: True\n")
+    shows(nb, "09-bert-shell", "cli written: False")
+    shows(nb, "09-bert-shell", "Wrote 39 tensors")
+    shows(nb, "09-bert-shell", "the same tensors as the Python export: True")
+    shows(nb, "09-back-train", "norm.num_batches_tracked  int64    []")
+    shows(nb, "09-back-plan", "transform: 'cnn/conv/kernel' <- OIHW->HWIO('conv.weight')")
+    shows(nb, "09-back-plan", "cnn/logits/kernel         transpose('logits.weight')  transform  float32  [144, 3]")
+    shows_match(nb, "09-back-load", r"max abs difference: \d\.\de-0[6-9]\nsame classes: True\n")
+    shows_widget(nb, "09-ex3-mapper", "VariableMapper")
+    shows_match(nb, "09-ex3-check", r"^Not yet: 'cnn/logits/kernel' still reads 'logits.weight'")
 
 
 def _nav_targets(line: str) -> list:
