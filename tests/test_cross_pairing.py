@@ -328,3 +328,23 @@ def test_by_name_false_pairs_by_order_alone(tmp_path):
     assert match.pairs == {}
     assert {p[0] for p in match.problems} == {"hidden.weight", "hidden.bias", "head.weight", "head.bias"}
     assert match.problems[0][2].startswith("Keras layer 'head' -> torch module 'hidden' (by order): ")
+
+
+def test_a_keras_3_tf2_checkpoint_with_its_optimizer_groups_by_the_object_graph(tmp_path):
+    """Saved with its optimizer, Keras 3's trainable weights are keyed
+    ``optimizer/_trainable_variables/N``: the object graph's path through the model says the layer."""
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(3)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2)(hidden))
+    model.compile(optimizer="adam", loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    prefix = tf.train.Checkpoint(model=model, optimizer=model.optimizer).write(str(tmp_path / "tf2"))
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    match = cross_framework_matches(open_checkpoint(prefix), torch_vars(net))
+    assert match.problems == []
+    assert summary(match) == {
+        "0.weight": (("optimizer/_trainable_variables/0/.ATTRIBUTES/VARIABLE_VALUE",), "transpose"),
+        "0.bias": (("optimizer/_trainable_variables/1/.ATTRIBUTES/VARIABLE_VALUE",), "as is"),
+        "1.weight": (("optimizer/_trainable_variables/2/.ATTRIBUTES/VARIABLE_VALUE",), "transpose"),
+        "1.bias": (("optimizer/_trainable_variables/3/.ATTRIBUTES/VARIABLE_VALUE",), "as is")}
+    assert match.hints[0] == "Keras layer 'model/_operations/1' -> torch module '0' (Linear), by order"

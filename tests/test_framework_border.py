@@ -6,7 +6,9 @@ torch; Conv2D, DepthwiseConv2D, global average pooling, Dense), Embedding + LSTM
 GRU, and an attention block (MultiHeadAttention, residual, LayerNorm, Dense).
 
 Keras -> torch: the Keras model saved as ``.weights.h5``, ``.keras``, a TF2
-``tf.train.Checkpoint(model=m)`` (object keys ``model/_operations/N/...`` carry no layer names:
+``tf.train.Checkpoint(model=m)``, also with its optimizer (whose
+``optimizer/_trainable_variables/N`` keys the trainable weights: the object graph says which
+layer holds each), (object keys ``model/_operations/N/...`` carry no layer names:
 layers pair by their order; the default ``match="name"`` pairs by order when names say
 nothing, ``match="order"`` by order alone) and a TF1 Saver checkpoint under Keras' own variable names (``hidden/kernel``,
 ``lstm/lstm_cell/kernel``), and a safetensors file of those names (``safetensors.numpy``).
@@ -199,7 +201,7 @@ def save_tf1_values(values: dict, prefix: str) -> str:
             return tf.compat.v1.train.Saver().save(sess, prefix)
 
 
-KERAS_FORMATS = ("weights.h5", "keras", "tf2", "tf1", "safetensors_keras_names")
+KERAS_FORMATS = ("weights.h5", "keras", "tf2", "tf2_with_optimizer", "tf1", "safetensors_keras_names")
 TORCH_FORMATS = ("safetensors", "pt", "tf1_torch_names")
 
 
@@ -221,6 +223,12 @@ class Sources:
         self.files["safetensors_keras_names"] = str(folder / "keras_names.safetensors")
         safetensors.numpy.save_file({w.path: np.asarray(w.numpy()) for w in self.keras_model.weights},
                                     self.files["safetensors_keras_names"])
+        # Saved with its optimizer, a Keras 3 model's trainable weights are keyed
+        # optimizer/_trainable_variables/N: only the object graph says which layer holds each.
+        self.keras_model.compile(optimizer="adam", loss="mse")
+        self.keras_model.optimizer.build(self.keras_model.trainable_variables)
+        self.files["tf2_with_optimizer"] = tf.train.Checkpoint(
+            model=self.keras_model, optimizer=self.keras_model.optimizer).write(str(folder / "tf2_opt" / "ckpt"))
         torch.manual_seed(0)
         self.torch_module = torch_class().eval()
         randomize_torch(self.torch_module)
@@ -252,6 +260,8 @@ def assert_clean(plan):
 def test_keras_to_torch_gives_the_keras_output(sources, source_format, tmp_path):
     module = sources.fresh_torch()
     plan = plan_restore(sources.files[source_format], module)
+    if source_format == "tf2_with_optimizer":
+        assert any(e.key.startswith("optimizer/_trainable_variables/") for e in plan.checkpoint.entries)
     assert_clean(plan)
     assert [e.key for e in plan.unused] == []
     restore(plan)

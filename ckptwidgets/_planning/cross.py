@@ -4,7 +4,9 @@ Names say nothing across the border (``dense_1/kernel`` vs ``2.weight``), so lay
 paired by structure: the checkpoint's entries are grouped into layers (``dense/kernel`` ->
 ``dense``; ``layers/dense/vars/0`` -> ``dense``; ``layer_with_weights-0/kernel`` ->
 ``layer_with_weights-0``; ``encoder.lin.weight`` -> ``encoder.lin``; a recurrent cell and
-attention's query/key/value/output sublayers belong to their layer), each layer's family
+attention's query/key/value/output sublayers belong to their layer; a TF2 checkpoint's weights
+that the optimizer's path keys, ``optimizer/_trainable_variables/N``, by their path through the
+model in its object graph), each layer's family
 (dense, conv, batchnorm, lstm...) is told from its tensor names and shapes. Layers whose names
 match pair by name first (exactly, ``/`` and ``.`` alike, or once a leading scope common to all
 of a side's layers, such as a Keras model's name, is dropped; positions such as torch's ``0``
@@ -74,6 +76,40 @@ def checkpoint_layers(entries, torch_names: bool) -> dict:
             if any(n in layers.get(owner, {}) for n in ("in_proj_weight", "q_proj_weight")):
                 layers[owner].update({f"out_proj.{n}": e for n, e in layers.pop(path).items()})
     return {path: layers[path] for path in sorted(layers, key=natural_key)}
+
+
+#: Children that make a TF2 checkpoint's node an optimizer (Keras 3's, and TF's own with ``iter``).
+_OPTIMIZER_CHILDREN = {"_trainable_variables", "_iterations", "iter"}
+_VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def _through_the_model(ckpt, entries: list) -> list:
+    """A TF2 checkpoint's entries named by their path through the model, not the optimizer.
+
+    A Keras 3 model saved with its optimizer keys its trainable weights
+    ``optimizer/_trainable_variables/N`` (the first path a breadth-first walk finds), which
+    says no layer; the object graph also reaches each through the model
+    (``model/_functional/_operations/1/_kernel``). Grouping into layers uses that path; the
+    keys stay as they are.
+    """
+    if not getattr(ckpt, "object_based", False) or not any(e.name.startswith("optimizer/") for e in entries):
+        return entries
+    graph = ckpt.object_graph
+    if graph is None:
+        return entries
+    paths: dict = {0: ""}
+    queue = [0]
+    while queue:  # breadth first, as TensorFlow names keys, but never into an optimizer
+        parent = queue.pop(0)
+        for name, child in graph.nodes[parent].children:
+            node = graph.nodes[child]
+            if child in paths or node.slots or _OPTIMIZER_CHILDREN & {n for n, _ in node.children}:
+                continue
+            paths[child] = f"{paths[parent]}/{name}" if paths[parent] else name
+            queue.append(child)
+    by_key = {graph.key_of(node): path for node, path in paths.items() if graph.key_of(node)}
+    return [e._replace(name=by_key[e.key]) if e.key.endswith(_VALUE_SUFFIX) and by_key.get(e.key) else e
+            for e in entries]
 
 
 def _family(tensors: dict, has_embeddings: bool) -> str | None:
@@ -213,7 +249,8 @@ def cross_framework_matches(ckpt, infos, by_name: bool = True) -> CrossMatch | N
     torch_target = infos[0].framework == "torch"
     if torch_checkpoint == torch_target or not any(getattr(i, "layer_kind", None) for i in infos):
         return None
-    source_layers = checkpoint_layers(entries, torch_checkpoint)
+    source_layers = checkpoint_layers(entries if torch_checkpoint else _through_the_model(ckpt, entries),
+                                      torch_checkpoint)
     target_layers = _target_layers(infos)
     has_embeddings = any(kind == "Embedding" for kind, _ in target_layers.values())
     by_family: dict = {}
