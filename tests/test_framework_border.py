@@ -6,21 +6,22 @@ torch; Conv2D, DepthwiseConv2D, global average pooling, Dense), Embedding + LSTM
 GRU, and an attention block (MultiHeadAttention, residual, LayerNorm, Dense).
 
 Keras -> torch: the Keras model saved as ``.weights.h5``, ``.keras``, a TF2
-``tf.train.Checkpoint(model=m)``, also with its optimizer (whose
-``optimizer/_trainable_variables/N`` keys the trainable weights: the object graph says which
-layer holds each), (object keys ``model/_operations/N/...`` carry no layer names:
-layers pair by their order; the default ``match="name"`` pairs by order when names say
-nothing, ``match="order"`` by order alone) and a TF1 Saver checkpoint under Keras' own variable names (``hidden/kernel``,
-``lstm/lstm_cell/kernel``), and a safetensors file of those names (``safetensors.numpy``).
-``plan_restore(src, module)`` has no problem and leaves nothing
-unmapped (``num_batches_tracked`` is bookkeeping), ``restore`` gives the Keras output, and
-``from_plan(plan).write("x.safetensors")`` loads into a fresh module with
-``load_state_dict(strict=True)`` and gives it too.
+``tf.train.Checkpoint(model=m)`` (object keys ``model/_operations/N/...`` carry no layer names:
+layers pair by their order), the same with its optimizer (which keys the trainable weights
+``optimizer/_trainable_variables/N``: the object graph says which layer holds each), a TF1
+Saver checkpoint under Keras' own variable names (``hidden/kernel``, ``lstm/lstm_cell/kernel``)
+and a safetensors file of those names (``safetensors.numpy``). ``plan_restore(src, module)``
+has no problem and leaves nothing unmapped (``num_batches_tracked`` is bookkeeping) or unused,
+``restore`` gives the Keras output, and ``from_plan(plan).write("x.safetensors")`` loads into a
+fresh module with ``load_state_dict(strict=True)`` and gives it too. The MLP's and the attention
+block's torch attributes are named as the Keras layers (they pair by name, ``hidden`` before
+``head`` whatever the natural order of names says); the others' are not (they pair by order).
 
 torch -> Keras: the module's ``state_dict`` saved with ``safetensors.torch.save_file``,
-``torch.save`` (``.pt``) and a TF1 Saver under its names (``hidden.weight``); ``plan_restore(src, keras_model)`` then ``restore`` gives the torch
-output, and ``from_plan(plan).write("x.weights.h5", model=...)`` loads into a fresh Keras model
-with ``load_weights`` and gives it too.
+``torch.save`` (``.pt``) and a TF1 Saver under its names (``hidden.weight``);
+``plan_restore(src, keras_model)`` then ``restore`` gives the torch output, and
+``from_plan(plan).write("x.weights.h5", model=...)`` loads into a fresh Keras model with
+``load_weights`` and gives it too.
 
 TF2 by order: ``plan_restore(tf2, module, match="order")`` pairs by layer order alone and gives
 the same plan. Where order genuinely cannot decide (no layer names in a TF2 checkpoint and a
