@@ -25,7 +25,10 @@ from __future__ import annotations
 import os
 import threading
 
-__all__ = ["BackgroundSync", "sync_data"]
+__all__ = ["BackgroundSync", "SyncedWrites", "sync_data", "SYNC_EVERY_BYTES"]
+
+#: :class:`SyncedWrites` asks for a sync each time this many bytes were written since the last.
+SYNC_EVERY_BYTES = 64 << 20
 
 
 def sync_data(fd: int) -> None:
@@ -79,3 +82,53 @@ class BackgroundSync(threading.Thread):
         self._stopping = True
         self._wake.set()
         self.join()
+
+
+class SyncedWrites:
+    """Writes to an open file, a :class:`BackgroundSync` syncing every :data:`SYNC_EVERY_BYTES`.
+
+    Small files never start the thread. :meth:`finish` waits for the syncs, raises a failed
+    one, and syncs the rest (data and size: ``fsync``); :meth:`stop` only ends the thread
+    (on an error path, before the file is closed and removed).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.TemporaryFile() as f:
+    ...     writes = SyncedWrites(f)
+    ...     writes.write(b"x" * 100)
+    ...     writes.finish()
+    ...     writes.written
+    100
+    """
+
+    def __init__(self, file, every: int = SYNC_EVERY_BYTES):
+        self._file, self._every = file, every
+        self._unsynced, self.written = 0, 0
+        self._syncer: BackgroundSync | None = None
+
+    def write(self, piece) -> None:
+        self._file.write(piece)
+        size = len(piece) if isinstance(piece, bytes) else memoryview(piece).nbytes
+        self.written += size
+        self._unsynced += size
+        if self._unsynced < self._every:
+            return
+        self._unsynced = 0
+        self._file.flush()
+        if self._syncer is None:
+            self._syncer = BackgroundSync(self._file.fileno())
+        elif self._syncer.error is not None:
+            raise self._syncer.error
+        self._syncer.request()
+
+    def stop(self) -> None:
+        if self._syncer is not None:
+            self._syncer.stop()
+
+    def finish(self) -> None:
+        self._file.flush()
+        self.stop()
+        if self._syncer is not None and self._syncer.error is not None:
+            raise self._syncer.error
+        os.fsync(self._file.fileno())  # what is left, and the file's size

@@ -34,7 +34,7 @@ import struct
 import numpy as np
 
 from . import _protos
-from .._background_sync import BackgroundSync
+from .._background_sync import SyncedWrites
 from .._dtypes import BY_NAME
 from ._tensordata import crc32c, mask
 
@@ -141,8 +141,7 @@ class BundleWriter:
         self.prefix = prefix
         self._data = open(prefix + DATA_SUFFIX, "wb")
         self._offset = 0
-        self._unsynced = 0
-        self._syncer: BackgroundSync | None = None
+        self._writes = SyncedWrites(self._data, SYNC_EVERY_BYTES)
         self._entries: dict[str, bytes] = {}
         #: ``{key: crc32c of the bytes written}``, to check a read-back against.
         self.crcs: dict[str, int] = {}
@@ -187,29 +186,11 @@ class BundleWriter:
         return size
 
     def _write(self, piece) -> None:
-        self._data.write(piece)
-        self._unsynced += len(piece) if isinstance(piece, bytes) else piece.nbytes
-        if self._unsynced < SYNC_EVERY_BYTES:
-            return
-        self._unsynced = 0
-        self._data.flush()
-        if self._syncer is None:  # small checkpoints never start the thread
-            self._syncer = BackgroundSync(self._data.fileno())
-        elif self._syncer.error is not None:
-            raise self._syncer.error
-        self._syncer.request()
-
-    def _stop_syncing(self) -> None:
-        if self._syncer is not None:
-            self._syncer.stop()
-            if self._syncer.error is not None:
-                raise self._syncer.error
+        self._writes.write(piece)
 
     def finish(self) -> None:
         """Close the data file (flushed to disk) and write the index."""
-        self._data.flush()
-        self._stop_syncing()
-        os.fsync(self._data.fileno())  # what is left, and the file's size
+        self._writes.finish()
         self._data.close()
         header = _protos.BundleHeaderProto(num_shards=1)
         header.version.producer = 1
@@ -225,8 +206,7 @@ class BundleWriter:
     def abort(self) -> None:
         """Close and delete what was written."""
         try:
-            if self._syncer is not None:
-                self._syncer.stop()
+            self._writes.stop()
             self._data.close()
         except OSError:
             pass  # a full disk fails the flush of the last buffered bytes again; the file is closed anyway

@@ -15,9 +15,10 @@ renamed, cast or averaged, ``ckptwidgets.from`` (JSON ``{key: "source key"}`` or
 Safety is every writer's (:mod:`ckptwidgets.sources._atomic`): everything is checked before
 a byte is written (the plan's problems, its own source, dtypes safetensors cannot hold, an
 existing output); the file is written to a hidden temporary name in the destination
-folder one tensor at a time (a mean in float64 chunks), each tensor's crc32 taken of the
-bytes written; it is ``fsync``-ed, read back with our reader (keys, dtypes, shapes, and
-the crc32 of every tensor's bytes), and only then moved into place. Any failure removes
+folder one tensor at a time (a mean in float64 chunks), each tensor's crc32c taken of the
+bytes written, a background thread syncing every 64 MB so that the disk writes while the
+next tensors are read; it is ``fsync``-ed, read back with our reader (keys, dtypes, shapes,
+and the crc32c of every tensor's bytes), and only then moved into place. Any failure removes
 the temporary file and raises :class:`~ckptwidgets.errors.WriteError`. A TF2 object graph
 (a string tensor of TensorFlow's bookkeeping, which safetensors cannot hold) is left out
 and reported in ``dropped``.
@@ -28,11 +29,12 @@ import json
 import math
 import os
 import time
-import zlib
 
+import crc32c as _crc32c
 import numpy as np
 
 from .. import _atomic
+from .._background_sync import SYNC_EVERY_BYTES, SyncedWrites
 from .._dtypes import numpy_type
 from ...errors import WriteError
 from . import INDEX_SUFFIX, SUFFIX
@@ -126,26 +128,31 @@ def _chunks(item):
 def _write_file(temp: str, items, head: bytes, tick) -> dict:
     crcs, done = {}, 0
     with open(temp, "xb") as f:
-        f.write(head)
-        for item in items:
-            crc = 0
-            for chunk in _chunks(item):
-                data = _little_endian(item, chunk)
-                f.write(data)
-                crc = zlib.crc32(data, crc)
-                done += data.nbytes
-                del data, chunk  # one tensor at a time
-            crcs[item.key] = crc
-            tick(done)
-        f.flush()
-        os.fsync(f.fileno())
+        writes = SyncedWrites(f)  # the disk writes while the next tensors are read
+        try:
+            writes.write(head)
+            for item in items:
+                crc = 0
+                for chunk in _chunks(item):
+                    data, piece = _little_endian(item, chunk), None
+                    for start in range(0, data.size, SYNC_EVERY_BYTES):  # a big tensor is synced as it goes
+                        piece = data[start:start + SYNC_EVERY_BYTES]
+                        writes.write(piece)
+                        crc = _crc32c.crc32c(piece, crc)
+                    done += data.nbytes
+                    del data, chunk, piece  # one tensor at a time (a piece is a view of it)
+                crcs[item.key] = crc
+                tick(done)
+            writes.finish()
+        finally:
+            writes.stop()
     return crcs
 
 
 def _verify(path: str, temp: str, items, crcs: dict) -> None:
     written = _atomic.read_back(temp, {item.key: (item.dtype, tuple(item.shape)) for item in items})
     for key, value in written.read_many(written.keys()):
-        if zlib.crc32(np.ascontiguousarray(value).reshape(-1).view(np.uint8)) != crcs[key]:
+        if _crc32c.crc32c(np.ascontiguousarray(value).reshape(-1).view(np.uint8)) != crcs[key]:
             raise WriteError(f"Nothing was written to {path!r}: tensor {key!r} reads back other bytes than were "
                              f"written to the temporary file {temp!r} (now removed). The inputs are unchanged.")
         del value  # unmapped now: the next read must not map a second tensor beside this one
