@@ -72,7 +72,9 @@ transpose('dense/kernel')``).
 ``.h5``, which ``model.load_weights`` also reads by order) into a Keras model of the same
 architecture, by layer order and weight order within each layer, the model's own weights
 (``self.bias = self.add_weight(...)``) with the saved model's (:mod:`ckptwidgets._planning.order`);
-``plan.hints`` lists which layer went where and any counts that differ. No rules.
+``plan.hints`` lists which layer went where and any counts that differ. No rules. Into a
+torch module, a checkpoint with Keras/TF names pairs by layer order alone (each layer family
+in order, never by name: :mod:`ckptwidgets._planning.cross`).
 
 Partitioned variables (TF1 ``partitioner=``): a ``PartitionedVariable`` among the variables
 stands for its parts, each a variable of the plan named as TensorFlow names it
@@ -524,7 +526,8 @@ def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, ex
         object graph walked as TensorFlow restores, the dataset a Keras 3 file holds for each
         variable), then names. ``"order"``: a Keras 2 checkpoint (TF2 ``layer_with_weights-N``
         or legacy ``.h5``) into a Keras model of the same architecture, by layer order and
-        weight order within each layer (:mod:`ckptwidgets._planning.order`); no rules.
+        weight order within each layer (:mod:`ckptwidgets._planning.order`); no rules. Into
+        a torch module: the checkpoint's layers by order alone, each with its layout transform.
 
     Returns
     -------
