@@ -8,7 +8,7 @@ biases, which Keras holds as their sum.
 from __future__ import annotations
 
 from ._rules import LayoutError, build, shape_text
-from ._to_torch import CONV_NAMES, GRU_TO_TORCH, conv_axes
+from ._to_torch import CONV_NAMES, GRU_TO_TORCH, conv_axes, renamed
 from ._transform import IDENTITY, chain, concat, part, permute, reshape, sum_of, transpose
 
 __all__ = ["dense", "conv", "depthwise_conv", "embedding", "batch_normalization", "layer_normalization",
@@ -39,17 +39,15 @@ def depthwise_conv(kind, target, source):
 
 
 def embedding(kind, target, source):
-    return build(kind, "Embedding", target, source, {"embeddings": (("weight",), IDENTITY)})
+    return build(kind, "Embedding", target, source, renamed("Embedding", False))
 
 
 def batch_normalization(kind, target, source):
-    rules = {"gamma": (("weight",), IDENTITY), "beta": (("bias",), IDENTITY),
-             "moving_mean": (("running_mean",), IDENTITY), "moving_variance": (("running_var",), IDENTITY)}
-    return build(kind, "BatchNorm", target, source, rules, skip_source=("num_batches_tracked",))
+    return build(kind, "BatchNorm", target, source, renamed("BatchNorm", False), skip_source=("num_batches_tracked",))
 
 
 def layer_normalization(kind, target, source):
-    return build(kind, "LayerNorm", target, source, {"gamma": (("weight",), IDENTITY), "beta": (("bias",), IDENTITY)})
+    return build(kind, "LayerNorm", target, source, renamed("LayerNorm", False))
 
 
 def lstm(kind, target, source):

@@ -50,19 +50,32 @@ def conv(kind, target, source):
     return build(kind, source_kind, target, source, {"weight": (("kernel",), weight), "bias": (("bias",), IDENTITY)})
 
 
+#: Layers whose tensors only change names: ``{Keras name: torch name}``, read one way here and
+#: the other way in :mod:`._to_keras`.
+RENAMED = {
+    "Embedding": {"embeddings": "weight"},
+    "BatchNorm": {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"},
+    "LayerNorm": {"gamma": "weight", "beta": "bias"},
+}
+
+
+def renamed(table: str, to_torch: bool) -> dict:
+    """``build``'s rules of a layer of :data:`RENAMED`: each tensor as it is, under its other name."""
+    pairs = RENAMED[table].items()
+    return {(t if to_torch else k): ((k if to_torch else t,), IDENTITY) for k, t in pairs}
+
+
 def embedding(kind, target, source):
-    return build(kind, "Embedding", target, source, {"weight": (("embeddings",), IDENTITY)})
+    return build(kind, "Embedding", target, source, renamed("Embedding", True))
 
 
 def batch_norm(kind, target, source):
-    rules = {"weight": (("gamma",), IDENTITY), "bias": (("beta",), IDENTITY),
-             "running_mean": (("moving_mean",), IDENTITY), "running_var": (("moving_variance",), IDENTITY)}
-    return build(kind, "BatchNormalization", target, source, rules, skip_target=("num_batches_tracked",))
+    return build(kind, "BatchNormalization", target, source, renamed("BatchNorm", True),
+                 skip_target=("num_batches_tracked",))
 
 
 def layer_norm(kind, target, source):
-    return build(kind, "LayerNormalization", target, source,
-                 {"weight": (("gamma",), IDENTITY), "bias": (("beta",), IDENTITY)})
+    return build(kind, "LayerNormalization", target, source, renamed("LayerNorm", True))
 
 
 def lstm(kind, target, source):
