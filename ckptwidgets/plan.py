@@ -94,7 +94,7 @@ from ._planning.matching import skipped_names
 from ._planning.partitions import var_list_names
 from ._planning.problems import Analysis, Problem, all_fit, find_problems
 from ._planning.structure import MATCHES
-from ._planning.targets import plan_keys, settled
+from ._planning.targets import KeyLayouts, plan_keys, read_as, settled
 from ._planning.variables import VarInfo, collect_by_name, is_torch_module, is_variable, partitioned_parts, variable_name
 from .errors import PlanError
 from .reader import Checkpoint, Entry, open_checkpoint
@@ -169,6 +169,7 @@ class RestorePlan:
         self._conflicts: dict[str, list[str]] = conflicts  # name -> keys two rules gave it
         self._transforms: dict = dict(transforms or {})  # name -> (Transform, extra keys)
         self._layout = list(layout)  # (name or None, key or None, message): transforms cross matching could not decide
+        self._key_layouts = None  # KeyLayouts: the transform of a key picked by hand, built on first use
         self.rules = dict(rules or {})
         self.prefer_ema = prefer_ema
         self._callbacks: list = []
@@ -285,8 +286,11 @@ class RestorePlan:
     # --- analysis, cached until the next edit --------------------------------
     def _analysis(self) -> Analysis:
         if self._cache is None:
+            # A pick whose layout cannot be decided is that problem, not also the raw key's shape.
+            bound = {name for name, key, _message in self._layout if name is not None and key is not None}
+            checked = {n: k for n, k in self._mapping.items() if n not in bound} if bound else self._mapping
             problems = [] if self._clean() else find_problems(
-                self.checkpoint, self._infos, self._mapping, self._duplicates, self._conflicts, self._transforms,
+                self.checkpoint, self._infos, checked, self._duplicates, self._conflicts, self._transforms,
                 self._layout,
             )
             extra = [k for _t, keys in self._transforms.values() for k in keys]
@@ -371,7 +375,11 @@ class RestorePlan:
         :class:`ckptwidgets.layouts.Transform`): the variable takes ``transform(value)``, e.g.
         ``transpose()`` of a Keras Dense kernel for a torch Linear weight; for a transform of
         several tensors ``key`` is a tuple of keys in the transform's argument order. Without
-        one the key's value is taken as it is (an earlier transform is dropped).
+        one, in a plan across frameworks, the transform pairing the key's layer with the
+        variable's gives (:class:`~ckptwidgets._planning.cross.KeyLayouts`), with the extra keys
+        it reads; a key whose layout cannot be decided (a bias for a weight) is a
+        ``layout_mismatch`` problem naming both shapes. Within one framework the key's value is
+        taken as it is (an earlier transform is dropped).
         """
         names = self._part_names(variable_or_name) or [self._name_of(variable_or_name)]
         keys = tuple(key) if isinstance(key, (tuple, list)) and not isinstance(key, Entry) else (key,)
@@ -388,14 +396,22 @@ class RestorePlan:
             raise PlanError("A part of a partitioned variable reads its slice of a key as it is; it takes no transform.")
         found = [self.checkpoint.find(k) for k in keys]
         keys = tuple(e.key if e is not None else k for e, k in zip(found, keys))
+        derive = transform is None and found[0] is not None
+        if derive and self._key_layouts is None:
+            self._key_layouts = KeyLayouts(self.checkpoint, self._infos)
         for name in names:
-            self._mapping[name] = keys[0]
+            read, through, problem = keys, transform, None
+            if derive and self._infos[name].part is None:
+                read, through, problem = read_as(self._key_layouts, name, keys[0])
+            self._mapping[name] = read[0]
             self._conflicts.pop(name, None)
             self._forget_layout(name)
-            if transform is None:
+            if through is None:
                 self._transforms.pop(name, None)
             else:
-                self._transforms[name] = (transform, keys[1:])
+                self._transforms[name] = (through, read[1:])
+            if problem is not None:
+                self._layout.append((name, read[0], problem))
         self._edited()
 
     def unassign(self, variable_or_name) -> None:

@@ -19,6 +19,7 @@ import keras  # noqa: E402
 import ckptwidgets  # noqa: E402
 from ckptwidgets.checks import TODO  # noqa: E402
 from ckptwidgets.checks import pytorch  # noqa: E402
+from ckptwidgets.layouts import IDENTITY  # noqa: E402
 from ckptwidgets.presets import apply_preset  # noqa: E402
 
 from _bert import CONFIG, bert_values  # noqa: E402
@@ -217,15 +218,15 @@ def test_backbone_left_out_too(student, torch_file):
 
 
 def test_a_key_assigned_without_its_transform(student, torch_file):
-    """``plan.assign(name, key)`` reads the key as it is: the conv kernel then reads conv.weight
-    untransposed (a shape problem), and 'Let rules decide' gives the transform back."""
+    """``plan.assign(name, key, transform=IDENTITY)`` reads the key as it is: the conv kernel then
+    reads conv.weight untransposed (a shape problem), and 'Let rules decide' gives the transform back."""
     model, mapper = student
     for name in HEAD:
         mapper.model.choose(name, None)
     mapper.model.choose("cnn/conv/kernel", "conv.weight")  # the key it reads: its transform stays
     assert mapper.plan.transform_of("cnn/conv/kernel")[0].name == "OIHW->HWIO"
-    mapper.plan.assign("cnn/conv/kernel", "conv.weight")
-    hint(result(head_check, mapper, model, torch_file), "'cnn/conv/kernel' reads 'conv.weight'",
+    mapper.plan.assign("cnn/conv/kernel", "conv.weight", transform=IDENTITY)
+    hint(result(head_check, mapper, model, torch_file), "'cnn/conv/kernel' reads as is('conv.weight')",
          "OIHW->HWIO('conv.weight')", "Let rules decide")
     mapper.model.let_rules_decide(["cnn/conv/kernel"])
     mapper.restore()

@@ -18,7 +18,7 @@ safetensors_torch = pytest.importorskip("safetensors.torch")
 
 import ckptwidgets  # noqa: E402
 from ckptwidgets import PlanError, RestoreError, plan_restore, restore  # noqa: E402
-from ckptwidgets.layouts import Transform, transpose  # noqa: E402
+from ckptwidgets.layouts import IDENTITY, Transform, transpose  # noqa: E402
 from ckptwidgets.sources.arrays import ArraySource  # noqa: E402
 from ckptwidgets.write import from_plan  # noqa: E402
 
@@ -244,8 +244,9 @@ def test_a_transform_assignment_restores_the_transposed_kernel(keras_mlp):
     assert np.array_equal(target[0].weight.detach().numpy(), kernel.T)
     with torch.no_grad():
         np.testing.assert_allclose(target(torch.from_numpy(x)).numpy(), expected, rtol=1e-5, atol=1e-6)
-    # Without the transform the shapes differ, and the problem names both.
-    plan.assign("0.weight", plan.key_of("0.weight"))
+    # Read as it is (an explicit "as is": a key alone takes its layer's transform) the shapes differ,
+    # and the problem names both.
+    plan.assign("0.weight", plan.key_of("0.weight"), transform=IDENTITY)
     (problem,) = plan.problems
     assert problem.reason == "shape_mismatch" and "[3, 4]" in problem.message and "[4, 3]" in problem.message
 

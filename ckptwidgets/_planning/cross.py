@@ -21,9 +21,11 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from ..layouts import LAYOUTS, LayoutError, map_layer
+from ..layouts import IDENTITY, LAYOUTS, LayoutError, map_layer
+from ..layouts._rules import shape_text
 
-__all__ = ["CrossMatch", "cross_framework_matches", "checkpoint_layers", "natural_key"]
+__all__ = ["CrossMatch", "cross_framework_matches", "checkpoint_layers", "natural_key", "KeyLayouts",
+           "transform_for_key"]
 
 _CELL = re.compile(r"^(cell|.*_cell)$")
 _ATTENTION_PARTS = {"query", "key", "value", "attention_output", "query_dense", "key_dense", "value_dense",
@@ -110,6 +112,17 @@ def _through_the_model(ckpt, entries: list) -> list:
     by_key = {graph.key_of(node): path for node, path in paths.items() if graph.key_of(node)}
     return [e._replace(name=by_key[e.key]) if e.key.endswith(_VALUE_SUFFIX) and by_key.get(e.key) else e
             for e in entries]
+
+
+def _crossing(entries: list, infos: list) -> bool | None:
+    """Whether the checkpoint's names are torch's, when they and the variables are of different
+    frameworks and some variable has a layer kind; None when they are not."""
+    if not infos or not entries:
+        return None
+    torch_checkpoint = all(_is_torch_name(e.name) for e in entries)
+    if torch_checkpoint == (infos[0].framework == "torch") or not any(getattr(i, "layer_kind", None) for i in infos):
+        return None
+    return torch_checkpoint
 
 
 def _family(tensors: dict, has_embeddings: bool) -> str | None:
@@ -243,12 +256,10 @@ def cross_framework_matches(ckpt, infos, by_name: bool = True) -> CrossMatch | N
     """
     infos = list(infos)
     entries = [e for e in ckpt.entries if e.kind == "variable"]
-    if not infos or not entries:
+    torch_checkpoint = _crossing(entries, infos)
+    if torch_checkpoint is None:
         return None
-    torch_checkpoint = all(_is_torch_name(e.name) for e in entries)
-    torch_target = infos[0].framework == "torch"
-    if torch_checkpoint == torch_target or not any(getattr(i, "layer_kind", None) for i in infos):
-        return None
+    torch_target = not torch_checkpoint
     source_layers = checkpoint_layers(entries if torch_checkpoint else _through_the_model(ckpt, entries),
                                       torch_checkpoint)
     target_layers = _target_layers(infos)
@@ -297,3 +308,146 @@ def cross_framework_matches(ckpt, infos, by_name: bool = True) -> CrossMatch | N
             hints.append(f"{_words(torch_checkpoint)} '{source_path}' -> {_words(torch_target)} '{target_path}' "
                          f"({kind}), {how}")
     return CrossMatch(pairs, problems, hints)
+
+
+class KeyLayouts:
+    """Which keys, through which transform, a variable reads when a key is picked for it by hand.
+
+    The derivation of :func:`cross_framework_matches` for one pick: the picked key's layer is
+    paired with the variable's layer through :func:`~ckptwidgets.layouts.map_layer`. Built once
+    per plan (the layers of both sides are grouped once; each pair of layers is mapped once), so
+    that a dropdown can ask about every key it offers.
+
+    Parameters
+    ----------
+    ckpt : Checkpoint
+    infos : dict or iterable of VarInfo
+        The plan's variables, with ``framework``, ``layer`` and ``layer_kind``.
+
+    Attributes
+    ----------
+    crosses : bool
+        True when the checkpoint and the variables are of different frameworks (what
+        :func:`cross_framework_matches` pairs); else every pick is read as it is.
+    """
+
+    def __init__(self, ckpt, infos):
+        self._infos = {i.name: i for i in (infos.values() if hasattr(infos, "values") else infos)}
+        self._ckpt = ckpt
+        entries = [e for e in ckpt.entries if e.kind == "variable"]
+        torch_checkpoint = _crossing(entries, list(self._infos.values()))
+        self.crosses = torch_checkpoint is not None
+        self._mapped: dict = {}  # (model layer, checkpoint layer) -> {variable: (keys, Transform)} or a message
+        if not self.crosses:
+            return
+        self._words = _words(torch_checkpoint), _words(not torch_checkpoint)
+        self._source = checkpoint_layers(entries if torch_checkpoint else _through_the_model(ckpt, entries),
+                                         torch_checkpoint)
+        self._layer_of_key = {e.key: path for path, tensors in self._source.items() for e in tensors.values()}
+        self._target = _target_layers(self._infos.values())
+        self._layer_of_name = {i.name: path for path, (_kind, tensors) in self._target.items() for i in tensors.values()}
+        has_embeddings = any(kind == "Embedding" for kind, _ in self._target.values())
+        self._family = {path: _family({n: tuple(e.shape) for n, e in tensors.items()}, has_embeddings)
+                        for path, tensors in self._source.items()}
+
+    def pick(self, name: str, key: str):
+        """``(keys, Transform)`` that ``name`` reads when ``key`` is picked for it, or a message
+        naming both shapes when that cannot be decided.
+
+        ``keys`` is ``(key,) + the extra keys the transform needs`` (an LSTM's bias pair). A
+        variable whose layer has no known layout, or a plan within one framework, reads the key
+        as it is (``IDENTITY``); the shape check then does its work.
+        """
+        info, entry = self._infos[name], self._ckpt.find(key)
+        if entry is None:
+            return f"key {key!r} is not in the checkpoint"
+        key = entry.key
+        target_path = self._layer_of_name.get(name) if self.crosses else None
+        if target_path is None or self._target[target_path][0] not in LAYOUTS:
+            return (key,), IDENTITY
+        head = f"{name!r} {shape_text(info.shape or ())} cannot read {key!r} {shape_text(entry.shape)}"
+        source_path = self._layer_of_key.get(key)
+        if source_path is None:
+            return f"{head}: the key is no layer's weight, so its layout cannot be told"
+        pairing = f"{self._words[0]} '{source_path}' -> {self._words[1]} '{target_path}'"
+        mapped = self._map(target_path, source_path)
+        if isinstance(mapped, str):
+            return f"{head}: {pairing}: {mapped}"
+        if name not in mapped:
+            return f"{head}: {pairing}: {self._target[target_path][0]} {name!r} reads nothing of that layer"
+        keys, transform = mapped[name]
+        if keys[0] != key:
+            return (f"{head}: with {self._words[0]} '{source_path}' it reads {' + '.join(map(repr, keys))} "
+                    f"({transform.name}); pick {keys[0]!r}")
+        return keys, transform
+
+    def fits(self, name: str, key: str) -> bool:
+        """True when the transform :meth:`pick` gives makes the variable's shape and dtype from ``key``."""
+        picked = self.pick(name, key)
+        if isinstance(picked, str):
+            return False
+        info, (keys, transform) = self._infos[name], picked
+        entries = [self._ckpt.find(k) for k in keys]
+        try:
+            shape = transform.shape(*(e.shape for e in entries))
+        except (ValueError, TypeError, IndexError):
+            return False
+        wanted = info.shape
+        return (entries[0].dtype == info.dtype and (wanted is None or (
+            len(wanted) == len(shape) and all(w is None or w == s for w, s in zip(wanted, shape)))))
+
+    def fitting(self, name: str) -> list:
+        """The keys :meth:`pick` gives ``name`` a transform for: at most one per checkpoint layer
+        of its layer's family, in the checkpoint's layer order."""
+        target_path = self._layer_of_name.get(name) if self.crosses else None
+        if target_path is None or self._target[target_path][0] not in LAYOUTS:
+            return []
+        family = _target_family(self._target[target_path][0])
+        found = []
+        for source_path in self._source:
+            if self._family[source_path] == family:
+                mapped = self._map(target_path, source_path)
+                if not isinstance(mapped, str) and name in mapped and self.fits(name, mapped[name][0][0]):
+                    found.append(mapped[name][0][0])
+        return found
+
+    def _map(self, target_path: str, source_path: str):
+        """``{variable name: (keys, Transform)}`` of a model layer from a checkpoint layer, or why not."""
+        pair = (target_path, source_path)
+        if pair not in self._mapped:
+            kind, tensors = self._target[target_path]
+            source = self._source[source_path]
+            try:
+                mappings = map_layer(kind, {n: i.shape for n, i in tensors.items()},
+                                     {n: tuple(e.shape) for n, e in source.items()})
+            except LayoutError as error:
+                self._mapped[pair] = str(error)
+            else:
+                self._mapped[pair] = {tensors[m.target].name: (tuple(source[s].key for s in m.sources), m.transform)
+                                      for m in mappings}
+        return self._mapped[pair]
+
+
+def transform_for_key(ckpt, infos, variable, key):
+    """How one variable reads one key of a checkpoint of the other framework, picked by hand.
+
+    Parameters
+    ----------
+    ckpt : Checkpoint
+    infos : dict or iterable of VarInfo
+        The plan's variables (the variable's whole layer is mapped, as :func:`map_layer` needs).
+    variable : str or VarInfo
+        The variable (its ``layer``, ``layer_kind`` and ``framework`` say its layer).
+    key : str
+        The picked checkpoint key.
+
+    Returns
+    -------
+    tuple or str
+        ``(keys, Transform)`` (``keys``: ``key`` first, then the extra keys the transform reads)
+        when the mapping of the variable's layer from the key's layer reads exactly that key for
+        the variable; else a message naming both names and shapes (a bias picked for a weight,
+        layers that cannot be paired).
+    """
+    name = variable if isinstance(variable, str) else variable.name
+    return KeyLayouts(ckpt, infos).pick(name, key)

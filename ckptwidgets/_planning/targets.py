@@ -18,18 +18,24 @@ Private helper of :func:`ckptwidgets.plan_restore`:
   pair is a plain assignment (no transform). A problem about a variable that has a key anyway
   (from a rule or its name) is settled; one about no variable (layer counts that differ)
   matters while a variable has no key (:func:`settled`, also after each edit of the plan).
+
+A key picked by hand (``plan.assign(name, key)`` without a transform) in a cross-framework
+plan is read through the transform pairing its layer with the variable's gives
+(:func:`read_as`, :class:`.cross.KeyLayouts`); a pick that cannot be decided is a
+``layout_mismatch`` problem bound to that key (it holds while the variable reads it), never a
+plain copy.
 """
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from .cross import cross_framework_matches
+from .cross import KeyLayouts, cross_framework_matches
 from .matching import Rules, map_variables
 from .structure import find_keys
 from .torch_vars import is_bookkeeping
 from ..errors import PlanError
 
-__all__ = ["Planned", "plan_keys", "cross_matches", "settled"]
+__all__ = ["Planned", "plan_keys", "cross_matches", "settled", "KeyLayouts", "read_as"]
 
 
 class Planned(NamedTuple):
@@ -87,11 +93,31 @@ def plan_keys(ckpt, variables, infos: dict, skipped: set, rules, prefer_ema: boo
 
 def settled(problems, mapping: dict, infos: dict) -> list:
     """The cross-framework problems that still matter: a variable's while it has no key (one
-    that a rule or its name gave it settles it), and one about no variable (layer counts that
-    differ) while some variable other than bookkeeping has no key."""
+    that a rule or its name gave it settles it), one bound to a key picked by hand while the
+    variable reads that key, and one about no variable (layer counts that differ) while some
+    variable other than bookkeeping has no key."""
     open_names = [n for n, i in infos.items() if n not in mapping and not is_bookkeeping(i)]
     return [(name, key, message) for name, key, message in problems
-            if (name is None and open_names) or (name is not None and name not in mapping)]
+            if (name is None and open_names)
+            or (name is not None and (name not in mapping if key is None else mapping.get(name) == key))]
+
+
+def read_as(layouts: KeyLayouts, name: str, key: str) -> tuple:
+    """``(keys, Transform or None, layout problem or None)`` of ``key`` picked by hand for ``name``.
+
+    Within one framework the key as it is; across frameworks the transform
+    :meth:`.cross.KeyLayouts.pick` derives (None for "as is" of one key), or the key as it is
+    with the message of why its layout cannot be decided.
+    """
+    if not layouts.crosses:
+        return (key,), None, None
+    picked = layouts.pick(name, key)
+    if isinstance(picked, str):
+        return (key,), None, picked
+    keys, transform = picked
+    if len(keys) == 1 and transform.is_identity:
+        return keys, None, None
+    return keys, transform, None
 
 
 def _ruled(ckpt, infos: dict, rules, dotted: bool):

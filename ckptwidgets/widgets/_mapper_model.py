@@ -20,6 +20,7 @@ from traitlets import Any, Bool, Dict, Enum, Instance, Int, Tuple, Unicode, obse
 
 from .._text.filter import Filter, parse_filter
 from .._text.format import first_lines, format_shape, short_labels, text_table
+from .._planning.cross import KeyLayouts
 from .._planning.rules import format_rules, parse_rules
 from .._planning.variables import is_torch_module
 from ..codegen import STYLES
@@ -27,11 +28,11 @@ from ..errors import CheckpointError, PlanError
 from ..plan import RestorePlan, plan_restore, variable_name
 from ..reader import Checkpoint, open_checkpoint
 from ._mapper_restore import RestoreActions
-from ._mapper_text import (CANDIDATES, KEY_LABEL_CHARS, LET_RULES_DECIDE, MANUAL_MARK, NONE, NOT_PROBLEMS, OTHER,
-                           PREVIEW_LINES, SHOW, STATUS_TEXT, counts_text, idle_rules, names_text, option_label,
+from ._mapper_text import (CANDIDATES, KEY_LABEL_CHARS, LAYOUT, LET_RULES_DECIDE, MANUAL_MARK, NONE, NOT_PROBLEMS,
+                           OTHER, PREVIEW_LINES, SHOW, STATUS_TEXT, counts_text, idle_rules, names_text, option_label,
                            replan_message, unmapped_warning)
 
-__all__ = ["MapperModel", "STYLES", "SHOW", "STATUS_TEXT", "CANDIDATES", "PREVIEW_LINES", "NONE", "OTHER",
+__all__ = ["MapperModel", "STYLES", "SHOW", "STATUS_TEXT", "CANDIDATES", "PREVIEW_LINES", "NONE", "OTHER", "LAYOUT",
            "KEY_LABEL_CHARS", "MANUAL_MARK", "LET_RULES_DECIDE"]
 
 
@@ -93,6 +94,7 @@ class MapperModel(RestoreActions):
         self._ready = False  # derived state is computed once, at the end of __init__
         super().__init__(session=session, **kwargs)
         self._options_cache: dict = {}
+        self._layouts = None  # KeyLayouts of the plan: which keys fit a row through a layout transform
         self._filter = Filter()  # the last filter that worked, kept while the box holds a bad one
         self._mapping: dict = {}  # plan.mapping copies on every access: one copy per edit
         self._auto: dict = {}
@@ -173,6 +175,7 @@ class MapperModel(RestoreActions):
             self.plan.on_change(self._on_plan_edit, remove=True)
         self._auto, self._auto_transforms = auto, auto_transforms
         self._options_cache.clear()
+        self._layouts = None
         self.set_trait("plan", plan)
         plan.on_change(self._on_plan_edit)
         self._on_plan_edit()
@@ -399,19 +402,48 @@ class MapperModel(RestoreActions):
         status, why = self.status_text(name)
         return [name, f"{shape} {dtype}", status], [name, None, why or status]
 
+    def _key_layouts(self) -> KeyLayouts:
+        if self._layouts is None:
+            self._layouts = KeyLayouts(self.checkpoint, self.plan.infos)
+        return self._layouts
+
+    def _layout_problem(self, name: str):
+        """The ``layout_mismatch`` problem of a row that reads no key, else None."""
+        problem = self._problems.get(name)
+        if problem is not None and problem.reason == "layout_mismatch" and name not in self._mapping:
+            return problem
+        return None
+
+    def dropdown_value(self, name: str) -> str:
+        """The value the key dropdown of ``name`` shows: its key, :data:`LAYOUT` while its layout
+        cannot be decided and it reads no key (so that "(none)" can be picked), else :data:`NONE`."""
+        current = self._mapping.get(name)
+        if current is not None:
+            return current
+        return LAYOUT if self._layout_problem(name) is not None else NONE
+
     def options(self, name: str) -> list[tuple[str, str]]:
         """``(label, value)`` pairs for the key dropdown of ``name``; at most ~53 of them.
 
-        "(none)" first, then the current key, then up to :data:`CANDIDATES` candidates
+        "(none)" first (after "(layout mismatch)" while the row's layout cannot be decided and
+        it reads no key), then the current key, then up to :data:`CANDIDATES` candidates
         (compatible shape and dtype first, EMA shadows marked ★, incompatible ones ✗), and
-        "(other key…)" to type any key.
+        "(other key…)" to type any key. Across frameworks a key is compatible when the layout
+        transform a pick of it would take makes the variable's shape (a Keras kernel for a
+        torch weight through ``transpose``), and those keys come first.
         """
         shape, dtype = self.plan.describe(name)
         current = self._mapping.get(name)
+        layouts = self._key_layouts()
         # Candidates do not depend on edits except for the current key, which goes first:
         # cached per variable (computed without it) until the plan is rebuilt.
         if name not in self._options_cache:
-            self._options_cache[name] = list(self.plan.candidates(name, limit=CANDIDATES))
+            entries = list(self.plan.candidates(name, limit=CANDIDATES))
+            if layouts.crosses:
+                fitting = [self.checkpoint.find(k) for k in layouts.fitting(name)]
+                keys = {e.key for e in fitting}
+                entries = fitting + [e for e in entries if e.key not in keys]
+            self._options_cache[name] = entries
         entries = self._options_cache[name]
         if current is not None and not any(e.key == current for e in entries):
             entries = [self.checkpoint.find(current) or current] + entries
@@ -423,20 +455,28 @@ class MapperModel(RestoreActions):
             if isinstance(entry, str):  # a key typed by hand that the checkpoint lacks
                 options.append((f"✗ {labels[entry]}  (not in checkpoint)", entry))
             else:
-                options.append((option_label(entry, shape, dtype, labels[entry.key]), entry.key))
-        return [("(none)", NONE)] + options + [("(other key…)", OTHER)]
+                fitting = layouts.fits(name, entry.key) if layouts.crosses else None
+                options.append((option_label(entry, shape, dtype, labels[entry.key], fitting=fitting), entry.key))
+        head = [("(layout mismatch)", LAYOUT)] if self._layout_problem(name) is not None else []
+        return head + [("(none)", NONE)] + options + [("(other key…)", OTHER)]
 
     def option_tooltip(self, name: str) -> str:
         """All of what the key dropdown of ``name`` shows, whole: its key with shape and dtype
         (the option's label may be shortened), or what "(none)" means."""
         current = self._mapping.get(name)
+        problem = self._layout_problem(name)
+        if problem is not None:
+            return (f"(layout mismatch): {problem.message}. Pick a key here, or (none) to leave this variable "
+                    "as it is")
         if current is None:
             return "(none): no key is read into this variable; pick one here, or type any key below"
         entry = self.checkpoint.find(current)
         if entry is None:
             return f"✗ {current}  (not in checkpoint)"
         shape, dtype = self.plan.describe(name)
-        return option_label(entry, shape, dtype, entry.key, whole=True)
+        layouts = self._key_layouts()
+        fitting = layouts.fits(name, current) if layouts.crosses else None
+        return option_label(entry, shape, dtype, entry.key, whole=True, fitting=fitting)
 
     def key_suggestions(self, text: str, limit: int = CANDIDATES) -> list[str]:
         """Up to ``limit`` checkpoint keys containing every word of ``text`` (for a key box)."""
@@ -452,7 +492,10 @@ class MapperModel(RestoreActions):
 
     # --- edits ---------------------------------------------------------------------------
     def choose(self, name: str, key) -> None:
-        """Set the key of ``name`` from a dropdown value (None or "(none)" unassigns)."""
+        """Set the key of ``name`` from a dropdown value (None or "(none)" unassigns; across
+        frameworks the key is read through the transform its layer's pairing gives)."""
+        if key == LAYOUT:
+            return  # the row's state, not a choice: nothing changes
         try:
             if key is None or key == NONE:
                 self._chosen[name] = None

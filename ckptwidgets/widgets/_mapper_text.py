@@ -19,7 +19,8 @@ from .._planning.candidates import fits
 from .._planning.rules import is_root, is_scope
 from .._text.format import format_shape
 
-__all__ = ["SHOW", "STATUS_TEXT", "NOT_PROBLEMS", "CANDIDATES", "PREVIEW_LINES", "NONE", "OTHER", "KEY_LABEL_CHARS", "MANUAL_MARK",
+__all__ = ["SHOW", "STATUS_TEXT", "NOT_PROBLEMS", "CANDIDATES", "PREVIEW_LINES", "NONE", "OTHER", "LAYOUT",
+           "KEY_LABEL_CHARS", "MANUAL_MARK",
            "LET_RULES_DECIDE", "scopes", "closest_text", "names_text", "idle_rules", "replan_message",
            "option_label", "unmapped_warning", "full_report_text", "counts_text"]
 
@@ -53,6 +54,9 @@ LET_RULES_DECIDE = "Let rules decide"
 # Option values that cannot be checkpoint keys (a NUL byte never appears in a TF key).
 NONE = "\x00none"
 OTHER = "\x00other"
+#: The option a row shows while its layout cannot be decided and it reads no key: picking
+#: "(none)" (or a key) away from it settles the problem.
+LAYOUT = "\x00layout"
 
 
 def scopes(names) -> list[str]:
@@ -172,12 +176,13 @@ def replan_message(why: str, before: dict, after: dict, variables, *, rules: dic
     return head, kind
 
 
-def option_label(entry, shape, dtype, key_label: str, whole: bool = False) -> str:
+def option_label(entry, shape, dtype, key_label: str, whole: bool = False, fitting: bool | None = None) -> str:
     """A key option: ``★`` for an EMA shadow; a key that does not fit the variable is marked ``✗``
     and shows its shape and dtype (a fitting one has the row's, shown beside it; ``whole`` shows
-    them anyway)."""
+    them anyway). ``fitting``: whether it fits, when a layout transform decides that (a Keras
+    kernel ``[4, 3]`` fits a torch weight ``[3, 4]`` through ``transpose``); None: by its shape."""
     mark = "★ " if entry.kind == "ema" else ""
-    if not fits(shape, dtype, entry):
+    if not (fits(shape, dtype, entry) if fitting is None else fitting):
         return f"✗ {mark}{key_label}  {format_shape(entry.shape)} {entry.dtype}"
     return f"{mark}{key_label}  {format_shape(entry.shape)} {entry.dtype}" if whole else f"{mark}{key_label}"
 
@@ -194,7 +199,8 @@ def unmapped_warning(unmapped, graph_mode: bool, initialize_unmapped: bool, hint
         warning = (f"{len(unmapped)} variable(s) have no checkpoint key and will keep their current values: "
                    f"{names_text(unmapped)}.")
     if hints:  # matched (almost) nothing: say what to do instead
-        warning += " Hint: " + " ".join(hints[:2])
+        shown = list(hints[:2])
+        warning += " Hint: " + "; ".join([hint.removesuffix(".") for hint in shown[:-1]] + shown[-1:])
     return warning
 
 

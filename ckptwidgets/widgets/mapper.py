@@ -21,7 +21,7 @@ import ipywidgets as widgets
 from .._text.filter import NAME_FILTER_SYNTAX
 from ..errors import CheckpointError, PlanError
 from ..plan import RestorePlan
-from ._mapper_model import LET_RULES_DECIDE, NONE, OTHER, SHOW, STYLES, MapperModel
+from ._mapper_model import LET_RULES_DECIDE, OTHER, SHOW, STYLES, MapperModel
 from ._base import WidgetRoot, message_line
 from ._table import Column, PagedTable, PAGE_SIZE
 from ._text import CSS_CLASSES, download_link, label_style, pre_html, text_label
@@ -254,8 +254,7 @@ class VariableMapper(WidgetRoot):
                 options = tuple(model.options(name))
                 if tuple(dropdown.options) != options:
                     dropdown.options = options
-                current = model.current_key(name)
-                dropdown.value = NONE if current is None else current
+                dropdown.value = model.dropdown_value(name)  # a key, "(none)" or "(layout mismatch)"
                 dropdown.tooltip = model.option_tooltip(name)  # the label may be shortened
         finally:
             self._syncing = False
