@@ -186,8 +186,9 @@ def new_head_in_the_mapper(mapper, model, torch_file, head=NEW_HEAD):
         if key != keys[0] or (found is None) != (transform is None) or (found and found[0].name != transform.name):
             shown = f"{found[0].name}({key!r})" if found else repr(key)
             wanted = f"{transform.name}({keys[0]!r})" if transform else repr(keys[0])
-            return not_yet(f"{name!r} reads {shown}, where the pairing gave {wanted}: a key picked in a dropdown is "
-                           "read as it is, without its transform. 'Let rules decide' (or 'Auto-map') puts it back.")
+            return not_yet(f"{name!r} reads {shown}, where the pairing gave {wanted}: another key, or the key "
+                           "without its transform (plan.assign(..., transform=IDENTITY) from code). 'Let rules decide' "
+                           "(or 'Auto-map') puts the pairing's back.")
     for problem in plan.problems:
         return not_yet(f"the mapper shows a problem for {problem.variable!r}: {problem.message}")
     ckpt = plan.checkpoint
