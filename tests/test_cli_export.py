@@ -123,6 +123,16 @@ def test_a_mistyped_preset_is_one_error_line_with_the_closest(bert_ckpt, tmp_pat
     assert files_in(tmp_path) == {}
 
 
+def test_a_preset_that_maps_nothing_says_why_on_its_one_line(tmp_path, capsys):
+    """The error line names the plan's first problem, not only how many there are."""
+    torch.save(torch.nn.Linear(4, 2).state_dict(), tmp_path / "net.pt")
+    assert main(["export", str(tmp_path / "net.pt"), str(tmp_path / "out.safetensors"), "--preset", "bert"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert "the plan has 1 problem(s): The bert preset maps none of the plan's 2 keys (e.g. 'bias')" in err, err
+    assert sorted(os.listdir(tmp_path)) == ["net.pt"]
+
+
 def test_out_is_never_the_source(bert_ckpt, capsys):
     folder = Path(bert_ckpt).parent
     before = files_in(folder)

@@ -119,9 +119,11 @@ def refuse_own_source(inputs, shown: str, files) -> None:
 def refuse_problems(plan, shown: str) -> None:
     """:class:`WriteError` listing the plan's problems, if it has any."""
     if plan.problems:
+        # The first problem on the first line: the command line shows that line alone.
+        first, *rest = plan.problems
         raise WriteError(
-            f"Nothing was written to {shown!r}: the plan has {len(plan.problems)} problem(s):\n"
-            + "\n".join(f"  - {p}" for p in plan.problems)
+            f"Nothing was written to {shown!r}: the plan has {len(plan.problems)} problem(s): {first}"
+            + "".join(f"\n  - {p}" for p in rest)
         )
 
 
