@@ -141,3 +141,10 @@ def test_beta_powers_and_hyperparameters_are_meta():
     assert [kind for kind, _ in classify_names(list(shapes), shapes)] == [
         "meta", "meta", "meta", "meta", "variable", "variable",
     ]
+
+
+def test_torch_batch_counters_are_meta_not_weights():
+    """``num_batches_tracked`` counts batches (as global_step counts steps): meta, whatever module holds it."""
+    names = ["0.weight", "1.num_batches_tracked", "encoder.bn.num_batches_tracked", "num_batches_tracked",
+             "my_num_batches_tracked"]
+    assert [kind for kind, _ in classify_names(names)] == ["variable", "meta", "meta", "meta", "variable"]

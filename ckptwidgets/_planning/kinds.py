@@ -61,6 +61,9 @@ _META_NAMES = frozenset(
 )
 # Adam's beta powers, uniquified when a graph holds several optimizers: beta1_power_1.
 _POWER = re.compile(r"^beta[12]_power(_\d+)?$")
+# torch's BatchNorm counts the batches it has seen (a step counter, not a weight); torch names
+# are dotted, so the whole name is the last "/" segment.
+_TORCH_COUNTER = re.compile(r"(^|\.)num_batches_tracked$")
 # Counters an optimizer's scope holds: the scope's scalars are its hyperparameters.
 _COUNTERS = ("iter", "iterations", "_iterations")
 # Keras 3 optimizers keep their state in a flat list `<optimizer>/_variables/N` (the model
@@ -119,6 +122,7 @@ RULES = (
     Rule("ema", "an ExponentialMovingAverage shadow: <variable>/ExponentialMovingAverage", EMA_SEGMENT.__eq__, _with_head),
     Rule("meta", "step counters and optimizer scalars (global_step, iter, learning_rate...)", _META_NAMES.__contains__, _always),
     Rule("meta", "Adam's beta powers: beta1_power, beta2_power_1...", _POWER.match, _always),
+    Rule("meta", "torch BatchNorm's batch counter: <module>.num_batches_tracked", _TORCH_COUNTER.search, _always),
     Rule("slot", "Keras 3 optimizer state <optimizer>/_variables/N next to its iterations counter", str.isdigit, _keras3_state),
     Rule("slot", "TF1 optimizer slots <variable>/Adam, <variable>/Momentum_1... next to their variable", _TF1_SLOT.match, _beside_its_variable),
 )
