@@ -43,7 +43,8 @@ import numpy as np
 
 from . import _inputs, _process
 from ._timing import Row, Sample, compare, format_bytes, format_seconds, ratio_row
-from .writing import _AnonPeak, _files_size, _reset_peak, _status, synced_compare
+from ._peak import peak_growth
+from .writing import _files_size, synced_compare
 
 NAME = "export"
 TARGET = 1.2  # export against save_file + fsync
@@ -159,8 +160,6 @@ def read_rows(ctx, path: str) -> list:
 
 
 def _memory_child(kind: str, prefix: str, out: str, small: str) -> dict:
-    import gc
-
     from ckptwidgets import open_checkpoint
     from ckptwidgets.write import plan_write
 
@@ -176,18 +175,7 @@ def _memory_child(kind: str, prefix: str, out: str, small: str) -> dict:
             _fsync(target)
 
     export(small, out + "-warm.safetensors")  # imports and first calls, outside the measurement
-    gc.collect()
-    reset = _reset_peak()
-    before = _status()
-    sampler = _AnonPeak()
-    sampler.start()
-    export(prefix, out)
-    sampler.done.set()
-    sampler.join()
-    after = _status()
-    base = before["VmRSS"] if reset else before["VmHWM"]
-    return {"growth": max(0, after["VmHWM"] - base), "private": max(0, sampler.peak - before["RssAnon"]),
-            "reset": reset}
+    return peak_growth(lambda: export(prefix, out))
 
 
 def _measure_memory(kind: str, prefix: str, out: str, small: str) -> dict:

@@ -9,36 +9,19 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 from . import _inputs
+from ._peak import peak_growth
 from ._timing import Row, Sample, format_bytes
 
 NAME = "memory"
 TARGET = 0.05
 
 
-def _status() -> dict:
-    with open("/proc/self/status") as f:
-        return {k: int(v) * 1024 for k, v in re.findall(r"(Vm\w+):\s+(\d+) kB", f.read())}
-
-
-def _reset_peak() -> bool:
-    """Set the peak RSS to the current RSS (Linux 4.0+); False when not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def _child(kind: str, prefix: str, nbytes: int, small: str) -> dict:
-    import gc
-
     from ckptwidgets._tf.quiet import import_tensorflow
 
     tf = import_tensorflow()
@@ -54,19 +37,17 @@ def _child(kind: str, prefix: str, nbytes: int, small: str) -> dict:
     tf_read(small)
     graph = tf.Graph()
     variables = _inputs.graph_variables(graph, list(_inputs.big_shapes(nbytes).items()))
-    gc.collect()
-    reset = _reset_peak()
-    before = _status()
-    if kind == "ckptwidgets":
-        ckpt = open_checkpoint(prefix)
-        plan = plan_restore(ckpt, variables)
-        assert plan.ok and len(plan.mapping) == len(variables), plan
-        plan.unused, plan.to_code("saver")
-    else:
-        tf_read(prefix)
-    after = _status()
-    base = before["VmRSS"] if reset else before["VmHWM"]
-    return {"growth": max(0, after["VmHWM"] - base), "reset": reset}
+
+    def run():
+        if kind == "ckptwidgets":
+            ckpt = open_checkpoint(prefix)
+            plan = plan_restore(ckpt, variables)
+            assert plan.ok and len(plan.mapping) == len(variables), plan
+            plan.unused, plan.to_code("saver")
+        else:
+            tf_read(prefix)
+
+    return peak_growth(run)
 
 
 def measure(kind: str, prefix: str, nbytes: int, small: str) -> dict:

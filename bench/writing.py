@@ -28,16 +28,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
 
 from . import _inputs
+from ._peak import peak_growth
 from ._timing import Row, Sample, format_bytes, ratio_row, timed
 
 NAME = "writing"
@@ -162,36 +161,7 @@ def average_rows(ctx, scratch: Path) -> list:
 # --- peak memory, in fresh processes ----------------------------------------------------
 
 
-def _status() -> dict:
-    with open("/proc/self/status") as f:
-        return {k: int(v) * 1024 for k, v in re.findall(r"(\w+):\s+(\d+) kB", f.read())}
-
-
-def _reset_peak() -> bool:
-    """Set the peak RSS to the current RSS (Linux 4.0+); False when not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-class _AnonPeak(threading.Thread):
-    """Samples ``RssAnon`` (private, not file-backed memory) every 2 ms; ``.peak`` in bytes."""
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.peak, self.done = _status()["RssAnon"], threading.Event()
-
-    def run(self):
-        while not self.done.wait(0.002):
-            self.peak = max(self.peak, _status()["RssAnon"])
-
-
 def _child(kind: str, prefix: str, out: str, small: str) -> dict:
-    import gc
-
     if kind == "ckptwidgets":
         from ckptwidgets.write import plan_write
 
@@ -210,18 +180,7 @@ def _child(kind: str, prefix: str, out: str, small: str) -> dict:
                               shape_and_slices=[""] * len(keys), tensors=tensors)
 
     rewrite(small, out + "-warm")  # imports and first calls, outside the measurement
-    gc.collect()
-    reset = _reset_peak()
-    before = _status()
-    sampler = _AnonPeak()
-    sampler.start()
-    rewrite(prefix, out)
-    sampler.done.set()
-    sampler.join()
-    after = _status()
-    base = before["VmRSS"] if reset else before["VmHWM"]
-    return {"growth": max(0, after["VmHWM"] - base), "private": max(0, sampler.peak - before["RssAnon"]),
-            "reset": reset}
+    return peak_growth(lambda: rewrite(prefix, out))
 
 
 def measure(kind: str, prefix: str, out: str, small: str) -> dict:
