@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-import pytest
 
 import ckptwidgets
 from ckptwidgets import open_checkpoint
 from ckptwidgets._planning.cross import cross_framework_matches, natural_key
+from conftest import save_graph_checkpoint
 
 tf = ckptwidgets.import_tensorflow()
 import keras  # noqa: E402
@@ -237,14 +237,7 @@ def _tf1_checkpoint(path, shapes: dict) -> tuple:
     """A TF1 Saver checkpoint of ``{name: shape}`` with random values: (prefix, {name: value})."""
     rng = np.random.default_rng(3)
     values = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
-    graph = tf.Graph()
-    with graph.as_default():
-        for name, value in values.items():
-            tf.compat.v1.get_variable(name, initializer=tf.constant(value))
-        with tf.compat.v1.Session(graph=graph) as sess:
-            sess.run(tf.compat.v1.global_variables_initializer())
-            prefix = tf.compat.v1.train.Saver().save(sess, str(path))
-    return prefix, values
+    return save_graph_checkpoint(path, values), values
 
 
 class HiddenHead(torch.nn.Module):

@@ -39,6 +39,7 @@ import pytest
 import ckptwidgets
 from ckptwidgets import plan_restore, restore
 from ckptwidgets.write import from_plan
+from conftest import save_graph_checkpoint
 
 tf = ckptwidgets.import_tensorflow()
 import keras  # noqa: E402
@@ -193,13 +194,7 @@ def save_tf1(model, prefix: str) -> str:
 
 
 def save_tf1_values(values: dict, prefix: str) -> str:
-    graph = tf.Graph()
-    with graph.as_default():
-        for name, value in values.items():
-            tf.compat.v1.get_variable(name, initializer=tf.constant(value))
-        with tf.compat.v1.Session(graph=graph) as sess:
-            sess.run(tf.compat.v1.global_variables_initializer())
-            return tf.compat.v1.train.Saver().save(sess, prefix)
+    return save_graph_checkpoint(prefix, values)
 
 
 KERAS_FORMATS = ("weights.h5", "keras", "tf2", "tf2_with_optimizer", "tf1", "safetensors_keras_names")
