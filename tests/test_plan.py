@@ -361,7 +361,10 @@ def test_ten_thousand_variables_by_ten_thousand_entries():
     plan.assign("new/layer3/w1", "layer3/w2")
     assert plan.status("new/layer3/w1") == "shape_mismatch"
     assert len(plan.candidates("new/layer3/w1", limit=20)) == 20
-    assert time.perf_counter() - start < 1.0
+    # A guard against scanning the entries once per variable (10^8 steps: minutes), not a speed
+    # target: about 0.15 s here alone, and it once took 1.04 s in CI beside the browser tests.
+    # Speed is measured by `python -m bench.run --only planning`.
+    assert time.perf_counter() - start < 10.0
 
 
 # --- hints where a user is lost (issue #11) -------------------------------------------
