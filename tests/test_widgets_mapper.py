@@ -388,7 +388,9 @@ def test_ten_thousand_entries_stay_small(big_ckpt, base_ckpt):
     start = time.perf_counter()
     mapper = VariableMapper(ckpt, variables)
     seconds = time.perf_counter() - start
-    assert seconds < 3.0, f"construction took {seconds:.2f}s"
+    # A guard against work per entry in the widget (about 0.4 s alone), not a speed target: a
+    # timed test fails under CI's load (the plan's did); `python -m bench.run` measures speed.
+    assert seconds < 10.0, f"construction took {seconds:.2f}s"
     small = VariableMapper(base_ckpt, [tf.Variable([0.0], name="v1")])
     assert count_children(mapper) == count_children(small) < 200
     assert max_options(mapper) <= 100
