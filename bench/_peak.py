@@ -8,10 +8,16 @@ mapped file) rose. Used by the memory, writing and export benchmarks.
 from __future__ import annotations
 
 import gc
+import json
+import os
 import re
+import subprocess
+import sys
 import threading
 
-__all__ = ["status", "reset_peak", "peak_growth"]
+__all__ = ["status", "reset_peak", "peak_growth", "in_child"]
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def status() -> dict:
@@ -60,3 +66,21 @@ def peak_growth(call) -> dict:
     base = before["VmRSS"] if reset else before["VmHWM"]
     return {"growth": max(0, after["VmHWM"] - base), "private": max(0, sampler.peak - before["RssAnon"]),
             "reset": reset}
+
+
+def in_child(module: str, *args: str, remove: str | None = None) -> dict:
+    """Run ``python -m <module> ARGS`` in a fresh process (the repository as its folder, TF's
+    start-up log off) and return the JSON its last line prints; afterwards remove the files
+    whose path starts with ``remove`` (what the child wrote), whether it succeeded or not."""
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", module, *args], cwd=_ROOT, check=True, capture_output=True, text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        ).stdout
+    finally:
+        if remove is not None:
+            folder, base = os.path.split(remove)
+            for name in os.listdir(folder):
+                if name.startswith(base):
+                    os.remove(os.path.join(folder, name))
+    return json.loads(out.strip().splitlines()[-1])

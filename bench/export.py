@@ -35,7 +35,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -43,7 +42,7 @@ import numpy as np
 
 from . import _inputs, _process
 from ._timing import Row, Sample, compare, format_bytes, format_seconds, ratio_row
-from ._peak import peak_growth
+from ._peak import in_child, peak_growth
 from .writing import _files_size, synced_compare
 
 NAME = "export"
@@ -179,17 +178,7 @@ def _memory_child(kind: str, prefix: str, out: str, small: str) -> dict:
 
 
 def _measure_memory(kind: str, prefix: str, out: str, small: str) -> dict:
-    try:
-        result = subprocess.run(
-            [sys.executable, "-m", "bench.export", "memory", kind, prefix, out, small],
-            cwd=_process.ROOT, check=True, capture_output=True, text=True,
-        ).stdout
-    finally:
-        folder, base = os.path.split(out)
-        for name in os.listdir(folder):
-            if name.startswith(base[: -len(".safetensors")]):
-                os.remove(os.path.join(folder, name))
-    return json.loads(result.strip().splitlines()[-1])
+    return in_child("bench.export", "memory", kind, prefix, out, small, remove=out[: -len(".safetensors")])
 
 
 def memory_row(ctx, scratch: Path) -> Row:

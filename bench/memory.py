@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 from . import _inputs
-from ._peak import peak_growth
+from ._peak import in_child, peak_growth
 from ._timing import Row, Sample, format_bytes
 
 NAME = "memory"
@@ -51,13 +50,7 @@ def _child(kind: str, prefix: str, nbytes: int, small: str) -> dict:
 
 
 def measure(kind: str, prefix: str, nbytes: int, small: str) -> dict:
-    root = Path(__file__).resolve().parent.parent
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.memory", kind, prefix, str(nbytes), small],
-        cwd=root, check=True, capture_output=True, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return in_child("bench.memory", kind, prefix, str(nbytes), small)
 
 
 def run(ctx):

@@ -29,14 +29,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from . import _inputs
-from ._peak import peak_growth
+from ._peak import in_child, peak_growth
 from ._timing import Row, Sample, format_bytes, ratio_row, timed
 
 NAME = "writing"
@@ -184,19 +183,7 @@ def _child(kind: str, prefix: str, out: str, small: str) -> dict:
 
 
 def measure(kind: str, prefix: str, out: str, small: str) -> dict:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        result = subprocess.run(
-            [sys.executable, "-m", "bench.writing", kind, prefix, out, small],
-            cwd=root, check=True, capture_output=True, text=True,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        ).stdout
-    finally:
-        folder, base = os.path.split(out)
-        for name in os.listdir(folder):
-            if name.startswith(base):
-                os.remove(os.path.join(folder, name))
-    return json.loads(result.strip().splitlines()[-1])
+    return in_child("bench.writing", kind, prefix, out, small, remove=out)
 
 
 def memory_row(ctx, scratch: Path) -> Row:
