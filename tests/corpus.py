@@ -382,64 +382,35 @@ _MTCNN = "MTCNN face detector stage of facenet-pytorch, saved with torch.save(st
 _MTCNN_EXERCISES = ("a legacy (pre-zip, pickle protocol 2) torch.save file, read into memory; "
                     "an OrderedDict of float32 Conv2d, PReLU and Linear tensors")
 
+
+def _mtcnn(stage: str, what: str, entries: int, tensors: dict, exercises: str = "") -> Corpus:
+    """One of facenet-pytorch's three MTCNN stages: ``<stage>.pt``, its tensors all variables."""
+    return Corpus(
+        name=f"facenet_mtcnn_{stage}", archive=FACENET, root="facenet_pytorch/data/", files=(f"{stage}.pt",),
+        prefix=f"{stage}.pt", framework="torch", what=_MTCNN + what, exercises=_MTCNN_EXERCISES + exercises,
+        entries=entries, object_based=False, counts={"variable": entries}, tensors=tensors,
+    )
+
+
 TORCH_CATALOGUE: tuple[Corpus, ...] = (
-    Corpus(
-        name="facenet_mtcnn_pnet",
-        archive=FACENET,
-        root="facenet_pytorch/data/",
-        files=("pnet.pt",),
-        prefix="pnet.pt",
-        framework="torch",
-        what=_MTCNN + "(P-Net: fully convolutional)",
-        exercises=_MTCNN_EXERCISES + "; 1x1 convolution heads",
-        entries=13,
-        object_based=False,
-        counts={"variable": 13},
-        tensors={
-            "conv1.weight": ("float32", (10, 3, 3, 3)),
-            "prelu1.weight": ("float32", (10,)),
-            "conv4_2.weight": ("float32", (4, 32, 1, 1)),
-            "conv4_2.bias": ("float32", (4,)),
-        },
-    ),
-    Corpus(
-        name="facenet_mtcnn_rnet",
-        archive=FACENET,
-        root="facenet_pytorch/data/",
-        files=("rnet.pt",),
-        prefix="rnet.pt",
-        framework="torch",
-        what=_MTCNN + "(R-Net)",
-        exercises=_MTCNN_EXERCISES,
-        entries=16,
-        object_based=False,
-        counts={"variable": 16},
-        tensors={
-            "conv3.weight": ("float32", (64, 48, 2, 2)),
-            "dense4.weight": ("float32", (128, 576)),
-            "prelu4.weight": ("float32", (128,)),
-            "dense5_2.bias": ("float32", (4,)),
-        },
-    ),
-    Corpus(
-        name="facenet_mtcnn_onet",
-        archive=FACENET,
-        root="facenet_pytorch/data/",
-        files=("onet.pt",),
-        prefix="onet.pt",
-        framework="torch",
-        what=_MTCNN + "(O-Net)",
-        exercises=_MTCNN_EXERCISES + "; a 256x1152 Linear weight (1.2 MB)",
-        entries=21,
-        object_based=False,
-        counts={"variable": 21},
-        tensors={
-            "conv1.weight": ("float32", (32, 3, 3, 3)),
-            "conv4.weight": ("float32", (128, 64, 2, 2)),
-            "dense5.weight": ("float32", (256, 1152)),
-            "dense6_3.bias": ("float32", (10,)),
-        },
-    ),
+    _mtcnn("pnet", "(P-Net: fully convolutional)", 13, {
+        "conv1.weight": ("float32", (10, 3, 3, 3)),
+        "prelu1.weight": ("float32", (10,)),
+        "conv4_2.weight": ("float32", (4, 32, 1, 1)),
+        "conv4_2.bias": ("float32", (4,)),
+    }, "; 1x1 convolution heads"),
+    _mtcnn("rnet", "(R-Net)", 16, {
+        "conv3.weight": ("float32", (64, 48, 2, 2)),
+        "dense4.weight": ("float32", (128, 576)),
+        "prelu4.weight": ("float32", (128,)),
+        "dense5_2.bias": ("float32", (4,)),
+    }),
+    _mtcnn("onet", "(O-Net)", 21, {
+        "conv1.weight": ("float32", (32, 3, 3, 3)),
+        "conv4.weight": ("float32", (128, 64, 2, 2)),
+        "dense5.weight": ("float32", (256, 1152)),
+        "dense6_3.bias": ("float32", (10,)),
+    }, "; a 256x1152 Linear weight (1.2 MB)"),
     Corpus(
         name="minilm_l6_v2",
         archive=MINILM,
