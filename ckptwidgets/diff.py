@@ -59,15 +59,7 @@ __all__ = [
 #: compared ones by how much they changed, identical ones last.
 STATUSES = ("only_a", "only_b", "shape_changed", "dtype_changed", "changed", "renamed", "identical")
 #: Words for the statuses in sentences and the widget.
-STATUS_LABELS = {
-    "only_a": "only in a",
-    "only_b": "only in b",
-    "shape_changed": "shape changed",
-    "dtype_changed": "dtype changed",
-    "changed": "changed",
-    "renamed": "renamed",
-    "identical": "identical",
-}
+STATUS_LABELS = {status: status.replace("only_", "only in ").replace("_", " ") for status in STATUSES}
 #: Orders :meth:`CheckpointDiff.to_rows` knows.
 SORTS = ("change", "key", "status")
 #: Buckets of leftover entries (one shape and dtype) with more than this many entries on a

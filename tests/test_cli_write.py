@@ -55,6 +55,15 @@ def test_every_subcommand_has_help():
     assert top.returncode == 0 and all(command in top.stdout for command in cli_package.SUBCOMMANDS)
 
 
+def test_every_help_ends_with_the_exit_status(capsys):
+    for command in (*cli_package.SUBCOMMANDS, None):
+        with pytest.raises(SystemExit):
+            main([command, "--help"] if command else ["--help"])
+        words = " ".join(capsys.readouterr().out.split())
+        assert words.endswith("Exit status: 0 done, 2 error."), (command, words[-80:])
+        assert words.count("Exit status") == 1, command
+
+
 def test_every_subcommand_module_is_registered():
     modules = {info.name for info in pkgutil.iter_modules(cli_package.__path__) if not info.name.startswith("_")}
     assert modules == set(cli_package.SUBCOMMANDS.values())

@@ -19,11 +19,12 @@ from . import check, correct, not_yet
 
 __all__ = ["predict_error", "fixed_sum", "finetune_mapper"]
 
+_FROM_THE_SESSION = "the graph builds fine; the error comes from the session, when the sum is evaluated"
 _ERROR_CLASSES = {
     "NotFoundError": "the key v2 is in the checkpoint, so the restore itself succeeds",
     "InvalidArgumentError": "the shapes and dtypes agree; the problem is a variable without a value",
-    "ValueError": "the graph builds fine; the error comes from the session, when the sum is evaluated",
-    "KeyError": "the graph builds fine; the error comes from the session, when the sum is evaluated",
+    "ValueError": _FROM_THE_SESSION,
+    "KeyError": _FROM_THE_SESSION,
     "UnimplementedError": "nothing is missing in TensorFlow; one of the variables has no value",
 }
 

@@ -45,7 +45,7 @@ import argparse
 import importlib
 import sys
 
-from ._common import KINDS_EPILOG, error, error_line, names_a_path, unknown_command
+from ._common import EXIT_STATUS, KINDS_EPILOG, error, error_line, names_a_path, unknown_command
 
 __all__ = ["main", "SUBCOMMANDS", "subcommand", "parser"]
 
@@ -75,14 +75,13 @@ def parser() -> argparse.ArgumentParser:
         prog="ckptwidgets",
         description="List, compare and rewrite TensorFlow checkpoints. "
         f"'python -m ckptwidgets PATH' is 'python -m ckptwidgets {_LISTING} PATH'.",
-        epilog=KINDS_EPILOG,
+        epilog=f"{KINDS_EPILOG} {EXIT_STATUS}",
     )
     commands = top.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         module = subcommand(name)
-        module.add_arguments(commands.add_parser(
-            name, help=module.HELP, description=_description(module), epilog=getattr(module, "EPILOG", None)
-        ))
+        epilog = " ".join(filter(None, (getattr(module, "EPILOG", None), EXIT_STATUS)))
+        module.add_arguments(commands.add_parser(name, help=module.HELP, description=_description(module), epilog=epilog))
     return top
 
 

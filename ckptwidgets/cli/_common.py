@@ -26,14 +26,13 @@ import sys
 from ..errors import PlanError
 
 __all__ = [
-    "KINDS_EPILOG", "RULES_HELP", "add_source_and_out", "add_write_options", "parse_rule", "rules_of",
+    "KINDS_EPILOG", "EXIT_STATUS", "RULES_HELP", "add_source_and_out", "add_write_options", "parse_rule", "rules_of",
     "write_or_show", "error", "error_line", "command_line_words", "print_text", "names_a_path", "unknown_command",
 ]
 
-KINDS_EPILOG = (
-    "Kinds: variable, ema (moving-average shadow), slot (optimizer state), meta (object graph, counters). "
-    "Exit status: 0 done, 2 error."
-)
+KINDS_EPILOG = "Kinds: variable, ema (moving-average shadow), slot (optimizer state), meta (object graph, counters)."
+#: Ends every ``--help``: the same for the command line and each subcommand.
+EXIT_STATUS = "Exit status: 0 done, 2 error."
 
 RULES_HELP = (
     "OLD=NEW as init_from_checkpoint's assignment map: 'old_scope/=new_scope/' renames a scope, "
@@ -45,10 +44,11 @@ RULES_HELP = (
 # --- arguments -------------------------------------------------------------------------------
 
 
-def add_source_and_out(parser) -> None:
-    """``SRC OUT``: the checkpoint read and the prefix written."""
-    parser.add_argument("src", metavar="SRC", help="the checkpoint to read (prefix, .index file or folder)")
-    parser.add_argument("out", metavar="OUT", help="the prefix to write")
+def add_source_and_out(parser, src="the checkpoint to read (prefix, .index file or folder)",
+                       out="the prefix to write") -> None:
+    """``SRC OUT``: the checkpoint read and what is written (``src`` and ``out`` are their help)."""
+    parser.add_argument("src", metavar="SRC", help=src)
+    parser.add_argument("out", metavar="OUT", help=out)
 
 
 def add_write_options(parser) -> None:

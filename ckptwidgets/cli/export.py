@@ -23,7 +23,7 @@ from __future__ import annotations
 import shlex
 
 from ..errors import PlanError
-from ._common import add_write_options, command_line_words, rules_of, write_or_show
+from ._common import add_source_and_out, add_write_options, command_line_words, rules_of, write_or_show
 from ._model_spec import model_builder
 
 HELP = "write a checkpoint for another framework (safetensors, .pt, .weights.h5) by a preset or a model"
@@ -34,8 +34,7 @@ EPILOG = (
     "Examples: 'python -m ckptwidgets export bert_model.ckpt model.safetensors --preset bert --dry-run' shows "
     "which key becomes which (transposed, left out and why) and writes nothing; without --dry-run it writes "
     "model.safetensors for transformers' BertModel. 'python -m ckptwidgets export tf1.ckpt net.weights.h5 "
-    "--model models.py:build --rule old/=/' writes the weights file of the Keras model build() returns. "
-    "Exit status: 0 done, 2 error."
+    "--model models.py:build --rule old/=/' writes the weights file of the Keras model build() returns."
 )
 
 
@@ -43,8 +42,8 @@ def add_arguments(parser) -> None:
     """``SRC OUT``, ``--preset`` or ``--model``, ``--rule``, the writing options."""
     from ..presets import PRESETS
 
-    parser.add_argument("src", metavar="SRC", help="the checkpoint to read (any format ckptwidgets reads)")
-    parser.add_argument("out", metavar="OUT", help="the file to write: .safetensors, .pt, .weights.h5, else a TF checkpoint prefix")
+    add_source_and_out(parser, src="the checkpoint to read (any format ckptwidgets reads)",
+                       out="the file to write: .safetensors, .pt, .weights.h5, else a TF checkpoint prefix")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--preset", metavar="NAME", help=f"rename and transpose by a preset ({', '.join(PRESETS)})")
     target.add_argument("--model", metavar="MODULE:FUNCTION",

@@ -73,10 +73,10 @@ class WriteReport:
     """
 
     prefix: str
-    files: list = field(default_factory=list)
-    keys: list = field(default_factory=list)
-    nbytes: int = 0
-    seconds: float = 0.0
+    files: list
+    keys: list
+    nbytes: int
+    seconds: float
     dropped: list = field(default_factory=list)
 
     def __str__(self) -> str:
