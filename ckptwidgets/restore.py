@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._text.format import format_shape
+from ._text.format import count_of, format_shape
 from ._tf.quiet import import_tensorflow
 from .errors import CheckpointError, CorruptCheckpointError, PlanError, RestoreError
 from .plan import RestorePlan
@@ -105,9 +105,8 @@ class RestoreReport:
             shown = ", ".join(map(repr, items[:limit]))
             return shown + (f" and {len(items) - limit} more" if len(items) > limit else "") or "none"
 
-        count = len(self.restored)
         lines = [
-            f"Restored {count} variable{'' if count == 1 else 's'} from {self.checkpoint!r} "
+            f"Restored {count_of(len(self.restored), 'variable')} from {self.checkpoint!r} "
             f"({self.nbytes} bytes, {self.seconds:.3f} s)"
         ]
         for name, key in self.restored[:10]:

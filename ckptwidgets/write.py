@@ -43,7 +43,7 @@ import difflib
 from typing import NamedTuple
 
 from ._text.filter import filter_entries
-from ._text.format import format_shape, human_size, text_table
+from ._text.format import count_of, format_shape, human_size, text_table
 from ._planning.rules import check_rule, is_root
 from .errors import CheckpointError, PlanError
 from .reader import open_checkpoint
@@ -302,7 +302,7 @@ class WritePlan:
 
     def __str__(self) -> str:
         rows = [[item.key, _from(item), item.op, item.dtype, format_shape(item.shape), human_size(item.nbytes)] for item in self.items]
-        lines = [f"Write {len(self.items)} tensors ({human_size(self.nbytes)}):"]
+        lines = [f"Write {count_of(len(self.items), 'tensor')} ({human_size(self.nbytes)}):"]
         lines.append(text_table(["key", "from", "op", "dtype", "shape", "size"], rows) if rows else "  (nothing)")
         if self.dropped:
             lines.append(f"Left out ({len(self.dropped)}):")

@@ -23,6 +23,7 @@ from .filter import filter_entries, filter_names  # the filter language lives in
 
 __all__ = [
     "human_size",
+    "count_of",
     "format_shape",
     "filter_entries",
     "filter_names",
@@ -55,6 +56,17 @@ def human_size(nbytes: int) -> str:
         return f"{nbytes} B"
     exponent = min(int(math.log(nbytes, 1024)), len(_UNITS) - 1)
     return f"{nbytes / 1024 ** exponent:.1f} {_UNITS[exponent]}"
+
+
+def count_of(n: int, noun: str) -> str:
+    """``n`` and the noun, plural unless ``n`` is one (``noun`` takes an ``s``).
+
+    Examples
+    --------
+    >>> count_of(1, "tensor"), count_of(0, "tensor"), count_of(12345, "variable")
+    ('1 tensor', '0 tensors', '12,345 variables')
+    """
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def format_shape(shape) -> str:

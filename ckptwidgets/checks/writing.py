@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._text.format import count_of
 from ..reader import open_checkpoint
 from ..write import KEEP_META, plan_write
 from ._answers import as_int, is_todo
@@ -35,10 +36,6 @@ __all__ = ["predict_write_count", "serving_checkpoint", "most_changed_weight"]
 
 #: The suffix of an ``ExponentialMovingAverage`` shadow's key.
 SHADOW = "/ExponentialMovingAverage"
-
-
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 # --- exercise 1: predict the dry run ------------------------------------------------------
@@ -69,8 +66,8 @@ def predict_write_count(answer, ckpt):
     if n == expected:
         kept = " and ".join(counters) if counters else "no counter"
         return correct(
-            f"{expected} tensors: {_count(weights, 'weight')} (each now holding its EMA shadow) and {kept}; "
-            f"{_count(slots, 'slot')}, {_count(len(optimizer_meta), 'optimizer counter')} and the shadows' own keys "
+            f"{expected} tensors: {count_of(weights, 'weight')} (each now holding its EMA shadow) and {kept}; "
+            f"{count_of(slots, 'slot')}, {count_of(len(optimizer_meta), 'optimizer counter')} and the shadows' own keys "
             "are left out."
         )
     if n < 0:

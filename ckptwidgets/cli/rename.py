@@ -6,10 +6,21 @@ closest scope, not an unchanged copy. The first paragraph of this docstring head
 
 Example
 -------
->>> from ckptwidgets.cli import parser
->>> args = parser().parse_args(["rename", "a.ckpt", "b.ckpt", "--rule", "old/=new/", "--dry-run"])
->>> args.rule, args.dry_run
-(['old/=new/'], True)
+``--dry-run`` shows which key becomes which and writes nothing:
+
+>>> import os, tempfile
+>>> import numpy as np
+>>> from ckptwidgets.cli import main
+>>> from ckptwidgets.sources.arrays import ArraySource
+>>> from ckptwidgets.write import plan_write
+>>> src = os.path.join(tempfile.mkdtemp(), "old.safetensors")
+>>> _ = plan_write(ArraySource({"old/w": np.zeros(2, np.float32)})).write(src)
+>>> main(["rename", src, "new.safetensors", "--rule", "old/=new/", "--dry-run"])
+Write 1 tensor (8 B):
+key    from   op    dtype    shape  size
+new/w  old/w  copy  float32  [2]    8 B
+(dry run: nothing written)
+0
 """
 from __future__ import annotations
 

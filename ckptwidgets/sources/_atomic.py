@@ -80,12 +80,9 @@ class WriteReport:
     dropped: list = field(default_factory=list)
 
     def __str__(self) -> str:
-        from .._text.format import human_size
+        from .._text.format import count_of, human_size
 
-        text = (
-            f"Wrote {len(self.keys)} tensors ({human_size(self.nbytes)}) to {self.prefix!r} "
-            f"in {self.seconds:.2f} s"
-        )
+        text = f"Wrote {count_of(len(self.keys), 'tensor')} ({human_size(self.nbytes)}) to {self.prefix!r} in {self.seconds:.2f} s"
         return text + (f"; left out {len(self.dropped)}" if self.dropped else "")
 
 

@@ -17,7 +17,7 @@ import difflib
 
 from .._planning.candidates import fits
 from .._planning.rules import is_root, is_scope
-from .._text.format import format_shape
+from .._text.format import count_of, format_shape
 
 __all__ = ["SHOW", "STATUS_TEXT", "NOT_PROBLEMS", "CANDIDATES", "PREVIEW_LINES", "NONE", "OTHER", "LAYOUT",
            "KEY_LABEL_CHARS", "MANUAL_MARK",
@@ -159,7 +159,7 @@ def replan_message(why: str, before: dict, after: dict, variables, *, rules: dic
         head = f"Auto-map: matched again from names, rules and prefer EMA, manual edits dropped; {changed:,} key(s) changed; {mapped}."
     else:
         count = len(rules)
-        head = (f"Rules applied ({count} rule{'' if count == 1 else 's'}): {changed:,} variable(s) changed key; {mapped}."
+        head = (f"Rules applied ({count_of(count, 'rule')}): {changed:,} variable(s) changed key; {mapped}."
                 if count else f"No rules: matched by name; {changed:,} variable(s) changed key; {mapped}.")
         if idle:
             (side, target), reason = next(iter(idle.items()))
