@@ -251,7 +251,8 @@ class WritePlan:
     def ok(self) -> bool:
         return not self.problems
 
-    def write(self, out, overwrite=False, state_file=False, progress=None, *, model=None, keep_unmapped=False):
+    def write(self, out, overwrite=False, state_file=False, progress=None, *, model=None, keep_unmapped=False,
+              dry_run=False):
         """Write the checkpoint to prefix ``out`` (safely: :mod:`ckptwidgets.sources._atomic`), in
         the format :func:`ckptwidgets.sources.writer_for` chooses for ``out`` and ``model``.
 
@@ -263,9 +264,11 @@ class WritePlan:
         Parameters
         ----------
         out : str or os.PathLike
-            The output prefix (``"serving.ckpt"`` writes ``serving.ckpt.index`` and
-            ``serving.ckpt.data-00000-of-00001``); its folder is made if missing. With
-            ``model=``: the file, ending in ``.weights.h5``.
+            Its ending picks the format: ``.safetensors``, ``.pt`` or ``.pth`` (PyTorch),
+            ``.weights.h5`` (with ``model=``), else a TF checkpoint prefix (``"serving.ckpt"``
+            writes ``serving.ckpt.index`` and ``serving.ckpt.data-00000-of-00001``). A folder,
+            or an ending of a format not written (``.keras``, ``.bin``, ``.h5``...), is refused.
+            Its folder is made if missing.
         overwrite : bool
             Replace an existing checkpoint at ``out``. Never an input: an ``out`` that is
             one of the plan's inputs, however spelled, is refused.
@@ -281,11 +284,15 @@ class WritePlan:
         keep_unmapped : bool
             With ``model=``: write the model's current value for a variable the plan does
             not map, instead of refusing.
+        dry_run : bool
+            Refuse what the write would refuse (the same :class:`WriteError`), write nothing,
+            and return the path the write would write: what ``--dry-run`` checks.
 
         Returns
         -------
         WriteReport
-            (a ``KerasWriteReport`` with ``placed`` and ``kept`` for a ``.weights.h5``)
+            (a ``KerasWriteReport`` with ``placed`` and ``kept`` for a ``.weights.h5``;
+            with ``dry_run``, the output's path: ``"a.ckpt"`` for ``"a.ckpt.index"``)
 
         Raises
         ------
@@ -296,6 +303,8 @@ class WritePlan:
         from .sources import writer_for
 
         options = {"overwrite": overwrite, "state_file": state_file, "progress": progress}
+        if dry_run:
+            options.update(dry_run=True)
         if model is not None:
             options.update(model=model, keep_unmapped=keep_unmapped)
         return writer_for(out, model).write(self, out, **options)

@@ -7,7 +7,7 @@ Git-style subcommands, each with ``--help``, each one module of this package nam
   (:mod:`~ckptwidgets.cli.ls`). ``python -m ckptwidgets PATH`` is ``ls PATH``.
 - ``diff A B``: what changed between two checkpoints (:mod:`~ckptwidgets.cli.diff`).
 - ``rename``, ``strip``, ``promote-ema``, ``average``, ``convert``: write a new checkpoint;
-  ``--dry-run`` prints the plan and writes nothing.
+  ``--dry-run`` prints the plan, refuses what the write would refuse, and writes nothing.
 - ``export SRC OUT --preset NAME`` or ``--model MODULE:FUNCTION``: write a checkpoint for
   another framework, in the format OUT's suffix names (``.safetensors``, ``.pt``,
   ``.weights.h5``; :mod:`~ckptwidgets.cli.export`).

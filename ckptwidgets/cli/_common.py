@@ -53,7 +53,7 @@ def add_source_and_out(parser, src="the checkpoint to read (prefix, .index file 
 
 def add_write_options(parser) -> None:
     """``--dry-run``, ``--overwrite``, ``--state-file``: what every plan-writing subcommand takes."""
-    parser.add_argument("--dry-run", action="store_true", help="print what would be written (which key becomes which, sizes) and write nothing")
+    parser.add_argument("--dry-run", action="store_true", help="print what would be written (which key becomes which, sizes), refuse what the write would refuse, and write nothing")
     parser.add_argument("--overwrite", action="store_true", help="replace a checkpoint that exists at OUT (never a source: OUT may not be SRC, however spelled)")
     parser.add_argument("--state-file", action="store_true", help="also write the folder's 'checkpoint' file naming OUT as the latest")
 
@@ -86,14 +86,18 @@ def rules_of(args) -> dict:
     return rules
 
 
-def write_or_show(plan, args) -> int:
-    """Write ``plan`` to ``args.out`` and say what was written, or with ``--dry-run`` print it
-    and write nothing (exit status 2 when the plan has problems)."""
+def write_or_show(plan, args, **options) -> int:
+    """Write ``plan`` to ``args.out`` (``options``: ``model=`` for a Keras weights file) and say
+    what was written, or with ``--dry-run`` print it, write nothing, and refuse what the write
+    would refuse (exit status 2 when the plan has problems or the write would fail)."""
     if args.dry_run:
         print(plan)
         print("(dry run: nothing written)")
-        return 2 if plan.problems else 0
-    print(plan.write(args.out, overwrite=args.overwrite, state_file=args.state_file))
+        if plan.problems:
+            return 2
+        plan.write(args.out, overwrite=args.overwrite, state_file=args.state_file, dry_run=True, **options)
+        return 0
+    print(plan.write(args.out, overwrite=args.overwrite, state_file=args.state_file, **options))
     return 0
 
 
@@ -129,6 +133,8 @@ def print_text(text: str) -> int:
 _OPTIONS = {"overwrite": "--overwrite", "state_file": "--state-file", "prefer_ema": "--prefer-ema",
             "rules": "--rule", "rule": "--rule", "kinds": "--kind", "filter": "--filter", "dry_run": "--dry-run"}
 _DICT = r"\{[^{}]*\}"
+#: Library phrases that have a command line of their own.
+_PHRASES = {"plan.write(out, model=model)": "'export SRC OUT --model MODULE:FUNCTION'"}
 
 
 def _rule_options(text: str) -> str | None:
@@ -152,6 +158,9 @@ def command_line_words(message: str) -> str:
     >>> command_line_words("The rule {'modle/': 'net/'} renames nothing; try rules={'old/': '/'}.")
     'The --rule modle/=net/ renames nothing; try --rule old/=/.'
     """
+    for phrase, words in _PHRASES.items():
+        message = message.replace(phrase, words)
+
     def rules(match):
         options = _rule_options(match.group(2))
         return match.group(0) if options is None else match.group(1) + options

@@ -91,13 +91,8 @@ def _export_for_model(args) -> int:
             print("(dry run: nothing written)")
             return 2
         raise PlanError(_does_not_fit(plan, args))
-    write_plan = from_plan(plan)
-    if args.dry_run:
-        return write_or_show(write_plan, args)
     keras_file = is_keras_object(model) and str(args.out).endswith(".weights.h5")
-    options = {"model": model} if keras_file else {}
-    print(write_plan.write(args.out, overwrite=args.overwrite, state_file=args.state_file, **options))
-    return 0
+    return write_or_show(from_plan(plan), args, **({"model": model} if keras_file else {}))
 
 
 def _does_not_fit(plan, args) -> str:

@@ -32,6 +32,11 @@ from ._writer import DATA_SUFFIX, BundleWriter
 
 __all__ = ["write", "check_output", "output_prefix", "move_into_place"]
 
+#: Endings of files in formats the bundle is not: a prefix ending so would be written as
+#: ``model.bin.index`` and ``model.bin.data-...``, never the file its name promises.
+NOT_A_PREFIX = (".keras", ".h5", ".hdf5", ".bin", ".pb", ".npz", ".npy", ".json", ".onnx", ".tflite", ".msgpack",
+                ".pkl", ".pickle", ".zip", ".gguf")
+
 
 def output_prefix(out) -> str:
     """The prefix ``out`` names (without ``.index``), or a :class:`WriteError`."""
@@ -45,6 +50,26 @@ def output_prefix(out) -> str:
     if "://" in out:
         raise WriteError(f"Writing to a remote path is not supported; write {out!r} locally and copy it.")
     return out
+
+
+def _refuse_other_names(out: str) -> None:
+    """A :class:`WriteError` for an output a bundle would honour only in name: a folder, a data
+    file, a file of another format (``model.bin`` would be ``model.bin.index`` ...)."""
+    if out.endswith(("/", os.sep)) or os.path.isdir(out):
+        raise WriteError(f"Nothing was written to {out!r}: it is a folder; name the checkpoint in it "
+                         f"({os.path.join(out, 'model.ckpt')!r}).")
+    base, _, ending = out.rpartition(".")
+    if base and ending.startswith("data-") and "-of-" in ending:
+        raise WriteError(f"Nothing was written to {out!r}: it names a TF checkpoint's data file; name the checkpoint "
+                         f"by its prefix ({base!r}).")
+    ending = next((e for e in NOT_A_PREFIX if out.lower().endswith(e)), None)
+    if ending:
+        stem = os.path.join(os.path.dirname(out), os.path.basename(out).split(".")[0] or "model")
+        raise WriteError(
+            f"Nothing was written to {out!r}: ckptwidgets writes no {ending!r} file, and a TF checkpoint named so would "
+            f"be {out + '.index'!r} and its data files. Name the output {stem + '.safetensors'!r}, {stem + '.pt'!r}, "
+            f"{stem + '.weights.h5'!r} (with the model) or a TF checkpoint prefix such as {stem + '.ckpt'!r}."
+        )
 
 
 def _existing_files(prefix: str) -> list[str]:
@@ -79,6 +104,7 @@ def check_output(inputs, out, overwrite: bool) -> str:
     checkpoint."""
     prefix = output_prefix(out)
     _atomic.refuse_own_source(inputs, prefix, _output_files(out, prefix))
+    _refuse_other_names(prefix)
     if hasattr(inputs, "problems"):
         _atomic.refuse_problems(inputs, prefix)
     if not overwrite:
@@ -172,10 +198,13 @@ def _escape(text: str) -> str:
     return "".join(out)
 
 
-def write(plan, out, overwrite=False, state_file=False, progress=None) -> _atomic.WriteReport:
-    """Write ``plan`` to prefix ``out``: see the module docstring."""
+def write(plan, out, overwrite=False, state_file=False, progress=None, dry_run=False) -> _atomic.WriteReport:
+    """Write ``plan`` to prefix ``out``: see the module docstring (``dry_run``: refuse, write nothing,
+    return the prefix)."""
     start = time.perf_counter()
     prefix = check_output(plan, out, overwrite)
+    if dry_run:
+        return prefix
     folder = os.path.dirname(prefix) or "."
     temp = _atomic.temporary_name(prefix)
     with _atomic.ticking(plan.nbytes, progress) as tick, _atomic.staged(prefix, temp):

@@ -228,8 +228,9 @@ def _verify(temp: str, slots: list[_Slot], crcs: dict) -> None:
             raise WriteError(f"Dataset {entry.key!r} reads back other bytes than were written.")
 
 
-def write(plan, out, model=None, keep_unmapped=False, overwrite=False, state_file=False, progress=None):
-    """Write ``plan`` as ``model``'s Keras 3 weights file ``out``: see the module docstring."""
+def write(plan, out, model=None, keep_unmapped=False, overwrite=False, state_file=False, progress=None, dry_run=False):
+    """Write ``plan`` as ``model``'s Keras 3 weights file ``out``: see the module docstring (``dry_run``:
+    refuse, write nothing, return the path)."""
     path = os.fsdecode(os.fspath(out))
     _atomic.refuse_own_source(plan, path, [path])
     if model is None:
@@ -241,10 +242,11 @@ def write(plan, out, model=None, keep_unmapped=False, overwrite=False, state_fil
         raise WriteError("state_file=True names a TF checkpoint; a Keras weights file has no state file.")
     if not path.endswith(SUFFIX):
         raise WriteError(f"With model=, the output is a Keras weights file ending in {SUFFIX!r}; got {path!r}.")
-    return write_weights(plan, path, model, keep_unmapped=keep_unmapped, overwrite=overwrite, progress=progress)
+    return write_weights(plan, path, model, keep_unmapped=keep_unmapped, overwrite=overwrite, progress=progress,
+                         dry_run=dry_run)
 
 
-def write_weights(plan, out, model, keep_unmapped=False, overwrite=False, progress=None) -> KerasWriteReport:
+def write_weights(plan, out, model, keep_unmapped=False, overwrite=False, progress=None, dry_run=False) -> KerasWriteReport:
     """Write ``plan`` as ``model``'s Keras 3 weights file ``out`` (its own source not refused: :func:`write` does)."""
     start = time.perf_counter()
     path = os.fsdecode(os.fspath(out))
@@ -259,6 +261,8 @@ def write_weights(plan, out, model, keep_unmapped=False, overwrite=False, progre
         raise WriteError(f"Nothing was written to {path!r}: it is a folder.")
     if os.path.lexists(path) and not overwrite:
         raise WriteError(f"A file already exists at {path!r}; pass overwrite=True to replace it.")
+    if dry_run:
+        return path
     temp = _atomic.temporary_name(path)
     total = sum(int(np.prod(s.shape)) * np.dtype(numpy_type(s.dtype)).itemsize for s in slots)
     # h5py refuses a value or a file with ValueError or TypeError.

@@ -158,14 +158,17 @@ def _verify(path: str, temp: str, items, crcs: dict) -> None:
         del value  # unmapped now: the next read must not map a second tensor beside this one
 
 
-def write(plan, out, overwrite=False, state_file=False, progress=None, model=None, keep_unmapped=False):
-    """Write ``plan`` as the safetensors file ``out``: see the module docstring."""
+def write(plan, out, overwrite=False, state_file=False, progress=None, model=None, keep_unmapped=False, dry_run=False):
+    """Write ``plan`` as the safetensors file ``out``: see the module docstring (``dry_run``: refuse,
+    write nothing, return the path)."""
     start = time.perf_counter()
     path = _output(out)
     _atomic.refuse_for_one_file(plan, path, "a safetensors file",
                                 "Name the model's variables with from_plan(plan_restore(ckpt, model)).",
                                 overwrite=overwrite, state_file=state_file, model=model)
     items, dropped = _items(plan, path)
+    if dry_run:
+        return path
     head = header_bytes(items, _provenance(items))
     total = sum(item.nbytes for item in items)
     temp = _atomic.temporary_name(path)

@@ -72,14 +72,17 @@ def _verify(path: str, temp: str, items, values: dict) -> None:
         del value
 
 
-def write(plan, out, overwrite=False, state_file=False, progress=None, model=None, keep_unmapped=False):
-    """Write ``plan`` as the PyTorch state dict ``out``: see the module docstring."""
+def write(plan, out, overwrite=False, state_file=False, progress=None, model=None, keep_unmapped=False, dry_run=False):
+    """Write ``plan`` as the PyTorch state dict ``out``: see the module docstring (``dry_run``: refuse,
+    write nothing, return the path)."""
     start = time.perf_counter()
     path = _output(out)
     _atomic.refuse_for_one_file(plan, path, "a PyTorch file", "Name a module's tensors with plan.rename(...).",
                                 overwrite=overwrite, state_file=state_file, model=model)
     torch = import_torch(path, writing=True)
     items, dropped = _items(plan, path)
+    if dry_run:
+        return path
     total = sum(item.nbytes for item in items)
     temp = _atomic.temporary_name(path)
     written = temp + ".pt"  # ends like a PyTorch file: our reader knows it by its name

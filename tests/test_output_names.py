@@ -1,0 +1,142 @@
+"""An output's name is what the user gets: a write refuses a name it would honour only in
+name (``model.bin`` as ``model.bin.index``, a folder as ``folder/.index``), and ``--dry-run``
+and ``write(dry_run=True)`` refuse what the write itself would refuse, writing nothing.
+
+The oracle of "nothing written" is the folder's listing before and after; of "the same
+refusal", the message of the real write.
+"""
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from ckptwidgets import WriteError, open_checkpoint
+from ckptwidgets.__main__ import main
+from ckptwidgets.sources.arrays import ArraySource
+from ckptwidgets.write import plan_write
+
+TENSORS = {"old/w": np.arange(6, dtype=np.float32).reshape(2, 3), "old/b": np.ones(3, np.float32)}
+
+
+@pytest.fixture
+def source(tmp_path):
+    path = tmp_path / "src.safetensors"
+    plan_write(ArraySource(TENSORS)).write(path, progress=False)
+    return str(path)
+
+
+def listing(folder) -> list:
+    return sorted(os.path.relpath(os.path.join(root, name), folder)
+                  for root, dirs, files in os.walk(folder) for name in files + dirs)
+
+
+@pytest.mark.parametrize("name", ["model.bin", "model.keras", "model.h5", "model.npz", "model.json", "MODEL.BIN"])
+def test_a_file_format_not_written_is_refused_by_name(tmp_path, source, name):
+    before = listing(tmp_path)
+    with pytest.raises(WriteError) as caught:
+        plan_write(source).write(tmp_path / name, progress=False)
+    message = str(caught.value)
+    stem = str(tmp_path / name.split(".")[0])
+    assert f"ckptwidgets writes no '{os.path.splitext(name)[1].lower()}' file" in message, message
+    assert repr(str(tmp_path / name) + ".index") in message
+    for suggestion in (".safetensors", ".pt", ".weights.h5", ".ckpt"):
+        assert repr(stem + suggestion) in message, (suggestion, message)
+    assert listing(tmp_path) == before
+    report = plan_write(source).write(stem + ".ckpt", progress=False)  # the suggestion is writable
+    assert sorted(open_checkpoint(report.prefix).keys()) == sorted(TENSORS)
+
+
+@pytest.mark.parametrize("trailing", ["", "/"])
+def test_a_folder_is_refused_with_a_name_in_it(tmp_path, source, trailing):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with pytest.raises(WriteError, match=r"it is a folder; name the checkpoint in it \('.*out/model.ckpt'\)"):
+        plan_write(source).write(str(folder) + trailing, progress=False)
+    assert os.listdir(folder) == []  # before: '.index' and '.data-...' hidden in it
+    if trailing:
+        with pytest.raises(WriteError, match="it is a folder"):
+            plan_write(source).write(str(tmp_path / "new") + trailing, progress=False)  # not there yet
+        assert not (tmp_path / "new").exists()
+
+
+def test_a_data_file_is_refused_naming_its_prefix(tmp_path, source):
+    out = str(tmp_path / "model.ckpt.data-00000-of-00001")
+    with pytest.raises(WriteError, match=r"names a TF checkpoint's data file; name the checkpoint by its prefix "
+                                         r"\('.*model.ckpt'\)"):
+        plan_write(source).write(out, progress=False)
+    assert listing(tmp_path) == ["src.safetensors"]
+
+
+def test_an_index_file_names_its_prefix(tmp_path, source):
+    report = plan_write(source).write(tmp_path / "model.ckpt.index", progress=False)
+    assert report.prefix == str(tmp_path / "model.ckpt")
+    assert listing(tmp_path) == ["model.ckpt.data-00000-of-00001", "model.ckpt.index", "src.safetensors"]
+
+
+def _model():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, name="dense")], name="net")
+    return model
+
+
+@pytest.mark.parametrize("out, model", [("a.ckpt.index", False), ("a.safetensors", False), ("a.pt", False),
+                                        ("a.weights.h5", True)])
+def test_dry_run_returns_the_path_and_writes_nothing(tmp_path, source, out, model):
+    plan = plan_write(source).rename({"old/w": "net/dense/kernel", "old/b": "net/dense/bias"}) if model else plan_write(source)
+    options = {"model": _model()} if model else {}
+    path = plan.write(tmp_path / out, dry_run=True, **options)
+    assert path == str(tmp_path / out).removesuffix(".index")
+    assert listing(tmp_path) == ["src.safetensors"]
+    report = plan.write(tmp_path / out, progress=False, **options)  # the real write takes the same path
+    assert report.prefix == path
+    for overwrite in (False, True):
+        call = {"overwrite": overwrite, **options}
+        if overwrite:
+            assert plan.write(tmp_path / out, dry_run=True, **call) == path
+            continue
+        with pytest.raises(WriteError) as real:
+            plan.write(tmp_path / out, progress=False, **call)
+        with pytest.raises(WriteError) as dry:
+            plan.write(tmp_path / out, dry_run=True, **call)
+        assert str(dry.value) == str(real.value) and "already exists" in str(dry.value)
+
+
+def test_dry_run_refuses_a_keras_file_without_its_unmapped_variables(tmp_path, source):
+    plan = plan_write(source).rename({"old/w": "net/dense/kernel"})  # the bias is not mapped
+    with pytest.raises(WriteError) as dry:
+        plan.write(tmp_path / "a.weights.h5", dry_run=True, model=_model())
+    with pytest.raises(WriteError) as real:
+        plan.write(tmp_path / "a.weights.h5", progress=False, model=_model())
+    assert str(dry.value) == str(real.value) and "'net/dense/bias'" in str(dry.value)
+    assert listing(tmp_path) == ["src.safetensors"]
+
+
+@pytest.mark.parametrize("out, error", [
+    ("src.safetensors", "is the input checkpoint itself"),
+    ("taken.pt", "A file already exists at 'taken.pt'; pass --overwrite to replace it."),
+    ("model.bin", "ckptwidgets writes no '.bin' file"),
+    ("out/", "it is a folder"),
+    ("new.weights.h5", "needs the model whose layout it takes: 'export SRC OUT --model MODULE:FUNCTION'"),
+])
+def test_cli_dry_run_refuses_what_the_write_would(tmp_path, source, capsys, monkeypatch, out, error):
+    monkeypatch.chdir(tmp_path)
+    plan_write(source).write("taken.pt", progress=False)
+    before = listing(tmp_path)
+    assert main(["rename", "src.safetensors", out, "--rule", "old/=new/", "--dry-run"]) == 2
+    captured = capsys.readouterr()
+    assert "new/w  old/w  copy" in captured.out and captured.out.endswith("(dry run: nothing written)\n")
+    assert captured.err.startswith("error: ") and error in captured.err and captured.err.count("\n") == 1, captured.err
+    assert main(["rename", "src.safetensors", out, "--rule", "old/=new/"]) == 2  # the real run: the same line
+    assert capsys.readouterr().err == captured.err
+    assert listing(tmp_path) == before
+
+
+def test_cli_dry_run_of_a_writable_output_exits_0(tmp_path, source, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    plan_write(source).write("taken.pt", progress=False)
+    assert main(["rename", "src.safetensors", "taken.pt", "--rule", "old/=new/", "--dry-run", "--overwrite"]) == 0
+    assert main(["strip", "src.safetensors", "copy.ckpt.index", "--dry-run"]) == 0
+    assert capsys.readouterr().err == ""
+    assert listing(tmp_path) == ["src.safetensors", "taken.pt"]
