@@ -125,7 +125,7 @@ def test_values_that_are_not_tensors_are_left_out_and_said(tmp_path):
                                          "sparse": "a sparse_coo tensor (only dense tensors are read)"}
     with pytest.warns(CheckpointWarning), contextlib.redirect_stdout(io.StringIO()) as out:
         assert main(["ls", path]) == 0
-    assert out.getvalue().splitlines()[0] == (f"checkpoint {path} (PyTorch state dict, 1 entries, 5 left out "
+    assert out.getvalue().splitlines()[0] == (f"checkpoint {path} (PyTorch state dict, 1 entry, 5 left out "
                                               "(not readable tensors): epoch, optimizer, 0, e8, sparse)")
 
 

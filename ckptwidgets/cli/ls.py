@@ -133,7 +133,7 @@ def report(ckpt, entries, total: int) -> str:
     """
     from .._text.format import format_shape, human_size, text_table
 
-    shown = f"{len(entries)} of {total} entries" if len(entries) != total else f"{total} entries"
+    shown = f"{len(entries)} of {total} entries" if len(entries) != total else f"{total} entr{'y' if total == 1 else 'ies'}"
     lines = [f"checkpoint {ckpt.prefix} ({_describe(ckpt.source, shown)})", ""]
     if not entries:
         lines.append("no entries match")

@@ -39,6 +39,7 @@ from ._object_graph import VALUE_ATTRIBUTE, ObjectGraph, checkpoint_keys
 from ._slices import format_box
 from ._write import check_output, move_into_place, write
 from ..._tf.quiet import import_tensorflow
+from ..._text.format import count_of
 from ...errors import CorruptCheckpointError
 from ._paths import resolve_prefix, steps_beside
 from .._tfkeys import OBJECT_GRAPH_KEY, records
@@ -108,7 +109,7 @@ class BundleSource:
         """What ``ls`` says of the bundle: ``"name-based, 2 entries, 1 data file"``."""
         shards = len(self.files()) - 1
         style = "object-based" if self.object_based else "name-based"
-        return f"{style}, {shown}, {shards} data file{'s' if shards != 1 else ''}"
+        return f"{style}, {shown}, {count_of(shards, 'data file')}"
 
     def steps(self) -> list[tuple[int, str]]:
         """``(step, prefix)`` of the checkpoints of the same run beside this one (``model.ckpt-N``)."""
