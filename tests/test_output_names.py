@@ -140,3 +140,22 @@ def test_cli_dry_run_of_a_writable_output_exits_0(tmp_path, source, capsys, monk
     assert main(["strip", "src.safetensors", "copy.ckpt.index", "--dry-run"]) == 0
     assert capsys.readouterr().err == ""
     assert listing(tmp_path) == ["src.safetensors", "taken.pt"]
+
+
+def test_average_with_out_named_last_says_out_comes_first(tmp_path, source, capsys, monkeypatch):
+    """``average a b avg`` (OUT last, as other subcommands take it): no write, and the order said."""
+    monkeypatch.chdir(tmp_path)
+    plan_write(source).write("b.safetensors", progress=False)
+    before = listing(tmp_path)
+    assert main(["average", "src.safetensors", "b.safetensors", "avg.safetensors"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: No safetensors file at 'avg.safetensors'.") and err.count("\n") == 1
+    assert "If 'avg.safetensors' is the output: average writes its first argument, OUT " \
+           "('average avg.safetensors src.safetensors b.safetensors')." in err
+    assert main(["average", "src.safetensors", "b.safetensors", "src.safetensors", "--dry-run"]) == 2
+    err = capsys.readouterr().err  # every name a checkpoint: OUT, the first, would be replaced
+    assert "OUT 'src.safetensors' is a checkpoint already: average writes its first argument" in err
+    assert "pass --overwrite to replace it with the mean of b.safetensors src.safetensors." in err
+    assert listing(tmp_path) == before
+    assert main(["average", "avg.safetensors", "src.safetensors", "b.safetensors"]) == 0  # the order it takes
+    assert "avg.safetensors" in listing(tmp_path)

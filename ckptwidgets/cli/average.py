@@ -13,6 +13,8 @@ Example
 """
 from __future__ import annotations
 
+import os
+
 from ._common import add_write_options, write_or_show
 
 HELP = "write the mean of several checkpoints"
@@ -26,7 +28,36 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    """Write (or with ``--dry-run`` show) the mean."""
+    """Write (or with ``--dry-run`` show) the mean; OUT named last by mistake is said before anything
+    is read or written."""
+    from ..errors import CheckpointNotFoundError, PlanError
     from ..write import average
 
-    return write_or_show(average(args.src), args)
+    out_is_a_checkpoint = _is_checkpoint(args.out)
+    try:
+        plan = average(args.src)
+    except CheckpointNotFoundError as error:
+        last = args.src[-1]
+        if not out_is_a_checkpoint or _is_checkpoint(last):
+            raise
+        raise PlanError(f"{error} If {last!r} is the output: average writes its first argument, OUT "
+                        f"('average {last} {args.out} {' '.join(args.src[:-1])}').") from None
+    if out_is_a_checkpoint and not args.overwrite:
+        raise PlanError(f"OUT {args.out!r} is a checkpoint already: average writes its first argument "
+                        f"(average OUT SRC [SRC ...]); name a new OUT first, or pass overwrite=True to replace it "
+                        f"with the mean of {' '.join(args.src)}.")
+    return write_or_show(plan, args)
+
+
+def _is_checkpoint(path: str) -> bool:
+    """``path`` opens as a checkpoint (a folder is left to the writer, which refuses it)."""
+    from ..errors import CheckpointError
+    from ..reader import open_checkpoint
+
+    if os.path.isdir(path):
+        return False
+    try:
+        open_checkpoint(path)
+    except CheckpointError:
+        return False
+    return True

@@ -122,7 +122,7 @@ def report(ckpt, entries, total: int) -> str:
     >>> from ckptwidgets.sources.arrays import ArraySource
     >>> ckpt = open_checkpoint(ArraySource({"w": np.zeros(2, np.float32)}, location="mem"))
     >>> print(report(ckpt, list(ckpt.entries), 1))
-    checkpoint mem (arrays, 1 entries)
+    checkpoint mem (arrays, 1 entry)
     <BLANKLINE>
     key  kind      dtype    shape  size
     w    variable  float32  [2]    8 B
