@@ -480,7 +480,31 @@ def test_save_as_checkpoint_writes_what_the_plan_maps(tmp_path, base_ckpt):
     assert "Saved 2 tensor(s)" in mapper.message.value
     mapper.save_path.value = " "
     mapper.save_button.click()
-    assert "Type the prefix" in mapper.message.value
+    assert "Type where to write" in mapper.message.value
+
+
+def test_save_as_weights_h5_of_a_keras_model_is_its_weights_file(tmp_path):
+    """A mapper over a Keras model saves ``.weights.h5`` as that model's file: ``load_weights`` takes it."""
+    import keras
+
+    from ckptwidgets import open_checkpoint
+    from ckptwidgets.sources.arrays import ArraySource
+    from ckptwidgets.write import plan_write
+
+    source = str(tmp_path / "old.safetensors")
+    plan_write(ArraySource({"k": np.ones((1, 1), np.float32), "b": np.full(1, 2.0, np.float32)})).write(source)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, name="dense")], name="net")
+    mapper = VariableMapper(source, model, rules={"k": "net/dense/kernel", "b": "net/dense/bias"})
+    assert mapper.model.variables is model and not mapper.model.plan.problems
+    mapper.save_path.value = str(tmp_path / "net.weights.h5")
+    mapper.save_button.click()
+    assert mapper.model.message_kind == "info", mapper.message.value
+    twin = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, name="dense")], name="net")
+    twin.load_weights(str(tmp_path / "net.weights.h5"))
+    assert twin.get_layer("dense").kernel.numpy().tolist() == [[1.0]] and twin.get_layer("dense").bias.numpy().tolist() == [2.0]
+    mapper.save_path.value = str(tmp_path / "net.safetensors")  # its keys are the variables' names
+    mapper.save_button.click()
+    assert open_checkpoint(mapper.model.saved).keys() == ["net/dense/bias", "net/dense/kernel"]
 
 
 def test_save_as_refuses_a_plan_with_problems(tmp_path, base_ckpt):

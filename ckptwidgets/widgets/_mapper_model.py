@@ -359,6 +359,11 @@ class MapperModel(RestoreActions):
         self.set_trait("code", first_lines(code, PREVIEW_LINES, "lines: plan.to_code(style) gives all"))
 
     @property
+    def variables(self):
+        """What the mapper plans into, as it was given: variables, a Keras model, a torch module."""
+        return self._variables
+
+    @property
     def initialize_applies(self) -> bool:
         """True when ``initialize_unmapped`` changes what a restore does: unmapped graph variables."""
         return bool(self.warning) and self.graph_mode

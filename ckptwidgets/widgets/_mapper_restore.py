@@ -18,7 +18,8 @@ __all__ = ["RestoreActions"]
 
 
 class RestoreActions(HasTraits):
-    """Restore or save a model's ``plan`` (with its ``session`` and ``initialize_unmapped``),
+    """Restore or save a model's ``plan`` (with its ``session``, ``initialize_unmapped`` and the
+    ``variables`` it plans into),
     saying what happened in its message (``_say``): the :class:`MapperModel` base that acts."""
 
     report = Any(None, read_only=True, help="The RestoreReport of the last restore, or None.")
@@ -70,19 +71,26 @@ class RestoreActions(HasTraits):
 
         The "Save as checkpoint..." button: :func:`ckptwidgets.write.from_plan` written with
         the writer's checks (nothing is written for a plan with problems or an existing
-        ``path`` without ``overwrite``). Returns the ``WriteReport``; errors are also said
-        in ``message``.
+        ``path`` without ``overwrite``). ``path``'s ending picks the format (``.safetensors``,
+        ``.pt``, else a TF prefix); ``.weights.h5`` for a mapper over a Keras model writes
+        that model's weights file (``model.load_weights`` takes it). Returns the
+        ``WriteReport``; errors are also said in ``message``.
         """
+        from .._planning.variables import is_keras_object
         from ..write import from_plan
 
         if self.plan is None:
             raise PlanError(f"Nothing to save: {self.message}")
         if not str(path).strip():
-            error = PlanError("Type the prefix to write, e.g. mapped/model.ckpt.")
+            error = PlanError("Type where to write: a TF prefix (mapped/model.ckpt), or a .safetensors, .pt or "
+                              ".weights.h5 file.")
             self._say(str(error), "warning")
             raise error
+        path = str(path).strip()
+        keras_file = path.endswith(".weights.h5") and is_keras_object(self.variables)
         try:
-            report = from_plan(self.plan).write(str(path).strip(), overwrite=overwrite, progress=False)
+            report = from_plan(self.plan).write(path, overwrite=overwrite, progress=False,
+                                                **({"model": self.variables} if keras_file else {}))
         except CheckpointError as error:
             self._say(str(error))
             raise
