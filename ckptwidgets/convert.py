@@ -31,7 +31,7 @@ from .restore import restore
 __all__ = ["convert"]
 
 
-def convert(source, out, model, rules=None, prefer_ema=False, attribute="model", overwrite=False) -> WriteReport:
+def convert(source, out, model, rules=None, prefer_ema=False, attribute="model", overwrite=False, dry_run=False):
     """Write ``source``'s values into ``model`` and save it as a TF2 object-based checkpoint.
 
     Parameters
@@ -49,6 +49,14 @@ def convert(source, out, model, rules=None, prefer_ema=False, attribute="model",
         The root attribute: ``tf.train.Checkpoint(<attribute>=model)``.
     overwrite : bool
         Replace a checkpoint that exists at ``out``.
+    dry_run : bool
+        Refuse what the conversion would refuse (the same :class:`WriteError`), and return
+        the plan it would restore and write, without touching the model or writing.
+
+    Returns
+    -------
+    WriteReport
+        What was written (with ``dry_run``: the :class:`~ckptwidgets.RestorePlan`).
 
     Raises
     ------
@@ -69,6 +77,8 @@ def convert(source, out, model, rules=None, prefer_ema=False, attribute="model",
             f"Nothing was written to {prefix!r}: the model does not fit the checkpoint ({len(reasons)} problem(s)): "
             + "; ".join(reasons[:5]) + ("; ..." if len(reasons) > 5 else "") + ". " + _what_to_do(plan)
         )
+    if dry_run:
+        return plan
     restore(plan)
     temp = temporary_name(prefix)
     root = tf.train.Checkpoint(**{attribute: model})

@@ -160,7 +160,8 @@ def test_diff(tmp_path):
     assert "w" in run.stdout and "gone" in run.stdout and "new" in run.stdout
 
 
-def test_convert_with_a_model_function(tmp_path):
+def tf1_and_a_model_module(tmp_path) -> str:
+    """A TF1 checkpoint under ``old/`` and ``mymodels.py`` whose ``build()`` is a Keras model under ``net/``."""
     source = save_graph_checkpoint(tmp_path / "tf1.ckpt", {"old/dense/kernel": np.ones((2, 3), np.float32),
                                                            "old/dense/bias": [1.0, 2.0, 3.0]})
     (tmp_path / "mymodels.py").write_text(textwrap.dedent(
@@ -171,6 +172,11 @@ def test_convert_with_a_model_function(tmp_path):
             return keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, name="dense")], name="net")
         """
     ))
+    return source
+
+
+def test_convert_with_a_model_function(tmp_path):
+    source = tf1_and_a_model_module(tmp_path)
     run = cli("convert", source, tmp_path / "tf2" / "ckpt", "--model", "mymodels:build", "--rule", "old/=net/",
               cwd=tmp_path)
     assert run.returncode == 0, run.stderr
@@ -179,6 +185,21 @@ def test_convert_with_a_model_function(tmp_path):
     kernels = [key for key in values if key.startswith("model/") and "kernel" in key]
     assert "_CHECKPOINTABLE_OBJECT_GRAPH" in values and len(kernels) == 1
     np.testing.assert_array_equal(values[kernels[0]], np.ones((2, 3), np.float32))
+
+
+def test_convert_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
+    source = tf1_and_a_model_module(tmp_path)
+    before = sorted(os.listdir(tmp_path))
+    run = cli("convert", source, tmp_path / "tf2" / "ckpt", "--model", "mymodels:build", "--rule", "old/=net/",
+              "--dry-run", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "net/dense/kernel" in run.stdout and run.stdout.endswith("(dry run: nothing written)\n")
+    assert sorted(os.listdir(tmp_path)) == before
+    run = cli("convert", source, source, "--model", "mymodels:build", "--dry-run", cwd=tmp_path)  # onto its source
+    assert run.returncode == 2 and "is the input checkpoint itself" in run.stderr, run.stderr
+    run = cli("convert", source, tmp_path / "tf2" / "ckpt", "--model", "mymodels:build", "--dry-run", cwd=tmp_path)
+    assert run.returncode == 2 and "the model does not fit" in run.stderr and "old/=net/" in run.stderr, run.stderr
+    assert sorted(os.listdir(tmp_path)) == before
 
 
 @pytest.mark.parametrize(

@@ -51,11 +51,13 @@ def add_source_and_out(parser, src="the checkpoint to read (prefix, .index file 
     parser.add_argument("out", metavar="OUT", help=out)
 
 
-def add_write_options(parser) -> None:
-    """``--dry-run``, ``--overwrite``, ``--state-file``: what every plan-writing subcommand takes."""
+def add_write_options(parser, state_file: bool = True) -> None:
+    """``--dry-run``, ``--overwrite``, ``--state-file``: what every writing subcommand takes
+    (``convert``, whose checkpoint is TF2's own, takes no ``--state-file``)."""
     parser.add_argument("--dry-run", action="store_true", help="print what would be written (which key becomes which, sizes), refuse what the write would refuse, and write nothing")
     parser.add_argument("--overwrite", action="store_true", help="replace a checkpoint that exists at OUT (never a source: OUT may not be SRC, however spelled)")
-    parser.add_argument("--state-file", action="store_true", help="also write the folder's 'checkpoint' file naming OUT as the latest")
+    if state_file:
+        parser.add_argument("--state-file", action="store_true", help="also write the folder's 'checkpoint' file naming OUT as the latest")
 
 
 def parse_rule(text: str) -> tuple[str, str]:
