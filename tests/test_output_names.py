@@ -159,3 +159,22 @@ def test_average_with_out_named_last_says_out_comes_first(tmp_path, source, caps
     assert listing(tmp_path) == before
     assert main(["average", "avg.safetensors", "src.safetensors", "b.safetensors"]) == 0  # the order it takes
     assert "avg.safetensors" in listing(tmp_path)
+
+
+@pytest.mark.parametrize("name, claimed", [("tf2.safetensors", "safetensors"), ("tf2.pt", "torch"),
+                                           ("tf2.weights.h5", "keras")])
+def test_convert_refuses_a_name_another_format_writes(tmp_path, name, claimed):
+    """``convert`` writes a TF checkpoint: an OUT of another format would be ``tf2.pt.index``."""
+    from ckptwidgets.convert import convert
+
+    source = tmp_path / "tf1.safetensors"
+    plan_write(ArraySource({"net/dense/kernel": np.ones((2, 3), np.float32),
+                            "net/dense/bias": np.ones(3, np.float32)})).write(source, progress=False)
+    model = _model()
+    before = [w.numpy().copy() for w in model.weights]
+    with pytest.raises(WriteError, match=rf"it names a {claimed} file, and this writes a TF checkpoint "
+                                         rf"\('.*{name}.index' and its data files\); name it '.*tf2.ckpt'"):
+        convert(str(source), tmp_path / name, model)
+    assert listing(tmp_path) == ["tf1.safetensors"]
+    assert all(np.array_equal(w.numpy(), b) for w, b in zip(model.weights, before))
+    assert convert(str(source), tmp_path / "tf2.ckpt", model).prefix == str(tmp_path / "tf2.ckpt")

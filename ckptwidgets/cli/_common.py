@@ -26,11 +26,13 @@ import sys
 from ..errors import PlanError
 
 __all__ = [
-    "KINDS_EPILOG", "EXIT_STATUS", "RULES_HELP", "add_source_and_out", "add_write_options", "parse_rule", "rules_of",
+    "KINDS_EPILOG", "EXIT_STATUS", "OUT_HELP", "RULES_HELP", "add_source_and_out", "add_write_options", "parse_rule", "rules_of",
     "write_or_show", "error", "error_line", "command_line_words", "print_text", "names_a_path", "unknown_command",
 ]
 
 KINDS_EPILOG = "Kinds: variable, ema (moving-average shadow), slot (optimizer state), meta (object graph, counters)."
+#: OUT of a subcommand that writes a plan (``WritePlan.write``): its ending picks the format.
+OUT_HELP = "what to write: a TF checkpoint prefix, or a .safetensors or .pt file"
 #: Ends every ``--help``: the same for the command line and each subcommand.
 EXIT_STATUS = "Exit status: 0 done, 2 error."
 
@@ -44,11 +46,11 @@ RULES_HELP = (
 # --- arguments -------------------------------------------------------------------------------
 
 
-def add_source_and_out(parser, src="the checkpoint to read (prefix, .index file or folder)",
-                       out="the prefix to write") -> None:
+def add_source_and_out(parser, src="the checkpoint to read (a TF prefix, its .index or folder; .safetensors, .pt, "
+                       ".weights.h5, .keras, .h5)", out=None) -> None:
     """``SRC OUT``: the checkpoint read and what is written (``src`` and ``out`` are their help)."""
     parser.add_argument("src", metavar="SRC", help=src)
-    parser.add_argument("out", metavar="OUT", help=out)
+    parser.add_argument("out", metavar="OUT", help=out or OUT_HELP)
 
 
 def add_write_options(parser, state_file: bool = True) -> None:

@@ -15,21 +15,21 @@ from __future__ import annotations
 
 import os
 
-from ._common import add_write_options, write_or_show
+from ._common import OUT_HELP, add_write_options, write_or_show
 
 HELP = "write the mean of several checkpoints"
 
 
 def add_arguments(parser) -> None:
     """``OUT SRC...``, the writing options."""
-    parser.add_argument("out", metavar="OUT", help="the prefix to write")
+    parser.add_argument("out", metavar="OUT", help=OUT_HELP)
     parser.add_argument("src", metavar="SRC", nargs="+", help="two or more checkpoints")
     add_write_options(parser)
 
 
 def run(args) -> int:
     """Write (or with ``--dry-run`` show) the mean; OUT named last by mistake is said before anything
-    is read or written."""
+    is written."""
     from ..errors import CheckpointNotFoundError, PlanError
     from ..write import average
 

@@ -24,7 +24,7 @@ HELP = "write a TF2 object-based checkpoint for a model"
 
 def add_arguments(parser) -> None:
     """``SRC OUT``, ``--model``, ``--rule``, ``--prefer-ema``, ``--dry-run``, ``--overwrite``."""
-    add_source_and_out(parser)
+    add_source_and_out(parser, out="the TF checkpoint prefix to write (what tf.train.Checkpoint(model=...).read takes)")
     parser.add_argument("--model", required=True, metavar="MODULE:FUNCTION",
                         help="a function that builds the model (a Keras model or tf.Module), e.g. mymodels:build; "
                         "MODULE is imported from the current folder or the Python path")

@@ -42,8 +42,7 @@ def add_arguments(parser) -> None:
     """``SRC OUT``, ``--preset`` or ``--model``, ``--rule``, the writing options."""
     from ..presets import PRESETS
 
-    add_source_and_out(parser, src="the checkpoint to read (any format ckptwidgets reads)",
-                       out="the file to write: .safetensors, .pt, .weights.h5, else a TF checkpoint prefix")
+    add_source_and_out(parser, out="the file to write: .safetensors, .pt, .weights.h5, else a TF checkpoint prefix")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--preset", metavar="NAME", help=f"rename and transpose by a preset ({', '.join(PRESETS)})")
     target.add_argument("--model", metavar="MODULE:FUNCTION",

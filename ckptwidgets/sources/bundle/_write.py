@@ -62,14 +62,26 @@ def _refuse_other_names(out: str) -> None:
     if base and ending.startswith("data-") and "-of-" in ending:
         raise WriteError(f"Nothing was written to {out!r}: it names a TF checkpoint's data file; name the checkpoint "
                          f"by its prefix ({base!r}).")
+    stem = os.path.join(os.path.dirname(out), os.path.basename(out).split(".")[0] or "model")
+    claimed = _claimed_by(out)
+    if claimed:  # reached only by a TF-only writer (convert): writer_for gives that format the name
+        raise WriteError(f"Nothing was written to {out!r}: it names a {claimed} file, and this writes a TF checkpoint "
+                         f"({out + '.index'!r} and its data files); name it {stem + '.ckpt'!r}.")
     ending = next((e for e in NOT_A_PREFIX if out.lower().endswith(e)), None)
     if ending:
-        stem = os.path.join(os.path.dirname(out), os.path.basename(out).split(".")[0] or "model")
         raise WriteError(
             f"Nothing was written to {out!r}: ckptwidgets writes no {ending!r} file, and a TF checkpoint named so would "
             f"be {out + '.index'!r} and its data files. Name the output {stem + '.safetensors'!r}, {stem + '.pt'!r}, "
             f"{stem + '.weights.h5'!r} (with the model) or a TF checkpoint prefix such as {stem + '.ckpt'!r}."
         )
+
+
+def _claimed_by(out: str) -> str | None:
+    """The format (its module's name) that writes ``out``, when it is not the bundle."""
+    from .. import writer_for
+
+    name = writer_for(out).__name__
+    return None if name == __package__ else name.rsplit(".", 1)[-1]
 
 
 def _existing_files(prefix: str) -> list[str]:
