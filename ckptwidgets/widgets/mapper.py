@@ -155,7 +155,9 @@ class VariableMapper(WidgetRoot):
                                             tooltip="tensors read")
         model.observe(self._on_progress, "progress")
         # --- save what the plan maps as a checkpoint of its own
-        self.save_path = widgets.Text(placeholder="mapped/model.ckpt, .safetensors, .pt, .weights.h5",
+        self.save_path = widgets.Text(placeholder="mapped/model.ckpt, or .safetensors, .pt",
+                                      tooltip="Where to write: a TF checkpoint prefix, a .safetensors or .pt file, "
+                                      "or (for a Keras model) its .weights.h5",
                                       layout=widgets.Layout(width="24em"))
         self.save_overwrite = widgets.Checkbox(value=False, description="overwrite", indent=False,
                                                layout=widgets.Layout(width="auto"))
