@@ -214,6 +214,38 @@ def test_model_may_be_a_torch_module(tmp_path):
         assert np.array_equal(net.state_dict()[f"{layer}.bias"].numpy(), values[f"{layer}/bias"])
 
 
+def test_prefer_ema_exports_the_shadows_for_a_model_and_for_a_preset(tmp_path, capsys):
+    """An EMA-trained checkpoint leaves TensorFlow with its averaged weights: --prefer-ema takes each
+    variable's ExponentialMovingAverage shadow, by the model's plan and by the preset alike."""
+    rng = np.random.default_rng(3)
+    shapes = {"hidden/kernel": (3, 4), "hidden/bias": (4,), "head/kernel": (4, 2), "head/bias": (2,)}
+    raw = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+    shadows = {f"{k}/ExponentialMovingAverage": v * 0.5 for k, v in raw.items()}
+    src = save_graph_checkpoint(tmp_path / "ema.ckpt", {**raw, **shadows})
+    models = tmp_path / "tmodels.py"
+    models.write_text(TORCH_MODELS)
+    for prefer, expected in ((False, raw), (True, {k: v * 0.5 for k, v in raw.items()})):
+        out = tmp_path / f"net-{prefer}.safetensors"
+        assert main(["export", src, str(out), "--model", f"{models}:build", *(["--prefer-ema"] * prefer)]) == 0
+        state = safetensors_torch.load_file(str(out))
+        for layer in ("hidden", "head"):
+            assert np.array_equal(state[f"{layer}.weight"].numpy(), expected[f"{layer}/kernel"].T), (prefer, layer)
+            assert np.array_equal(state[f"{layer}.bias"].numpy(), expected[f"{layer}/bias"]), (prefer, layer)
+
+    values = bert_values()
+    bert = save_graph_checkpoint(tmp_path / "bert_ema.ckpt", {
+        **values, **{f"{k}/ExponentialMovingAverage": np.asarray(values[k]) + 1.0 for k in bert_weights()}})
+    out = tmp_path / "bert.safetensors"
+    assert main(["export", bert, str(out), "--preset", "bert", "--prefer-ema", "--dry-run"]) == 0
+    assert "bert/embeddings/word_embeddings/ExponentialMovingAverage" in capsys.readouterr().out
+    assert main(["export", bert, str(out), "--preset", "bert", "--prefer-ema"]) == 0
+    model = transformers.BertModel(transformers.BertConfig(**CONFIG))
+    model.load_state_dict(safetensors_torch.load_file(str(out)), strict=True)
+    for tf_name in bert_weights():
+        shadow = np.asarray(values[tf_name]) + np.float32(1.0)
+        assert np.array_equal(model.state_dict()[hf_name(tf_name)].numpy(), shadow.T if is_kernel(tf_name) else shadow)
+
+
 def test_help_has_an_example(capsys):
     with pytest.raises(SystemExit) as info:
         main(["export", "--help"])

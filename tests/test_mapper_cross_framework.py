@@ -194,3 +194,47 @@ def test_the_warning_separates_its_hints(two_square_layers):
     assert hints[:2] == ["Keras layer 'a' -> torch module 'a' (Linear), by name",
                          "Keras layer 'b' -> torch module 'b' (Linear), by name"]
     assert model.warning.endswith(f"Hint: {hints[0]}; {hints[1]}")
+
+
+# --- EMA shadows across frameworks ----------------------------------------------------------------
+
+
+@pytest.fixture
+def ema_checkpoint(tmp_path):
+    """A TF1-named checkpoint of Dense 'fc' (4 -> 3) with its ExponentialMovingAverage shadows."""
+    from ckptwidgets.sources.arrays import ArraySource
+    from ckptwidgets.write import plan_write
+
+    rng = np.random.default_rng(4)
+    raw = {"fc/kernel": rng.standard_normal((4, 3)).astype(np.float32), "fc/bias": rng.standard_normal(3).astype(np.float32)}
+    shadows = {f"{k}/ExponentialMovingAverage": v + np.float32(10.0) for k, v in raw.items()}
+    path = str(tmp_path / "ema.safetensors")
+    plan_write(ArraySource({**raw, **shadows})).write(path, progress=False)
+    return path, raw, shadows
+
+
+def test_prefer_ema_into_a_torch_module_reads_the_shadows_through_the_transform(ema_checkpoint):
+    path, raw, shadows = ema_checkpoint
+    target = torch_module(fc=torch.nn.Linear(4, 3))
+    plan = plan_restore(path, target, prefer_ema=True)
+    assert plan.mapping == {"fc.weight": "fc/kernel/ExponentialMovingAverage", "fc.bias": "fc/bias/ExponentialMovingAverage"}
+    assert plan.transform_of("fc.weight")[0].name == "transpose" and not plan.problems
+    restore(plan)
+    np.testing.assert_array_equal(target.fc.weight.detach().numpy(), shadows["fc/kernel/ExponentialMovingAverage"].T)
+    np.testing.assert_array_equal(target.fc.bias.detach().numpy(), shadows["fc/bias/ExponentialMovingAverage"])
+    assert plan_restore(path, target).mapping == {"fc.weight": "fc/kernel", "fc.bias": "fc/bias"}  # the default
+
+
+def test_a_shadow_picked_by_hand_takes_its_variables_transform(ema_checkpoint):
+    path, raw, shadows = ema_checkpoint
+    target = torch_module(fc=torch.nn.Linear(4, 3))
+    mapper = VariableMapper(path, target)
+    model = mapper.model
+    dropdown(mapper, "fc.weight").value = "fc/kernel/ExponentialMovingAverage"
+    assert model.counts["problems"] == 0, model.plan.problems
+    transform, keys = model.plan.transform_of("fc.weight")
+    assert (transform.name, keys) == ("transpose", ("fc/kernel/ExponentialMovingAverage",))
+    model.restore()
+    assert model.message_kind == "info", model.message
+    np.testing.assert_array_equal(target.fc.weight.detach().numpy(), shadows["fc/kernel/ExponentialMovingAverage"].T)
+    np.testing.assert_array_equal(target.fc.bias.detach().numpy(), raw["fc/bias"])

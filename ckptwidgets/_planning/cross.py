@@ -362,6 +362,10 @@ class KeyLayouts:
         if entry is None:
             return f"key {key!r} is not in the checkpoint"
         key = entry.key
+        # A shadow has its variable's layout: decide with the variable's key, then read the averages.
+        averaged = entry.kind == "ema" and entry.base in self._layer_of_key
+        if averaged:
+            key = entry.base
         target_path = self._layer_of_name.get(name) if self.crosses else None
         if target_path is None or self._target[target_path][0] not in LAYOUTS:
             return (key,), IDENTITY
@@ -379,6 +383,9 @@ class KeyLayouts:
         if keys[0] != key:
             return (f"{head}: with {self._words[0]} '{source_path}' it reads {' + '.join(map(repr, keys))} "
                     f"({transform.name}); pick {keys[0]!r}")
+        if averaged:
+            shadows = self._ckpt.ema_shadows
+            keys = tuple(shadows[k].key if k in shadows else k for k in keys)
         return keys, transform
 
     def fits(self, name: str, key: str) -> bool:

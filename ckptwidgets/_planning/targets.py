@@ -76,9 +76,11 @@ def plan_keys(ckpt, variables, infos: dict, skipped: set, rules, prefer_ema: boo
     cross = cross_matches(ckpt, infos, by_name=match == "name") if match == "name" or torch_target else None
     if cross is not None:
         by_rule = _ruled(ckpt, infos, rules, torch_target)
+        shadows = ckpt.ema_shadows if prefer_ema else {}
         paired = {}
         for name, (keys, transform) in cross.pairs.items():
             if name in infos and name not in skipped and name not in conflicts and not by_rule(name) and keys:
+                keys = tuple(shadows[key].key if key in shadows else key for key in keys)  # the layer's averages
                 paired[name] = keys[0]
                 if len(keys) > 1 or not getattr(transform, "is_identity", False):  # "as is": a plain copy
                     transforms[name] = (transform, tuple(keys[1:]))

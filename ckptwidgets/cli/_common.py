@@ -26,13 +26,15 @@ import sys
 from ..errors import PlanError
 
 __all__ = [
-    "KINDS_EPILOG", "EXIT_STATUS", "OUT_HELP", "RULES_HELP", "add_source_and_out", "add_write_options", "parse_rule", "rules_of",
+    "KINDS_EPILOG", "EXIT_STATUS", "OUT_HELP", "PREFER_EMA_HELP", "RULES_HELP", "add_source_and_out", "add_write_options", "parse_rule", "rules_of",
     "write_or_show", "error", "error_line", "command_line_words", "print_text", "names_a_path", "unknown_command",
 ]
 
 KINDS_EPILOG = "Kinds: variable, ema (moving-average shadow), slot (optimizer state), meta (object graph, counters)."
 #: OUT of a subcommand that writes a plan (``WritePlan.write``): its ending picks the format.
 OUT_HELP = "what to write: a TF checkpoint prefix, or a .safetensors or .pt file"
+#: ``--prefer-ema`` of the subcommands that plan into a model or a preset.
+PREFER_EMA_HELP = "take each variable's ExponentialMovingAverage shadow where the checkpoint has one (the averaged weights)"
 #: Ends every ``--help``: the same for the command line and each subcommand.
 EXIT_STATUS = "Exit status: 0 done, 2 error."
 

@@ -16,7 +16,7 @@ Example
 from __future__ import annotations
 
 
-from ._common import RULES_HELP, add_source_and_out, add_write_options, rules_of
+from ._common import PREFER_EMA_HELP, RULES_HELP, add_source_and_out, add_write_options, rules_of
 from ._model_spec import model_builder
 
 HELP = "write a TF2 object-based checkpoint for a model"
@@ -29,7 +29,7 @@ def add_arguments(parser) -> None:
                         help="a function that builds the model (a Keras model or tf.Module), e.g. mymodels:build; "
                         "MODULE is imported from the current folder or the Python path")
     parser.add_argument("--rule", action="append", metavar="OLD=NEW", help=RULES_HELP.replace("renames", "maps"))
-    parser.add_argument("--prefer-ema", action="store_true", help="load each variable's EMA shadow where there is one")
+    parser.add_argument("--prefer-ema", action="store_true", help=PREFER_EMA_HELP)
     add_write_options(parser, state_file=False)
 
 

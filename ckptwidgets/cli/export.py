@@ -23,7 +23,7 @@ from __future__ import annotations
 import shlex
 
 from ..errors import PlanError
-from ._common import add_source_and_out, add_write_options, command_line_words, rules_of, write_or_show
+from ._common import PREFER_EMA_HELP, add_source_and_out, add_write_options, command_line_words, rules_of, write_or_show
 from ._model_spec import model_builder
 
 HELP = "write a checkpoint for another framework (safetensors, .pt, .weights.h5) by a preset or a model"
@@ -39,7 +39,7 @@ EPILOG = (
 
 
 def add_arguments(parser) -> None:
-    """``SRC OUT``, ``--preset`` or ``--model``, ``--rule``, the writing options."""
+    """``SRC OUT``, ``--preset`` or ``--model``, ``--rule``, ``--prefer-ema``, the writing options."""
     from ..presets import PRESETS
 
     add_source_and_out(parser, out="the file to write: .safetensors, .pt, .weights.h5, else a TF checkpoint prefix")
@@ -52,6 +52,7 @@ def add_arguments(parser) -> None:
                         help="with --preset: rename the preset's output keys as 'rename --rule' does (e.g. "
                         "'pooler.dense.weight=pool.weight', '/=bert/'); with --model: map a checkpoint scope to "
                         "the model's (e.g. 'old_scope/=/'); repeat for several")
+    parser.add_argument("--prefer-ema", action="store_true", help=PREFER_EMA_HELP)
     add_write_options(parser)
 
 
@@ -66,7 +67,8 @@ def _preset_plan(args):
     from ..presets import apply_preset
     from ..write import plan_write
 
-    plan = apply_preset(plan_write(args.src), args.preset)
+    plan = plan_write(args.src)
+    plan = apply_preset(plan.promote_ema() if args.prefer_ema else plan, args.preset)
     rules = rules_of(args)
     return plan.rename(rules) if rules else plan
 
@@ -83,7 +85,7 @@ def _export_for_model(args) -> int:
     if importlib.util.find_spec("tensorflow") is not None:
         import_tensorflow()  # before the user's module, which would import it with its log lines
     model = model_builder(args.model)()
-    plan = plan_restore(args.src, model, rules=rules_of(args))
+    plan = plan_restore(args.src, model, rules=rules_of(args), prefer_ema=args.prefer_ema)
     if plan.problems or plan.unmapped:
         if args.dry_run:
             print(command_line_words(str(plan)))
