@@ -246,6 +246,29 @@ def test_prefer_ema_exports_the_shadows_for_a_model_and_for_a_preset(tmp_path, c
         assert np.array_equal(model.state_dict()[hf_name(tf_name)].numpy(), shadow.T if is_kernel(tf_name) else shadow)
 
 
+def test_without_a_preset_or_a_model_every_tensor_keeps_its_key(dense_ckpt, tmp_path, capsys):
+    """``export SRC OUT``: a TF checkpoint out of TensorFlow as it is, the object graph left out and said."""
+    reader = tf.train.load_checkpoint(dense_ckpt)
+    out = tmp_path / "same.safetensors"
+    assert main(["export", dense_ckpt, str(out)]) == 0
+    state = safetensors_torch.load_file(str(out))
+    assert sorted(state) == sorted(reader.get_variable_to_shape_map())
+    for key, tensor in state.items():
+        assert np.array_equal(tensor.numpy(), reader.get_tensor(key)), key
+    assert main(["export", dense_ckpt, str(tmp_path / "net.pt"), "--rule", "old/=net/"]) == 0
+    assert sorted(torch.load(str(tmp_path / "net.pt"), weights_only=True)) == [
+        "net/head/bias", "net/head/kernel", "net/hidden/bias", "net/hidden/kernel"]
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")])
+    tf2 = tf.train.Checkpoint(model=model).write(str(tmp_path / "tf2" / "ckpt"))
+    capsys.readouterr()
+    assert main(["export", tf2, str(tmp_path / "tf2.safetensors")]) == 0
+    assert capsys.readouterr().out.startswith("Wrote 2 tensors (32 B)")
+    assert sorted(safetensors_torch.load_file(str(tmp_path / "tf2.safetensors"))) == sorted(
+        k for k in tf.train.load_checkpoint(tf2).get_variable_to_shape_map() if k != "_CHECKPOINTABLE_OBJECT_GRAPH")
+
+
 def test_help_has_an_example(capsys):
     with pytest.raises(SystemExit) as info:
         main(["export", "--help"])

@@ -1,5 +1,6 @@
 """Write SRC for another framework: OUT's suffix says the format (.safetensors, .pt, .weights.h5,
-else a TF checkpoint prefix), a preset or a model says the names and layouts.
+else a TF checkpoint prefix), a preset or a model says the names and layouts; without either,
+every tensor keeps its key.
 
 ``export SRC OUT --preset NAME`` renames and transposes by a preset of
 :mod:`ckptwidgets.presets` (``bert``: a google-research/bert TF1 checkpoint for transformers'
@@ -8,8 +9,10 @@ else a TF checkpoint prefix), a preset or a model says the names and layouts.
 path, or a file ``path/to/models.py:build``) and writes what it maps under the model's names,
 with the layout transforms the plan found; a ``.weights.h5`` is laid out as that Keras
 model's ``save_weights`` would. ``--rule`` renames after the preset, or maps scopes for the
-model. Nothing is read whole: the writers stream one tensor at a time. The first paragraph
-of this docstring heads ``export --help``.
+model. ``export SRC OUT`` alone writes every tensor OUT's format holds under its own key (a TF
+checkpoint as one ``.safetensors`` file), saying what it leaves out (TF's object graph).
+Nothing is read whole: the writers stream one tensor at a time. The first paragraph of this
+docstring heads ``export --help``.
 
 Example
 -------
@@ -43,13 +46,13 @@ def add_arguments(parser) -> None:
     from ..presets import PRESETS
 
     add_source_and_out(parser, out="the file to write: .safetensors, .pt, .weights.h5, else a TF checkpoint prefix")
-    target = parser.add_mutually_exclusive_group(required=True)
+    target = parser.add_mutually_exclusive_group()  # neither: every tensor under its own key
     target.add_argument("--preset", metavar="NAME", help=f"rename and transpose by a preset ({', '.join(PRESETS)})")
     target.add_argument("--model", metavar="MODULE:FUNCTION",
                         help="a function returning a Keras model or a torch.nn.Module (e.g. mymodels:build or "
                         "path/to/models.py:build); MODULE is imported from the current folder or the Python path")
     parser.add_argument("--rule", action="append", metavar="OLD=NEW",
-                        help="with --preset: rename the preset's output keys as 'rename --rule' does (e.g. "
+                        help="with --preset (or neither): rename the output keys as 'rename --rule' does (e.g. "
                         "'pooler.dense.weight=pool.weight', '/=bert/'); with --model: map a checkpoint scope to "
                         "the model's (e.g. 'old_scope/=/'); repeat for several")
     parser.add_argument("--prefer-ema", action="store_true", help=PREFER_EMA_HELP)
@@ -57,18 +60,21 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    """Write (or with ``--dry-run`` show) SRC for the preset or the model."""
-    if args.preset is not None:
-        return write_or_show(_preset_plan(args), args)
-    return _export_for_model(args)
+    """Write (or with ``--dry-run`` show) SRC for the model, the preset, or under its own keys."""
+    if args.model is not None:
+        return _export_for_model(args)
+    return write_or_show(_key_plan(args), args)
 
 
-def _preset_plan(args):
+def _key_plan(args):
+    """Every tensor of SRC (its shadows promoted with ``--prefer-ema``), renamed by the preset
+    and then by the rules."""
     from ..presets import apply_preset
     from ..write import plan_write
 
     plan = plan_write(args.src)
-    plan = apply_preset(plan.promote_ema() if args.prefer_ema else plan, args.preset)
+    plan = plan.promote_ema() if args.prefer_ema else plan
+    plan = apply_preset(plan, args.preset) if args.preset is not None else plan
     rules = rules_of(args)
     return plan.rename(rules) if rules else plan
 
