@@ -286,13 +286,14 @@ class WritePlan:
             not map, instead of refusing.
         dry_run : bool
             Refuse what the write would refuse (the same :class:`WriteError`), write nothing,
-            and return the path the write would write: what ``--dry-run`` checks.
+            and report what the write would write: what ``--dry-run`` checks and shows.
 
         Returns
         -------
         WriteReport
             (a ``KerasWriteReport`` with ``placed`` and ``kept`` for a ``.weights.h5``;
-            with ``dry_run``, the output's path: ``"a.ckpt"`` for ``"a.ckpt.index"``)
+            with ``dry_run``, its ``dry_run`` is True and ``files`` empty; ``prefix`` is the
+            path the write takes: ``"a.ckpt"`` for ``"a.ckpt.index"``)
 
         Raises
         ------

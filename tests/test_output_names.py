@@ -83,24 +83,26 @@ def _model():
 
 @pytest.mark.parametrize("out, model", [("a.ckpt.index", False), ("a.safetensors", False), ("a.pt", False),
                                         ("a.weights.h5", True)])
-def test_dry_run_returns_the_path_and_writes_nothing(tmp_path, source, out, model):
+def test_dry_run_reports_what_it_would_write_and_writes_nothing(tmp_path, source, out, model):
     plan = plan_write(source).rename({"old/w": "net/dense/kernel", "old/b": "net/dense/bias"}) if model else plan_write(source)
     options = {"model": _model()} if model else {}
-    path = plan.write(tmp_path / out, dry_run=True, **options)
-    assert path == str(tmp_path / out).removesuffix(".index")
+    dry = plan.write(tmp_path / out, dry_run=True, **options)
+    assert dry.dry_run and dry.files == [] and dry.prefix == str(tmp_path / out).removesuffix(".index")
+    assert str(dry).startswith(f"Would write 2 tensors (36 B) to {dry.prefix!r}")
     assert listing(tmp_path) == ["src.safetensors"]
-    report = plan.write(tmp_path / out, progress=False, **options)  # the real write takes the same path
-    assert report.prefix == path
+    report = plan.write(tmp_path / out, progress=False, **options)  # the real write: the same path, keys, bytes
+    assert (report.prefix, report.keys, report.nbytes, report.dropped) == (dry.prefix, dry.keys, dry.nbytes, dry.dropped)
+    assert not report.dry_run and report.files
     for overwrite in (False, True):
         call = {"overwrite": overwrite, **options}
         if overwrite:
-            assert plan.write(tmp_path / out, dry_run=True, **call) == path
+            assert plan.write(tmp_path / out, dry_run=True, **call).prefix == dry.prefix
             continue
         with pytest.raises(WriteError) as real:
             plan.write(tmp_path / out, progress=False, **call)
-        with pytest.raises(WriteError) as dry:
+        with pytest.raises(WriteError) as refused:
             plan.write(tmp_path / out, dry_run=True, **call)
-        assert str(dry.value) == str(real.value) and "already exists" in str(dry.value)
+        assert str(refused.value) == str(real.value) and "already exists" in str(refused.value)
 
 
 def test_dry_run_refuses_a_keras_file_without_its_unmapped_variables(tmp_path, source):
@@ -178,3 +180,26 @@ def test_convert_refuses_a_name_another_format_writes(tmp_path, name, claimed):
     assert listing(tmp_path) == ["tf1.safetensors"]
     assert all(np.array_equal(w.numpy(), b) for w, b in zip(model.weights, before))
     assert convert(str(source), tmp_path / "tf2.ckpt", model).prefix == str(tmp_path / "tf2.ckpt")
+
+
+def test_cli_dry_run_names_what_the_format_leaves_out(tmp_path, capsys, monkeypatch):
+    """A string is no tensor of safetensors: the dry run says it is left out, as the write does."""
+    monkeypatch.chdir(tmp_path)
+    plan_write(ArraySource({"w": np.zeros(2, np.float32), "name": np.array(b"run-7", dtype=object)})).write(
+        "src.ckpt", progress=False)
+    assert main(["strip", "src.ckpt", "out.safetensors", "--kind", "ema", "--dry-run"]) == 2
+    captured = capsys.readouterr()  # the write refuses a string that is no object graph: so does the dry run
+    assert "key 'name' is string, which safetensors cannot hold" in captured.err
+    assert main(["export", "src.ckpt", "out.pt", "--dry-run", "--rule", "name=label"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == ("error: Nothing was written to 'out.pt': key 'label' is string, which a torch tensor "
+                            "cannot hold (leave them out with 'strip SRC OUT --filter ...', or cast them).\n")
+    assert captured.out.endswith("(dry run: nothing written)\n")
+    import tensorflow as tf
+
+    tf2 = tf.train.Checkpoint(w=tf.Variable([1.0, 2.0])).write("tf2/ckpt")
+    assert main(["export", tf2, "out.safetensors", "--dry-run"]) == 0
+    out = capsys.readouterr().out  # TF's object graph is in the plan, and the format leaves it out
+    assert out.endswith("Left out by 'out.safetensors' (1):\n  _CHECKPOINTABLE_OBJECT_GRAPH: TensorFlow's object graph "
+                        "(a string): safetensors holds numbers only\n(dry run: nothing written)\n"), out
+    assert not os.path.exists("out.safetensors") and not os.path.exists("out.pt")

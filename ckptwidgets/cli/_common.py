@@ -23,7 +23,7 @@ import re
 import shlex
 import sys
 
-from ..errors import PlanError
+from ..errors import CheckpointError, PlanError
 
 __all__ = [
     "KINDS_EPILOG", "EXIT_STATUS", "OUT_HELP", "PREFER_EMA_HELP", "RULES_HELP", "add_source_and_out", "add_write_options", "parse_rule", "rules_of",
@@ -98,10 +98,19 @@ def write_or_show(plan, args, **options) -> int:
     would refuse (exit status 2 when the plan has problems or the write would fail)."""
     if args.dry_run:
         print(plan)
-        print("(dry run: nothing written)")
         if plan.problems:
+            print("(dry run: nothing written)")
             return 2
-        plan.write(args.out, overwrite=args.overwrite, state_file=args.state_file, dry_run=True, **options)
+        try:
+            report = plan.write(args.out, overwrite=args.overwrite, state_file=args.state_file, dry_run=True, **options)
+        except CheckpointError:  # the error line says why the write would fail
+            print("(dry run: nothing written)")
+            raise
+        by_format = [(key, why) for key, why in report.dropped if (key, why) not in plan.dropped]
+        if by_format:
+            print(f"Left out by {os.path.basename(report.prefix)!r} ({len(by_format)}):")
+            print("\n".join(f"  {key}: {why}" for key, why in by_format))
+        print("(dry run: nothing written)")
         return 0
     print(plan.write(args.out, overwrite=args.overwrite, state_file=args.state_file, **options))
     return 0
@@ -140,7 +149,8 @@ _OPTIONS = {"overwrite": "--overwrite", "state_file": "--state-file", "prefer_em
             "rules": "--rule", "rule": "--rule", "kinds": "--kind", "filter": "--filter", "dry_run": "--dry-run"}
 _DICT = r"\{[^{}]*\}"
 #: Library phrases that have a command line of their own.
-_PHRASES = {"plan.write(out, model=model)": "'export SRC OUT --model MODULE:FUNCTION'"}
+_PHRASES = {"plan.write(out, model=model)": "'export SRC OUT --model MODULE:FUNCTION'",
+            "plan.strip(filter=...)": "'strip SRC OUT --filter ...'"}
 
 
 def _rule_options(text: str) -> str | None:

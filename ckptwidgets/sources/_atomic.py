@@ -56,7 +56,7 @@ CHUNK_ELEMENTS = 1 << 22
 
 @dataclass
 class WriteReport:
-    """What :meth:`WritePlan.write` wrote.
+    """What :meth:`WritePlan.write` wrote (with ``dry_run``: would write; ``files`` is empty).
 
     Attributes
     ----------
@@ -69,7 +69,10 @@ class WriteReport:
         Bytes of tensor data written.
     seconds : float
     dropped : list of (str, str)
-        Input keys left out and why.
+        Input keys left out and why (by the plan, and by the format: a string a safetensors
+        file cannot hold).
+    dry_run : bool
+        Nothing was written: the report of a ``write(..., dry_run=True)``.
     """
 
     prefix: str
@@ -78,11 +81,13 @@ class WriteReport:
     nbytes: int
     seconds: float
     dropped: list = field(default_factory=list)
+    dry_run: bool = False
 
     def __str__(self) -> str:
         from .._text.format import count_of, human_size
 
-        text = f"Wrote {count_of(len(self.keys), 'tensor')} ({human_size(self.nbytes)}) to {self.prefix!r} in {self.seconds:.2f} s"
+        what = f"{count_of(len(self.keys), 'tensor')} ({human_size(self.nbytes)}) to {self.prefix!r}"
+        text = f"Would write {what}" if self.dry_run else f"Wrote {what} in {self.seconds:.2f} s"
         return text + (f"; left out {len(self.dropped)}" if self.dropped else "")
 
 
@@ -150,11 +155,11 @@ def tensor_items(plan, shown: str, holds, container: str) -> tuple[list, list]:
             refused.append(f"key {item.key!r} is {item.dtype}, which {container} cannot hold")
         else:
             items.append(item)
-    if refused:
-        raise WriteError(
-            f"Nothing was written to {shown!r}: {len(refused)} tensor(s) {container} cannot hold "
-            "(leave them out with plan.strip(filter=...), or cast them):\n" + "\n".join(f"  - {r}" for r in refused)
-        )
+    if refused:  # the first line names them (the command line shows only it), up to three
+        head = "; ".join(refused[:3]) + (f"; and {len(refused) - 3} more" if len(refused) > 3 else "")
+        rest = "".join(f"\n  - {r}" for r in refused) if len(refused) > 3 else ""
+        raise WriteError(f"Nothing was written to {shown!r}: {head} (leave them out with plan.strip(filter=...), "
+                         f"or cast them).{rest}")
     return items, dropped
 
 

@@ -212,11 +212,11 @@ def _escape(text: str) -> str:
 
 def write(plan, out, overwrite=False, state_file=False, progress=None, dry_run=False) -> _atomic.WriteReport:
     """Write ``plan`` to prefix ``out``: see the module docstring (``dry_run``: refuse, write nothing,
-    return the prefix)."""
+    report what would be written)."""
     start = time.perf_counter()
     prefix = check_output(plan, out, overwrite)
     if dry_run:
-        return prefix
+        return _atomic.WriteReport(prefix, [], plan.keys, plan.nbytes, 0.0, plan.dropped, dry_run=True)
     folder = os.path.dirname(prefix) or "."
     temp = _atomic.temporary_name(prefix)
     with _atomic.ticking(plan.nbytes, progress) as tick, _atomic.staged(prefix, temp):

@@ -50,7 +50,7 @@ import os
 import sys
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -230,7 +230,7 @@ def _verify(temp: str, slots: list[_Slot], crcs: dict) -> None:
 
 def write(plan, out, model=None, keep_unmapped=False, overwrite=False, state_file=False, progress=None, dry_run=False):
     """Write ``plan`` as ``model``'s Keras 3 weights file ``out``: see the module docstring (``dry_run``:
-    refuse, write nothing, return the path)."""
+    refuse, write nothing, report what would be written)."""
     path = os.fsdecode(os.fspath(out))
     _atomic.refuse_own_source(plan, path, [path])
     if model is None:
@@ -261,23 +261,25 @@ def write_weights(plan, out, model, keep_unmapped=False, overwrite=False, progre
         raise WriteError(f"Nothing was written to {path!r}: it is a folder.")
     if os.path.lexists(path) and not overwrite:
         raise WriteError(f"A file already exists at {path!r}; pass overwrite=True to replace it.")
-    if dry_run:
-        return path
-    temp = _atomic.temporary_name(path)
     total = sum(int(np.prod(s.shape)) * np.dtype(numpy_type(s.dtype)).itemsize for s in slots)
+    report = KerasWriteReport(
+        path,
+        [],
+        sorted(s.key for s in slots),
+        total,
+        0.0,
+        list(plan.dropped) + dropped,
+        dry_run=dry_run,
+        placed=[(s.name, s.key) for s in slots if s.item is not None],
+        kept=[(s.name, s.key) for s in slots if s.item is None],
+    )
+    if dry_run:
+        return report
+    temp = _atomic.temporary_name(path)
     # h5py refuses a value or a file with ValueError or TypeError.
     with _atomic.ticking(total, progress) as tick, _atomic.staged(path, temp, also=(ValueError, TypeError)):
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         crcs = _write(temp, groups, slots, tick)
         _verify(temp, slots, crcs)
         _atomic.move_into_place([(temp, path)])
-    return KerasWriteReport(
-        path,
-        [path],
-        sorted(s.key for s in slots),
-        total,
-        time.perf_counter() - start,
-        list(plan.dropped) + dropped,
-        placed=[(s.name, s.key) for s in slots if s.item is not None],
-        kept=[(s.name, s.key) for s in slots if s.item is None],
-    )
+    return replace(report, files=[path], seconds=time.perf_counter() - start)

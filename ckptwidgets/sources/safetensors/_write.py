@@ -160,7 +160,7 @@ def _verify(path: str, temp: str, items, crcs: dict) -> None:
 
 def write(plan, out, overwrite=False, state_file=False, progress=None, model=None, keep_unmapped=False, dry_run=False):
     """Write ``plan`` as the safetensors file ``out``: see the module docstring (``dry_run``: refuse,
-    write nothing, return the path)."""
+    write nothing, report what would be written)."""
     start = time.perf_counter()
     path = _output(out)
     _atomic.refuse_for_one_file(plan, path, "a safetensors file",
@@ -168,7 +168,8 @@ def write(plan, out, overwrite=False, state_file=False, progress=None, model=Non
                                 overwrite=overwrite, state_file=state_file, model=model)
     items, dropped = _items(plan, path)
     if dry_run:
-        return path
+        return _atomic.WriteReport(path, [], sorted(item.key for item in items), sum(item.nbytes for item in items),
+                                   0.0, list(plan.dropped) + dropped, dry_run=True)
     head = header_bytes(items, _provenance(items))
     total = sum(item.nbytes for item in items)
     temp = _atomic.temporary_name(path)

@@ -74,7 +74,7 @@ def _verify(path: str, temp: str, items, values: dict) -> None:
 
 def write(plan, out, overwrite=False, state_file=False, progress=None, model=None, keep_unmapped=False, dry_run=False):
     """Write ``plan`` as the PyTorch state dict ``out``: see the module docstring (``dry_run``: refuse,
-    write nothing, return the path)."""
+    write nothing, report what would be written)."""
     start = time.perf_counter()
     path = _output(out)
     _atomic.refuse_for_one_file(plan, path, "a PyTorch file", "Name a module's tensors with plan.rename(...).",
@@ -82,7 +82,8 @@ def write(plan, out, overwrite=False, state_file=False, progress=None, model=Non
     torch = import_torch(path, writing=True)
     items, dropped = _items(plan, path)
     if dry_run:
-        return path
+        return _atomic.WriteReport(path, [], sorted(item.key for item in items), sum(item.nbytes for item in items),
+                                   0.0, list(plan.dropped) + dropped, dry_run=True)
     total = sum(item.nbytes for item in items)
     temp = _atomic.temporary_name(path)
     written = temp + ".pt"  # ends like a PyTorch file: our reader knows it by its name
