@@ -154,10 +154,14 @@ def test_average_with_out_named_last_says_out_comes_first(tmp_path, source, caps
     assert err.startswith("error: No safetensors file at 'avg.safetensors'.") and err.count("\n") == 1
     assert "If 'avg.safetensors' is the output: average writes its first argument, OUT " \
            "('average avg.safetensors src.safetensors b.safetensors')." in err
-    assert main(["average", "src.safetensors", "b.safetensors", "src.safetensors", "--dry-run"]) == 2
+    plan_write(source).write("c.safetensors", progress=False)
+    before = listing(tmp_path)
+    assert main(["average", "src.safetensors", "b.safetensors", "c.safetensors", "--dry-run"]) == 2
     err = capsys.readouterr().err  # every name a checkpoint: OUT, the first, would be replaced
     assert "OUT 'src.safetensors' is a checkpoint already: average writes its first argument" in err
-    assert "pass --overwrite to replace it with the mean of b.safetensors src.safetensors." in err
+    assert "pass --overwrite to replace it with the mean of b.safetensors c.safetensors." in err
+    assert main(["average", "src.safetensors", "b.safetensors", "src.safetensors"]) == 2
+    assert "is the input checkpoint itself" in capsys.readouterr().err  # OUT among SRC: never, even with --overwrite
     assert listing(tmp_path) == before
     assert main(["average", "avg.safetensors", "src.safetensors", "b.safetensors"]) == 0  # the order it takes
     assert "avg.safetensors" in listing(tmp_path)

@@ -33,31 +33,32 @@ def run(args) -> int:
     from ..errors import CheckpointNotFoundError, PlanError
     from ..write import average
 
-    out_is_a_checkpoint = _is_checkpoint(args.out)
+    out_files = _files(args.out)
     try:
         plan = average(args.src)
     except CheckpointNotFoundError as error:
         last = args.src[-1]
-        if not out_is_a_checkpoint or _is_checkpoint(last):
+        if out_files is None or _files(last) is not None:
             raise
         raise PlanError(f"{error} If {last!r} is the output: average writes its first argument, OUT "
                         f"('average {last} {args.out} {' '.join(args.src[:-1])}').") from None
-    if out_is_a_checkpoint and not args.overwrite:
+    among_sources = out_files and any(out_files & (_files(src) or set()) for src in args.src)
+    if out_files and not among_sources and not args.overwrite:  # a source as OUT: the writer refuses it
         raise PlanError(f"OUT {args.out!r} is a checkpoint already: average writes its first argument "
                         f"(average OUT SRC [SRC ...]); name a new OUT first, or pass overwrite=True to replace it "
                         f"with the mean of {' '.join(args.src)}.")
     return write_or_show(plan, args)
 
 
-def _is_checkpoint(path: str) -> bool:
-    """``path`` opens as a checkpoint (a folder is left to the writer, which refuses it)."""
+def _files(path: str) -> set | None:
+    """The real paths of the checkpoint at ``path``, None when it opens as none (a folder is left to
+    the writer, which refuses it)."""
     from ..errors import CheckpointError
     from ..reader import open_checkpoint
 
     if os.path.isdir(path):
-        return False
+        return None
     try:
-        open_checkpoint(path)
+        return {os.path.realpath(f) for f in open_checkpoint(path).files}
     except CheckpointError:
-        return False
-    return True
+        return None
