@@ -1,6 +1,8 @@
 """An output's name is what the user gets: a write refuses a name it would honour only in
-name (``model.bin`` as ``model.bin.index``, a folder as ``folder/.index``), and ``--dry-run``
-and ``write(dry_run=True)`` refuse what the write itself would refuse, writing nothing.
+name (``model.bin`` as ``model.bin.index``, a folder as ``folder/.index``; for ``convert``,
+which writes TF checkpoints only, any other format's name), ``--dry-run`` and
+``write(dry_run=True)`` refuse what the write itself would refuse and say what the format
+leaves out, writing nothing, and ``average`` with OUT named last says OUT comes first.
 
 The oracle of "nothing written" is the folder's listing before and after; of "the same
 refusal", the message of the real write.
