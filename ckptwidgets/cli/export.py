@@ -29,7 +29,7 @@ from ..errors import PlanError
 from ._common import PREFER_EMA_HELP, add_source_and_out, add_write_options, command_line_words, rules_of, write_or_show
 from ._model_spec import model_builder
 
-HELP = "write a checkpoint for another framework (safetensors, .pt, .weights.h5) by a preset or a model"
+HELP = "write a checkpoint for another framework (safetensors, .pt, .weights.h5): by a preset, a model, or as it is"
 
 _SHOWN = 3  # reasons named in the error line
 
