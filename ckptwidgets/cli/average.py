@@ -33,32 +33,33 @@ def run(args) -> int:
     from ..errors import CheckpointNotFoundError, PlanError
     from ..write import average
 
-    out_files = _files(args.out)
+    out_is_a_checkpoint = _is_checkpoint(args.out)
     try:
         plan = average(args.src)
     except CheckpointNotFoundError as error:
         last = args.src[-1]
-        if out_files is None or _files(last) is not None:
+        if not out_is_a_checkpoint or _is_checkpoint(last):
             raise
         raise PlanError(f"{error} If {last!r} is the output: average writes its first argument, OUT "
                         f"('average {last} {args.out} {' '.join(args.src[:-1])}').") from None
-    among_sources = out_files and any(out_files & (_files(src) or set()) for src in args.src)
-    if out_files and not among_sources and not args.overwrite:  # a source as OUT: the writer refuses it
+    if out_is_a_checkpoint and not args.overwrite:
+        # The writer's own refusals first: OUT among the sources is never written, even with --overwrite.
+        plan.write(args.out, overwrite=True, dry_run=True)
         raise PlanError(f"OUT {args.out!r} is a checkpoint already: average writes its first argument "
                         f"(average OUT SRC [SRC ...]); name a new OUT first, or pass overwrite=True to replace it "
                         f"with the mean of {' '.join(args.src)}.")
     return write_or_show(plan, args)
 
 
-def _files(path: str) -> set | None:
-    """The real paths of the checkpoint at ``path``, None when it opens as none (a folder is left to
-    the writer, which refuses it)."""
+def _is_checkpoint(path: str) -> bool:
+    """``path`` opens as a checkpoint (a folder is left to the writer, which refuses it)."""
     from ..errors import CheckpointError
     from ..reader import open_checkpoint
 
     if os.path.isdir(path):
-        return None
+        return False
     try:
-        return {os.path.realpath(f) for f in open_checkpoint(path).files}
+        open_checkpoint(path)
     except CheckpointError:
-        return None
+        return False
+    return True
