@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _disk import GB, require_free_disk
 
 pytestmark = pytest.mark.binder
 
@@ -206,6 +207,7 @@ def test_repo2docker_accepts_the_binder_folder(tmp_path):
 
 
 def test_binder_environment_runs_every_notebook(tmp_path):
+    require_free_disk(tmp_path, 4 * GB)  # the environment takes 3.1 GB
     python = runtime_python()
     venv = tmp_path / "binder-env"
     run([binder_python(python), "-m", "venv", str(venv)])

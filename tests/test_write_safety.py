@@ -32,6 +32,7 @@ import tensorflow as tf
 from ckptwidgets import CheckpointNotFoundError, CorruptCheckpointError, WriteError, open_checkpoint
 from ckptwidgets.sources.arrays import ArraySource
 from ckptwidgets.write import average, plan_write
+from _disk import require_free_disk
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="signals, resource limits and users are POSIX")
 
@@ -843,6 +844,7 @@ linux_only = pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason=
 
 
 def _check_rewrite(tmp_path, sizes):
+    require_free_disk(tmp_path, 2 * sum(sizes))  # the source and its copy
     source = constant_checkpoint(tmp_path / "src" / "model.ckpt", sizes)
     largest = max(sizes)
     out = tmp_path / "out" / "model.ckpt"
@@ -860,6 +862,7 @@ def _check_rewrite(tmp_path, sizes):
 
 
 def _check_average(tmp_path, sizes, count=3):
+    require_free_disk(tmp_path, (count + 1) * sum(sizes))  # the steps and their average
     steps = [constant_checkpoint(tmp_path / "steps" / f"model.ckpt-{k}", sizes, offset=k) for k in range(count)]
     largest = max(sizes)
     out = tmp_path / "out" / "averaged.ckpt"
