@@ -4,6 +4,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import pkgutil
+import tempfile
 
 import pytest
 
@@ -21,6 +22,8 @@ def test_the_package_has_modules():
 
 
 @pytest.mark.parametrize("name", MODULES)
-def test_docstring_examples(name):
+def test_docstring_examples(name, tmp_path, monkeypatch):
+    # The examples write into tempfile.mkdtemp(), as TensorFlow's do: here, into tmp_path.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS, report=True)
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples of {name} failed (see the output above)"
