@@ -489,27 +489,14 @@ class RestorePlan:
         return list(self._hints[1])
 
     def __repr__(self) -> str:
-        analysis = self._analysis()
-        problems, unused, unmapped = analysis.problems, analysis.unused, analysis.unmapped
-        text = (
-            f"<RestorePlan {self.checkpoint.prefix!r}: {len(self._infos)} variables, "
-            f"{len(self._mapping)} mapped, {len(unmapped)} unmapped, {len(problems)} problems, "
-            f"{len(unused)} unused entries>"
-        )
-        for problem in problems[:3]:
-            text += f"\n  {problem.reason}: {problem.message}"
-        if len(problems) > 3:
-            text += f"\n  ... and {len(problems) - 3} more problems"
-        transforms = self._transforms
-        for name, (transform, extra) in list(transforms.items())[:10]:
-            if name in self._mapping:
-                keys = ", ".join(map(repr, (self._mapping[name],) + extra))
-                text += f"\n  transform: {name!r} <- {transform.name}({keys})"
-        if len(transforms) > 10:
-            text += f"\n  ... and {len(transforms) - 10} more transforms"
-        for hint in self.hints:
-            text += f"\n  hint: {hint}"
-        return text
+        from ._text.restore_plan import plan_repr
+
+        return plan_repr(self)
+
+    def __str__(self) -> str:
+        from ._text.restore_plan import plan_text
+
+        return plan_text(self)
 
 
 def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, exclude=None, match="name") -> RestorePlan:

@@ -884,6 +884,7 @@ def test_08_migrate_to_keras3():
                 r"|rules=\{'mlp/': 'net/'\} would map 2 of the 4 unmapped variables)")
     shows(nb, "08-plan", "4 variables, 2 mapped, 2 unmapped, 0 problems")
     shows(nb, "08-plan", "unmapped: ['net/logits/kernel', 'net/logits/bias']")
+    shows_match(nb, "08-plan", r"\nnet/hidden/kernel +mlp/hidden/kernel +\[4, 8\]\n")
     shows(nb, "08-refuse", "variable 'net/logits/kernel' ('layers/dense_1/vars/0' in the file) is not mapped by the plan")
     shows(nb, "08-refuse", "written: False")
     shows_widget(nb, "08-mapper", "VariableMapper")
@@ -909,8 +910,9 @@ def test_09_take_your_checkpoint_to_pytorch():
     """Issue #25 item 7: a Keras model into torch with transforms, BERT through the preset into
     BertModel (strict), safetensors back into Keras; both frameworks compute the same outputs."""
     nb = execute("09_take_your_checkpoint_to_pytorch.ipynb")
-    shows(nb, "09-plan", "transform: 'conv.weight' <- HWIO->OIHW('layers/conv2d/vars/0')")
-    shows(nb, "09-plan", "transform: 'logits.weight' <- transpose('layers/dense/vars/0')")
+    # print(plan): a row per variable, what it reads (the transform on its key) and its shape.
+    shows_match(nb, "09-plan", r"\nconv\.weight +HWIO->OIHW\('layers/conv2d/vars/0'\) +\[4, 1, 3, 3\]\n")
+    shows_match(nb, "09-plan", r"\nlogits\.weight +transpose\('layers/dense/vars/0'\) +\[3, 144\]\n")
     shows(nb, "09-plan", "9 variables, 8 mapped, 0 unmapped, 0 problems")
     shows_widget(nb, "09-mapper", "VariableMapper")
     shows_match(nb, "09-mapper", r"\nconv\.weight +\[4, 1, 3, 3\] float32 +layers/conv2d/vars/0 +HWIO->OIHW +✓ mapped\n")
@@ -927,7 +929,7 @@ def test_09_take_your_checkpoint_to_pytorch():
     shows(nb, "09-bert-shell", "Wrote 39 tensors")
     shows(nb, "09-bert-shell", "the same tensors as the Python export: True")
     shows(nb, "09-back-train", "norm.num_batches_tracked  int64    []")
-    shows(nb, "09-back-plan", "transform: 'cnn/conv/kernel' <- OIHW->HWIO('conv.weight')")
+    shows_match(nb, "09-back-plan", r"\ncnn/conv/kernel +OIHW->HWIO\('conv\.weight'\) +\[3, 3, 1, 4\]\n")
     shows(nb, "09-back-plan", "cnn/logits/kernel         transpose('logits.weight')  transform  float32  [144, 3]")
     shows_match(nb, "09-back-load", r"max abs difference: \d\.\de-0[6-9]\nsame classes: True\n")
     shows_widget(nb, "09-ex3-mapper", "VariableMapper")

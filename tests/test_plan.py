@@ -346,7 +346,37 @@ def test_candidates(tmp_path):
 def test_repr_summarises(base_ckpt):
     plan = plan_restore(base_ckpt, [tf.Variable([0.0] * 4, name="v1")])
     text = repr(plan)
-    assert "1 variables" in text and "1 problems" in text and "shape_mismatch" in text
+    assert text.startswith(f"<RestorePlan {base_ckpt!r}: 1 variable, 1 mapped, 0 unmapped, 1 problem, 1 unused entry>")
+    assert "\n  shape_mismatch: " in text
+
+
+def test_print_shows_which_key_goes_into_which_variable(base_ckpt):
+    v1, extra = tf.Variable([0.0], name="new/v1"), tf.Variable([0.0] * 3, name="new/v2")
+    plan = plan_restore(base_ckpt, [v1, extra, tf.Variable(0.0, name="fresh")], rules={"/": "new/"})
+    assert str(plan) == (
+        f"RestorePlan {base_ckpt!r}: 3 variables, 2 mapped, 1 unmapped, 1 problem, 0 unused entries\n"
+        "variable  reads  shape\n"
+        "new/v1    v1     [1]\n"
+        "new/v2    v2     [3]\n"
+        "Unmapped (1): 'fresh'\n"
+        f"PROBLEM shape_mismatch: {plan.problems[0].message}"
+    )
+    plan.unassign("new/v2")
+    assert str(plan).splitlines()[-2:] == ["Unmapped (2): 'new/v2', 'fresh'", "Unused entries (1): 'v2'"]
+    assert "PROBLEM" not in str(plan)
+    nothing = plan_restore(base_ckpt, [tf.Variable(0.0, name="other")])
+    assert str(nothing).splitlines()[1:3] == ["  (no variable mapped)", "Unmapped (1): 'other'"]
+
+
+def test_print_of_thousands_of_variables_shows_the_first_and_last_rows():
+    keys = [f"layer{i:04}/w" for i in range(1000)]
+    ckpt = Checkpoint(ArraySource({k: np.broadcast_to(np.float32(0), (2,)) for k in keys}, "/nowhere/big.ckpt"))
+    plan = plan_restore(ckpt, {k: tf.Variable(tf.zeros(2)) for k in keys} | {f"x{i}": tf.Variable(0.0) for i in range(12)})
+    lines = str(plan).splitlines()
+    assert len(lines) == 1 + 1 + 61 + 1
+    assert lines[2].split() == ["layer0000/w", "layer0000/w", "[2]"] and lines[-2].split()[0] == "layer0999/w"
+    assert lines[32].split() == ["...", "(940", "more)"]
+    assert lines[-1] == "Unmapped (12): " + ", ".join(repr(f"x{i}") for i in range(10)) + " and 2 more"
 
 
 def test_ten_thousand_variables_by_ten_thousand_entries():

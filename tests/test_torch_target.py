@@ -237,6 +237,7 @@ def test_a_transform_assignment_restores_the_transposed_kernel(keras_mlp):
     assert plan.ok and plan.unmapped == [] and plan.unused == []
     assert set(plan.transforms) == {"0.weight", "3.weight"} and plan.transforms["0.weight"].name == "transpose"
     assert "transform: '0.weight' <- transpose('layers/dense/vars/0')" in repr(plan)
+    assert "\n0.weight        transpose('layers/dense/vars/0')    [3, 4]\n" in str(plan)  # print(plan)
     (first,) = [a for a in plan.assignments if a.name == "0.weight"]
     assert first.transform is plan.transforms["0.weight"] and first.extra_keys == ()
     restore(plan)

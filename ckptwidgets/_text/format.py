@@ -58,15 +58,17 @@ def human_size(nbytes: int) -> str:
     return f"{nbytes / 1024 ** exponent:.1f} {_UNITS[exponent]}"
 
 
-def count_of(n: int, noun: str) -> str:
-    """``n`` and the noun, plural unless ``n`` is one (``noun`` takes an ``s``).
+def count_of(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and the noun, plural unless ``n`` is one (``noun`` takes an ``s`` unless ``plural`` is given).
 
     Examples
     --------
     >>> count_of(1, "tensor"), count_of(0, "tensor"), count_of(12345, "variable")
     ('1 tensor', '0 tensors', '12,345 variables')
+    >>> count_of(1, "entry", "entries"), count_of(2, "entry", "entries")
+    ('1 entry', '2 entries')
     """
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
 def format_shape(shape) -> str:
