@@ -191,7 +191,7 @@ class WritePlan:
             last = (entry.name if entry is not None else item.key).rsplit("/", 1)[-1]
             bookkeeping = entry is not None and entry.key in item.sources[0][0].bookkeeping
             if kind in kinds and not (kind == "meta" and (bookkeeping or last in keep)):
-                dropped.append((item.key, f"kind {kind}"))
+                dropped.append((item.key, "optimizer state (slot)" if optimizer_meta else f"kind {kind}"))
             elif optimizer_meta and kind == "meta" and not bookkeeping and last not in keep:
                 dropped.append((item.key, "optimizer state (meta)"))
             elif entry is not None and entry.key in matched:

@@ -247,7 +247,8 @@ def test_prefer_ema_exports_the_shadows_for_a_model_and_for_a_preset(tmp_path, c
 
 
 def test_without_a_preset_or_a_model_every_tensor_keeps_its_key(dense_ckpt, tmp_path, capsys):
-    """``export SRC OUT``: a TF checkpoint out of TensorFlow as it is, the object graph left out and said."""
+    """``export SRC OUT``: a TF checkpoint's weights out of TensorFlow under their keys, the object graph
+    left out and said."""
     reader = tf.train.load_checkpoint(dense_ckpt)
     out = tmp_path / "same.safetensors"
     assert main(["export", dense_ckpt, str(out)]) == 0
@@ -267,6 +268,46 @@ def test_without_a_preset_or_a_model_every_tensor_keeps_its_key(dense_ckpt, tmp_
     assert capsys.readouterr().out.startswith("Wrote 2 tensors (32 B)")
     assert sorted(safetensors_torch.load_file(str(tmp_path / "tf2.safetensors"))) == sorted(
         k for k in tf.train.load_checkpoint(tf2).get_variable_to_shape_map() if k != "_CHECKPOINTABLE_OBJECT_GRAPH")
+
+
+@pytest.fixture
+def adam_ckpt(tmp_path):
+    """A TF1 Saver checkpoint after one Adam step: net/w, its two slots, beta powers, global_step."""
+    graph = tf.Graph()
+    v1_ = tf.compat.v1
+    with graph.as_default():
+        w = v1_.Variable([[1.0, 2.0]], name="net/w")
+        step = v1_.train.get_or_create_global_step()
+        train = v1_.train.AdamOptimizer(0.1).minimize(v1_.reduce_sum(w * w), global_step=step)
+        with v1_.Session(graph=graph) as sess:
+            sess.run(v1_.global_variables_initializer())
+            sess.run(train)
+            return v1_.train.Saver().save(sess, str(tmp_path / "adam.ckpt"))
+
+
+def test_without_a_preset_the_optimizer_state_is_left_out_and_said(adam_ckpt, tmp_path, capsys):
+    """No other framework's optimizer reads TF's slots: ``export`` leaves them out as ``strip`` does,
+    ``--keep-optimizer`` writes them too."""
+    reader = tf.train.load_checkpoint(adam_ckpt)
+    optimizer = ["beta1_power", "beta2_power", "net/w/Adam", "net/w/Adam_1"]
+    assert set(optimizer) < set(reader.get_variable_to_shape_map())
+    out = tmp_path / "net.safetensors"
+    assert main(["export", adam_ckpt, str(out), "--dry-run"]) == 0
+    shown = capsys.readouterr().out
+    assert "\nLeft out (4):\n" in shown and shown.endswith("(dry run: nothing written)\n"), shown
+    assert "net/w/Adam: optimizer state (slot)" in shown and "beta1_power: optimizer state (meta)" in shown, shown
+    assert not out.exists()
+    assert main(["export", adam_ckpt, str(out)]) == 0
+    state = safetensors_torch.load_file(str(out))
+    assert sorted(state) == ["global_step", "net/w"]
+    assert np.array_equal(state["net/w"].numpy(), reader.get_tensor("net/w"))
+    assert state["global_step"].item() == reader.get_tensor("global_step") == 1
+    everything = tmp_path / "all.safetensors"
+    assert main(["export", adam_ckpt, str(everything), "--keep-optimizer"]) == 0
+    assert sorted(safetensors_torch.load_file(str(everything))) == sorted(["global_step", "net/w"] + optimizer)
+    capsys.readouterr()
+    assert main(["export", adam_ckpt, str(tmp_path / "b.safetensors"), "--preset", "bert", "--keep-optimizer"]) == 2
+    assert "--keep-optimizer" in capsys.readouterr().err
 
 
 def test_help_has_an_example(capsys):

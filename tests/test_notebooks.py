@@ -628,7 +628,7 @@ _07_SERVING_PLAN = (
     "  beta1_power: optimizer state (meta)\n"
     "  beta2_power: optimizer state (meta)\n"
     + "".join(
-        f"  model/{w}/{slot}: kind slot\n" for w in ("hidden/bias", "hidden/kernel", "out/bias", "out/kernel")
+        f"  model/{w}/{slot}: optimizer state (slot)\n" for w in ("hidden/bias", "hidden/kernel", "out/bias", "out/kernel")
         for slot in ("Adam", "Adam_1")
     )
     + "".join(

@@ -188,7 +188,7 @@ def test_dry_run_text_says_which_key_becomes_which(trained):
     text = str(plan_write(trained).strip().promote_ema().rename({"net/": "serving/"}))
     row = next(line for line in text.splitlines() if line.startswith("serving/w "))
     assert row.split() == ["serving/w", "net/w/ExponentialMovingAverage", "copy", "float32", "[2,", "2]", "16", "B"]
-    assert "net/w/Adam: kind slot" in text and "beta1_power: optimizer state (meta)" in text
+    assert "net/w/Adam: optimizer state (slot)" in text and "beta1_power: optimizer state (meta)" in text
     assert text.startswith("Write 3 tensors (32 B):")
 
 

@@ -1,6 +1,6 @@
 """Write SRC for another framework: OUT's suffix says the format (.safetensors, .pt, .weights.h5,
 else a TF checkpoint prefix), a preset or a model says the names and layouts; without either,
-every tensor keeps its key.
+every tensor but the optimizer's keeps its key.
 
 ``export SRC OUT --preset NAME`` renames and transposes by a preset of
 :mod:`ckptwidgets.presets` (``bert``: a google-research/bert TF1 checkpoint for transformers'
@@ -10,7 +10,9 @@ path, or a file ``path/to/models.py:build``) and writes what it maps under the m
 with the layout transforms the plan found; a ``.weights.h5`` is laid out as that Keras
 model's ``save_weights`` would. ``--rule`` renames after the preset, or maps scopes for the
 model. ``export SRC OUT`` alone writes every tensor OUT's format holds under its own key (a TF
-checkpoint as one ``.safetensors`` file), saying what it leaves out (TF's object graph).
+checkpoint as one ``.safetensors`` file) but the optimizer's slots and counters, as ``strip``
+does (no other framework's optimizer reads TF's; ``--keep-optimizer`` writes them too), and
+says what it leaves out and why (TF's object graph, ``w/Adam``).
 Nothing is read whole: the writers stream one tensor at a time. The first paragraph of this
 docstring heads ``export --help``.
 
@@ -29,7 +31,7 @@ from ..errors import PlanError
 from ._common import PREFER_EMA_HELP, add_source_and_out, add_write_options, command_line_words, rules_of, write_or_show
 from ._model_spec import model_builder
 
-HELP = "write a checkpoint for another framework (safetensors, .pt, .weights.h5): by a preset, a model, or as it is"
+HELP = "write a checkpoint for another framework (safetensors, .pt, .weights.h5): by a preset, a model, or its weights under their own keys"
 
 _SHOWN = 3  # reasons named in the error line
 
@@ -56,11 +58,17 @@ def add_arguments(parser) -> None:
                         "'pooler.dense.weight=pool.weight', '/=bert/'); with --model: map a checkpoint scope to "
                         "the model's (e.g. 'old_scope/=/'); repeat for several")
     parser.add_argument("--prefer-ema", action="store_true", help=PREFER_EMA_HELP)
+    parser.add_argument("--keep-optimizer", action="store_true",
+                        help="without --preset or --model: write the optimizer's slots and counters too ('w/Adam', "
+                        "'beta1_power'), which are left out by default as 'strip' leaves them out")
     add_write_options(parser)
 
 
 def run(args) -> int:
     """Write (or with ``--dry-run`` show) SRC for the model, the preset, or under its own keys."""
+    if args.keep_optimizer and (args.model is not None or args.preset is not None):
+        raise PlanError("--keep-optimizer keeps the optimizer's tensors under their own keys: a preset or a model "
+                        "maps weights only. Leave out --keep-optimizer, or --preset/--model.")
     if args.model is not None:
         return _export_for_model(args)
     return write_or_show(_key_plan(args), args)
@@ -68,13 +76,17 @@ def run(args) -> int:
 
 def _key_plan(args):
     """Every tensor of SRC (its shadows promoted with ``--prefer-ema``), renamed by the preset
-    and then by the rules."""
+    (which says what it leaves out), or without one, the optimizer's left out unless
+    ``--keep-optimizer``; then renamed by the rules."""
     from ..presets import apply_preset
     from ..write import plan_write
 
     plan = plan_write(args.src)
     plan = plan.promote_ema() if args.prefer_ema else plan
-    plan = apply_preset(plan, args.preset) if args.preset is not None else plan
+    if args.preset is not None:
+        plan = apply_preset(plan, args.preset)
+    elif not args.keep_optimizer:
+        plan = plan.strip()
     rules = rules_of(args)
     return plan.rename(rules) if rules else plan
 
