@@ -41,6 +41,24 @@ def save_graph_checkpoint(prefix, values, use_resource=True, ema_decay=None, ema
             return saver.save(sess, str(prefix))
 
 
+def save_adam_checkpoint(prefix, ema_decay=None):
+    """A Saver checkpoint of ``net/w`` = [[1, 2]] after one Adam step: its slots ``net/w/Adam``,
+    ``net/w/Adam_1``, ``beta1_power``, ``beta2_power``, ``global_step`` = 1 and, with ``ema_decay``,
+    the shadow ``net/w/ExponentialMovingAverage`` updated once after the step."""
+    graph = tf.Graph()
+    with graph.as_default():
+        w = v1_.Variable([[1.0, 2.0]], name="net/w")
+        step = v1_.train.get_or_create_global_step()
+        train = v1_.train.AdamOptimizer(0.1).minimize(v1_.reduce_sum(w * w), global_step=step)
+        if ema_decay is not None:
+            with tf.control_dependencies([train]):
+                train = v1_.train.ExponentialMovingAverage(ema_decay).apply([w])
+        with v1_.Session(graph=graph) as sess:
+            sess.run(v1_.global_variables_initializer())
+            sess.run(train)
+            return v1_.train.Saver().save(sess, str(prefix))
+
+
 @pytest.fixture
 def base_ckpt(tmp_path):
     """Scenario 0: float32 ``v1`` = [1.0] and ``v2`` = [2.0] in ``my_test_model.ckpt``."""

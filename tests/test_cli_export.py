@@ -20,7 +20,7 @@ from ckptwidgets.__main__ import main
 from ckptwidgets.sources import FORMATS
 
 from _bert import CONFIG, bert_values, bert_weights, hf_name, is_kernel
-from conftest import save_graph_checkpoint, tf
+from conftest import save_adam_checkpoint, save_graph_checkpoint, tf
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -273,16 +273,7 @@ def test_without_a_preset_or_a_model_every_tensor_keeps_its_key(dense_ckpt, tmp_
 @pytest.fixture
 def adam_ckpt(tmp_path):
     """A TF1 Saver checkpoint after one Adam step: net/w, its two slots, beta powers, global_step."""
-    graph = tf.Graph()
-    v1_ = tf.compat.v1
-    with graph.as_default():
-        w = v1_.Variable([[1.0, 2.0]], name="net/w")
-        step = v1_.train.get_or_create_global_step()
-        train = v1_.train.AdamOptimizer(0.1).minimize(v1_.reduce_sum(w * w), global_step=step)
-        with v1_.Session(graph=graph) as sess:
-            sess.run(v1_.global_variables_initializer())
-            sess.run(train)
-            return v1_.train.Saver().save(sess, str(tmp_path / "adam.ckpt"))
+    return save_adam_checkpoint(tmp_path / "adam.ckpt")
 
 
 def test_without_a_preset_the_optimizer_state_is_left_out_and_said(adam_ckpt, tmp_path, capsys):

@@ -16,7 +16,7 @@ import tensorflow as tf
 from ckptwidgets import cli as cli_package
 from ckptwidgets.__main__ import main
 
-from conftest import save_graph_checkpoint
+from conftest import save_adam_checkpoint, save_graph_checkpoint
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
@@ -33,18 +33,7 @@ def tf_values(prefix) -> dict:
 
 @pytest.fixture
 def trained(tmp_path):
-    graph = tf.Graph()
-    v1_ = tf.compat.v1
-    with graph.as_default():
-        w = v1_.Variable([[1.0, 2.0]], name="net/w")
-        step = v1_.train.get_or_create_global_step()
-        train = v1_.train.AdamOptimizer(0.1).minimize(v1_.reduce_sum(w * w), global_step=step)
-        with tf.control_dependencies([train]):
-            update = v1_.train.ExponentialMovingAverage(0.5).apply([w])
-        with v1_.Session(graph=graph) as sess:
-            sess.run(v1_.global_variables_initializer())
-            sess.run(update)
-            return v1_.train.Saver().save(sess, str(tmp_path / "trained.ckpt"))
+    return save_adam_checkpoint(tmp_path / "trained.ckpt", ema_decay=0.5)
 
 
 def test_every_subcommand_has_help():

@@ -27,11 +27,11 @@ MAX_NAMES = 10
 
 def summary(plan) -> str:
     """The counts: ``RestorePlan 'model.ckpt': 4 variables, 2 mapped, 2 unmapped, 0 problems, 1 unused entry``."""
-    return (
-        f"RestorePlan {plan.checkpoint.prefix!r}: {count_of(len(plan.infos), 'variable')}, {len(plan.mapping)} mapped, "
-        f"{len(plan.unmapped)} unmapped, {count_of(len(plan.problems), 'problem')}, "
-        f"{count_of(len(plan.unused), 'unused entry', 'unused entries')}"
-    )
+    counts = [
+        count_of(len(plan.infos), "variable"), f"{len(plan.mapping)} mapped", f"{len(plan.unmapped)} unmapped",
+        count_of(len(plan.problems), "problem"), count_of(len(plan.unused), "unused entry", "unused entries"),
+    ]
+    return f"RestorePlan {plan.checkpoint.prefix!r}: " + ", ".join(counts)
 
 
 def plan_repr(plan) -> str:
