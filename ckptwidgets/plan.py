@@ -52,6 +52,11 @@ Structure, where the checkpoint has one (between the rules and the names of step
   dataset ``model.load_weights`` reads into it (``layers/dense_1/vars/0``); keys the file
   lacks are ``missing_key`` problems. Keras variables in a list or dict are placed by their
   owner's name and their order (:mod:`ckptwidgets._planning.keras_match`).
+- Legacy Keras 2 ``.h5``, Keras model root (Keras 3 or tf_keras): each of the model's layers
+  takes the weights of the file's layer of the same name, in order, and the model's own weights
+  ``top_level_model_weights``: ``model.load_weights(path, by_name=True)``. Layers the file
+  lacks stay unmapped and ``plan.hints`` names them; ``match="order"`` is Keras' default for
+  an ``.h5``, by position.
 
 A ``torch.nn.Module`` (recognised through ``sys.modules``: nothing imports torch to look at
 another object) is planned into its ``state_dict(keep_vars=True)`` names, parameters and

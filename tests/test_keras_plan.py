@@ -255,9 +255,14 @@ def test_order_keras2_into_keras3(keras2, kind):
     paths, weights = keras2
     path = paths[kind]
     model = fresh("nested")
-    lost = plan_restore(path, model)  # by name nothing (or not everything) matches: the hint says match='order'
-    assert any("match='order'" in h for h in lost.hints)
+    by_name = plan_restore(path, model)
+    if kind.endswith(".h5"):  # the legacy .h5 names its layers: matched by layer name (load_weights by_name=True)
+        assert by_name.ok and by_name.unmapped == [] and by_name.hints == []
+    else:  # TF2 numbers them: by name nothing matches, and the hint says match='order'
+        assert any("match='order'" in h for h in by_name.hints)
     plan = plan_restore(path, model, match="order")
+    if kind.endswith(".h5"):
+        assert by_name.mapping == plan.mapping
     assert plan.match == "order" and plan.ok and plan.unmapped == []
     assert "paired" in plan.hints[-1] and "'hidden' <- " in plan.hints[-1]
     if kind in ("save_weights", "checkpoint"):
@@ -270,6 +275,44 @@ def test_order_keras2_into_keras3(keras2, kind):
         reference = fresh("nested", 3)
         reference.load_weights(path)
         assert_same(values(model), values(reference))
+
+
+@pytest.mark.parametrize("framework", ["keras", "tf_keras"])
+@pytest.mark.parametrize("kind", ["weights.h5", "model.h5"])
+def test_legacy_h5_by_layer_name_equals_load_weights_by_name(keras2, kind, framework):
+    """The default match of a legacy .h5 pairs layers by name, weights in order, as
+    ``model.load_weights(path, by_name=True)`` does in Keras 3 and in tf_keras: the oracle.
+    A layer the file lacks stays as it is and is named; the file's layer nobody has is unused."""
+    k = pytest.importorskip(framework)
+    path = paths_of(keras2)[kind]
+
+    def build(seed):
+        k.utils.set_random_seed(seed)
+        inner = k.Sequential([k.layers.Dense(3, name="core"), k.layers.BatchNormalization(name="bn")], name="inner")
+        # 'out' renamed 'new_head', and the layers in another order than the file's layer_names
+        return k.Sequential([k.Input((4,)), k.layers.Dense(4, name="hidden"), inner, k.layers.Dense(2, name="new_head")],
+                            name="net")
+
+    model, reference = build(3), build(3)
+    plan = plan_restore(path, model)
+    assert plan.ok and len(plan.mapping) == 8 and len(plan.unmapped) == 2
+    head = {id(w) for w in model.layers[-1].weights}  # tf_keras variables are named by object path here
+    assert {id(plan.variables[name]) for name in plan.unmapped} == head
+    assert sorted(e.key.rpartition("/")[0].rpartition("/")[2] for e in plan.unused) == ["out", "out"]
+    (note,) = [h for h in plan.hints if "by_name=True" in h]
+    assert "no layer named 'new_head'" in note and "other 2 layers with weights" in note
+    restore(plan)
+    reference.load_weights(path, by_name=True)
+    assert_same(values(model), values(reference))
+    assert not np.array_equal(values(model)[0], values(build(3))[0])  # the restore changed something
+    unnamed = k.Sequential([k.Input((4,)), k.layers.Dense(4), k.Sequential([k.layers.Dense(3), k.layers.BatchNormalization()]),
+                            k.layers.Dense(2)])
+    lost = plan_restore(path, unnamed)  # no layer name in common: nothing by name, and the hint says order
+    assert not lost.mapping and any("match='order'" in h for h in lost.hints), lost.hints
+
+
+def paths_of(keras2) -> dict:
+    return keras2[0]
 
 
 @pytest.mark.parametrize("kind", ["save_weights", "weights.h5"])

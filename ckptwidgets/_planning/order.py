@@ -20,6 +20,10 @@ and within a layer, weight by weight:
   non_trainable_weights``: what ``model.load_weights("m.h5")`` does (nested models are one
   layer there, as Keras saves them).
 
+The default match of a legacy ``.h5`` uses the same reading by layer name instead
+(:func:`legacy_name_keys`: ``model.load_weights(path, by_name=True)``): the model's layers
+whose names the file's ``layer_names`` hold, each weight by weight as above.
+
 A model's own weights (``self.bias = self.add_weight(...)`` in a subclassed model, not under
 any layer: :func:`own_weights`, trainable first) are paired too: with a legacy ``.h5``'s
 ``top_level_model_weights`` in order, as Keras' ``load_weights`` reads them; with the
@@ -42,7 +46,7 @@ from ..sources.bundle import VALUE_ATTRIBUTE as VALUE
 from ..sources.keras import list_attribute
 from ..errors import PlanError
 
-__all__ = ["order_keys", "numbered_layers", "own_weights", "TOP_LEVEL"]
+__all__ = ["order_keys", "legacy_name_keys", "numbered_layers", "own_weights", "TOP_LEVEL"]
 
 _PREFIX = "layer_with_weights-"
 #: The legacy ``.h5`` group of a model's own weights (``self.bias = self.add_weight(...)``).
@@ -302,6 +306,32 @@ def _legacy_layers(ckpt) -> tuple[list[tuple[str, list[str]]], list[str]]:
         top = group.get(TOP_LEVEL)
         top_level = [f"{prefix}{TOP_LEVEL}/{w}" for w in list_attribute(top, "weight_names")] if top is not None else []
     return out, top_level
+
+
+def legacy_name_keys(ckpt, model) -> tuple[dict[int, str], list[str]]:
+    """``({id(variable): key}, notes)``: a legacy ``.h5``'s layers paired with ``model``'s by layer
+    name, each layer's weights in order, and the model's own weights with ``top_level_model_weights``:
+    what ``model.load_weights("m.h5", by_name=True)`` does. What the default match uses for a
+    legacy ``.h5``; the notes name the model's layers with weights the file has no layer for."""
+    saved, top_level = _legacy_layers(ckpt)
+    by_name = dict(saved)
+    pairs: list = []
+    notes: list[str] = []
+    live = _layers_with_weights(model)
+    for layer in live:
+        keys = by_name.get(layer.name)
+        if keys is not None:
+            _pair_weights(layer, keys, layer.name, pairs, notes)
+    missing = [layer.name for layer in live if layer.name not in by_name]
+    if missing and len(missing) < len(live):
+        shown = ", ".join(map(repr, missing[:5])) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        notes.append(
+            f"Keras file {ckpt.prefix!r} (a legacy .h5) has no layer named {shown}; the model's other "
+            f"{len(live) - len(missing)} layers with weights were matched by name, as model.load_weights(path, "
+            "by_name=True) does."
+        )
+    _pair_own(model, top_level, TOP_LEVEL, pairs, notes, ckpt)
+    return {id(var): key for var, key, _layer, _label in pairs}, notes
 
 
 def _pair_flat(model, saved, pairs, notes, ckpt) -> None:

@@ -2,7 +2,8 @@
 
 - ``match="name"``: rules, then the checkpoint's structure where it has one (a TF2 object
   graph walked from a trackable root, :mod:`.graph_match`; the dataset a Keras 3 file holds
-  for each variable, :mod:`.keras_match`), then names (:mod:`.matching`). A Keras 3 model's
+  for each variable, :mod:`.keras_match`; a legacy ``.h5``'s layer of the same name as each of
+  the model's, :func:`.order.legacy_name_keys`), then names (:mod:`.matching`). A Keras 3 model's
   variables still unmapped are tried again without the model's own name; a Keras 2
   checkpoint that names do not fit gets a note pointing to ``match="order"``.
 - ``match="order"``: a Keras 2 checkpoint's layers paired with the model's by position
@@ -17,7 +18,7 @@ from typing import NamedTuple
 from .graph_match import graph_keys
 from .keras_match import is_keras3_file, keras_file_keys
 from .matching import Rules, map_under_scope, map_variables
-from .order import order_keys
+from .order import legacy_name_keys, order_keys
 from .variables import is_keras_object
 from ..errors import PlanError
 
@@ -93,6 +94,9 @@ def _structure(ckpt, variables, infos, given_root) -> tuple[dict | None, list[st
     checkpoint walked from a trackable root, or the dataset Keras 3 loads into each variable."""
     if is_keras3_file(ckpt):
         return keras_file_keys(ckpt, variables, infos, given_root)
+    if given_root and getattr(ckpt.source, "layout", None) == "legacy" and hasattr(variables, "layers"):
+        keys, notes = legacy_name_keys(ckpt, variables)
+        return {name: keys[id(info.variable)] for name, info in infos.items() if id(info.variable) in keys}, notes
     if not given_root or not ckpt.object_based or ckpt.object_graph is None:
         return None, []
     return graph_keys(ckpt, variables, {name: info.variable for name, info in infos.items() if info.part is None})
