@@ -70,8 +70,9 @@ Across frameworks (torch names against Keras / TF names) each variable may carry
 transform (``Assignment.transform``, ``plan.transforms``, set by ``plan.assign(name, key,
 transform=...)`` or by cross-framework matching, :mod:`ckptwidgets._planning.targets`): the
 variable takes ``transform(*values of (key,) + extra_keys)`` and its shape is checked against
-``transform.shape(*their shapes)``. ``print(plan)`` lists them (``transform: 'lin.weight' <-
-transpose('dense/kernel')``).
+``transform.shape(*their shapes)``. ``print(plan)`` shows what each reads
+(``lin.weight  transpose('dense/kernel')  [3, 4]``), ``repr(plan)`` lists them
+(``transform: 'lin.weight' <- transpose('dense/kernel')``).
 
 ``match="order"``: a Keras 2 checkpoint (TF2 ``layer_with_weights-N`` objects, or a legacy
 ``.h5``, which ``model.load_weights`` also reads by order) into a Keras model of the same
