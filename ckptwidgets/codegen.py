@@ -49,6 +49,7 @@ from __future__ import annotations
 
 from ._planning.partitions import var_list_names
 from .sources.bundle import format_box
+from ._text.format import count_of
 from .errors import PlanError
 
 __all__ = ["to_code", "STYLES", "header", "unmapped_note", "restore_with"]
@@ -69,7 +70,7 @@ def _variable(plan, name: str) -> str:
 
 def header(plan, style: str, needs: str) -> list[str]:
     lines = [
-        f"# Restore {len(plan.mapping)} variable(s) from a checkpoint ({style} style, written by ckptwidgets).",
+        f"# Restore {count_of(len(plan.mapping), 'variable')} from a checkpoint ({style} style, written by ckptwidgets).",
         f"# Needs in scope: {needs}.",
     ]
     for problem in plan.problems:
@@ -290,7 +291,7 @@ def _transform_lines(plan, style: str) -> list[str]:
 
 def _torch(plan) -> list[str]:
     """The code for a plan into a torch module: ckptwidgets reads, NumPy transforms, load_state_dict."""
-    lines = [f"# Restore {len(plan.mapping)} tensor(s) of a torch module from a checkpoint (written by ckptwidgets).",
+    lines = [f"# Restore {count_of(len(plan.mapping), 'tensor')} of a torch module from a checkpoint (written by ckptwidgets).",
              "# Needs in scope: `module` (the torch.nn.Module planned into)."]
     lines += [_comment(f"PROBLEM ({p.reason}): {p.message}") for p in plan.problems]
     lines += ["import numpy as np", "import torch", "import ckptwidgets", "",

@@ -23,6 +23,7 @@ from ._tf.quiet import import_tensorflow
 from ._tf import private as _tfprivate
 from .sources._atomic import WriteReport, staged, temporary_name
 from .sources.bundle import check_output, move_into_place
+from ._text.format import count_of
 from .errors import WriteError
 from .plan import plan_restore
 from .reader import open_checkpoint
@@ -74,7 +75,7 @@ def convert(source, out, model, rules=None, prefer_ema=False, attribute="model",
             f"variable {name!r} of the model finds no key in {ckpt.prefix!r}" for name in plan.unmapped
         ]
         raise WriteError(
-            f"Nothing was written to {prefix!r}: the model does not fit the checkpoint ({len(reasons)} problem(s)): "
+            f"Nothing was written to {prefix!r}: the model does not fit the checkpoint ({count_of(len(reasons), 'problem')}): "
             + "; ".join(reasons[:5]) + ("; ..." if len(reasons) > 5 else "") + ". " + _what_to_do(plan)
         )
     if dry_run:

@@ -102,6 +102,7 @@ from ._planning.problems import Analysis, Problem, all_fit, find_problems
 from ._planning.structure import MATCHES
 from ._planning.targets import KeyLayouts, plan_keys, read_as, settled
 from ._planning.variables import VarInfo, collect_by_name, is_torch_module, is_variable, partitioned_parts, variable_name
+from ._text.format import count_of
 from .errors import PlanError
 from .reader import Checkpoint, Entry, open_checkpoint
 
@@ -396,8 +397,10 @@ class RestorePlan:
             raise PlanError(f"Several keys {list(keys)!r} go into one variable only through a transform of as "
                             "many tensors: pass transform=...")
         if transform is not None and getattr(transform, "arity", None) != len(keys):
-            raise PlanError(f"Transform {getattr(transform, 'name', transform)!r} takes "
-                            f"{getattr(transform, 'arity', '?')} tensor(s); {len(keys)} key(s) given: {list(keys)!r}.")
+            arity = getattr(transform, "arity", None)
+            takes = "?" if arity is None else count_of(arity, "tensor")
+            raise PlanError(f"Transform {getattr(transform, 'name', transform)!r} takes {takes}; "
+                            f"{count_of(len(keys), 'key')} given: {list(keys)!r}.")
         if transform is not None and any(self._infos[n].part is not None for n in names):
             raise PlanError("A part of a partitioned variable reads its slice of a key as it is; it takes no transform.")
         found = [self.checkpoint.find(k) for k in keys]

@@ -503,8 +503,8 @@ def restore(plan, session=None, initialize_unmapped=False, progress=None) -> Res
     if problems:
         lines = "\n".join(f"  - {p.reason}: {p.message}" for p in problems)
         raise RestoreError(
-            f"Nothing was restored: the plan for {plan.checkpoint.prefix!r} has {len(problems)} "
-            f"problem(s):\n{lines}",
+            f"Nothing was restored: the plan for {plan.checkpoint.prefix!r} has "
+            f"{count_of(len(problems), 'problem')}:\n{lines}",
             problems,
         )
     if plan.target == "torch":

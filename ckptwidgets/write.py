@@ -475,7 +475,7 @@ def from_plan(plan) -> WritePlan:
     """
     if plan.problems:
         raise PlanError(
-            f"The plan has {len(plan.problems)} problem(s); fix them before saving it: "
+            f"The plan has {count_of(len(plan.problems), 'problem')}; fix {'it' if len(plan.problems) == 1 else 'them'} first: "
             + "; ".join(p.message for p in plan.problems[:3])
         )
     ckpt = plan.checkpoint

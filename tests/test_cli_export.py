@@ -129,7 +129,7 @@ def test_a_preset_that_maps_nothing_says_why_on_its_one_line(tmp_path, capsys):
     assert main(["export", str(tmp_path / "net.pt"), str(tmp_path / "out.safetensors"), "--preset", "bert"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1
-    assert "the plan has 1 problem(s): The bert preset maps none of the plan's 2 keys (e.g. 'bias')" in err, err
+    assert "the plan has 1 problem: The bert preset maps none of the plan's 2 keys (e.g. 'bias')" in err, err
     assert sorted(os.listdir(tmp_path)) == ["net.pt"]
 
 

@@ -206,7 +206,7 @@ def test_layer_counts_that_differ_are_a_problem_not_a_guess(tmp_path):
     net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 3), torch.nn.Linear(3, 2))
     match = cross_framework_matches(open_checkpoint(tmp_path / "two.weights.h5"), torch_vars(net))
     assert match.pairs == {}
-    assert match.problems == [(None, None, "the checkpoint has 2 dense layer(s) (dense, dense_1), the model 3 "
+    assert match.problems == [(None, None, "the checkpoint has 2 dense layers (dense, dense_1), the model 3 "
                                            "(0, 1, 2): which goes where cannot be told")]
 
 
@@ -296,7 +296,7 @@ def test_names_pair_first_and_order_pairs_the_rest_of_a_family(tmp_path):
                            "Keras layer 'dense' -> torch module 'extra.0' (Linear), by order",
                            "Keras layer 'dense_1' -> torch module 'extra.1' (Linear), by order"]
     one_short = cross_framework_matches(open_checkpoint(prefix), torch_vars(HiddenHead(extra=3)))
-    assert one_short.problems == [(None, None, "the checkpoint has 2 dense layer(s) not paired by name (dense, dense_1), "
+    assert one_short.problems == [(None, None, "the checkpoint has 2 dense layers not paired by name (dense, dense_1), "
                                                "the model 3 (extra.0, extra.1, extra.2): which goes where cannot be told")]
 
 

@@ -257,7 +257,7 @@ def test_convert_into_a_named_sequential_without_rules(tmp_path):
     plan = plan_restore(source, model)
     assert plan.ok and plan.unmapped == []
     assert plan.mapping["classifier/dense/kernel"] == "dense/kernel"
-    assert any("model's own name ('classifier/')" in h and "matched 4 variable(s) without it" in h
+    assert any("model's own name ('classifier/')" in h and "matched 4 variables without it" in h
                for h in plan.hints)
     convert(source, tmp_path / "tf2" / "ckpt", model)
     fresh = classifier(seed=9)

@@ -201,11 +201,11 @@ def test_02_partial_restore():
     shows(
         nb,
         "02-cw-mapper",
-        "1 variable(s) have no checkpoint key and will stay uninitialised: 'v2'.",
+        "1 variable has no checkpoint key and will stay uninitialised: 'v2'.",
     )
     warning, message, total = cell_text(nb, "02-cw-mapper-restore").splitlines()
-    assert warning == "1 variable(s) have no checkpoint key and will be initialised: 'v2'.", warning
-    assert re.fullmatch(r"Restored 1 variable\(s\), initialised 1, left 0 alone, in \d+\.\d\d s\.", message), message
+    assert warning == "1 variable has no checkpoint key and will be initialised: 'v2'.", warning
+    assert re.fullmatch(r"Restored 1 variable, initialised 1, left 0 alone, in \d+\.\d\d s\.", message), message
     assert total == "v1 + v2 = [3.]", total
     # Issue #14, exercise 3: the fine-tuning mapper, before the learner edits it.
     shows_widget(nb, "02-finetune", "VariableMapper ")
@@ -528,7 +528,7 @@ def test_06_explore_a_real_checkpoint():
     shows(
         nb, "06-code", "    'teacher/Conv1/kernel/ExponentialMovingAverage': variables['student/Conv1/kernel'].value,\n"
     )
-    shows_match(nb, "06-restore", r"^Restored 262 variable\(s\), initialised 0, left 0 alone, in \d+\.\d\d s\.\n$")
+    shows_match(nb, "06-restore", r"^Restored 262 variables, initialised 0, left 0 alone, in \d+\.\d\d s\.\n$")
     shadows, raw, gap = cell_text(nb, "06-check").splitlines()
     assert shadows == "all 158 variables equal their EMA shadows: True", shadows
     assert raw == "all 104 non-trainable variables equal their raw values: True", raw

@@ -95,7 +95,7 @@ def test_keys_the_preset_does_not_know_are_left_out_with_a_note():
     assert plan.ok and "bert/encoder/layer_0/attention/self/rel_bias" not in {k for i in plan.items for _, k in i.sources}
     assert dict(plan.dropped)["bert/encoder/layer_0/attention/self/rel_bias"] == "the bert preset has no rule for it"
     assert plan.notes == [
-        "The bert preset has no rule for 1 key(s), left out: 'bert/encoder/layer_0/attention/self/rel_bias' "
+        "The bert preset has no rule for 1 key, left out: 'bert/encoder/layer_0/attention/self/rel_bias' "
         f"(add a rule to {load_preset('bert').path} if the target needs them)."
     ]
 

@@ -116,7 +116,7 @@ def test_values_are_read_in_place_from_the_mapped_file(tmp_path, state):
 def test_values_that_are_not_tensors_are_left_out_and_said(tmp_path):
     path = saved(tmp_path / "mixed.pt", {"w": torch.ones(2), "epoch": 3, "optimizer": {"lr": 0.1}, 0: torch.zeros(1),
                                         "e8": torch.zeros(2, dtype=torch.float8_e8m0fnu), "sparse": torch.eye(2).to_sparse()})
-    with pytest.warns(CheckpointWarning, match=r"mixed\.pt.*5 value\(s\).*'epoch' \(not a tensor: int 3\).*'optimizer'"):
+    with pytest.warns(CheckpointWarning, match=r"mixed\.pt.*5 values that are not readable tensors.*'epoch' \(not a tensor: int 3\).*'optimizer'"):
         ckpt = open_checkpoint(path)
     assert ckpt.keys() == ["w"]
     assert dict(ckpt.source.skipped) == {"0": "a key that is not a string (Tensor)", "epoch": "not a tensor: int 3",

@@ -67,7 +67,7 @@ def test_partial_restore_warns_and_initialises(base_ckpt):
     # Graph mode: initialising is on by default, and the warning says what will happen.
     assert mapper.initialize_box.value is True and not mapper.initialize_box.disabled
     assert mapper.initialize_box.layout.visibility == "visible"
-    assert mapper.warning.value == "1 variable(s) have no checkpoint key and will be initialised: 'v2'."
+    assert mapper.warning.value == "1 variable has no checkpoint key and will be initialised: 'v2'."
     mapper.initialize_box.value = False
     assert "will stay uninitialised: 'v2'" in mapper.warning.value
     mapper.initialize_box.value = True
@@ -78,7 +78,7 @@ def test_partial_restore_warns_and_initialises(base_ckpt):
     report = mapper.model.report
     assert report.restored == [("v1", "v1")] and report.initialized == ["v2"]
     assert "Initialized: &#x27;v2&#x27;" in mapper.report.value
-    assert mapper.message.value.startswith("Restored 1 variable(s), initialised 1")
+    assert mapper.message.value.startswith("Restored 1 variable, initialised 1")
     assert mapper.model.progress == (1, 1)
     assert mapper.progress.value == mapper.progress.max == 1
 
@@ -98,7 +98,7 @@ def test_eager_variables_keep_their_values(base_ckpt):
     mapper = VariableMapper(base_ckpt, [v1, v2])
     assert not mapper.model.graph_mode and mapper.initialize_box.disabled
     mapper.plan.unassign(v2)
-    assert mapper.warning.value.endswith("will keep their current values: 'v2'.")
+    assert mapper.warning.value.endswith("1 variable has no checkpoint key and will keep its current value: 'v2'.")
     report = mapper.restore()
     assert v1.numpy().tolist() == [1.0] and v2.numpy().tolist() == [7.0]
     assert report.left_alone == ["v2"]
@@ -355,7 +355,7 @@ def test_plain_text_repr(base_ckpt):
     text = mapper._repr_mimebundle_()["text/plain"]
     assert text == repr(mapper) and len(text) > 110
     assert "v1        [1] float32  v1              ✓ mapped" in text
-    assert "keep their current values: 'v3'" in text
+    assert "1 variable has no checkpoint key and will keep its current value: 'v3'" in text
 
 
 def test_progress_bar_on_a_chunked_restore(tmp_path, monkeypatch):
@@ -470,14 +470,14 @@ def test_save_as_checkpoint_writes_what_the_plan_maps(tmp_path, base_ckpt):
     mapper.save_path.value = str(tmp_path / "mapped" / "model.ckpt")
     mapper.save_button.click()
     assert mapper.model.saved == str(tmp_path / "mapped" / "model.ckpt")
-    assert "Saved 2 tensor(s)" in mapper.message.value
+    assert "Saved 2 tensors" in mapper.message.value
     reader = tf.train.load_checkpoint(mapper.model.saved)
     assert reader.get_tensor("other-v1").tolist() == [1.0] and reader.get_tensor("other-v2").tolist() == [2.0]
     mapper.save_button.click()  # exists now: refused, said, nothing changed
     assert "already exists" in mapper.message.value and mapper.model.message_kind == "error"
     mapper.save_overwrite.value = True
     mapper.save_button.click()
-    assert "Saved 2 tensor(s)" in mapper.message.value
+    assert "Saved 2 tensors" in mapper.message.value
     mapper.save_path.value = " "
     mapper.save_button.click()
     assert "Type where to write" in mapper.message.value
@@ -511,7 +511,7 @@ def test_save_as_refuses_a_plan_with_problems(tmp_path, base_ckpt):
     mapper = VariableMapper(base_ckpt, [tf.Variable([0.0] * 4, name="v1")])
     mapper.save_path.value = str(tmp_path / "bad.ckpt")
     mapper.save_button.click()
-    assert "fix them before saving" in mapper.message.value and not list(tmp_path.glob("bad.ckpt*"))
+    assert "The plan has 1 problem; fix it first: " in mapper.message.value and not list(tmp_path.glob("bad.ckpt*"))
 
 
 # --- issue #15: the view is always current ---------------------------------------------------
@@ -568,11 +568,11 @@ def test_rules_apply_on_enter_and_say_what_changed(base_ckpt):
     mapper.rule_box.value = "v1 -> other-v1"  # Enter in a one-line box (continuous_update=False)
     assert mapper.plan.mapping == {"other-v1": "v1"} and mapper.rule_box.value == ""
     assert mapper.rules_box.value == "v1 -> other-v1"
-    assert mapper.message.value.startswith("Rules applied (1 rule): 1 variable(s) changed key; 1 of 2 variables mapped")
+    assert mapper.message.value.startswith("Rules applied (1 rule): 1 variable changed key; 1 of 2 variables mapped")
     cell(mapper, "other-v2", "checkpoint key").value = "v1"  # by hand
     mapper.rule_box.value = "v2 -> other-v2"
     assert mapper.plan.mapping == {"other-v1": "v1", "other-v2": "v1"}  # the manual edit is kept...
-    assert "Kept 1 manual edit(s) over the automatic matching: 'other-v2' (the rules give 'v2')" in mapper.message.value
+    assert "Kept 1 manual edit over the automatic matching: 'other-v2' (the rules give 'v2')" in mapper.message.value
     assert mapper.message.style.text_color == "#8a5300"  # ...and said, as a warning
     mapper.rule_box.value = "nonsense"  # not added, not applied, said
     assert mapper.rule_box.value == "nonsense" and "has no '->'" in mapper.rules_message.value
@@ -590,7 +590,7 @@ def test_prefix_rule_without_slash_says_what_is_wrong(base_ckpt):
     mapper = VariableMapper(base_ckpt, variables, session=sess)
     mapper.rule_box.value = "teacher/block_1_ -> student/block_2_"
     message = mapper.rules_message.value
-    assert "has no trailing '/'" in message and "2 variable name(s) start with it" in message, message
+    assert "has no trailing '/'" in message and "2 variable names start with it" in message, message
     assert "'teacher/block_1_conv/' -> 'student/block_2_conv/'" in message, message
     assert "Did you mean" not in message
 
@@ -602,8 +602,8 @@ def test_prefer_ema_keeps_a_raw_key_chosen_by_hand_and_says_so(ema_ckpt, base_ck
     cell(mapper, "v", "checkpoint key").value = "v"  # back to the automatic key, but chosen by hand
     mapper.prefer_ema_box.value = True
     assert mapper.plan.mapping == {"v": "v", "v2": "v2/ExponentialMovingAverage"}
-    assert "prefer EMA on: 1 variable(s) now read their shadow" in mapper.message.value
-    assert "Kept 1 manual edit(s)" in mapper.message.value and "'v' (the rules give 'v/ExponentialMovingAverage')" in mapper.message.value
+    assert "prefer EMA on: 1 variable changed key (now the shadow)" in mapper.message.value
+    assert "Kept 1 manual edit" in mapper.message.value and "'v' (the rules give 'v/ExponentialMovingAverage')" in mapper.message.value
     plain = VariableMapper(base_ckpt, [tf.Variable([0.0], name="v1")])
     plain.prefer_ema_box.value = True
     assert plain.message.value.startswith("prefer EMA changes nothing here: this checkpoint has no ExponentialMovingAverage")
@@ -659,7 +659,7 @@ def test_picks_by_hand_are_marked_and_let_rules_decide_drops_them(base_ckpt):
     assert mapper.plan.mapping == {"other-v1": "v1", "other-v2": "v2"}
     assert mapper.model.manual_picks == () and mapper.let_rules_button.layout.display == "none"
     assert cell(mapper, "other-v1", "status").value == "✓ mapped"
-    assert mapper.message.value.startswith("Let rules decide: 1 key(s) picked by hand dropped")
+    assert mapper.message.value.startswith("Let rules decide: 1 key picked by hand dropped")
     mapper.model.choose("other-v2", "v2")  # the key it has, chosen again: a pick too
     assert mapper.model.manual_picks == ("other-v2",)
     assert mapper.model.let_rules_decide(["other-v1"]) == 0 and mapper.model.manual_picks == ("other-v2",)

@@ -134,7 +134,7 @@ def test_from_a_restore_plan_under_the_variables_names(tmp_path, base_ckpt):
             v1_.train.Saver().restore(sess, out.prefix)
             assert sess.run(b1 + b2).tolist() == [3.0]
     bad = plan_restore(base_ckpt, [tf.Variable([0.0] * 4, name="v1")])
-    with pytest.raises(PlanError, match="fix them before saving"):
+    with pytest.raises(PlanError, match="The plan has 1 problem; fix it first: "):
         from_plan(bad)
 
 

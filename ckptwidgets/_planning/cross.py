@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from .._text.format import count_of
 from ..layouts import IDENTITY, LAYOUTS, LayoutError, map_layer
 from ..layouts._rules import shape_text
 
@@ -284,7 +285,7 @@ def cross_framework_matches(ckpt, infos, by_name: bool = True) -> CrossMatch | N
         ordered = []
         if len(found) != len(rest):
             named_note = " not paired by name" if by_name else ""
-            problems.append((None, None, f"the checkpoint has {len(found)} {family} layer(s){named_note} "
+            problems.append((None, None, f"the checkpoint has {count_of(len(found), family + ' layer')}{named_note} "
                                          f"({', '.join(found) or 'none'}), the model {len(rest)} ({', '.join(rest)}): "
                                          "which goes where cannot be told"))
         else:

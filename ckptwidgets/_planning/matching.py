@@ -15,6 +15,7 @@ import re
 from .candidates import fits
 from .rules import check_rule, is_root
 from .variables import VarInfo, partitioned_parts
+from .._text.format import count_of
 from ..errors import PlanError
 from ..reader import Checkpoint
 
@@ -155,7 +156,7 @@ def _prefix_rule_message(ckpt_side: str, var_side: str, starting: list, sep: str
     ckpt_example = ckpt_side + example[len(var_side):] if example else ckpt_side + "…" + sep
     suggestion = f" ({ckpt_example!r} -> {example!r})" if example else ""
     return (f"Rule {ckpt_side!r}: {var_side!r} has no trailing {sep!r}, so it names one whole variable, and no variable "
-            f"is called that; {len(starting):,} variable name(s) start with it ({shown}). A rule maps one name "
+            f"is called that; {count_of(len(starting), 'variable name')} {'starts' if len(starting) == 1 else 'start'} with it ({shown}). A rule maps one name "
             f"exactly or a whole scope: end both sides with {sep!r}{suggestion}; a rule cannot rename part of a name "
             f"segment ({var_side[cut:]!r}).")
 

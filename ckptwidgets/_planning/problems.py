@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from .candidates import fits, shapes_compatible
 from .torch_vars import BOOKKEEPING, is_bookkeeping
 from .variables import VarInfo
-from .._text.format import format_shape
+from .._text.format import count_of, format_shape
 
 __all__ = ["Problem", "all_fit", "find_problems", "Analysis"]
 
@@ -75,7 +75,7 @@ def _transform_problem(checkpoint, info: VarInfo, key: str, transform, extra_key
     shapes = " and ".join(f"key {e.key!r} {format_shape(e.shape)}" for e in entries)
     try:
         if transform.arity != len(entries):
-            raise ValueError(f"it takes {transform.arity} tensor(s), given {len(entries)}")
+            raise ValueError(f"it takes {count_of(transform.arity, 'tensor')}, given {len(entries)}")
         shape = transform.shape(*(e.shape for e in entries))
     except ValueError as error:
         return key, "shape_mismatch", (

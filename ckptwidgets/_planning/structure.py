@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from .._text.format import count_of
 from .graph_match import graph_keys
 from .keras_match import is_keras3_file, keras_file_keys
 from .matching import Rules, map_under_scope, map_variables
@@ -83,7 +84,7 @@ def _without_model_name(ckpt, model, infos, table, skipped, prefer_ema, mapping,
     example = next(iter(found))
     notes.append(
         f"Keras 3 names this model's variables under the model's own name ({scope!r}), which the names in "
-        f"checkpoint {ckpt.prefix!r} lack: matched {len(found)} variable(s) without it "
+        f"checkpoint {ckpt.prefix!r} lack: matched {count_of(len(found), 'variable')} without it "
         f"({example!r} <- {found[example]!r})."
     )
     return compatible

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ._answers import is_todo, label, mapper_parts
 from . import check, correct, not_yet
+from .._text.format import count_of
 
 __all__ = ["swapped_var_list", "root_rule_mapper"]
 
@@ -69,5 +70,5 @@ def root_rule_mapper(mapper, scope="net/", keys=("v1", "v2")):
             f"checkpoint's root ('/') and the variables under {scope!r}."
         )
     if rules.get("/") != scope:
-        return not_yet(f"everything is mapped, but with {len(rules)} rule(s) of single names; one rule '/ -> {scope}' does it for any number of variables.")
+        return not_yet(f"everything is mapped, but with {count_of(len(rules), 'rule')} of single names; one rule '/ -> {scope}' does it for any number of variables.")
     return correct(f"'/ -> {scope}' loads every top-level key into {scope}<key>: {', '.join(f'{k} -> {v}' for v, k in expected.items())}.")

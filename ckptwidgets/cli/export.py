@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import shlex
 
+from .._text.format import count_of
 from ..errors import PlanError
 from ._common import PREFER_EMA_HELP, add_source_and_out, add_write_options, command_line_words, rules_of, write_or_show
 from ._model_spec import model_builder
@@ -121,7 +122,7 @@ def _does_not_fit(plan, args) -> str:
     reasons = [p.message.rstrip(".") for p in plan.problems]
     reasons += [f"variable {name!r} finds no key" for name in plan.unmapped]
     more = f" and {len(reasons) - _SHOWN} more" if len(reasons) > _SHOWN else ""
-    text = (f"Nothing was written to {args.out!r}: the model does not fit {args.src!r} ({len(reasons)} problem(s)): "
+    text = (f"Nothing was written to {args.out!r}: the model does not fit {args.src!r} ({count_of(len(reasons), 'problem')}): "
             + "; ".join(reasons[:_SHOWN]) + more + ".")
     rule, count = best_rule(plan) if plan.unmapped else ({}, 0)
     if count:

@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from .._text.format import count_of
+
 __all__ = ["Transform", "IDENTITY", "permute", "transpose", "reshape", "chain",
            "take", "part", "concat", "parts_of", "sum_of", "zeros_like", "reorder_blocks"]
 
@@ -57,7 +59,7 @@ class Transform:
 
     def __call__(self, *arrays) -> np.ndarray:
         if len(arrays) != self.arity:
-            raise ValueError(f"transform {self.name!r} takes {self.arity} tensor(s), got {len(arrays)}")
+            raise ValueError(f"transform {self.name!r} takes {count_of(self.arity, 'tensor')}, got {len(arrays)}")
         return np.ascontiguousarray(self._apply(*(np.asarray(a) for a in arrays)))
 
     def shape(self, *shapes) -> tuple:

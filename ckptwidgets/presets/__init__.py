@@ -28,6 +28,7 @@ from __future__ import annotations
 import difflib
 import os
 
+from .._text.format import count_of
 from ..errors import PlanError
 from ._file import Preset, read_preset
 
@@ -102,7 +103,7 @@ def apply_preset(plan, name: str):
     notes = []
     if unknown:
         shown = ", ".join(map(repr, unknown[:_SHOWN])) + (", ..." if len(unknown) > _SHOWN else "")
-        notes.append(f"The {name} preset has no rule for {len(unknown)} key(s), left out: {shown} "
+        notes.append(f"The {name} preset has no rule for {count_of(len(unknown), 'key')}, left out: {shown} "
                      f"(add a rule to {preset.path} if the target needs them).")
     if plan.items and not items and not problems:
         problems.append(f"The {name} preset maps none of the plan's {len(plan.items)} keys "

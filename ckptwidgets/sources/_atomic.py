@@ -121,10 +121,12 @@ def refuse_own_source(inputs, shown: str, files) -> None:
 def refuse_problems(plan, shown: str) -> None:
     """:class:`WriteError` listing the plan's problems, if it has any."""
     if plan.problems:
+        from .._text.format import count_of
+
         # The first problem on the first line: the command line shows that line alone.
         first, *rest = plan.problems
         raise WriteError(
-            f"Nothing was written to {shown!r}: the plan has {len(plan.problems)} problem(s): {first}"
+            f"Nothing was written to {shown!r}: the plan has {count_of(len(plan.problems), 'problem')}: {first}"
             + "".join(f"\n  - {p}" for p in rest)
         )
 

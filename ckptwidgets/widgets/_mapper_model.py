@@ -12,14 +12,14 @@ Example
 -------
 >>> model = MapperModel("my_test_model.ckpt", [v1, v2])        # doctest: +SKIP
 >>> model.plan.unassign("v2"); model.warning                   # doctest: +SKIP
-"1 variable(s) have no checkpoint key and will keep their current values: 'v2'."
+"1 variable has no checkpoint key and will keep its current value: 'v2'."
 """
 from __future__ import annotations
 
 from traitlets import Any, Bool, Dict, Enum, Instance, Int, Tuple, Unicode, observe
 
 from .._text.filter import Filter, parse_filter
-from .._text.format import first_lines, format_shape, short_labels, text_table
+from .._text.format import count_of, first_lines, format_shape, short_labels, text_table
 from .._planning.cross import KeyLayouts
 from .._planning.rules import format_rules, parse_rules
 from .._planning.variables import is_torch_module
@@ -272,7 +272,7 @@ class MapperModel(RestoreActions):
             self._batch = False
         self._on_plan_edit()
         mapped = f"{len(self._mapping):,} of {len(self.plan.variables):,} variables mapped"
-        self._say(f"{LET_RULES_DECIDE}: {len(names):,} key(s) picked by hand dropped, the rules decide them again; "
+        self._say(f"{LET_RULES_DECIDE}: {count_of(len(names), 'key')} picked by hand dropped, the rules decide {'it' if len(names) == 1 else 'them'} again; "
                   f"{mapped}." if names else f"{LET_RULES_DECIDE}: no key was picked by hand; {mapped}.", "info")
         return len(names)
 

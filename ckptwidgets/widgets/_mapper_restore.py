@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from traitlets import Any, Bool, HasTraits, Tuple, Unicode
 
-from .._text.format import first_lines
+from .._text.format import count_of, first_lines
 from ..errors import CheckpointError, PlanError
 from ..restore import restore as restore_plan
 from ._mapper_text import full_report_text
@@ -60,7 +60,7 @@ class RestoreActions(HasTraits):
         self.set_trait("report_current", True)
         self.set_trait("progress", (len(report.restored), len(report.restored)))
         self._say(
-            f"Restored {len(report.restored)} variable(s), initialised {len(report.initialized)}, "
+            f"Restored {count_of(len(report.restored), 'variable')}, initialised {len(report.initialized)}, "
             f"left {len(report.left_alone)} alone, in {report.seconds:.2f} s.",
             "info",
         )
@@ -95,7 +95,7 @@ class RestoreActions(HasTraits):
             self._say(str(error))
             raise
         self.set_trait("saved", report.prefix)
-        self._say(f"Saved {len(report.keys)} tensor(s) under the variables' names to {report.prefix!r}.", "info")
+        self._say(f"Saved {count_of(len(report.keys), 'tensor')} under the variables' names to {report.prefix!r}.", "info")
         return report
 
     def _progress(self, done, total):

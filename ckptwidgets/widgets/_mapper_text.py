@@ -122,7 +122,7 @@ def idle_rules(rules: dict, names, checkpoint, dotted: bool = False) -> dict:
             example = under[0]
             wanted = ckpt_scope + example[len(var_scope):]
             idle[(side, target)] = (f"it gives {example!r} the key {wanted!r}, which the checkpoint does not have, "
-                                    f"and likewise for the other {len(under) - 1:,} variable(s) under {target!r}"
+                                    f"and likewise for the other {count_of(len(under) - 1, 'variable')} under {target!r}"
                                     f"{closest_text(wanted, keys, 'key')}.")
     return idle
 
@@ -153,24 +153,25 @@ def replan_message(why: str, before: dict, after: dict, variables, *, rules: dic
         if not has_shadows:
             return ("prefer EMA changes nothing here: this checkpoint has no ExponentialMovingAverage "
                     "shadows (no '<variable>/ExponentialMovingAverage' entries).", "warning")
-        head = (f"prefer EMA {'on' if prefer_ema else 'off'}: {changed:,} variable(s) now read "
-                f"{'their shadow' if prefer_ema else 'their raw value'}; {mapped}.")
+        head = (f"prefer EMA {'on' if prefer_ema else 'off'}: {count_of(changed, 'variable')} changed key (now "
+                f"{'the shadow' if prefer_ema else 'the raw value'}); {mapped}.")
     elif why == "automap":
-        head = f"Auto-map: matched again from names, rules and prefer EMA, manual edits dropped; {changed:,} key(s) changed; {mapped}."
+        head = f"Auto-map: matched again from names, rules and prefer EMA, manual edits dropped; {count_of(changed, 'key')} changed; {mapped}."
     else:
         count = len(rules)
-        head = (f"Rules applied ({count_of(count, 'rule')}): {changed:,} variable(s) changed key; {mapped}."
-                if count else f"No rules: matched by name; {changed:,} variable(s) changed key; {mapped}.")
+        changed_key = f"{count_of(changed, 'variable')} changed key; {mapped}."
+        head = f"Rules applied ({count_of(count, 'rule')}): {changed_key}" if count else f"No rules: matched by name; {changed_key}"
         if idle:
             (side, target), reason = next(iter(idle.items()))
-            more = f" ({len(idle) - 1:,} more rule(s) map nothing either)" if len(idle) > 1 else ""
+            others = len(idle) - 1
+            more = f" ({count_of(others, 'more rule')} {'maps' if others == 1 else 'map'} nothing either)" if others else ""
             head += f" Rule '{side} -> {target}' maps nothing: {reason}{more}"
             kind = "warning"
     if kept_over:
         shown = [f"{n!r} (the rules give {k!r})" if k else f"{n!r} (the rules give no key)"
                  for n, k in list(kept_over.items())[:3]]
         more = f" and {len(kept_over) - 3:,} more" if len(kept_over) > 3 else ""
-        head += (f" Kept {len(kept_over):,} manual edit(s) over the automatic matching: {', '.join(shown)}{more}"
+        head += (f" Kept {count_of(len(kept_over), 'manual edit')} over the automatic matching: {', '.join(shown)}{more}"
                  f" (rows marked {MANUAL_MARK!r}); '{LET_RULES_DECIDE}' drops them.")
         kind = "warning"
     return head, kind
@@ -192,12 +193,14 @@ def unmapped_warning(unmapped, graph_mode: bool, initialize_unmapped: bool, hint
     first ``hints`` when something is unmapped."""
     if not unmapped:
         return ""
+    one = len(unmapped) == 1
+    have_no_key = f"{count_of(len(unmapped), 'variable')} {'has' if one else 'have'} no checkpoint key"
     if graph_mode:
         verb = "will be initialised" if initialize_unmapped else "will stay uninitialised"
-        warning = f"{len(unmapped)} variable(s) have no checkpoint key and {verb}: {names_text(unmapped)}."
+        warning = f"{have_no_key} and {verb}: {names_text(unmapped)}."
     else:
-        warning = (f"{len(unmapped)} variable(s) have no checkpoint key and will keep their current values: "
-                   f"{names_text(unmapped)}.")
+        keep = "will keep its current value" if one else "will keep their current values"
+        warning = f"{have_no_key} and {keep}: {names_text(unmapped)}."
     if hints:  # matched (almost) nothing: say what to do instead
         shown = list(hints[:2])
         warning += " Hint: " + "; ".join([hint.removesuffix(".") for hint in shown[:-1]] + shown[-1:])
@@ -208,7 +211,7 @@ def full_report_text(report) -> str:
     """A RestoreReport with every variable: each restored one (``name <- key``), initialised, left alone."""
     if report is None:
         return ""
-    lines = [f"Restored {len(report.restored):,} variable(s) from {report.checkpoint!r} "
+    lines = [f"Restored {count_of(len(report.restored), 'variable')} from {report.checkpoint!r} "
              f"({report.nbytes:,} bytes, {report.seconds:.3f} s)"]
     lines += [f"  {name!r} <- {key!r}" for name, key in report.restored]
     lines.append(f"Initialised {len(report.initialized):,}:")

@@ -11,7 +11,7 @@ Example
 >>> mapper = VariableMapper("my_test_model.ckpt", [v1, v2], session=sess)   # doctest: +SKIP
 >>> mapper.plan.unassign("v2")                                               # doctest: +SKIP
 >>> mapper.model.warning                                                     # doctest: +SKIP
-"1 variable(s) have no checkpoint key and will be initialised: 'v2'."
+"1 variable has no checkpoint key and will be initialised: 'v2'."
 >>> mapper.restore()                  # initialises v2 too (the checkbox, on in graph mode)  # doctest: +SKIP
 """
 from __future__ import annotations

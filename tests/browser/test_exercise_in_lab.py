@@ -218,7 +218,7 @@ def test_root_rule_exercise_with_mouse_and_keyboard(open_notebook):
         # Enter added the rule to the rules box and emptied the one-line box, without an error.
         expect()(mapper.locator("textarea")).to_have_value(RULE)
         expect()(rule_box).to_have_value("")
-        expect()(mapper.get_by_text(re.compile(r"^Rules applied \(1 rule\): 2 variable\(s\) changed key"))).to_be_visible()
+        expect()(mapper.get_by_text(re.compile(r"^Rules applied \(1 rule\): 2 variables changed key"))).to_be_visible()
 
         # Click the check cell (its prompt: command mode, the cell selected) and run it.
         prompt = check_cell.locator(".jp-InputPrompt")

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..._text.format import format_shape
+from ..._text.format import count_of, format_shape
 from . import WEIGHTS_SUFFIX
 from .. import _atomic
 from .._atomic import WriteReport
@@ -184,7 +184,7 @@ def _place(plan, slots: list[_Slot], unsaved: set, path: str, keep_unmapped: boo
             problems.append(f"key {name!r} of the plan names no variable of the model")
     if problems:
         raise WriteError(
-            f"Nothing was written to {path!r}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems)
+            f"Nothing was written to {path!r}: {count_of(len(problems), 'problem')}:\n" + "\n".join(f"  - {p}" for p in problems)
         )
     return dropped
 

@@ -131,8 +131,10 @@ class TorchSource:
         if self.skipped:
             listed = ", ".join(f"{key!r} ({why})" for key, why in self.skipped[:5])
             more = f" and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
-            warnings.warn(f"{path!r}: {len(self.skipped)} value(s) that are not readable tensors are left out: "
-                          f"{listed}{more}.", CheckpointWarning, stacklevel=4)
+            what = "value that is not a readable tensor is" if len(self.skipped) == 1 else \
+                "values that are not readable tensors are"
+            warnings.warn(f"{path!r}: {len(self.skipped)} {what} left out: {listed}{more}.", CheckpointWarning,
+                          stacklevel=4)
 
     def records(self) -> list[Record]:
         out = []
