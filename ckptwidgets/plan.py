@@ -518,7 +518,8 @@ def plan_restore(ckpt, variables, rules=None, prefer_ema=False, include=None, ex
     variables : list, tuple, dict, tf.Module / Keras model or torch.nn.Module
         ``tf.Variable`` s (graph or eager, resource or reference) or Keras 3 variables, named by
         :func:`variable_name`; a dict ``{name: variable}``; or a trackable root, whose variables
-        are named by object path (``"l1/kernel"``), Keras models' by ``.path``; or a torch
+        are named by object path (``"l1/kernel"``), Keras models' by ``.path``, tf_keras models'
+        by their variables' names (``"dense/kernel"``, object paths when two share one); or a torch
         module, whose parameters and buffers are named as its ``state_dict``. A
         ``PartitionedVariable`` (in a list, a dict, or alone) stands for its parts, named
         ``"w/part_0"``...; each part reads its slice of the whole variable's key.

@@ -297,3 +297,51 @@ def test_convert_error_names_the_rule_that_maps_most(tmp_path):
     tf.train.Checkpoint(model=fresh).restore(str(tmp_path / "mixed_out")).assert_existing_objects_matched()
     np.testing.assert_array_equal(fresh.layers[1].kernel.numpy(), mixed["head/out/kernel"])
     np.testing.assert_array_equal(fresh.layers[0].kernel.numpy(), mixed["dense/kernel"])
+
+
+# --- a tf_keras model's variables are named after its layers ------------------------------------
+
+
+def test_a_tf_keras_models_variables_are_named_after_its_layers(tmp_path):
+    """Its names ('hidden/kernel'), not object paths ('layer_with_weights-0/kernel'): a name-based
+    checkpoint of those names maps by name, a TF2 checkpoint of the model still by its object graph
+    (``tf.train.Checkpoint.restore`` is the oracle), and two variables of one name fall back to paths."""
+    tf_keras = pytest.importorskip("tf_keras")
+
+    def build(seed):
+        tf_keras.utils.set_random_seed(seed)
+        return tf_keras.Sequential([tf_keras.Input((3,)), tf_keras.layers.Dense(4, name="hidden"),
+                                    tf_keras.layers.Dense(2, name="head")], name="net")
+
+    model = build(1)
+    names = ["hidden/kernel", "hidden/bias", "head/kernel", "head/bias"]
+    assert list(plan_restore(str(save_graph_checkpoint(tmp_path / "empty.ckpt", {"x": [0.0]})), model).variables) == names
+    values = {name: np.full(w.shape, i + 1, np.float32) for i, (name, w) in enumerate(zip(names, model.weights))}
+    plan = plan_restore(save_graph_checkpoint(tmp_path / "tf1.ckpt", values), model)
+    assert plan.mapping == {name: name for name in names} and plan.ok
+    restore(plan)
+    for name, weight in zip(names, model.weights):
+        assert np.array_equal(weight.numpy(), values[name]), name
+
+    trained = build(2)
+    prefix = tf.train.Checkpoint(model=trained).write(str(tmp_path / "tf2" / "ckpt"))
+    ours, oracle = build(3), build(3)
+    plan = plan_restore(prefix, ours)  # the model itself, found under the checkpoint's child 'model'
+    assert plan.ok and plan.unmapped == [] and list(plan.variables) == names
+    assert plan.mapping["hidden/kernel"] == "model/layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+    restore(plan)
+    tf.train.Checkpoint(model=oracle).restore(prefix).assert_nontrivial_match()
+    for a, b in zip(ours.weights, oracle.weights):
+        assert np.array_equal(a.numpy(), b.numpy())
+
+    class Twins(tf_keras.Model):  # two layers of one name: their variables share names
+        def __init__(self):
+            super().__init__()
+            self.first, self.second = tf_keras.layers.Dense(2, name="d"), tf_keras.layers.Dense(2, name="d")
+
+        def call(self, x):
+            return self.second(self.first(x))
+
+    twins = Twins()
+    twins(np.zeros((1, 3), np.float32))
+    assert sorted(plan_restore(prefix, twins).variables) == ["first/bias", "first/kernel", "second/bias", "second/kernel"]

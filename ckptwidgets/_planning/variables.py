@@ -268,6 +268,16 @@ def keras_saved_variables(obj) -> list:
     return list(obj.variables if weights is None else weights)
 
 
+def _is_tf_keras_model(obj) -> bool:
+    """A tf_keras (Keras 2) model or layer, by the modules of its classes (nothing imported)."""
+    return any(kind.__module__.startswith("tf_keras.") for kind in type(obj).__mro__)
+
+
+def _unique_names(variables) -> bool:
+    names = [variable_name(var) for var in variables]
+    return len(set(names)) == len(names)
+
+
 def _is_trackable_root(obj) -> bool:
     return _tfprivate.is_trackable(obj) and not is_variable(obj)
 
@@ -307,10 +317,14 @@ def _named(variables) -> tuple[list, object]:
         keras_root = is_keras_object(variables)
         if keras_root:
             found = keras_saved_variables(variables)  # Keras: the model's own list, named by .path
+        # A tf_keras model names its variables after its layers ('conv2d_1/kernel', what a TF1
+        # checkpoint of it holds and what its .h5 lists): those names, the object path as alias,
+        # unless two variables share a name.
+        by_name = keras_root or (_is_tf_keras_model(variables) and _unique_names(found))
         pairs, kinds = [], []
         for var in found:
             path = paths.get(id(var))
-            if keras_root or path is None:
+            if by_name or path is None:
                 pairs.append((variable_name(var), var, path, None))
                 kinds.append("a variable of the model")
             else:
