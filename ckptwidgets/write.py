@@ -49,7 +49,7 @@ from .errors import CheckpointError, PlanError
 from .reader import open_checkpoint
 from .sources._tfkeys import OBJECT_GRAPH_KEY
 
-__all__ = ["WriteItem", "WritePlan", "plan_write", "from_plan", "average", "FLOAT_DTYPES", "KEEP_META"]
+__all__ = ["WriteItem", "WritePlan", "plan_write", "from_plan", "model_option", "average", "FLOAT_DTYPES", "KEEP_META"]
 
 #: Dtypes ``cast`` and ``average`` treat as floating point.
 FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
@@ -451,6 +451,22 @@ def plan_write(ckpt) -> WritePlan:
     """
     ckpt = open_checkpoint(ckpt)
     return WritePlan([WriteItem(e.key, ((ckpt, e.key),), e.dtype, e.shape, "copy") for e in ckpt.entries])
+
+
+def model_option(out, target) -> dict:
+    """``{"model": target}`` for :meth:`WritePlan.write` when ``out`` names a Keras weights file
+    and ``target`` is a Keras 3 model (the file is then laid out as its ``save_weights`` would,
+    for ``load_weights``), else ``{}``: ``out``'s ending alone picks the format.
+
+    Examples
+    --------
+    >>> model_option("net.safetensors", object()), model_option("net.weights.h5", object())
+    ({}, {})
+    """
+    from ._planning.variables import is_keras_object
+    from .sources.keras import WEIGHTS_SUFFIX
+
+    return {"model": target} if str(out).endswith(WEIGHTS_SUFFIX) and is_keras_object(target) else {}
 
 
 def from_plan(plan) -> WritePlan:

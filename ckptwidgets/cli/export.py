@@ -96,10 +96,9 @@ def _export_for_model(args) -> int:
     """Plan SRC into the model, then write what the plan maps under the model's names."""
     import importlib.util
 
-    from .._planning.variables import is_keras_object
     from .._tf.quiet import import_tensorflow
     from ..plan import plan_restore
-    from ..write import from_plan
+    from ..write import from_plan, model_option
 
     if importlib.util.find_spec("tensorflow") is not None:
         import_tensorflow()  # before the user's module, which would import it with its log lines
@@ -111,8 +110,7 @@ def _export_for_model(args) -> int:
             print("(dry run: nothing written)")
             return 2
         raise PlanError(_does_not_fit(plan, args))
-    keras_file = is_keras_object(model) and str(args.out).endswith(".weights.h5")
-    return write_or_show(from_plan(plan), args, **({"model": model} if keras_file else {}))
+    return write_or_show(from_plan(plan), args, **model_option(args.out, model))
 
 
 def _does_not_fit(plan, args) -> str:

@@ -45,7 +45,7 @@ from ..errors import CheckpointError, WriteError
 from ._dtypes import numpy_type
 from ._tfkeys import OBJECT_GRAPH_KEY
 
-__all__ = ["WriteReport", "CHUNK_ELEMENTS", "refuse_own_source", "refuse_problems", "local_output", "tensor_items",
+__all__ = ["WriteReport", "would_write", "CHUNK_ELEMENTS", "refuse_own_source", "refuse_problems", "local_output", "tensor_items",
            "refuse_for_one_file",
            "temporary_name", "staged",
            "remove_temporary", "move_into_place", "read_back", "item_value", "mean_chunks", "ticking"]
@@ -116,6 +116,12 @@ def refuse_own_source(inputs, shown: str, files) -> None:
                     "Write to another name; a checkpoint is never written over one it is read from, "
                     "even with overwrite=True."
                 )
+
+
+def would_write(path: str, items, dropped) -> WriteReport:
+    """The report of a one-file writer's dry run: ``items`` (``WriteItem`` s) by key, nothing written."""
+    return WriteReport(path, [], sorted(item.key for item in items), sum(item.nbytes for item in items), 0.0,
+                       list(dropped), dry_run=True)
 
 
 def refuse_problems(plan, shown: str) -> None:

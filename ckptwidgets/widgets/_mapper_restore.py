@@ -76,8 +76,7 @@ class RestoreActions(HasTraits):
         that model's weights file (``model.load_weights`` takes it). Returns the
         ``WriteReport``; errors are also said in ``message``.
         """
-        from .._planning.variables import is_keras_object
-        from ..write import from_plan
+        from ..write import from_plan, model_option
 
         if self.plan is None:
             raise PlanError(f"Nothing to save: {self.message}")
@@ -87,10 +86,9 @@ class RestoreActions(HasTraits):
             self._say(str(error), "warning")
             raise error
         path = str(path).strip()
-        keras_file = path.endswith(".weights.h5") and is_keras_object(self.variables)
         try:
             report = from_plan(self.plan).write(path, overwrite=overwrite, progress=False,
-                                                **({"model": self.variables} if keras_file else {}))
+                                                **model_option(path, self.variables))
         except CheckpointError as error:
             self._say(str(error))
             raise

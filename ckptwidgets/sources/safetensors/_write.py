@@ -168,8 +168,7 @@ def write(plan, out, overwrite=False, state_file=False, progress=None, model=Non
                                 overwrite=overwrite, state_file=state_file, model=model)
     items, dropped = _items(plan, path)
     if dry_run:
-        return _atomic.WriteReport(path, [], sorted(item.key for item in items), sum(item.nbytes for item in items),
-                                   0.0, list(plan.dropped) + dropped, dry_run=True)
+        return _atomic.would_write(path, items, list(plan.dropped) + dropped)
     head = header_bytes(items, _provenance(items))
     total = sum(item.nbytes for item in items)
     temp = _atomic.temporary_name(path)
