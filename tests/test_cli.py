@@ -210,3 +210,16 @@ def test_closed_pipe_is_quiet(tmp_path):
     )
     assert result.stdout.splitlines()[0].endswith("(name-based, 3000 entries, 1 data file)")
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
+
+
+def test_a_mistyped_option_names_the_one_meant(base_ckpt, tmp_path, capsys):
+    """argparse (before Python 3.14) says 'unrecognized arguments'; the message names the option meant."""
+    with pytest.raises(SystemExit) as info:
+        main(["export", base_ckpt, str(tmp_path / "b.safetensors"), "--keep-optimiser", "--dry-rn"])
+    assert info.value.code == 2 and not (tmp_path / "b.safetensors").exists()
+    assert capsys.readouterr().err.endswith(
+        "error: unrecognized arguments: --keep-optimiser (did you mean '--keep-optimizer'?) "
+        "--dry-rn (did you mean '--dry-run'?)\n")
+    with pytest.raises(SystemExit):
+        main([base_ckpt, "--knd", "slot"])  # the bare path is 'ls'
+    assert capsys.readouterr().err.endswith("unrecognized arguments: --knd (did you mean '--kind'?) slot\n")

@@ -43,9 +43,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
-from ._common import EXIT_STATUS, KINDS_EPILOG, error, error_line, names_a_path, unknown_command
+from ._common import EXIT_STATUS, KINDS_EPILOG, error, error_line, names_a_path, unknown_command, unrecognized
 
 __all__ = ["main", "SUBCOMMANDS", "subcommand", "parser"]
 
@@ -90,6 +91,14 @@ def _description(module) -> str:
     return (module.__doc__ or module.HELP).split("\n\n")[0]
 
 
+def _options_of(command) -> list[str]:
+    """The long options a subcommand takes, as its usage line lists them."""
+    probe = argparse.ArgumentParser(prog=command or "ckptwidgets", add_help=False)
+    if command is not None:
+        subcommand(command).add_arguments(probe)
+    return re.findall(r"--[\w-]+", probe.format_usage())
+
+
 def main(argv=None) -> int:
     """Run the command line; return the exit status (0 done, 2 error).
 
@@ -104,7 +113,9 @@ def main(argv=None) -> int:
             return error(unknown_command(argv[0], list(SUBCOMMANDS)))
         argv = [_LISTING, *argv]  # python -m ckptwidgets PATH: the listing, as before subcommands
     command_line = parser()
-    args = command_line.parse_args(argv)
+    args, unknown = command_line.parse_known_args(argv)
+    if unknown:  # what parse_args says, and the option meant
+        command_line.error(unrecognized(unknown, _options_of(args.command)))
     if args.command is None:
         command_line.print_help()
         return 2

@@ -27,7 +27,7 @@ from ..errors import CheckpointError, PlanError
 
 __all__ = [
     "KINDS_EPILOG", "EXIT_STATUS", "OUT_HELP", "PREFER_EMA_HELP", "RULES_HELP", "add_source_and_out", "add_write_options", "parse_rule", "rules_of",
-    "write_or_show", "error", "error_line", "command_line_words", "print_text", "names_a_path", "unknown_command",
+    "write_or_show", "error", "error_line", "command_line_words", "print_text", "names_a_path", "unknown_command", "unrecognized",
 ]
 
 KINDS_EPILOG = "Kinds: variable, ema (moving-average shadow), slot (optimizer state), meta (object graph, counters)."
@@ -226,3 +226,19 @@ def unknown_command(word: str, commands) -> str:
     close = difflib.get_close_matches(word, list(commands), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else f" (commands: {', '.join(commands)})"
     return f"unknown command {word!r}{hint}"
+
+
+def unrecognized(words, options) -> str:
+    """argparse's message for arguments nothing takes, with the closest of ``options`` for each
+    mistyped option (argparse before Python 3.14 names none).
+
+    Examples
+    --------
+    >>> unrecognized(["--keep-optimiser", "extra"], ["--keep-optimizer", "--dry-run"])
+    "unrecognized arguments: --keep-optimiser (did you mean '--keep-optimizer'?) extra"
+    """
+    shown = []
+    for word in words:
+        close = difflib.get_close_matches(word.split("=")[0], list(options), n=1) if word.startswith("--") else []
+        shown.append(f"{word} (did you mean {close[0]!r}?)" if close else word)
+    return "unrecognized arguments: " + " ".join(shown)
