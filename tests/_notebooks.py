@@ -71,6 +71,10 @@ def files_of_run(nb) -> RunFiles:
     return _FILES_OF_RUN[id(nb)]
 
 
+#: Seconds to wait for a cell's outputs after its reply (nbclient's default: 4).
+IOPUB_TIMEOUT = 60
+
+
 def run_notebook(path, timeout=120, kernel_name="python3", cwd=None, env=None, name=None):
     """Execute the notebook at ``path`` top to bottom and return the executed node.
 
@@ -101,6 +105,10 @@ def run_notebook(path, timeout=120, kernel_name="python3", cwd=None, env=None, n
             timeout=timeout,
             kernel_name=kernel_name,
             resources={"metadata": {"path": str(workdir)}},
+            # nbclient waits 4 s after a cell's reply for its outputs, then drops them silently: on a
+            # loaded CI machine a widget's output came later. Wait longer, and fail rather than drop.
+            iopub_timeout=IOPUB_TIMEOUT,
+            raise_on_iopub_timeout=True,
         )
         shared_before = _stamps(SHARED_TMP)
         try:

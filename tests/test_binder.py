@@ -68,8 +68,8 @@ nb.cells.append(nbformat.v4.new_code_cell(
 start = time.monotonic()
 result = {"error": None, "stderr": ""}
 try:
-    NotebookClient(nb, timeout=int(sys.argv[4]), kernel_name="python3",
-                   resources={"metadata": {"path": cwd}}).execute(cwd=cwd)
+    NotebookClient(nb, timeout=int(sys.argv[4]), kernel_name="python3", iopub_timeout=60,
+                   raise_on_iopub_timeout=True, resources={"metadata": {"path": cwd}}).execute(cwd=cwd)
 except CellExecutionError as error:
     result["error"] = str(error)
 result["seconds"] = time.monotonic() - start

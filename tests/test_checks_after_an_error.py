@@ -75,8 +75,8 @@ def _kernel_notebook():
 def ran(tmp_path_factory):
     nb = _kernel_notebook()
     folder = tmp_path_factory.mktemp("kernel")
-    NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(folder)}}).execute()
+    NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True, iopub_timeout=60,
+                   raise_on_iopub_timeout=True, resources={"metadata": {"path": str(folder)}}).execute()
     return {cell.id: cell for cell in nb.cells}
 
 
